@@ -1,0 +1,29 @@
+//! The durable-storage interface every node uses.
+//!
+//! It owns the contract, not the implementation: `sim` provides a simulated disk whose writes
+//! stay volatile until [`Disk::sync`], so that a crash loses exactly what was not synced. The
+//! engine must call `sync` wherever it promises durability (a broker acknowledging an append,
+//! the sink acknowledging a commit, a producer recording progress).
+//!
+//! Operations are synchronous: the simulated disk is memory, and its latency is not modelled.
+
+use std::sync::Arc;
+
+/// A node's private disk: named files of bytes, surviving restarts of the node.
+pub trait Disk: Send + Sync {
+    /// The file's current contents (synced and unsynced writes), or `None` if it does not exist.
+    fn read(&self, file: &str) -> Option<Vec<u8>>;
+    /// Appends bytes to a file, creating it if needed. Volatile until `sync`.
+    fn append(&self, file: &str, bytes: &[u8]);
+    /// Replaces a file's contents atomically (write-to-temp then rename). Volatile until `sync`.
+    fn replace(&self, file: &str, bytes: &[u8]);
+    /// Removes a file. Volatile until `sync`.
+    fn remove(&self, file: &str);
+    /// Makes every earlier write to this file durable.
+    fn sync(&self, file: &str);
+    /// Names of the existing files starting with `prefix`, in sorted order.
+    fn list(&self, prefix: &str) -> Vec<String>;
+}
+
+/// The shared handle a node holds to its disk.
+pub type DiskRef = Arc<dyn Disk>;

@@ -1,0 +1,238 @@
+//! The job: its specification, its logical graph (petgraph) and the physical plan of subtasks.
+//!
+//! It owns the translation from "what to compute" to "what runs where":
+//! 1. [`JobGraph::build`] turns a [`JobSpec`] into a DAG of operators joined by `Forward` or
+//!    `HashByKey` edges;
+//! 2. [`JobGraph::chains`] fuses operators joined by forward edges into chains (Flink's operator
+//!    chaining): one chain is one task, run as `parallelism` subtasks;
+//! 3. [`plan`] places subtasks on workers, so that consecutive chains' subtask `i` land on
+//!    different workers and the key-by exchange crosses the network.
+//!
+//! It does not run anything: workers do (see `worker`).
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::Direction;
+
+use crate::cluster::ClusterSpec;
+
+/// Delivery semantics the job promises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Semantics {
+    AtMostOnce,
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+impl Semantics {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Semantics::AtMostOnce => "at-most-once",
+            Semantics::AtLeastOnce => "at-least-once",
+            Semantics::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
+/// The user's pipeline: source → map → filter → key-by → running aggregate → sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineSpec {
+    /// The map step computes `value * map_scale + map_offset` (wrapping).
+    pub map_scale: i64,
+    pub map_offset: i64,
+    /// The filter step drops records whose mapped value is a multiple of this (0: keep all).
+    pub filter_drop_multiples_of: i64,
+}
+
+/// What the driver submits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSpec {
+    pub pipeline: PipelineSpec,
+    pub parallelism: u32,
+    pub semantics: Semantics,
+}
+
+/// A logical operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperatorKind {
+    Source,
+    Map { scale: i64, offset: i64 },
+    Filter { drop_multiples_of: i64 },
+    RunningAggregate,
+    Sink,
+}
+
+/// How records cross an edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// Subtask i feeds subtask i of the next operator, in the same task.
+    Forward,
+    /// Each record goes to the subtask owning its key.
+    HashByKey,
+}
+
+/// The logical dataflow graph.
+pub struct JobGraph {
+    pub graph: DiGraph<OperatorKind, Exchange>,
+}
+
+impl JobGraph {
+    pub fn build(spec: &PipelineSpec) -> Self {
+        let mut graph = DiGraph::new();
+        let source = graph.add_node(OperatorKind::Source);
+        let map = graph.add_node(OperatorKind::Map {
+            scale: spec.map_scale,
+            offset: spec.map_offset,
+        });
+        let filter = graph.add_node(OperatorKind::Filter {
+            drop_multiples_of: spec.filter_drop_multiples_of,
+        });
+        let aggregate = graph.add_node(OperatorKind::RunningAggregate);
+        let sink = graph.add_node(OperatorKind::Sink);
+        graph.add_edge(source, map, Exchange::Forward);
+        graph.add_edge(map, filter, Exchange::Forward);
+        graph.add_edge(filter, aggregate, Exchange::HashByKey);
+        graph.add_edge(aggregate, sink, Exchange::Forward);
+        JobGraph { graph }
+    }
+
+    /// Operators fused along forward edges, in topological order.
+    pub fn chains(&self) -> Vec<Vec<OperatorKind>> {
+        let order = petgraph::algo::toposort(&self.graph, None)
+            .expect("a job graph is a DAG by construction");
+        let mut chains: Vec<Vec<OperatorKind>> = Vec::new();
+        for node in order {
+            if self.starts_chain(node) {
+                chains.push(Vec::new());
+            }
+            chains
+                .last_mut()
+                .expect("the first node in topological order starts a chain")
+                .push(self.graph[node]);
+        }
+        chains
+    }
+
+    fn starts_chain(&self, node: NodeIndex) -> bool {
+        let inputs: Vec<_> = self.graph.edges_directed(node, Direction::Incoming).collect();
+        !(inputs.len() == 1 && *inputs[0].weight() == Exchange::Forward)
+    }
+}
+
+/// Identifies one subtask: chain index and subtask index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId {
+    pub chain: u32,
+    pub subtask: u32,
+}
+
+/// Where a subtask's input comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskInput {
+    /// Log partitions, read from their leaders.
+    Partitions(Vec<u32>),
+    /// One channel from every subtask of the upstream chain.
+    Channels { upstream_chain: u32, upstream_parallelism: u32 },
+}
+
+/// Where a subtask's output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskOutput {
+    /// Key-by exchange to the next chain's subtasks; `workers[i]` hosts subtask i.
+    Exchange { downstream_chain: u32, workers: Vec<u32> },
+    /// The external sink node.
+    Sink,
+}
+
+/// One deployable subtask.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSpec {
+    pub id: TaskId,
+    pub worker: u32,
+    pub epoch: u64,
+    pub input: TaskInput,
+    /// The chain's operators between its input and its output (no Source, no Sink).
+    pub operators: Vec<OperatorKind>,
+    pub output: TaskOutput,
+}
+
+/// The worker hosting subtask `subtask` of chain `chain`.
+pub fn placement(chain: u32, subtask: u32, workers: u32) -> u32 {
+    assert!(workers > 0);
+    (subtask + chain) % workers
+}
+
+/// The physical plan of a job on a cluster.
+pub fn plan(cluster: &ClusterSpec, job: &JobSpec, epoch: u64) -> Vec<TaskSpec> {
+    let chains = JobGraph::build(&job.pipeline).chains();
+    let p = job.parallelism;
+    assert!(p > 0, "parallelism must be positive");
+    let mut tasks = Vec::new();
+    for (c, ops) in chains.iter().enumerate() {
+        let c = c as u32;
+        for subtask in 0..p {
+            tasks.push(task_spec(cluster, &chains, c, ops, subtask, p, epoch));
+        }
+    }
+    tasks
+}
+
+fn task_spec(
+    cluster: &ClusterSpec,
+    chains: &[Vec<OperatorKind>],
+    chain: u32,
+    ops: &[OperatorKind],
+    subtask: u32,
+    parallelism: u32,
+    epoch: u64,
+) -> TaskSpec {
+    let input = if ops[0] == OperatorKind::Source {
+        let partitions = (0..cluster.partitions()).filter(|q| q % parallelism == subtask);
+        TaskInput::Partitions(partitions.collect())
+    } else {
+        TaskInput::Channels { upstream_chain: chain - 1, upstream_parallelism: parallelism }
+    };
+    let output = if ops.last() == Some(&OperatorKind::Sink) {
+        TaskOutput::Sink
+    } else {
+        assert!((chain as usize) + 1 < chains.len(), "a chain without a sink must feed another");
+        let workers = (0..parallelism)
+            .map(|i| placement(chain + 1, i, cluster.workers))
+            .collect();
+        TaskOutput::Exchange { downstream_chain: chain + 1, workers }
+    };
+    let operators = ops
+        .iter()
+        .copied()
+        .filter(|op| !matches!(op, OperatorKind::Source | OperatorKind::Sink))
+        .collect();
+    TaskSpec {
+        id: TaskId { chain, subtask },
+        worker: placement(chain, subtask, cluster.workers),
+        epoch,
+        input,
+        operators,
+        output,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_fuses_into_two_chains() {
+        let spec = PipelineSpec { map_scale: 2, map_offset: 1, filter_drop_multiples_of: 5 };
+        let chains = JobGraph::build(&spec).chains();
+        assert_eq!(chains.len(), 2);
+        assert_eq!(chains[0][0], OperatorKind::Source);
+        assert_eq!(chains[0].len(), 3);
+        assert_eq!(chains[1], vec![OperatorKind::RunningAggregate, OperatorKind::Sink]);
+    }
+
+    #[test]
+    fn exchange_crosses_workers() {
+        for subtask in 0..4 {
+            assert_ne!(placement(0, subtask, 2), placement(1, subtask, 2));
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The log source: one fetcher per assigned partition, reading committed records in offset order.
+//!
+//! A fetcher asks the partition's leader for records from its next offset, forwards non-empty
+//! results into a small bounded queue (backpressure: it stops fetching while the subtask is
+//! busy), and stops once it has seen an end-of-stream record from every producer. A failed or
+//! silent fetch is retried on a new connection from the same offset.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::broker::{BrokerRequest, BrokerResponse};
+use crate::cluster::{NodeId, Role, BROKER_PORT};
+use crate::net::Client;
+use crate::observe::NodeContext;
+use crate::record::{LogRecord, Payload};
+
+/// Records read from one partition.
+pub struct Fetched {
+    pub partition: u32,
+    pub records: Vec<LogRecord>,
+    /// The partition is complete: every producer's end-of-stream was read.
+    pub done: bool,
+}
+
+/// Starts a fetcher per partition; the receiver yields their results.
+pub fn start(ctx: &NodeContext, client: Rc<Client>, partitions: &[u32]) -> mpsc::Receiver<Fetched> {
+    let (tx, rx) = mpsc::channel(2 * partitions.len().max(1));
+    for &partition in partitions {
+        madsim::task::spawn_local(fetch_partition(ctx.clone(), client.clone(), partition, tx.clone()));
+    }
+    rx
+}
+
+async fn fetch_partition(ctx: NodeContext, client: Rc<Client>, partition: u32, out: mpsc::Sender<Fetched>) {
+    let settings = ctx.cluster.settings.clone();
+    let leader = NodeId::new(Role::Broker, ctx.cluster.leader_of(partition));
+    let patience = Duration::from_millis(settings.fetch_wait_ms + settings.request_timeout_ms);
+    let retry = Duration::from_millis(settings.request_timeout_ms);
+    let mut offset = 0u64;
+    let mut ended = 0u32;
+    loop {
+        let Ok((tx, mut rx)) = client.connect::<BrokerRequest, BrokerResponse>(leader.addr(BROKER_PORT)).await
+        else {
+            madsim::time::sleep(retry).await;
+            continue;
+        };
+        loop {
+            let request = BrokerRequest::Fetch { partition, offset, max_records: settings.batch_records };
+            if tx.send(request).await.is_err() {
+                break;
+            }
+            let Ok(Ok(BrokerResponse::Fetched { records, offset: at, .. })) =
+                madsim::time::timeout(patience, rx.recv()).await
+            else {
+                break;
+            };
+            assert_eq!(at, offset, "fetch answered for another offset");
+            if records.is_empty() {
+                continue;
+            }
+            offset += records.len() as u64;
+            ended += records.iter().filter(|r| r.payload == Payload::EndOfStream).count() as u32;
+            assert!(ended <= ctx.cluster.producers, "more end-of-stream records than producers");
+            let done = ended == ctx.cluster.producers;
+            if out.send(Fetched { partition, records, done }).await.is_err() || done {
+                return;
+            }
+        }
+        madsim::time::sleep(retry).await;
+    }
+}

@@ -1,0 +1,275 @@
+//! The producer node: emits its share of the seeded workload into the log, idempotently.
+//!
+//! # Protocol
+//! 1. Events become due at their event time (simulated ms since the run began) and queue per
+//!    partition, numbered by a per-partition sequence: the n-th record this producer writes to a
+//!    partition carries seq n, whatever the batching.
+//! 2. A partition has at most one batch in flight; a batch leaves when full (`batch_records`),
+//!    when its oldest record waited `linger_ms`, or when the workload is exhausted.
+//! 3. An unanswered batch is resent unchanged after `request_timeout_ms`; the leader drops the
+//!    records it already holds, so a retry never duplicates.
+//! 4. On acknowledgement the producer records its per-partition progress durably (synced), so
+//!    a restarted producer regenerates the workload and skips what was acknowledged.
+//! 5. After its last event, it writes an end-of-stream record to every partition.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::broker::{BrokerRequest, BrokerResponse};
+use crate::clock;
+use crate::cluster::{NodeId, Role, BROKER_PORT};
+use crate::codec::{self, Reader};
+use crate::net::{Client, Tx};
+use crate::observe::{NodeContext, TraceEvent};
+use crate::record::{LogRecord, Payload};
+use crate::workload::ProducerEvents;
+
+const PROGRESS_FILE: &str = "progress";
+
+/// One partition's outgoing state.
+#[derive(Default)]
+struct Lane {
+    /// Records not yet sent, oldest first, and when the oldest became due.
+    queued: VecDeque<LogRecord>,
+    queued_since_ms: u64,
+    in_flight: Option<InFlight>,
+    /// Records acknowledged so far (= the next seq the broker has not confirmed).
+    acked: u64,
+    /// Sequence number for the next record generated for this partition.
+    next_seq: u64,
+    end_queued: bool,
+}
+
+struct InFlight {
+    records: Vec<LogRecord>,
+    sent_at_ms: u64,
+}
+
+struct Producer {
+    ctx: NodeContext,
+    me: u32,
+    events: ProducerEvents,
+    /// The next event the workload will emit; `None` once it is exhausted.
+    upcoming: Option<(u32, crate::record::Event)>,
+    lanes: Vec<Lane>,
+    client: Client,
+    /// Connections to brokers, opened on first use and dropped on error.
+    conns: BTreeMap<u32, Tx<BrokerRequest>>,
+    acks_tx: mpsc::UnboundedSender<BrokerResponse>,
+}
+
+/// The producer node's boot function.
+pub async fn run(ctx: NodeContext) {
+    ctx.trace(TraceEvent::Boot);
+    let (acks_tx, mut acks) = mpsc::unbounded_channel();
+    let mut producer = Producer::boot(ctx, acks_tx).await;
+    while !producer.finished() {
+        producer.pump().await;
+        let wake = producer.next_wake_ms();
+        let wait = Duration::from_millis(wake.saturating_sub(clock::elapsed_ms()).max(1));
+        if let Ok(Some(ack)) = madsim::time::timeout(wait, acks.recv()).await {
+            producer.on_response(ack);
+            while let Ok(ack) = acks.try_recv() {
+                producer.on_response(ack);
+            }
+        }
+    }
+}
+
+impl Producer {
+    async fn boot(ctx: NodeContext, acks_tx: mpsc::UnboundedSender<BrokerResponse>) -> Self {
+        let me = ctx.id.index;
+        let partitions = ctx.cluster.partitions() as usize;
+        let mut lanes: Vec<Lane> = (0..partitions).map(|_| Lane::default()).collect();
+        let acked = load_progress(&ctx, partitions);
+        for (lane, acked) in lanes.iter_mut().zip(acked) {
+            lane.acked = acked;
+        }
+        let mut events = ctx.cluster.workload.events_for(me);
+        let upcoming = events.next();
+        let client = Client::bind().await;
+        Producer { ctx, me, events, upcoming, lanes, client, conns: BTreeMap::new(), acks_tx }
+    }
+
+    fn finished(&self) -> bool {
+        self.upcoming.is_none()
+            && self.lanes.iter().all(|l| l.end_queued && l.queued.is_empty() && l.in_flight.is_none())
+    }
+
+    /// Moves due events into lanes, then sends every batch that is ready.
+    async fn pump(&mut self) {
+        let now = clock::elapsed_ms();
+        self.generate(now);
+        for p in 0..self.lanes.len() {
+            if self.ready(p, now) {
+                self.send(p as u32, now).await;
+            } else if self.timed_out(p, now) {
+                self.resend(p as u32, now).await;
+            }
+        }
+    }
+
+    fn generate(&mut self, now: u64) {
+        let limit = 4 * self.ctx.cluster.settings.batch_records;
+        while let Some((p, event)) = self.upcoming {
+            let lane = &mut self.lanes[p as usize];
+            if event.event_time_ms > now || lane.queued.len() >= limit {
+                break;
+            }
+            self.upcoming = self.events.next();
+            let seq = lane.next_seq;
+            lane.next_seq += 1;
+            if seq < lane.acked {
+                continue; // acknowledged before a restart
+            }
+            push(lane, LogRecord { producer: self.me, seq, payload: Payload::Data(event) }, now);
+        }
+        if self.upcoming.is_none() {
+            for lane in &mut self.lanes {
+                if !lane.end_queued {
+                    lane.end_queued = true;
+                    let seq = lane.next_seq;
+                    lane.next_seq += 1;
+                    if seq >= lane.acked {
+                        push(lane, LogRecord { producer: self.me, seq, payload: Payload::EndOfStream }, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn ready(&self, p: usize, now: u64) -> bool {
+        let lane = &self.lanes[p];
+        let settings = &self.ctx.cluster.settings;
+        lane.in_flight.is_none()
+            && !lane.queued.is_empty()
+            && (lane.queued.len() >= settings.batch_records
+                || now >= lane.queued_since_ms + settings.linger_ms
+                || self.upcoming.is_none())
+    }
+
+    fn timed_out(&self, p: usize, now: u64) -> bool {
+        let timeout = self.ctx.cluster.settings.request_timeout_ms;
+        self.lanes[p].in_flight.as_ref().is_some_and(|f| now >= f.sent_at_ms + timeout)
+    }
+
+    async fn send(&mut self, partition: u32, now: u64) {
+        let batch = self.ctx.cluster.settings.batch_records;
+        let lane = &mut self.lanes[partition as usize];
+        let n = lane.queued.len().min(batch);
+        let records: Vec<LogRecord> = lane.queued.drain(..n).collect();
+        lane.queued_since_ms = now;
+        let base_seq = records[0].seq;
+        lane.in_flight = Some(InFlight { records, sent_at_ms: now });
+        self.ctx.trace(TraceEvent::ProduceSent { partition, base_seq, records: n as u64 });
+        self.transmit(partition).await;
+    }
+
+    async fn resend(&mut self, partition: u32, now: u64) {
+        let lane = &mut self.lanes[partition as usize];
+        lane.in_flight.as_mut().expect("resend without a batch in flight").sent_at_ms = now;
+        self.transmit(partition).await;
+    }
+
+    /// Sends the partition's in-flight batch to its leader; a failure waits for the retry timer.
+    async fn transmit(&mut self, partition: u32) {
+        let leader = self.ctx.cluster.leader_of(partition);
+        let records = self.lanes[partition as usize].in_flight.as_ref().unwrap().records.clone();
+        let request = BrokerRequest::Produce { partition, producer: self.me, records };
+        if !self.conns.contains_key(&leader) && !self.open(leader).await {
+            return;
+        }
+        if self.conns[&leader].send(request).await.is_err() {
+            self.conns.remove(&leader);
+        }
+    }
+
+    /// Connects to a broker and forwards its responses to the main loop.
+    async fn open(&mut self, broker: u32) -> bool {
+        let addr = NodeId::new(Role::Broker, broker).addr(BROKER_PORT);
+        let Ok((tx, mut rx)) = self.client.connect::<BrokerRequest, BrokerResponse>(addr).await
+        else {
+            return false;
+        };
+        let acks = self.acks_tx.clone();
+        madsim::task::spawn_local(async move {
+            while let Ok(response) = rx.recv().await {
+                if acks.send(response).is_err() {
+                    break;
+                }
+            }
+        });
+        self.conns.insert(broker, tx);
+        true
+    }
+
+    fn on_response(&mut self, response: BrokerResponse) {
+        let BrokerResponse::Produced { partition, end_seq } = response else {
+            return; // NotLeader and the like: the retry timer resends
+        };
+        let lane = &mut self.lanes[partition as usize];
+        let Some(in_flight) = &lane.in_flight else { return };
+        if end_seq != in_flight.records.last().unwrap().seq + 1 {
+            return; // a late answer to an earlier batch
+        }
+        assert!(end_seq > lane.acked, "acknowledgements move forward");
+        lane.in_flight = None;
+        lane.acked = end_seq;
+        self.ctx.trace(TraceEvent::ProduceAcked { partition, end_seq });
+        self.save_progress();
+    }
+
+    fn save_progress(&self) {
+        let mut body = Vec::with_capacity(self.lanes.len() * 8);
+        for lane in &self.lanes {
+            body.extend_from_slice(&lane.acked.to_le_bytes());
+        }
+        let mut bytes = Vec::new();
+        codec::put_frame(&mut bytes, &body);
+        self.ctx.disk.replace(PROGRESS_FILE, &bytes);
+        self.ctx.disk.sync(PROGRESS_FILE);
+    }
+
+    /// The next simulated ms at which something may be due: an event, a linger, a retry.
+    fn next_wake_ms(&self) -> u64 {
+        let settings = self.ctx.cluster.settings.clone();
+        let mut wake = clock::elapsed_ms() + settings.request_timeout_ms;
+        if let Some((p, event)) = self.upcoming {
+            if self.lanes[p as usize].queued.len() < 4 * settings.batch_records {
+                wake = wake.min(event.event_time_ms);
+            }
+        }
+        for lane in &self.lanes {
+            match &lane.in_flight {
+                Some(f) => wake = wake.min(f.sent_at_ms + settings.request_timeout_ms),
+                None if !lane.queued.is_empty() => {
+                    wake = wake.min(lane.queued_since_ms + settings.linger_ms)
+                }
+                None => {}
+            }
+        }
+        wake
+    }
+}
+
+fn push(lane: &mut Lane, record: LogRecord, now: u64) {
+    if lane.queued.is_empty() {
+        lane.queued_since_ms = now;
+    }
+    lane.queued.push_back(record);
+}
+
+fn load_progress(ctx: &NodeContext, partitions: usize) -> Vec<u64> {
+    let mut acked = vec![0; partitions];
+    if let Some(bytes) = ctx.disk.read(PROGRESS_FILE) {
+        if let Some(body) = codec::frames(&bytes).0.last() {
+            let mut r = Reader::new(body);
+            for a in acked.iter_mut() {
+                *a = r.u64();
+            }
+        }
+    }
+    acked
+}
