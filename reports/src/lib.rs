@@ -1,1 +1,113 @@
+//! faultline-reports: the records a run leaves behind, and their renderings.
+//!
+//! It owns the serde shape of a run ([`RunRecord`]), a swarm ([`SwarmRecord`]) and a benchmark
+//! ([`BenchRecord`]). It depends on no other faultline crate, so a record saved as JSON can be
+//! rendered again without the simulator: the field names here are the CLI's `--json` contract.
 
+use serde::{Deserialize, Serialize};
+
+/// One run of one scenario with one seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub scenario: String,
+    pub seed: u64,
+    /// `"pass"` or `"fail"`.
+    pub verdict: String,
+    pub semantics: String,
+    pub recovery: String,
+    /// Hex digest over every trace event of the run.
+    pub trace_hash: String,
+    pub sim_time_ms: u64,
+    pub wall_ms: f64,
+    pub events_in: u64,
+    pub output: OutputCounts,
+    pub violations: Vec<Violation>,
+    pub faults: Vec<FaultRecord>,
+    pub checkpoints: CheckpointCounts,
+    pub recoveries: Vec<RecoveryRecord>,
+    /// The command that replays this run exactly.
+    pub repro: String,
+}
+
+/// The delivery checker's classification of the sink's committed output.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputCounts {
+    pub expected: u64,
+    pub committed: u64,
+    pub duplicates: u64,
+    pub lost: u64,
+    pub wrong: u64,
+}
+
+/// A broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub invariant: String,
+    pub detail: String,
+}
+
+/// One injected fault and whether it took effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub at_ms: u64,
+    pub class: String,
+    pub target: String,
+    pub action: String,
+    pub effective: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointCounts {
+    pub completed: u64,
+    pub aborted: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryRecord {
+    pub fault_at_ms: u64,
+    pub recovered_at_ms: u64,
+}
+
+impl RunRecord {
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+}
+
+/// Many seeds of one scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwarmRecord {
+    pub scenario: String,
+    pub seeds: u64,
+    pub passed: u64,
+    pub failed: Vec<SwarmFailure>,
+    pub wall_ms: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwarmFailure {
+    pub seed: u64,
+    pub violations: Vec<Violation>,
+    pub repro: String,
+}
+
+/// The engine against a bare-madsim baseline moving the same records through the same hops.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchRecord {
+    pub events: u64,
+    pub batch_records: u64,
+    pub hops: u64,
+    pub engine_records_per_s: f64,
+    pub engine_wall_ms: f64,
+    pub engine_sim_per_wall: f64,
+    pub baseline_records_per_s: f64,
+    pub baseline_wall_ms: f64,
+    pub baseline_sim_per_wall: f64,
+    /// engine / baseline, in records per wall second.
+    pub ratio: f64,
+}
+
+/// One JSON line for a record, as `--json` prints it.
+pub fn to_json<T: Serialize>(record: &T) -> String {
+    serde_json::to_string(record).expect("records serialise")
+}

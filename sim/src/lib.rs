@@ -1,1 +1,23 @@
+//! faultline-sim: the simulated world around the engine, the fault injector, the checkers,
+//! the scenario loader, the runner and the `faultline` CLI.
+//!
+//! **Architecture Invariant:** only this crate holds madsim's god-mode handles (kill, restart,
+//! pause, clog); the engine never sees a fault coming.
 
+#[cfg(not(madsim))]
+compile_error!(
+    "faultline-sim only runs simulated: build with `--cfg madsim` (set in .cargo/config.toml; \
+     a RUSTFLAGS environment variable replaces it)"
+);
+
+pub mod bench;
+pub mod checker;
+pub mod cli;
+pub mod disk;
+pub mod faults;
+pub mod runner;
+pub mod scenario;
+pub mod swarm;
+pub mod trace;
+pub mod wall;
+pub mod world;

@@ -175,6 +175,11 @@ async fn serve(broker: Shared, reply: Reply, mut rx: Rx<BrokerRequest>) {
     }
 }
 
+/// Copies committed records out, releasing the borrow before the caller awaits anything.
+fn read_committed(broker: &Shared, partition: u32, offset: u64, max: usize) -> Vec<LogRecord> {
+    broker.borrow().partitions[&partition].read_committed(offset, max).to_vec()
+}
+
 async fn fetch(broker: Shared, reply: Reply, partition: u32, offset: u64, max_records: usize) {
     if !broker.borrow().leading.contains_key(&partition) {
         _ = reply.send(BrokerResponse::NotLeader { partition }).await;
@@ -185,8 +190,7 @@ async fn fetch(broker: Shared, reply: Reply, partition: u32, offset: u64, max_re
     let deadline = clock::now() + wait;
     let records = loop {
         let notified = changed.notified();
-        let log = &broker.borrow().partitions[&partition];
-        let records = log.read_committed(offset, max_records).to_vec();
+        let records = read_committed(&broker, partition, offset, max_records);
         if !records.is_empty() {
             break records;
         }

@@ -1,0 +1,144 @@
+//! The benchmark: the engine's throughput against a bare-madsim baseline, in one process.
+//!
+//! The engine side runs the quickstart pipeline with more events. The baseline moves the same
+//! number of records, in batches of the same size, through the same number of network hops,
+//! with nothing else: no log, no operators, no acknowledgements. Their ratio says what the
+//! engine's machinery costs on top of the simulator itself.
+//!
+//! Hops on the engine's data path: producer → leader, leader → each follower (rf − 1),
+//! leader → source subtask, source → aggregate subtask (key-by exchange), aggregate → sink.
+
+use std::net::SocketAddr;
+
+use faultline_engine::record::{Event, LogRecord, Payload};
+use faultline_reports::BenchRecord;
+use madsim::net::Endpoint;
+use madsim::runtime::Runtime;
+use madsim::time::TimeHandle;
+
+use crate::runner;
+use crate::scenario::{self, Loaded, ScenarioError};
+use crate::wall::WallClock;
+
+/// What to measure.
+pub struct BenchOptions {
+    pub scenario: std::path::PathBuf,
+    pub events: u64,
+    pub batch_records: usize,
+}
+
+/// Runs both sides and compares them. Fails if the engine's run does not pass its checks.
+pub fn bench(options: &BenchOptions) -> Result<BenchRecord, BenchError> {
+    let loaded = engine_scenario(options)?;
+    let hops = u64::from(loaded.scenario.engine.replication_factor) + 3;
+    let engine = runner::run_isolated(&loaded, 1);
+    if !engine.passed() {
+        return Err(BenchError::EngineFailed(engine.repro.clone(), format!("{:?}", engine.violations)));
+    }
+    let (base_wall_ms, base_sim_ms) = baseline_isolated(options.events, options.batch_records, hops);
+    let engine_rate = options.events as f64 / (engine.wall_ms / 1000.0);
+    let base_rate = options.events as f64 / (base_wall_ms / 1000.0);
+    Ok(BenchRecord {
+        events: options.events,
+        batch_records: options.batch_records as u64,
+        hops,
+        engine_records_per_s: engine_rate,
+        engine_wall_ms: engine.wall_ms,
+        engine_sim_per_wall: engine.sim_time_ms as f64 / engine.wall_ms,
+        baseline_records_per_s: base_rate,
+        baseline_wall_ms: base_wall_ms,
+        baseline_sim_per_wall: base_sim_ms as f64 / base_wall_ms,
+        ratio: engine_rate / base_rate,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("the engine's benchmark run failed its checks ({1}); replay: {0}")]
+    EngineFailed(String, String),
+}
+
+fn engine_scenario(options: &BenchOptions) -> Result<Loaded, ScenarioError> {
+    // A rate high enough that producers always fill their batches: the benchmark measures
+    // the machinery per record, not the workload's pacing.
+    let sets = vec![
+        format!("workload.events={}", options.events),
+        format!("workload.rate_per_s={}", options.events.max(1000) * 10),
+        format!("engine.batch_records={}", options.batch_records),
+        "checks.max_sim_time_ms=36000000".to_string(),
+    ];
+    scenario::load(&options.scenario, &sets)
+}
+
+/// Runs the baseline on a fresh thread; returns (wall ms, simulated ms).
+fn baseline_isolated(records: u64, batch: usize, hops: u64) -> (f64, u64) {
+    #[allow(clippy::disallowed_methods)]
+    let handle = std::thread::Builder::new()
+        .name("baseline".into())
+        .spawn(move || baseline(records, batch, hops))
+        .expect("spawning the baseline thread");
+    handle.join().expect("the baseline does not panic")
+}
+
+/// A chain of `hops + 1` nodes; the first sends every batch, the middle ones forward, the last
+/// counts.
+fn baseline(records: u64, batch: usize, hops: u64) -> (f64, u64) {
+    let wall = WallClock::start();
+    let rt = Runtime::with_seed_and_config(1, madsim::Config::default());
+    let addr = |i: u64| -> SocketAddr { format!("10.9.0.{}:9000", i + 1).parse().unwrap() };
+    for i in 1..=hops {
+        let node = rt.create_node().name(format!("hop-{i}")).ip(addr(i).ip()).build();
+        let next = (i < hops).then(|| addr(i + 1));
+        node.spawn(async move { relay(addr(i), next, records).await });
+    }
+    let source = rt.create_node().name("hop-0").ip(addr(0).ip()).build();
+    let sim_ms = rt.block_on(async move {
+        let sender = source.spawn(async move { emit(addr(1), records, batch).await });
+        sender.await.expect("the emitter runs");
+        TimeHandle::current().elapsed().as_millis() as u64
+    });
+    (wall.elapsed_ms(), sim_ms)
+}
+
+async fn emit(to: SocketAddr, records: u64, batch: usize) {
+    let ep = Endpoint::bind("0.0.0.0:0").await.unwrap();
+    let (tx, mut rx) = ep.connect1(to).await.unwrap();
+    let mut sent = 0u64;
+    while sent < records {
+        let n = (records - sent).min(batch as u64);
+        let batch: Vec<LogRecord> = (sent..sent + n).map(record).collect();
+        tx.send(Box::new(batch)).await.unwrap();
+        sent += n;
+    }
+    rx.recv().await.expect("the last hop answers when it has every record");
+}
+
+fn record(i: u64) -> LogRecord {
+    let event = Event { key: i % 1000, value: i as i64, event_time_ms: i };
+    LogRecord { producer: 0, seq: i, payload: Payload::Data(event) }
+}
+
+/// Forwards every batch to `next`; the last hop counts and answers back down the chain.
+async fn relay(at: SocketAddr, next: Option<SocketAddr>, records: u64) {
+    let ep = Endpoint::bind(at).await.unwrap();
+    let (back, mut rx, _) = ep.accept1().await.unwrap();
+    let mut forward = match next {
+        Some(next) => Some(ep.connect1(next).await.unwrap()),
+        None => None,
+    };
+    let mut seen = 0u64;
+    while seen < records {
+        let payload = rx.recv().await.unwrap();
+        let batch = payload.downcast::<Vec<LogRecord>>().expect("baseline batches");
+        seen += batch.len() as u64;
+        if let Some((tx, _)) = &forward {
+            tx.send(batch).await.unwrap();
+        }
+    }
+    if let Some((_, done)) = forward.as_mut() {
+        done.recv().await.unwrap();
+    }
+    back.send(Box::new(())).await.unwrap();
+}

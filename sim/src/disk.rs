@@ -1,0 +1,155 @@
+//! The simulated disk: one per node, outside the node, surviving its crashes.
+//!
+//! It owns the crash model. Writes (append, replace, remove) change the file's current contents
+//! at once but stay volatile until `sync`; `crash` rolls every file back to its last synced
+//! state — appends since the sync vanish, a replaced or removed file comes back as it was.
+//! What was synced survives every crash. Torn writes are modelled by the engine's framing
+//! (`engine::codec`), not here.
+//!
+//! Appends after a sync cost O(bytes appended), never a copy of the whole file.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use faultline_engine::disk::Disk;
+
+#[derive(Default)]
+struct File {
+    data: Vec<u8>,
+    /// `data[..synced_len]` is durable, unless `before_rewrite` says otherwise.
+    synced_len: usize,
+    /// Set when the file was replaced or removed since its last sync: what a crash restores
+    /// (`None`: the file did not exist durably).
+    before_rewrite: Option<Option<Vec<u8>>>,
+    exists: bool,
+}
+
+impl File {
+    fn durable(&self) -> Option<Vec<u8>> {
+        match &self.before_rewrite {
+            Some(previous) => previous.clone(),
+            None => self.exists.then(|| self.data[..self.synced_len].to_vec()),
+        }
+    }
+
+    fn rewrite(&mut self, bytes: Option<&[u8]>) {
+        if self.before_rewrite.is_none() {
+            self.before_rewrite = Some(self.durable());
+        }
+        self.exists = bytes.is_some();
+        self.data = bytes.map(<[u8]>::to_vec).unwrap_or_default();
+        self.synced_len = 0;
+    }
+}
+
+/// A node's disk.
+#[derive(Default)]
+pub struct SimDisk {
+    files: Mutex<BTreeMap<String, File>>,
+}
+
+impl SimDisk {
+    /// Loses every unsynced write, as a power cut or process crash would.
+    pub fn crash(&self) {
+        let mut files = self.files.lock().unwrap();
+        for file in files.values_mut() {
+            match file.before_rewrite.take() {
+                Some(previous) => {
+                    file.exists = previous.is_some();
+                    file.data = previous.unwrap_or_default();
+                    file.synced_len = file.data.len();
+                }
+                None => file.data.truncate(file.synced_len),
+            }
+        }
+        files.retain(|_, f| f.exists);
+    }
+
+    /// Bytes written but not yet synced, over all files.
+    pub fn unsynced_bytes(&self) -> usize {
+        let files = self.files.lock().unwrap();
+        files
+            .values()
+            .map(|f| match f.before_rewrite {
+                Some(_) => f.data.len(),
+                None => f.data.len() - f.synced_len,
+            })
+            .sum()
+    }
+}
+
+impl Disk for SimDisk {
+    fn read(&self, file: &str) -> Option<Vec<u8>> {
+        let files = self.files.lock().unwrap();
+        files.get(file).filter(|f| f.exists).map(|f| f.data.clone())
+    }
+
+    fn append(&self, file: &str, bytes: &[u8]) {
+        let mut files = self.files.lock().unwrap();
+        let f = files.entry(file.to_string()).or_default();
+        if !f.exists {
+            f.rewrite(Some(&[]));
+        }
+        f.data.extend_from_slice(bytes);
+    }
+
+    fn replace(&self, file: &str, bytes: &[u8]) {
+        let mut files = self.files.lock().unwrap();
+        files.entry(file.to_string()).or_default().rewrite(Some(bytes));
+    }
+
+    fn remove(&self, file: &str) {
+        let mut files = self.files.lock().unwrap();
+        if let Some(f) = files.get_mut(file) {
+            f.rewrite(None);
+        }
+    }
+
+    fn sync(&self, file: &str) {
+        let mut files = self.files.lock().unwrap();
+        if let Some(f) = files.get_mut(file) {
+            f.before_rewrite = None;
+            f.synced_len = f.data.len();
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Vec<String> {
+        let files = self.files.lock().unwrap();
+        files.iter().filter(|(n, f)| f.exists && n.starts_with(prefix)).map(|(n, _)| n.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_keeps_synced_appends_only() {
+        let disk = SimDisk::default();
+        disk.append("log", b"abc");
+        disk.sync("log");
+        disk.append("log", b"def");
+        assert_eq!(disk.read("log").unwrap(), b"abcdef");
+        assert_eq!(disk.unsynced_bytes(), 3);
+        disk.crash();
+        assert_eq!(disk.read("log").unwrap(), b"abc");
+    }
+
+    #[test]
+    fn crash_undoes_unsynced_replace_and_remove() {
+        let disk = SimDisk::default();
+        disk.replace("meta", b"v1");
+        disk.sync("meta");
+        disk.replace("meta", b"v2");
+        disk.crash();
+        assert_eq!(disk.read("meta").unwrap(), b"v1");
+        disk.remove("meta");
+        assert!(disk.read("meta").is_none());
+        disk.crash();
+        assert_eq!(disk.read("meta").unwrap(), b"v1");
+        disk.append("new", b"x");
+        disk.crash();
+        assert!(disk.read("new").is_none());
+        assert_eq!(disk.list(""), vec!["meta".to_string()]);
+    }
+}

@@ -1,0 +1,166 @@
+//! The runner: one scenario, one seed, one fresh runtime — from building the world to the
+//! verdict.
+//!
+//! # A run
+//! 1. Build the madsim runtime from the seed and the scenario's network, and the world on it.
+//! 2. Safety phase: the job runs while the injector applies the scenario's faults.
+//! 3. Liveness: the job must finish within `checks.max_sim_time_ms` of simulated time.
+//! 4. Judge: read the sink's durable output, evaluate the reference, run the checkers.
+//!
+//! Each run gets a fresh OS thread ([`run_isolated`]): madsim seeds std's `HashMap` hashers
+//! only for the first runtime on a thread, so a reused thread could change the schedule.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use faultline_engine::job::Semantics;
+use faultline_engine::sink::{read_committed, COMMITTED_FILE};
+use faultline_reports::{CheckpointCounts, RunRecord, Violation};
+use madsim::runtime::Runtime;
+use madsim::time::TimeHandle;
+
+use faultline_engine::disk::Disk;
+
+use crate::checker::{delivery, reference};
+use crate::faults::Injector;
+use crate::scenario::Loaded;
+use crate::wall::WallClock;
+use crate::world::{self, World};
+
+/// How often the supervisor looks at the job's progress, in simulated time.
+const SUPERVISE_TICK: Duration = Duration::from_millis(10);
+
+/// Invariants whose violation is a liveness failure (exit code 3) rather than a safety one.
+const LIVENESS: [&str; 2] = ["liveness", "job-failed"];
+
+enum Ending {
+    Finished,
+    Failed { at_ms: u64 },
+    TimedOut,
+}
+
+/// Runs one seed on a fresh thread and returns its record.
+pub fn run_isolated(loaded: &Loaded, seed: u64) -> RunRecord {
+    let loaded = loaded.clone();
+    // A fresh OS thread per run is the determinism rule, not a source of parallelism in the
+    // simulation: the run itself stays on that one thread.
+    #[allow(clippy::disallowed_methods)]
+    let handle = std::thread::Builder::new()
+        .name(format!("seed-{seed}"))
+        .spawn(move || run_seed(&loaded, seed))
+        .expect("spawning a run thread");
+    match handle.join() {
+        Ok(record) => record,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Runs one seed on the current thread.
+pub fn run_seed(loaded: &Loaded, seed: u64) -> RunRecord {
+    let wall = WallClock::start();
+    let scenario = &loaded.scenario;
+    let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
+    let world = World::build(&rt, world::cluster_spec(scenario, seed));
+    let injector = Injector::new(&world);
+    let (ending, sim_time_ms) = rt.block_on(supervise(&world, loaded, injector.clone()));
+    let faults = injector.applied.borrow().clone();
+    drop(rt);
+    let mut record = judge(loaded, seed, &world, ending);
+    record.sim_time_ms = sim_time_ms;
+    record.faults = faults;
+    record.wall_ms = wall.elapsed_ms();
+    record
+}
+
+async fn supervise(world: &World, loaded: &Loaded, injector: Rc<Injector>) -> (Ending, u64) {
+    let deadline_ms = loaded.scenario.checks.max_sim_time_ms;
+    madsim::task::spawn_local(injector.run(loaded.scenario.faults.clone()));
+    let ending = loop {
+        if world.recorder.job_finished_at_ms().is_some() {
+            break Ending::Finished;
+        }
+        if let Some(at_ms) = world.recorder.job_failed_at_ms() {
+            break Ending::Failed { at_ms };
+        }
+        if TimeHandle::current().elapsed().as_millis() as u64 >= deadline_ms {
+            break Ending::TimedOut;
+        }
+        madsim::time::sleep(SUPERVISE_TICK).await;
+    };
+    (ending, TimeHandle::current().elapsed().as_millis() as u64)
+}
+
+fn judge(loaded: &Loaded, seed: u64, world: &World, ending: Ending) -> RunRecord {
+    let cluster = &world.cluster;
+    let committed = world.sink_disk().read(COMMITTED_FILE).map(|b| read_committed(&b)).unwrap_or_default();
+    let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
+    let delivery = delivery::check(&expected, &committed);
+    let semantics = cluster.job.semantics;
+    let mut violations = delivery.violations(semantics);
+    violations.extend(liveness(&ending, loaded.scenario.checks.max_sim_time_ms));
+    RunRecord {
+        scenario: loaded.scenario.name.clone(),
+        seed,
+        verdict: if violations.is_empty() { "pass" } else { "fail" }.to_string(),
+        semantics: semantics_name(semantics).to_string(),
+        recovery: loaded.scenario.engine.recovery.as_str().to_string(),
+        trace_hash: world.recorder.hash(),
+        sim_time_ms: 0,
+        wall_ms: 0.0,
+        events_in: cluster.workload.events,
+        output: delivery.counts,
+        violations,
+        faults: Vec::new(),
+        checkpoints: CheckpointCounts::default(),
+        recoveries: Vec::new(),
+        repro: repro(loaded, seed),
+    }
+}
+
+fn liveness(ending: &Ending, bound_ms: u64) -> Option<Violation> {
+    match ending {
+        Ending::Finished => None,
+        Ending::Failed { at_ms } => Some(Violation {
+            invariant: "job-failed".into(),
+            detail: format!("the manager failed the job at {at_ms} ms"),
+        }),
+        Ending::TimedOut => Some(Violation {
+            invariant: "liveness".into(),
+            detail: format!("the job did not finish within {bound_ms} ms of simulated time"),
+        }),
+    }
+}
+
+fn semantics_name(s: Semantics) -> &'static str {
+    s.as_str()
+}
+
+/// The exit code a record calls for: 0 pass, 1 safety violation, 3 liveness violation only.
+pub fn exit_code(record: &RunRecord) -> i32 {
+    if record.violations.is_empty() {
+        0
+    } else if record.violations.iter().all(|v| LIVENESS.contains(&v.invariant.as_str())) {
+        3
+    } else {
+        1
+    }
+}
+
+/// The command that replays a run exactly.
+pub fn repro(loaded: &Loaded, seed: u64) -> String {
+    let mut cmd = format!("faultline run {} --seed {seed}", shell_word(&loaded.path));
+    for set in &loaded.sets {
+        cmd.push_str(" --set ");
+        cmd.push_str(&shell_word(set));
+    }
+    cmd
+}
+
+fn shell_word(word: &str) -> String {
+    let plain = word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}

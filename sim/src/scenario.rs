@@ -1,0 +1,567 @@
+//! Scenario files: their schema, loading, `--set` overrides and validation.
+//!
+//! It owns the user-facing contract of a scenario. Every table denies unknown fields; every
+//! error names the file, line, column and dotted field (or the `--set` that introduced it),
+//! because a bad scenario is the user's mistake and they must be able to fix it at once.
+//!
+//! It does not build anything: `world` turns a validated [`Scenario`] into a cluster.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A fault story: workload, pipeline, engine settings, network, checks and faults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub workload: Workload,
+    pub pipeline: Pipeline,
+    pub engine: Engine,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub checks: Checks,
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Input events, all producers together.
+    pub events: u64,
+    /// Distinct keys; each producer owns `keys / producers` of them.
+    pub keys: u64,
+    /// Log partitions.
+    pub partitions: u32,
+    /// Input events per simulated second, all producers together.
+    pub rate_per_s: u64,
+    #[serde(default = "defaults::producers")]
+    pub producers: u32,
+    /// Values are drawn uniformly from `-value_max..=value_max`.
+    #[serde(default = "defaults::value_max")]
+    pub value_max: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineKind {
+    /// source → map → filter → key-by → running count and sum per key → sink.
+    RunningAggregate,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    pub kind: PipelineKind,
+    #[serde(default = "defaults::one")]
+    pub map_scale: i64,
+    #[serde(default)]
+    pub map_offset: i64,
+    #[serde(default)]
+    pub filter_drop_multiples_of: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SemanticsName {
+    AtMostOnce,
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryName {
+    Rollback,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Engine {
+    pub brokers: u32,
+    pub replication_factor: u32,
+    pub workers: u32,
+    pub parallelism: u32,
+    pub semantics: SemanticsName,
+    #[serde(default = "defaults::recovery")]
+    pub recovery: RecoveryName,
+    /// Records per message on every wire: 64 to 1024.
+    #[serde(default = "defaults::batch_records")]
+    pub batch_records: usize,
+    #[serde(default = "defaults::channel_credits")]
+    pub channel_credits: u32,
+    #[serde(default = "defaults::linger_ms")]
+    pub linger_ms: u64,
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "defaults::fetch_wait_ms")]
+    pub fetch_wait_ms: u64,
+    #[serde(default = "defaults::heartbeat_interval_ms")]
+    pub heartbeat_interval_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Every message takes a latency drawn from `latency_ms_min..=latency_ms_max`.
+    pub latency_ms_min: u64,
+    pub latency_ms_max: u64,
+    /// Probability that a message is lost (streams retransmit it after a back-off).
+    #[serde(default)]
+    pub packet_loss_rate: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// Liveness bound: the job must finish within this much simulated time.
+    pub max_sim_time_ms: u64,
+}
+
+/// The seven failure classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultClass {
+    Stream,
+    Network,
+    Processor,
+    SinkLink,
+    Sink,
+    Manager,
+    Driver,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultAction {
+    /// Kill the node: memory and unsynced writes are lost, synced data survives.
+    Crash,
+    /// Boot a crashed node again from its disk.
+    Restart,
+    /// Freeze the node for `duration_ms`; it resumes with its old state.
+    Pause,
+    /// Hold every message between `target` and `peer` (or all of `target`'s) for `duration_ms`.
+    Clog,
+}
+
+/// One scheduled fault, in simulated time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub at_ms: u64,
+    pub class: FaultClass,
+    /// The node the fault hits, by name: `worker-1`, `broker-2`, `sink`, ...
+    pub target: String,
+    pub action: FaultAction,
+    /// For `pause` and `clog`: how long it lasts.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// For `crash`: restart the node this long after the crash.
+    #[serde(default)]
+    pub restart_after_ms: Option<u64>,
+    /// For `clog`: the other end of the link (default: every link of `target`).
+    #[serde(default)]
+    pub peer: Option<String>,
+}
+
+mod defaults {
+    use super::*;
+    pub fn producers() -> u32 {
+        2
+    }
+    pub fn value_max() -> i64 {
+        1000
+    }
+    pub fn one() -> i64 {
+        1
+    }
+    pub fn recovery() -> RecoveryName {
+        RecoveryName::Rollback
+    }
+    pub fn batch_records() -> usize {
+        256
+    }
+    pub fn channel_credits() -> u32 {
+        4
+    }
+    pub fn linger_ms() -> u64 {
+        5
+    }
+    pub fn request_timeout_ms() -> u64 {
+        500
+    }
+    pub fn fetch_wait_ms() -> u64 {
+        50
+    }
+    pub fn heartbeat_interval_ms() -> u64 {
+        100
+    }
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network { latency_ms_min: 1, latency_ms_max: 5, packet_loss_rate: 0.0 }
+    }
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks { max_sim_time_ms: 600_000 }
+    }
+}
+
+impl SemanticsName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SemanticsName::AtMostOnce => "at-most-once",
+            SemanticsName::AtLeastOnce => "at-least-once",
+            SemanticsName::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
+impl RecoveryName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryName::Rollback => "rollback",
+        }
+    }
+}
+
+impl FaultClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultClass::Stream => "stream",
+            FaultClass::Network => "network",
+            FaultClass::Processor => "processor",
+            FaultClass::SinkLink => "sink-link",
+            FaultClass::Sink => "sink",
+            FaultClass::Manager => "manager",
+            FaultClass::Driver => "driver",
+        }
+    }
+}
+
+impl FaultAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultAction::Crash => "crash",
+            FaultAction::Restart => "restart",
+            FaultAction::Pause => "pause",
+            FaultAction::Clog => "clog",
+        }
+    }
+}
+
+/// A scenario that could not be loaded. The message is the whole story for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid { path: String, line: usize, column: usize, message: String },
+    #[error("{path}: {message}")]
+    Unlocated { path: String, message: String },
+    #[error("--set {assignment}: {message}")]
+    Set { assignment: String, message: String },
+}
+
+/// A scenario file as loaded: the parsed scenario plus its source, for hashing and messages.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub path: String,
+    pub scenario: Scenario,
+    /// The overrides applied, in order, as given on the command line.
+    pub sets: Vec<String>,
+}
+
+/// Loads, overrides and validates a scenario file.
+pub fn load(path: &Path, sets: &[String]) -> Result<Loaded, ScenarioError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScenarioError::Read { path: shown.clone(), reason: e.to_string() })?;
+    load_str(&shown, &text, sets)
+}
+
+/// Like [`load`], from text already read.
+pub fn load_str(path: &str, text: &str, sets: &[String]) -> Result<Loaded, ScenarioError> {
+    let mut scenario: Scenario =
+        toml::from_str(text).map_err(|e| located(path, text, e.span(), e.message()))?;
+    if !sets.is_empty() {
+        scenario = apply_sets(text, sets)?;
+    }
+    if let Err((field, message)) = validate(&scenario) {
+        let message = format!("field `{field}`: {message}");
+        let set = sets.iter().rev().find(|s| s.split('=').next() == Some(field.as_str()));
+        return Err(match set {
+            Some(assignment) => ScenarioError::Set { assignment: assignment.clone(), message },
+            None => match spans::locate(text, &field) {
+                Some(offset) => located(path, text, Some(offset..offset), &message),
+                None => ScenarioError::Unlocated { path: path.into(), message },
+            },
+        });
+    }
+    Ok(Loaded { path: path.into(), scenario, sets: sets.to_vec() })
+}
+
+fn located(path: &str, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> ScenarioError {
+    let Some(span) = span else {
+        return ScenarioError::Unlocated { path: path.into(), message: message.into() };
+    };
+    let (line, column) = spans::line_column(text, span.start);
+    let message = match spans::field_at(text, span.start) {
+        Some(field) if !message.contains(&format!("`{field}`")) => format!("field `{field}`: {message}"),
+        _ => message.to_string(),
+    };
+    ScenarioError::Invalid { path: path.into(), line, column, message }
+}
+
+/// Applies `a.b.c=value` overrides one at a time, so an error names the one that caused it.
+fn apply_sets(text: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
+    let mut table: toml::Table = toml::from_str(text).expect("the file parsed as a scenario");
+    let mut scenario = None;
+    for assignment in sets {
+        let fail = |message: String| ScenarioError::Set { assignment: assignment.clone(), message };
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| fail("expected key=value, e.g. engine.parallelism=2".into()))?;
+        let value = parse_value(raw);
+        set_path(&mut table, key, value).map_err(fail)?;
+        let parsed = Scenario::deserialize(toml::Value::Table(table.clone()))
+            .map_err(|e| fail(e.message().to_string()))?;
+        scenario = Some(parsed);
+    }
+    Ok(scenario.expect("sets is not empty"))
+}
+
+/// A TOML value; a bare word that is not one (`at-least-once`) is taken as a string.
+fn parse_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t.remove("v").expect("the key was written above"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("`{key}` is not a dotted field path"));
+    }
+    let mut current = table;
+    for (i, part) in parts[..parts.len() - 1].iter().enumerate() {
+        let next = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match next {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(items) => {
+                let index: usize = parts[i + 1]
+                    .parse()
+                    .map_err(|_| format!("`{part}` is a list: index it, e.g. {part}.0.at_ms"))?;
+                return set_in_array(items, index, &parts[i + 2..], value, key);
+            }
+            _ => return Err(format!("`{part}` is not a table")),
+        };
+    }
+    current.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+fn set_in_array(
+    items: &mut [toml::Value],
+    index: usize,
+    rest: &[&str],
+    value: toml::Value,
+    key: &str,
+) -> Result<(), String> {
+    let len = items.len();
+    let item = items.get_mut(index).ok_or_else(|| format!("`{key}`: the list has {len} entries"))?;
+    match (item, rest) {
+        (toml::Value::Table(t), [_, ..]) => set_path(t, &rest.join("."), value),
+        _ => Err(format!("`{key}` does not name a field")),
+    }
+}
+
+/// Checks values that parse but cannot run. Returns the dotted field and what is wrong.
+pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
+    let fail = |field: &str, message: String| Err((field.to_string(), message));
+    let (w, e, n) = (&s.workload, &s.engine, &s.network);
+    if w.events == 0 || w.events > 100_000_000 {
+        return fail("workload.events", format!("must be 1 to 100000000, not {}", w.events));
+    }
+    if w.producers == 0 || w.producers > 250 {
+        return fail("workload.producers", format!("must be 1 to 250, not {}", w.producers));
+    }
+    if w.keys < u64::from(w.producers) {
+        let m = format!("{} keys cannot be split among {} producers", w.keys, w.producers);
+        return fail("workload.keys", m);
+    }
+    if w.partitions == 0 || w.partitions > 1024 {
+        return fail("workload.partitions", format!("must be 1 to 1024, not {}", w.partitions));
+    }
+    if w.rate_per_s == 0 {
+        return fail("workload.rate_per_s", "must be positive".into());
+    }
+    if w.value_max < 0 || w.value_max > 1 << 40 {
+        return fail("workload.value_max", format!("must be 0 to 2^40, not {}", w.value_max));
+    }
+    validate_engine(e)?;
+    if n.latency_ms_min == 0 || n.latency_ms_min > n.latency_ms_max {
+        let m = format!("must be at least 1 and at most latency_ms_max ({})", n.latency_ms_max);
+        return fail("network.latency_ms_min", m);
+    }
+    if !(0.0..1.0).contains(&n.packet_loss_rate) {
+        return fail("network.packet_loss_rate", "must be in [0, 1)".into());
+    }
+    if s.checks.max_sim_time_ms == 0 {
+        return fail("checks.max_sim_time_ms", "must be positive".into());
+    }
+    for (i, fault) in s.faults.iter().enumerate() {
+        validate_fault(s, i, fault)?;
+    }
+    Ok(())
+}
+
+fn validate_engine(e: &Engine) -> Result<(), (String, String)> {
+    let fail = |field: &str, message: String| Err((field.to_string(), message));
+    if e.brokers == 0 || e.brokers > 250 {
+        return fail("engine.brokers", format!("must be 1 to 250, not {}", e.brokers));
+    }
+    if e.replication_factor == 0 || e.replication_factor > e.brokers {
+        let m = format!("must be 1 to engine.brokers ({}), not {}", e.brokers, e.replication_factor);
+        return fail("engine.replication_factor", m);
+    }
+    if e.workers == 0 || e.workers > 250 {
+        return fail("engine.workers", format!("must be 1 to 250, not {}", e.workers));
+    }
+    if e.parallelism == 0 || e.parallelism > e.workers {
+        let m = format!("must be 1 to engine.workers ({}), not {}", e.workers, e.parallelism);
+        return fail("engine.parallelism", m);
+    }
+    if !(64..=1024).contains(&e.batch_records) {
+        return fail("engine.batch_records", format!("must be 64 to 1024, not {}", e.batch_records));
+    }
+    if e.channel_credits == 0 {
+        return fail("engine.channel_credits", "must be positive".into());
+    }
+    for (field, v) in [
+        ("engine.request_timeout_ms", e.request_timeout_ms),
+        ("engine.fetch_wait_ms", e.fetch_wait_ms),
+        ("engine.heartbeat_interval_ms", e.heartbeat_interval_ms),
+    ] {
+        if v == 0 {
+            return fail(field, "must be positive".into());
+        }
+    }
+    Ok(())
+}
+
+fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, String)> {
+    let field = |name: &str| format!("faults.{i}.{name}");
+    let nodes = crate::world::node_names(s);
+    if !nodes.contains(&f.target) {
+        let m = format!("no node named `{}`; nodes are {}", f.target, nodes.join(", "));
+        return Err((field("target"), m));
+    }
+    if let Some(peer) = &f.peer {
+        if !nodes.contains(peer) || *peer == f.target {
+            return Err((field("peer"), format!("`{peer}` is not another node")));
+        }
+    }
+    let needs_duration = matches!(f.action, FaultAction::Pause | FaultAction::Clog);
+    if needs_duration && f.duration_ms.unwrap_or(0) == 0 {
+        let m = format!("`{}` needs a positive duration_ms", f.action.as_str());
+        return Err((field("duration_ms"), m));
+    }
+    if f.at_ms >= s.checks.max_sim_time_ms {
+        return Err((field("at_ms"), "must fall before checks.max_sim_time_ms".into()));
+    }
+    Ok(())
+}
+
+/// Finding where a dotted field sits in the file.
+mod spans {
+    use toml::de::{DeTable, DeValue};
+    use toml::Spanned;
+
+    pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+
+    /// The byte offset of the key `a.b.c` (or `faults.0.at_ms`).
+    pub fn locate(text: &str, field: &str) -> Option<usize> {
+        let root = DeTable::parse(text).ok()?;
+        let mut table = root.get_ref();
+        let parts: Vec<&str> = field.split('.').collect();
+        let mut i = 0;
+        loop {
+            let (key, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == parts[i])?;
+            i += 1;
+            if i == parts.len() {
+                return Some(key.span().start);
+            }
+            table = match value.get_ref() {
+                DeValue::Table(t) => t,
+                DeValue::Array(items) => {
+                    let index: usize = parts[i].parse().ok()?;
+                    i += 1;
+                    match items.get(index)?.get_ref() {
+                        DeValue::Table(t) if i < parts.len() => t,
+                        _ => return Some(items.get(index)?.span().start),
+                    }
+                }
+                _ => return None,
+            };
+        }
+    }
+
+    /// The dotted field whose key or value covers `offset`, deepest first.
+    pub fn field_at(text: &str, offset: usize) -> Option<String> {
+        let root = DeTable::parse(text).ok()?;
+        let mut path = Vec::new();
+        walk(root.get_ref(), offset, &mut path).then(|| path.join("."))
+    }
+
+    fn walk(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+        for (key, value) in table.iter() {
+            if !covers(key, offset) && !covers(value, offset) {
+                continue;
+            }
+            path.push(key.get_ref().to_string());
+            match value.get_ref() {
+                DeValue::Table(t) if !covers(key, offset) => _ = walk(t, offset, path),
+                DeValue::Array(items) if !covers(key, offset) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let DeValue::Table(t) = item.get_ref() {
+                            if covers(item, offset) {
+                                path.push(i.to_string());
+                                walk(t, offset, path);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            return true;
+        }
+        false
+    }
+
+    fn covers<T>(spanned: &Spanned<T>, offset: usize) -> bool {
+        let span = spanned.span();
+        span.start <= offset && (offset < span.end || span.is_empty() && offset == span.start)
+    }
+}
+
+/// A stable digest of a scenario (after overrides), to tie a report to its exact input.
+pub fn hash(scenario: &Scenario) -> String {
+    let text = toml::to_string(scenario).expect("a scenario serialises");
+    blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
+}

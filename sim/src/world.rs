@@ -1,0 +1,135 @@
+//! The simulated world: one madsim runtime per run, one madsim node per engine role.
+//!
+//! It owns the mapping from a scenario to a running cluster: the [`ClusterSpec`] every node
+//! boots with, one node per role with its own IP and an `init` boot function (re-run on
+//! restart), one [`SimDisk`] per node kept outside the node so it survives crashes, and the
+//! trace recorder. It does not decide what happens during the run: `runner` and `faults` do.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline_engine::cluster::{ClusterSpec, NodeId, Role, Settings};
+use faultline_engine::disk::DiskRef;
+use faultline_engine::job::{JobSpec, PipelineSpec, Semantics};
+use faultline_engine::observe::{NodeContext, ObserverRef};
+use faultline_engine::workload::WorkloadSpec;
+use faultline_engine::{broker, driver, manager, producer, sink, worker};
+use madsim::runtime::{NodeHandle, Runtime};
+
+use crate::disk::SimDisk;
+use crate::scenario::{Scenario, SemanticsName};
+use crate::trace::Recorder;
+
+/// A built world: the nodes of one run and what outlives them.
+pub struct World {
+    pub cluster: Arc<ClusterSpec>,
+    pub disks: BTreeMap<NodeId, Arc<SimDisk>>,
+    pub nodes: BTreeMap<NodeId, NodeHandle>,
+    pub recorder: Arc<Recorder>,
+}
+
+/// The madsim configuration a scenario asks for.
+pub fn madsim_config(s: &Scenario) -> madsim::Config {
+    let mut config = madsim::Config::default();
+    let n = &s.network;
+    config.net.packet_loss_rate = n.packet_loss_rate;
+    // madsim draws latency from a half-open range; the scenario's bounds are inclusive.
+    config.net.send_latency =
+        Duration::from_millis(n.latency_ms_min)..Duration::from_millis(n.latency_ms_max + 1);
+    config
+}
+
+/// The cluster a scenario describes, with the workload seeded from the run's seed.
+pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
+    let (w, e, p) = (&s.workload, &s.engine, &s.pipeline);
+    let semantics = match e.semantics {
+        SemanticsName::AtMostOnce => Semantics::AtMostOnce,
+        SemanticsName::AtLeastOnce => Semantics::AtLeastOnce,
+        SemanticsName::ExactlyOnce => Semantics::ExactlyOnce,
+    };
+    ClusterSpec {
+        producers: w.producers,
+        brokers: e.brokers,
+        workers: e.workers,
+        replication_factor: e.replication_factor,
+        workload: WorkloadSpec {
+            seed,
+            events: w.events,
+            keys: w.keys,
+            partitions: w.partitions,
+            producers: w.producers,
+            rate_per_s: w.rate_per_s,
+            value_max: w.value_max,
+        },
+        job: JobSpec {
+            pipeline: PipelineSpec {
+                map_scale: p.map_scale,
+                map_offset: p.map_offset,
+                filter_drop_multiples_of: p.filter_drop_multiples_of,
+            },
+            parallelism: e.parallelism,
+            semantics,
+        },
+        settings: Settings {
+            batch_records: e.batch_records,
+            channel_credits: e.channel_credits,
+            linger_ms: e.linger_ms,
+            request_timeout_ms: e.request_timeout_ms,
+            fetch_wait_ms: e.fetch_wait_ms,
+            heartbeat_interval_ms: e.heartbeat_interval_ms,
+        },
+    }
+}
+
+/// The names of a scenario's nodes, for validating fault targets.
+pub fn node_names(s: &Scenario) -> Vec<String> {
+    cluster_spec(s, 0).nodes().into_iter().map(NodeId::name).collect()
+}
+
+impl World {
+    /// Creates every node on `rt`. Their boot functions start when the runtime runs.
+    pub fn build(rt: &Runtime, cluster: ClusterSpec) -> World {
+        let cluster = Arc::new(cluster);
+        let recorder = Arc::new(Recorder::default());
+        let mut world = World { cluster: cluster.clone(), disks: BTreeMap::new(), nodes: BTreeMap::new(), recorder };
+        for id in cluster.nodes() {
+            let disk = Arc::new(SimDisk::default());
+            let ctx = NodeContext {
+                id,
+                cluster: cluster.clone(),
+                disk: disk.clone() as DiskRef,
+                observer: world.recorder.clone() as ObserverRef,
+            };
+            let node = rt
+                .create_node()
+                .name(id.name())
+                .ip(id.ip())
+                .init(move || boot(ctx.clone()))
+                .build();
+            world.disks.insert(id, disk);
+            world.nodes.insert(id, node);
+        }
+        world
+    }
+
+    pub fn node_by_name(&self, name: &str) -> Option<NodeId> {
+        self.nodes.keys().copied().find(|id| id.name() == name)
+    }
+
+    pub fn sink_disk(&self) -> &SimDisk {
+        &self.disks[&NodeId::new(Role::Sink, 0)]
+    }
+}
+
+/// A node's boot function: its role's `run`.
+async fn boot(ctx: NodeContext) {
+    match ctx.id.role {
+        Role::Producer => producer::run(ctx).await,
+        Role::Broker => broker::run(ctx).await,
+        Role::Manager => manager::run(ctx).await,
+        Role::Driver => driver::run(ctx).await,
+        Role::Worker => worker::run(ctx).await,
+        Role::Sink => sink::run(ctx).await,
+    }
+}
