@@ -13,7 +13,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use faultline_engine::job::Semantics;
+use faultline_engine::record::OutputRecord;
 use faultline_engine::sink::{read_committed, COMMITTED_FILE};
 use faultline_reports::{CheckpointCounts, RunRecord, Violation};
 use madsim::runtime::Runtime;
@@ -57,6 +57,12 @@ pub fn run_isolated(loaded: &Loaded, seed: u64) -> RunRecord {
 
 /// Runs one seed on the current thread.
 pub fn run_seed(loaded: &Loaded, seed: u64) -> RunRecord {
+    run_seed_tampered(loaded, seed, |_| {})
+}
+
+/// Runs one seed, letting `tamper` corrupt the committed output before the checkers read it.
+/// This is how tests prove the checkers catch a bad history: plant one, expect a failure.
+pub fn run_seed_tampered(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord>)) -> RunRecord {
     let wall = WallClock::start();
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
@@ -65,7 +71,7 @@ pub fn run_seed(loaded: &Loaded, seed: u64) -> RunRecord {
     let (ending, sim_time_ms) = rt.block_on(supervise(&world, loaded, injector.clone()));
     let faults = injector.applied.borrow().clone();
     drop(rt);
-    let mut record = judge(loaded, seed, &world, ending);
+    let mut record = judge(loaded, seed, &world, ending, tamper);
     record.sim_time_ms = sim_time_ms;
     record.faults = faults;
     record.wall_ms = wall.elapsed_ms();
@@ -90,9 +96,17 @@ async fn supervise(world: &World, loaded: &Loaded, injector: Rc<Injector>) -> (E
     (ending, TimeHandle::current().elapsed().as_millis() as u64)
 }
 
-fn judge(loaded: &Loaded, seed: u64, world: &World, ending: Ending) -> RunRecord {
+fn judge(
+    loaded: &Loaded,
+    seed: u64,
+    world: &World,
+    ending: Ending,
+    tamper: impl FnOnce(&mut Vec<OutputRecord>),
+) -> RunRecord {
     let cluster = &world.cluster;
-    let committed = world.sink_disk().read(COMMITTED_FILE).map(|b| read_committed(&b)).unwrap_or_default();
+    let mut committed =
+        world.sink_disk().read(COMMITTED_FILE).map(|b| read_committed(&b)).unwrap_or_default();
+    tamper(&mut committed);
     let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
     let delivery = delivery::check(&expected, &committed);
     let semantics = cluster.job.semantics;
@@ -102,7 +116,7 @@ fn judge(loaded: &Loaded, seed: u64, world: &World, ending: Ending) -> RunRecord
         scenario: loaded.scenario.name.clone(),
         seed,
         verdict: if violations.is_empty() { "pass" } else { "fail" }.to_string(),
-        semantics: semantics_name(semantics).to_string(),
+        semantics: semantics.as_str().to_string(),
         recovery: loaded.scenario.engine.recovery.as_str().to_string(),
         trace_hash: world.recorder.hash(),
         sim_time_ms: 0,
@@ -129,10 +143,6 @@ fn liveness(ending: &Ending, bound_ms: u64) -> Option<Violation> {
             detail: format!("the job did not finish within {bound_ms} ms of simulated time"),
         }),
     }
-}
-
-fn semantics_name(s: Semantics) -> &'static str {
-    s.as_str()
 }
 
 /// The exit code a record calls for: 0 pass, 1 safety violation, 3 liveness violation only.

@@ -293,15 +293,13 @@ pub fn load_str(path: &str, text: &str, sets: &[String]) -> Result<Loaded, Scena
     if !sets.is_empty() {
         scenario = apply_sets(text, sets)?;
     }
-    if let Err((field, message)) = validate(&scenario) {
-        let message = format!("field `{field}`: {message}");
+    if let Err((field, problem)) = validate(&scenario) {
+        let message = format!("field `{field}`: {problem}");
         let set = sets.iter().rev().find(|s| s.split('=').next() == Some(field.as_str()));
-        return Err(match set {
-            Some(assignment) => ScenarioError::Set { assignment: assignment.clone(), message },
-            None => match spans::locate(text, &field) {
-                Some(offset) => located(path, text, Some(offset..offset), &message),
-                None => ScenarioError::Unlocated { path: path.into(), message },
-            },
+        return Err(match (set, spans::locate(text, &field)) {
+            (Some(assignment), _) => ScenarioError::Set { assignment: assignment.clone(), message },
+            (None, Some(offset)) => located(path, text, Some(offset..offset), &problem),
+            (None, None) => ScenarioError::Unlocated { path: path.into(), message },
         });
     }
     Ok(Loaded { path: path.into(), scenario, sets: sets.to_vec() })
@@ -313,7 +311,7 @@ fn located(path: &str, text: &str, span: Option<std::ops::Range<usize>>, message
     };
     let (line, column) = spans::line_column(text, span.start);
     let message = match spans::field_at(text, span.start) {
-        Some(field) if !message.contains(&format!("`{field}`")) => format!("field `{field}`: {message}"),
+        Some(field) => format!("field `{field}`: {message}"),
         _ => message.to_string(),
     };
     ScenarioError::Invalid { path: path.into(), line, column, message }
@@ -486,7 +484,6 @@ fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, Stri
 /// Finding where a dotted field sits in the file.
 mod spans {
     use toml::de::{DeTable, DeValue};
-    use toml::Spanned;
 
     pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
         let before = &text[..offset.min(text.len())];
@@ -522,42 +519,43 @@ mod spans {
         }
     }
 
-    /// The dotted field whose key or value covers `offset`, deepest first.
+    /// The deepest dotted field whose key or value covers `offset`.
     pub fn field_at(text: &str, offset: usize) -> Option<String> {
         let root = DeTable::parse(text).ok()?;
-        let mut path = Vec::new();
-        walk(root.get_ref(), offset, &mut path).then(|| path.join("."))
+        let mut entries = Vec::new();
+        collect(root.get_ref(), "", &mut entries);
+        entries
+            .into_iter()
+            .filter(|(_, key, value)| contains(key, offset) || contains(value, offset))
+            .max_by_key(|(path, _, _)| path.matches('.').count())
+            .map(|(path, _, _)| path)
     }
 
-    fn walk(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+    type Entry = (String, std::ops::Range<usize>, std::ops::Range<usize>);
+
+    /// Every key in the document with its dotted path, key span and value span.
+    fn collect(table: &DeTable<'_>, prefix: &str, out: &mut Vec<Entry>) {
         for (key, value) in table.iter() {
-            if !covers(key, offset) && !covers(value, offset) {
-                continue;
-            }
-            path.push(key.get_ref().to_string());
+            let path = format!("{prefix}{}", key.get_ref());
+            out.push((path.clone(), key.span(), value.span()));
             match value.get_ref() {
-                DeValue::Table(t) if !covers(key, offset) => _ = walk(t, offset, path),
-                DeValue::Array(items) if !covers(key, offset) => {
+                DeValue::Table(t) => collect(t, &format!("{path}."), out),
+                DeValue::Array(items) => {
                     for (i, item) in items.iter().enumerate() {
                         if let DeValue::Table(t) = item.get_ref() {
-                            if covers(item, offset) {
-                                path.push(i.to_string());
-                                walk(t, offset, path);
-                            }
+                            collect(t, &format!("{path}.{i}."), out);
                         }
                     }
                 }
                 _ => {}
             }
-            return true;
         }
-        false
     }
 
-    fn covers<T>(spanned: &Spanned<T>, offset: usize) -> bool {
-        let span = spanned.span();
+    fn contains(span: &std::ops::Range<usize>, offset: usize) -> bool {
         span.start <= offset && (offset < span.end || span.is_empty() && offset == span.start)
     }
+
 }
 
 /// A stable digest of a scenario (after overrides), to tie a report to its exact input.

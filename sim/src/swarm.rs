@@ -21,6 +21,7 @@ pub fn swarm(loaded: &Loaded, from: u64, seeds: u64, jobs: usize, progress: bool
     let next = AtomicU64::new(0);
     let results: Mutex<Vec<RunRecord>> = Mutex::new(Vec::with_capacity(seeds as usize));
     let bar = progress.then(|| progress_bar(seeds));
+    // Threads here only schedule seeds; each seed's simulation runs alone on its own thread.
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(seeds.max(1) as usize) {
             scope.spawn(|| loop {

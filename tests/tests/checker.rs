@@ -1,0 +1,65 @@
+//! The delivery checker catches planted bad histories: a run's committed output is corrupted
+//! before judging, and the verdict must fail with the right classification.
+
+use faultline_engine::record::OutputRecord;
+use faultline_reports::RunRecord;
+use faultline_sim::runner::{exit_code, run_seed_tampered};
+use faultline_sim::scenario::load;
+use faultline_tests::scenario;
+
+fn tampered(sets: &[&str], tamper: impl FnOnce(&mut Vec<OutputRecord>)) -> RunRecord {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let loaded = load(scenario("quickstart").as_ref(), &sets).unwrap();
+    run_seed_tampered(&loaded, 1, tamper)
+}
+
+fn invariants(record: &RunRecord) -> Vec<&str> {
+    record.violations.iter().map(|v| v.invariant.as_str()).collect()
+}
+
+#[test]
+fn a_lost_record_is_caught() {
+    let record = tampered(&[], |out| _ = out.remove(100));
+    assert_eq!(record.output.lost, 1);
+    assert_eq!((record.output.duplicates, record.output.wrong), (0, 0));
+    assert_eq!(invariants(&record), ["delivery-lost"]);
+    assert_eq!(exit_code(&record), 1);
+}
+
+#[test]
+fn a_duplicate_record_is_caught() {
+    let record = tampered(&[], |out| out.push(out[7]));
+    assert_eq!(record.output.duplicates, 1);
+    assert_eq!(invariants(&record), ["delivery-duplicate"]);
+    assert_eq!(exit_code(&record), 1);
+}
+
+#[test]
+fn a_wrong_record_is_caught() {
+    let record = tampered(&[], |out| out[3].sum += 1);
+    assert_eq!(record.output.wrong, 1);
+    assert_eq!(record.output.lost, 0, "a wrong value is classified wrong, not lost as well");
+    assert!(invariants(&record).contains(&"delivery-wrong"));
+    assert_eq!(record.verdict, "fail");
+}
+
+#[test]
+fn an_invented_record_is_wrong() {
+    let record = tampered(&[], |out| {
+        let mut fake = out[0];
+        fake.id.seq = 1_000_000;
+        out.push(fake);
+    });
+    assert_eq!(record.output.wrong, 1);
+    assert_eq!(record.output.lost, 0);
+}
+
+#[test]
+fn semantics_decide_what_is_allowed() {
+    let dup = |out: &mut Vec<OutputRecord>| out.push(out[0]);
+    assert!(tampered(&["engine.semantics=at-least-once"], dup).passed());
+    assert!(!tampered(&["engine.semantics=at-most-once"], dup).passed());
+    let lose = |out: &mut Vec<OutputRecord>| _ = out.pop();
+    assert!(tampered(&["engine.semantics=at-most-once"], lose).passed());
+    assert!(!tampered(&["engine.semantics=at-least-once"], lose).passed());
+}
