@@ -12,10 +12,23 @@ const HEADER_BYTES: usize = 8;
 
 /// Appends one frame holding `body` to `out`.
 pub fn put_frame(out: &mut Vec<u8>, body: &[u8]) {
-    let len = u32::try_from(body.len()).expect("frame body larger than 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    let start = begin_frame(out);
     out.extend_from_slice(body);
+    end_frame(out, start);
+}
+
+/// Reserves a frame header in `out`; write the body after it, then call [`end_frame`].
+fn begin_frame(out: &mut Vec<u8>) -> usize {
+    out.extend_from_slice(&[0; HEADER_BYTES]);
+    out.len()
+}
+
+/// Fills in the header of the frame whose body starts at `start` and runs to the end of `out`.
+fn end_frame(out: &mut [u8], start: usize) {
+    let len = u32::try_from(out.len() - start).expect("frame body larger than 4 GiB");
+    let crc = crc32fast::hash(&out[start..]);
+    out[start - 8..start - 4].copy_from_slice(&len.to_le_bytes());
+    out[start - 4..start].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Splits `bytes` into frame bodies, stopping at the first torn or corrupt frame.
@@ -78,7 +91,9 @@ const TAG_END: u8 = 2;
 
 /// Encodes a batch of log records as one frame body.
 pub fn encode_log_records(records: &[LogRecord], out: &mut Vec<u8>) {
-    let mut body = Vec::with_capacity(records.len() * 37);
+    out.reserve(HEADER_BYTES + records.len() * 37);
+    let start = begin_frame(out);
+    let body = out;
     for r in records {
         body.extend_from_slice(&r.producer.to_le_bytes());
         body.extend_from_slice(&r.seq.to_le_bytes());
@@ -92,7 +107,7 @@ pub fn encode_log_records(records: &[LogRecord], out: &mut Vec<u8>) {
             Payload::EndOfStream => body.push(TAG_END),
         }
     }
-    put_frame(out, &body);
+    end_frame(body, start);
 }
 
 /// Decodes a frame body written by [`encode_log_records`].
@@ -116,14 +131,15 @@ pub fn decode_log_records(body: &[u8], out: &mut Vec<LogRecord>) {
 
 /// Encodes a batch of output records as one frame body.
 pub fn encode_output_records(records: &[OutputRecord], out: &mut Vec<u8>) {
-    let mut body = Vec::with_capacity(records.len() * 32);
+    out.reserve(HEADER_BYTES + records.len() * 32);
+    let start = begin_frame(out);
     for r in records {
-        body.extend_from_slice(&r.id.key.to_le_bytes());
-        body.extend_from_slice(&r.id.seq.to_le_bytes());
-        body.extend_from_slice(&r.count.to_le_bytes());
-        body.extend_from_slice(&r.sum.to_le_bytes());
+        out.extend_from_slice(&r.id.key.to_le_bytes());
+        out.extend_from_slice(&r.id.seq.to_le_bytes());
+        out.extend_from_slice(&r.count.to_le_bytes());
+        out.extend_from_slice(&r.sum.to_le_bytes());
     }
-    put_frame(out, &body);
+    end_frame(out, start);
 }
 
 /// Decodes a frame body written by [`encode_output_records`].

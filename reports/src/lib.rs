@@ -100,6 +100,8 @@ pub struct BenchRecord {
     pub engine_records_per_s: f64,
     pub engine_wall_ms: f64,
     pub engine_sim_per_wall: f64,
+    /// Wall time the checkers took to judge the engine's run (not part of its rate).
+    pub judge_wall_ms: f64,
     pub baseline_records_per_s: f64,
     pub baseline_wall_ms: f64,
     pub baseline_sim_per_wall: f64,

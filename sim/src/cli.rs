@@ -287,5 +287,6 @@ fn run_bench(options: BenchOptions, json: bool, out: &mut dyn Write) -> CliResul
         r.baseline_records_per_s, r.baseline_wall_ms, r.baseline_sim_per_wall
     );
     _ = writeln!(out, "ratio     {:.3} (engine / baseline)", r.ratio);
+    _ = writeln!(out, "judging the engine's run took {:.0} ms more", r.judge_wall_ms);
     Ok(EXIT_PASS)
 }

@@ -6,29 +6,69 @@
 //! What was synced survives every crash. Torn writes are modelled by the engine's framing
 //! (`engine::codec`), not here.
 //!
-//! Appends after a sync cost O(bytes appended), never a copy of the whole file.
+//! A file is a list of appended chunks, so appending never copies what is already there.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use faultline_engine::disk::Disk;
 
+#[derive(Clone, Default)]
+struct Contents {
+    chunks: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl Contents {
+    fn from_bytes(bytes: &[u8]) -> Self {
+        let chunks = if bytes.is_empty() { Vec::new() } else { vec![bytes.to_vec()] };
+        Contents { chunks, len: bytes.len() }
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.chunks.push(bytes.to_vec());
+            self.len += bytes.len();
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        while self.len > len {
+            let last = self.chunks.last_mut().expect("len counts the chunks' bytes");
+            let cut = (self.len - len).min(last.len());
+            last.truncate(last.len() - cut);
+            self.len -= cut;
+            if last.is_empty() {
+                self.chunks.pop();
+            }
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        self.chunks.concat()
+    }
+}
+
 #[derive(Default)]
 struct File {
-    data: Vec<u8>,
-    /// `data[..synced_len]` is durable, unless `before_rewrite` says otherwise.
+    data: Contents,
+    /// `data`'s first `synced_len` bytes are durable, unless `before_rewrite` says otherwise.
     synced_len: usize,
     /// Set when the file was replaced or removed since its last sync: what a crash restores
     /// (`None`: the file did not exist durably).
-    before_rewrite: Option<Option<Vec<u8>>>,
+    before_rewrite: Option<Option<Contents>>,
     exists: bool,
 }
 
 impl File {
-    fn durable(&self) -> Option<Vec<u8>> {
+    fn durable(&self) -> Option<Contents> {
         match &self.before_rewrite {
             Some(previous) => previous.clone(),
-            None => self.exists.then(|| self.data[..self.synced_len].to_vec()),
+            None => self.exists.then(|| {
+                let mut durable = self.data.clone();
+                durable.truncate(self.synced_len);
+                durable
+            }),
         }
     }
 
@@ -37,8 +77,15 @@ impl File {
             self.before_rewrite = Some(self.durable());
         }
         self.exists = bytes.is_some();
-        self.data = bytes.map(<[u8]>::to_vec).unwrap_or_default();
+        self.data = Contents::from_bytes(bytes.unwrap_or_default());
         self.synced_len = 0;
+    }
+
+    fn unsynced_bytes(&self) -> usize {
+        match self.before_rewrite {
+            Some(_) => self.data.len,
+            None => self.data.len - self.synced_len,
+        }
     }
 }
 
@@ -57,7 +104,7 @@ impl SimDisk {
                 Some(previous) => {
                     file.exists = previous.is_some();
                     file.data = previous.unwrap_or_default();
-                    file.synced_len = file.data.len();
+                    file.synced_len = file.data.len;
                 }
                 None => file.data.truncate(file.synced_len),
             }
@@ -67,21 +114,14 @@ impl SimDisk {
 
     /// Bytes written but not yet synced, over all files.
     pub fn unsynced_bytes(&self) -> usize {
-        let files = self.files.lock().unwrap();
-        files
-            .values()
-            .map(|f| match f.before_rewrite {
-                Some(_) => f.data.len(),
-                None => f.data.len() - f.synced_len,
-            })
-            .sum()
+        self.files.lock().unwrap().values().map(File::unsynced_bytes).sum()
     }
 }
 
 impl Disk for SimDisk {
     fn read(&self, file: &str) -> Option<Vec<u8>> {
         let files = self.files.lock().unwrap();
-        files.get(file).filter(|f| f.exists).map(|f| f.data.clone())
+        files.get(file).filter(|f| f.exists).map(|f| f.data.to_vec())
     }
 
     fn append(&self, file: &str, bytes: &[u8]) {
@@ -90,7 +130,7 @@ impl Disk for SimDisk {
         if !f.exists {
             f.rewrite(Some(&[]));
         }
-        f.data.extend_from_slice(bytes);
+        f.data.append(bytes);
     }
 
     fn replace(&self, file: &str, bytes: &[u8]) {
@@ -109,7 +149,7 @@ impl Disk for SimDisk {
         let mut files = self.files.lock().unwrap();
         if let Some(f) = files.get_mut(file) {
             f.before_rewrite = None;
-            f.synced_len = f.data.len();
+            f.synced_len = f.data.len;
         }
     }
 
@@ -129,10 +169,15 @@ mod tests {
         disk.append("log", b"abc");
         disk.sync("log");
         disk.append("log", b"def");
-        assert_eq!(disk.read("log").unwrap(), b"abcdef");
-        assert_eq!(disk.unsynced_bytes(), 3);
+        disk.append("log", b"g");
+        assert_eq!(disk.read("log").unwrap(), b"abcdefg");
+        assert_eq!(disk.unsynced_bytes(), 4);
         disk.crash();
         assert_eq!(disk.read("log").unwrap(), b"abc");
+        disk.append("log", b"hi");
+        disk.sync("log");
+        disk.crash();
+        assert_eq!(disk.read("log").unwrap(), b"abchi");
     }
 
     #[test]
@@ -151,5 +196,17 @@ mod tests {
         disk.crash();
         assert!(disk.read("new").is_none());
         assert_eq!(disk.list(""), vec!["meta".to_string()]);
+    }
+
+    #[test]
+    fn replace_then_append_then_crash_restores_the_old_file() {
+        let disk = SimDisk::default();
+        disk.append("f", b"old");
+        disk.sync("f");
+        disk.replace("f", b"n");
+        disk.append("f", b"ew");
+        assert_eq!(disk.read("f").unwrap(), b"new");
+        disk.crash();
+        assert_eq!(disk.read("f").unwrap(), b"old");
     }
 }

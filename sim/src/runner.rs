@@ -39,30 +39,50 @@ enum Ending {
     TimedOut,
 }
 
+/// Where a run's wall time went: simulating the cluster, then judging its output.
+#[derive(Clone, Copy, Debug)]
+pub struct Timings {
+    pub simulate_ms: f64,
+    pub judge_ms: f64,
+}
+
 /// Runs one seed on a fresh thread and returns its record.
 pub fn run_isolated(loaded: &Loaded, seed: u64) -> RunRecord {
+    run_isolated_timed(loaded, seed).0
+}
+
+/// Like [`run_isolated`], with the split of wall time between simulation and checking.
+pub fn run_isolated_timed(loaded: &Loaded, seed: u64) -> (RunRecord, Timings) {
     let loaded = loaded.clone();
     // A fresh OS thread per run is the determinism rule, not a source of parallelism in the
     // simulation: the run itself stays on that one thread.
     #[allow(clippy::disallowed_methods)]
     let handle = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
-        .spawn(move || run_seed(&loaded, seed))
+        .spawn(move || execute(&loaded, seed, |_| {}))
         .expect("spawning a run thread");
     match handle.join() {
-        Ok(record) => record,
+        Ok(outcome) => outcome,
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 
 /// Runs one seed on the current thread.
 pub fn run_seed(loaded: &Loaded, seed: u64) -> RunRecord {
-    run_seed_tampered(loaded, seed, |_| {})
+    execute(loaded, seed, |_| {}).0
 }
 
 /// Runs one seed, letting `tamper` corrupt the committed output before the checkers read it.
 /// This is how tests prove the checkers catch a bad history: plant one, expect a failure.
 pub fn run_seed_tampered(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord>)) -> RunRecord {
+    execute(loaded, seed, tamper).0
+}
+
+fn execute(
+    loaded: &Loaded,
+    seed: u64,
+    tamper: impl FnOnce(&mut Vec<OutputRecord>),
+) -> (RunRecord, Timings) {
     let wall = WallClock::start();
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
@@ -71,11 +91,13 @@ pub fn run_seed_tampered(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Ve
     let (ending, sim_time_ms) = rt.block_on(supervise(&world, loaded, injector.clone()));
     let faults = injector.applied.borrow().clone();
     drop(rt);
+    let simulate_ms = wall.elapsed_ms();
     let mut record = judge(loaded, seed, &world, ending, tamper);
     record.sim_time_ms = sim_time_ms;
     record.faults = faults;
     record.wall_ms = wall.elapsed_ms();
-    record
+    let timings = Timings { simulate_ms, judge_ms: record.wall_ms - simulate_ms };
+    (record, timings)
 }
 
 async fn supervise(world: &World, loaded: &Loaded, injector: Rc<Injector>) -> (Ending, u64) {

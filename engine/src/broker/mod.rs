@@ -177,7 +177,7 @@ async fn serve(broker: Shared, reply: Reply, mut rx: Rx<BrokerRequest>) {
 
 /// Copies committed records out, releasing the borrow before the caller awaits anything.
 fn read_committed(broker: &Shared, partition: u32, offset: u64, max: usize) -> Vec<LogRecord> {
-    broker.borrow().partitions[&partition].read_committed(offset, max).to_vec()
+    broker.borrow().partitions[&partition].read_committed(offset, max)
 }
 
 async fn fetch(broker: Shared, reply: Reply, partition: u32, offset: u64, max_records: usize) {

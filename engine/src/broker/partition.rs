@@ -27,9 +27,62 @@ pub struct ProducerState {
     pub end_offset: u64,
 }
 
+/// Records per in-memory log segment: the log grows by whole segments, never by copying.
+const SEGMENT_RECORDS: usize = 1 << 14;
+
+/// An append-only sequence of records stored in fixed-size segments.
+#[derive(Default)]
+pub struct Segments {
+    segments: Vec<Vec<LogRecord>>,
+    len: usize,
+}
+
+impl Segments {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, i: usize) -> LogRecord {
+        assert!(i < self.len, "offset {i} past the log end {}", self.len);
+        self.segments[i / SEGMENT_RECORDS][i % SEGMENT_RECORDS]
+    }
+
+    pub fn extend_from_slice(&mut self, mut records: &[LogRecord]) {
+        while !records.is_empty() {
+            if self.len % SEGMENT_RECORDS == 0 {
+                self.segments.push(Vec::with_capacity(SEGMENT_RECORDS));
+            }
+            let last = self.segments.last_mut().unwrap();
+            let n = records.len().min(SEGMENT_RECORDS - last.len());
+            last.extend_from_slice(&records[..n]);
+            self.len += n;
+            records = &records[n..];
+        }
+    }
+
+    /// Copies out `from..to`.
+    pub fn copy_range(&self, from: usize, to: usize) -> Vec<LogRecord> {
+        assert!(from <= to && to <= self.len);
+        let mut out = Vec::with_capacity(to - from);
+        let mut at = from;
+        while at < to {
+            let segment = &self.segments[at / SEGMENT_RECORDS];
+            let start = at % SEGMENT_RECORDS;
+            let n = (to - at).min(SEGMENT_RECORDS - start);
+            out.extend_from_slice(&segment[start..start + n]);
+            at += n;
+        }
+        out
+    }
+}
+
 pub struct Partition {
     pub id: u32,
-    pub records: Vec<LogRecord>,
+    pub records: Segments,
     pub high_watermark: u64,
     pub producers: BTreeMap<u32, ProducerState>,
     /// Woken whenever records are appended or the high watermark moves.
@@ -64,7 +117,7 @@ impl Partition {
         }
         let mut partition = Partition {
             id,
-            records: Vec::new(),
+            records: Segments::default(),
             high_watermark: 0,
             producers: BTreeMap::new(),
             changed: Rc::new(Notify::new()),
@@ -82,7 +135,7 @@ impl Partition {
             state.next_seq = r.seq + 1;
             state.end_offset = offset as u64 + 1;
         }
-        self.records = records;
+        self.records.extend_from_slice(&records);
     }
 
     pub fn log_end(&self) -> u64 {
@@ -101,13 +154,14 @@ impl Partition {
             first.seq,
             state.next_seq
         );
-        let fresh: Vec<LogRecord> =
-            batch.iter().copied().filter(|r| r.seq >= state.next_seq).collect();
+        // Sequence numbers within a batch are consecutive, so the fresh records are a suffix.
+        let skip = batch.iter().take_while(|r| r.seq < state.next_seq).count();
+        let fresh = &batch[skip..];
         if fresh.is_empty() {
             return Appended::Duplicate { end_offset: state.end_offset };
         }
         let base_offset = self.log_end();
-        self.append_durably(&fresh);
+        self.append_durably(fresh);
         let end_offset = self.log_end();
         let last = fresh.last().unwrap().seq;
         self.producers.insert(producer, ProducerState { next_seq: last + 1, end_offset });
@@ -125,15 +179,14 @@ impl Partition {
         for (i, r) in batch.iter().take(skip).enumerate() {
             assert_eq!(
                 *r,
-                self.records[base_offset as usize + i],
+                self.records.get(base_offset as usize + i),
                 "partition {}: replica diverges from its leader",
                 self.id
             );
         }
         if skip < batch.len() {
-            let fresh = batch[skip..].to_vec();
             let start = self.log_end();
-            self.append_durably(&fresh);
+            self.append_durably(&batch[skip..]);
             self.index_tail(start);
         }
         self.log_end()
@@ -141,7 +194,7 @@ impl Partition {
 
     fn index_tail(&mut self, start: u64) {
         for offset in start..self.log_end() {
-            let r = self.records[offset as usize];
+            let r = self.records.get(offset as usize);
             let state = self.producers.entry(r.producer).or_default();
             state.next_seq = r.seq + 1;
             state.end_offset = offset + 1;
@@ -169,11 +222,11 @@ impl Partition {
     }
 
     /// Committed records from `offset`, at most `max`.
-    pub fn read_committed(&self, offset: u64, max: usize) -> &[LogRecord] {
+    pub fn read_committed(&self, offset: u64, max: usize) -> Vec<LogRecord> {
         let end = self.high_watermark.min(offset.saturating_add(max as u64));
         if offset >= end {
-            return &[];
+            return Vec::new();
         }
-        &self.records[offset as usize..end as usize]
+        self.records.copy_range(offset as usize, end as usize)
     }
 }

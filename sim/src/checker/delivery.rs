@@ -9,8 +9,6 @@
 //! Verdicts: exactly-once allows none of the three; at-least-once allows duplicates;
 //! at-most-once allows losses. No semantics allows a wrong record.
 
-use std::collections::BTreeMap;
-
 use faultline_engine::job::Semantics;
 use faultline_engine::record::{OutputId, OutputRecord};
 use faultline_reports::{OutputCounts, Violation};
@@ -30,25 +28,26 @@ pub struct Delivery {
 }
 
 /// Classifies every committed record against the expected output.
+///
+/// Sorts the committed records by id and walks them alongside the (sorted) expected output:
+/// O(n log n) with no per-record map lookups, since runs commit millions of records.
 pub fn check(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
-    let mut seen: BTreeMap<OutputId, u64> = BTreeMap::new();
+    let mut sorted = committed.to_vec();
+    sorted.sort_by_key(|r| r.id);
     let mut d = Delivery::default();
-    for r in committed {
-        match expected.get(&r.id) {
-            Some(&(count, sum)) if (count, sum) == (r.count, r.sum) => {
-                let times = seen.entry(r.id).or_insert(0);
-                *times += 1;
-                if *times > 1 {
-                    d.duplicates.push(*r);
-                }
-            }
-            _ => {
-                seen.entry(r.id).or_insert(0);
-                d.wrong.push(*r);
-            }
+    let mut expected_iter = expected.iter().peekable();
+    let mut i = 0;
+    while i < sorted.len() {
+        let id = sorted[i].id;
+        let run_end = i + sorted[i..].iter().take_while(|r| r.id == id).count();
+        while let Some((missing, _)) = expected_iter.next_if(|(e, _)| **e < id) {
+            d.lost.push(*missing);
         }
+        let want = expected_iter.next_if(|(e, _)| **e == id).map(|(_, v)| *v);
+        classify(&sorted[i..run_end], want, &mut d);
+        i = run_end;
     }
-    d.lost = expected.keys().filter(|id| !seen.contains_key(id)).copied().collect();
+    d.lost.extend(expected_iter.map(|(id, _)| *id));
     d.counts = OutputCounts {
         expected: expected.len() as u64,
         committed: committed.len() as u64,
@@ -57,6 +56,21 @@ pub fn check(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
         wrong: d.wrong.len() as u64,
     };
     d
+}
+
+/// Classifies the committed records sharing one id; `want` is the expected value, if any.
+fn classify(records: &[OutputRecord], want: Option<(u64, i64)>, d: &mut Delivery) {
+    let mut correct = 0;
+    for r in records {
+        if want == Some((r.count, r.sum)) {
+            correct += 1;
+            if correct > 1 {
+                d.duplicates.push(*r);
+            }
+        } else {
+            d.wrong.push(*r);
+        }
+    }
 }
 
 impl Delivery {
