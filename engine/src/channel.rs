@@ -55,8 +55,9 @@ impl ChannelSender {
         to: TaskId,
     ) -> io::Result<Self> {
         for _ in 0..HELLO_ATTEMPTS {
-            let (tx, mut rx) =
-                client.connect_retrying::<ChannelMsg, ChannelReply>(addr, HELLO_RETRY, HELLO_ATTEMPTS).await?;
+            let (tx, mut rx) = client
+                .connect_retrying::<ChannelMsg, ChannelReply>(addr, HELLO_RETRY, HELLO_ATTEMPTS)
+                .await?;
             tx.send(ChannelMsg::Hello { epoch, from, to }).await?;
             match rx.recv().await? {
                 ChannelReply::Accepted { credits } => {
@@ -91,11 +92,21 @@ impl ChannelSender {
 /// What a channel delivers to its downstream subtask.
 pub enum Delivery {
     /// A channel was accepted: credits for it are returned through `credit`.
-    Opened { from: TaskId, credit: Tx<ChannelReply> },
-    Batch { from: TaskId, records: Vec<StreamRecord> },
-    End { from: TaskId },
+    Opened {
+        from: TaskId,
+        credit: Tx<ChannelReply>,
+    },
+    Batch {
+        from: TaskId,
+        records: Vec<StreamRecord>,
+    },
+    End {
+        from: TaskId,
+    },
     /// The channel was reset before it ended: the upstream subtask or its worker failed.
-    Broken { from: TaskId },
+    Broken {
+        from: TaskId,
+    },
 }
 
 /// Forwards one accepted channel's messages into the downstream subtask's inbox.

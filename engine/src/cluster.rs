@@ -124,9 +124,7 @@ impl ClusterSpec {
     /// Brokers holding a partition, preferred leader first.
     pub fn replicas_of(&self, partition: u32) -> Vec<u32> {
         assert!(self.replication_factor >= 1 && self.replication_factor <= self.brokers);
-        (0..self.replication_factor)
-            .map(|j| (partition + j) % self.brokers)
-            .collect()
+        (0..self.replication_factor).map(|j| (partition + j) % self.brokers).collect()
     }
 
     pub fn leader_of(&self, partition: u32) -> u32 {

@@ -8,7 +8,8 @@
 
 use crate::record::{Event, LogRecord, OutputId, OutputRecord, Payload};
 
-const HEADER_BYTES: usize = 8;
+/// Bytes of a frame's header: length and checksum.
+pub const HEADER_BYTES: usize = 8;
 
 /// Appends one frame holding `body` to `out`.
 pub fn put_frame(out: &mut Vec<u8>, body: &[u8]) {
@@ -112,21 +113,31 @@ pub fn encode_log_records(records: &[LogRecord], out: &mut Vec<u8>) {
 
 /// Decodes a frame body written by [`encode_log_records`].
 pub fn decode_log_records(body: &[u8], out: &mut Vec<LogRecord>) {
+    decode_log_records_range(body, 0, usize::MAX, out);
+}
+
+/// Decodes records `skip..skip + take` of a frame body written by [`encode_log_records`].
+pub fn decode_log_records_range(body: &[u8], skip: usize, take: usize, out: &mut Vec<LogRecord>) {
     let mut r = Reader::new(body);
-    while !r.is_empty() {
-        let producer = r.u32();
-        let seq = r.u64();
-        let payload = match r.u8() {
-            TAG_DATA => Payload::Data(Event {
-                key: r.u64(),
-                value: r.i64(),
-                event_time_ms: r.u64(),
-            }),
-            TAG_END => Payload::EndOfStream,
-            tag => panic!("log record with unknown tag {tag}: the checksum passed, so this is a bug"),
-        };
-        out.push(LogRecord { producer, seq, payload });
+    let mut index = 0;
+    while !r.is_empty() && index < skip.saturating_add(take) {
+        let record = decode_log_record(&mut r);
+        if index >= skip {
+            out.push(record);
+        }
+        index += 1;
     }
+}
+
+fn decode_log_record(r: &mut Reader<'_>) -> LogRecord {
+    let producer = r.u32();
+    let seq = r.u64();
+    let payload = match r.u8() {
+        TAG_DATA => Payload::Data(Event { key: r.u64(), value: r.i64(), event_time_ms: r.u64() }),
+        TAG_END => Payload::EndOfStream,
+        tag => panic!("log record with unknown tag {tag}: the checksum passed, so this is a bug"),
+    };
+    LogRecord { producer, seq, payload }
 }
 
 /// Encodes a batch of output records as one frame body.

@@ -13,8 +13,21 @@ use std::sync::Arc;
 pub trait Disk: Send + Sync {
     /// The file's current contents (synced and unsynced writes), or `None` if it does not exist.
     fn read(&self, file: &str) -> Option<Vec<u8>>;
+    /// `len` bytes of a file from byte `start`, or `None` if the file or the range does not exist.
+    fn read_range(&self, file: &str, start: u64, len: usize) -> Option<Vec<u8>>;
+    /// Calls `visit` with bytes `start..start + len` of a file, in as few pieces as the disk
+    /// holds them, without copying. Returns `false` if the file or the range does not exist.
+    fn visit_range(&self, file: &str, start: u64, len: usize, visit: &mut dyn FnMut(&[u8])) -> bool {
+        match self.read_range(file, start, len) {
+            Some(bytes) => {
+                visit(&bytes);
+                true
+            }
+            None => false,
+        }
+    }
     /// Appends bytes to a file, creating it if needed. Volatile until `sync`.
-    fn append(&self, file: &str, bytes: &[u8]);
+    fn append(&self, file: &str, bytes: Vec<u8>);
     /// Replaces a file's contents atomically (write-to-temp then rename). Volatile until `sync`.
     fn replace(&self, file: &str, bytes: &[u8]);
     /// Removes a file. Volatile until `sync`.

@@ -79,13 +79,9 @@ impl JobGraph {
     pub fn build(spec: &PipelineSpec) -> Self {
         let mut graph = DiGraph::new();
         let source = graph.add_node(OperatorKind::Source);
-        let map = graph.add_node(OperatorKind::Map {
-            scale: spec.map_scale,
-            offset: spec.map_offset,
-        });
-        let filter = graph.add_node(OperatorKind::Filter {
-            drop_multiples_of: spec.filter_drop_multiples_of,
-        });
+        let map = graph.add_node(OperatorKind::Map { scale: spec.map_scale, offset: spec.map_offset });
+        let filter =
+            graph.add_node(OperatorKind::Filter { drop_multiples_of: spec.filter_drop_multiples_of });
         let aggregate = graph.add_node(OperatorKind::RunningAggregate);
         let sink = graph.add_node(OperatorKind::Sink);
         graph.add_edge(source, map, Exchange::Forward);
@@ -97,8 +93,8 @@ impl JobGraph {
 
     /// Operators fused along forward edges, in topological order.
     pub fn chains(&self) -> Vec<Vec<OperatorKind>> {
-        let order = petgraph::algo::toposort(&self.graph, None)
-            .expect("a job graph is a DAG by construction");
+        let order =
+            petgraph::algo::toposort(&self.graph, None).expect("a job graph is a DAG by construction");
         let mut chains: Vec<Vec<OperatorKind>> = Vec::new();
         for node in order {
             if self.starts_chain(node) {
@@ -195,16 +191,11 @@ fn task_spec(
         TaskOutput::Sink
     } else {
         assert!((chain as usize) + 1 < chains.len(), "a chain without a sink must feed another");
-        let workers = (0..parallelism)
-            .map(|i| placement(chain + 1, i, cluster.workers))
-            .collect();
+        let workers = (0..parallelism).map(|i| placement(chain + 1, i, cluster.workers)).collect();
         TaskOutput::Exchange { downstream_chain: chain + 1, workers }
     };
-    let operators = ops
-        .iter()
-        .copied()
-        .filter(|op| !matches!(op, OperatorKind::Source | OperatorKind::Sink))
-        .collect();
+    let operators =
+        ops.iter().copied().filter(|op| !matches!(op, OperatorKind::Source | OperatorKind::Sink)).collect();
     TaskSpec {
         id: TaskId { chain, subtask },
         worker: placement(chain, subtask, cluster.workers),

@@ -73,12 +73,8 @@ const DEPLOY_ATTEMPTS: u32 = 200;
 pub async fn run(ctx: NodeContext) {
     ctx.trace(TraceEvent::Boot);
     let client = Rc::new(Client::bind().await);
-    let manager = Rc::new(RefCell::new(Manager {
-        ctx,
-        client,
-        job: None,
-        last_heartbeat_ms: BTreeMap::new(),
-    }));
+    let manager =
+        Rc::new(RefCell::new(Manager { ctx, client, job: None, last_heartbeat_ms: BTreeMap::new() }));
     let listener = Listener::<ManagerRequest, ManagerResponse>::bind(MANAGER_PORT).await;
     loop {
         let Ok((tx, rx, _from)) = listener.accept().await else { continue };
@@ -127,7 +123,8 @@ async fn deploy(manager: Shared, spec: JobSpec, driver: Rc<Tx<ManagerResponse>>)
 async fn deploy_to(manager: &Shared, worker: u32, tasks: Vec<TaskSpec>) -> std::io::Result<()> {
     let addr = NodeId::new(Role::Worker, worker).addr(WORKER_CONTROL_PORT);
     let client = manager.borrow().client.clone();
-    let (tx, mut rx) = client.connect_retrying::<WorkerCommand, WorkerReply>(addr, DEPLOY_RETRY, DEPLOY_ATTEMPTS).await?;
+    let (tx, mut rx) =
+        client.connect_retrying::<WorkerCommand, WorkerReply>(addr, DEPLOY_RETRY, DEPLOY_ATTEMPTS).await?;
     tx.send(WorkerCommand::Deploy(tasks)).await?;
     let WorkerReply::Deployed = rx.recv().await?;
     Ok(())

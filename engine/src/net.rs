@@ -97,9 +97,8 @@ impl<Q: Any, A: Any + Send + Sync> Listener<Q, A> {
     /// Binds `port` on the current node. Panics if it is taken: that is a bug (a node leaked
     /// its endpoint past a restart, or two services share a port).
     pub async fn bind(port: u16) -> Self {
-        let endpoint = Endpoint::bind(("0.0.0.0", port))
-            .await
-            .unwrap_or_else(|e| panic!("binding port {port}: {e}"));
+        let endpoint =
+            Endpoint::bind(("0.0.0.0", port)).await.unwrap_or_else(|e| panic!("binding port {port}: {e}"));
         Listener { endpoint, _t: PhantomData }
     }
 

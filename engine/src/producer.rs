@@ -189,8 +189,7 @@ impl Producer {
     /// Connects to a broker and forwards its responses to the main loop.
     async fn open(&mut self, broker: u32) -> bool {
         let addr = NodeId::new(Role::Broker, broker).addr(BROKER_PORT);
-        let Ok((tx, mut rx)) = self.client.connect::<BrokerRequest, BrokerResponse>(addr).await
-        else {
+        let Ok((tx, mut rx)) = self.client.connect::<BrokerRequest, BrokerResponse>(addr).await else {
             return false;
         };
         let acks = self.acks_tx.clone();
@@ -244,9 +243,7 @@ impl Producer {
         for lane in &self.lanes {
             match &lane.in_flight {
                 Some(f) => wake = wake.min(f.sent_at_ms + settings.request_timeout_ms),
-                None if !lane.queued.is_empty() => {
-                    wake = wake.min(lane.queued_since_ms + settings.linger_ms)
-                }
+                None if !lane.queued.is_empty() => wake = wake.min(lane.queued_since_ms + settings.linger_ms),
                 None => {}
             }
         }

@@ -37,7 +37,7 @@ async fn serve(ctx: NodeContext, tx: Tx<SinkResponse>, mut rx: Rx<SinkRequest>) 
     while let Ok(SinkRequest::Append { writer, batch_seq, records }) = rx.recv().await {
         let mut bytes = Vec::with_capacity(records.len() * 32 + 8);
         codec::encode_output_records(&records, &mut bytes);
-        ctx.disk.append(COMMITTED_FILE, &bytes);
+        ctx.disk.append(COMMITTED_FILE, bytes);
         ctx.disk.sync(COMMITTED_FILE);
         ctx.trace(TraceEvent::SinkCommitted { writer, records: records.len() as u64 });
         if tx.send(SinkResponse::Appended { batch_seq }).await.is_err() {

@@ -20,7 +20,11 @@ pub const EXIT_SAFETY: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "faultline", version, about = "Deterministic simulation and fault injection for stream processing")]
+#[command(
+    name = "faultline",
+    version,
+    about = "Deterministic simulation and fault injection for stream processing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -16,20 +16,41 @@ use faultline_engine::disk::Disk;
 #[derive(Clone, Default)]
 struct Contents {
     chunks: Vec<Vec<u8>>,
+    /// Byte position of each chunk's first byte.
+    starts: Vec<usize>,
     len: usize,
 }
 
 impl Contents {
     fn from_bytes(bytes: &[u8]) -> Self {
-        let chunks = if bytes.is_empty() { Vec::new() } else { vec![bytes.to_vec()] };
-        Contents { chunks, len: bytes.len() }
+        let mut contents = Contents::default();
+        contents.append(bytes.to_vec());
+        contents
     }
 
-    fn append(&mut self, bytes: &[u8]) {
+    fn append(&mut self, bytes: Vec<u8>) {
         if !bytes.is_empty() {
-            self.chunks.push(bytes.to_vec());
+            self.starts.push(self.len);
             self.len += bytes.len();
+            self.chunks.push(bytes);
         }
+    }
+
+    /// Visits bytes `start..start + len` chunk by chunk; `false` if the range is out of bounds.
+    fn visit_range(&self, start: usize, len: usize, visit: &mut dyn FnMut(&[u8])) -> bool {
+        if start.checked_add(len).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        let mut chunk = self.starts.partition_point(|&s| s <= start).saturating_sub(1);
+        let (mut at, end) = (start, start + len);
+        while at < end {
+            let offset = at - self.starts[chunk];
+            let n = (end - at).min(self.chunks[chunk].len() - offset);
+            visit(&self.chunks[chunk][offset..offset + n]);
+            at += n;
+            chunk += 1;
+        }
+        true
     }
 
     fn truncate(&mut self, len: usize) {
@@ -40,6 +61,7 @@ impl Contents {
             self.len -= cut;
             if last.is_empty() {
                 self.chunks.pop();
+                self.starts.pop();
             }
         }
     }
@@ -124,7 +146,19 @@ impl Disk for SimDisk {
         files.get(file).filter(|f| f.exists).map(|f| f.data.to_vec())
     }
 
-    fn append(&self, file: &str, bytes: &[u8]) {
+    fn read_range(&self, file: &str, start: u64, len: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(len);
+        self.visit_range(file, start, len, &mut |piece| out.extend_from_slice(piece)).then_some(out)
+    }
+
+    fn visit_range(&self, file: &str, start: u64, len: usize, visit: &mut dyn FnMut(&[u8])) -> bool {
+        let files = self.files.lock().unwrap();
+        let Some(f) = files.get(file).filter(|f| f.exists) else { return false };
+        let Ok(start) = usize::try_from(start) else { return false };
+        f.data.visit_range(start, len, visit)
+    }
+
+    fn append(&self, file: &str, bytes: Vec<u8>) {
         let mut files = self.files.lock().unwrap();
         let f = files.entry(file.to_string()).or_default();
         if !f.exists {
@@ -166,15 +200,17 @@ mod tests {
     #[test]
     fn crash_keeps_synced_appends_only() {
         let disk = SimDisk::default();
-        disk.append("log", b"abc");
+        disk.append("log", b"abc".to_vec());
         disk.sync("log");
-        disk.append("log", b"def");
-        disk.append("log", b"g");
+        disk.append("log", b"def".to_vec());
+        disk.append("log", b"g".to_vec());
+        assert_eq!(disk.read_range("log", 2, 3).unwrap(), b"cde");
+        assert!(disk.read_range("log", 5, 3).is_none());
         assert_eq!(disk.read("log").unwrap(), b"abcdefg");
         assert_eq!(disk.unsynced_bytes(), 4);
         disk.crash();
         assert_eq!(disk.read("log").unwrap(), b"abc");
-        disk.append("log", b"hi");
+        disk.append("log", b"hi".to_vec());
         disk.sync("log");
         disk.crash();
         assert_eq!(disk.read("log").unwrap(), b"abchi");
@@ -192,7 +228,7 @@ mod tests {
         assert!(disk.read("meta").is_none());
         disk.crash();
         assert_eq!(disk.read("meta").unwrap(), b"v1");
-        disk.append("new", b"x");
+        disk.append("new", b"x".to_vec());
         disk.crash();
         assert!(disk.read("new").is_none());
         assert_eq!(disk.list(""), vec!["meta".to_string()]);
@@ -201,10 +237,10 @@ mod tests {
     #[test]
     fn replace_then_append_then_crash_restores_the_old_file() {
         let disk = SimDisk::default();
-        disk.append("f", b"old");
+        disk.append("f", b"old".to_vec());
         disk.sync("f");
         disk.replace("f", b"n");
-        disk.append("f", b"ew");
+        disk.append("f", b"ew".to_vec());
         assert_eq!(disk.read("f").unwrap(), b"new");
         disk.crash();
         assert_eq!(disk.read("f").unwrap(), b"old");

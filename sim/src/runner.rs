@@ -74,15 +74,15 @@ pub fn run_seed(loaded: &Loaded, seed: u64) -> RunRecord {
 
 /// Runs one seed, letting `tamper` corrupt the committed output before the checkers read it.
 /// This is how tests prove the checkers catch a bad history: plant one, expect a failure.
-pub fn run_seed_tampered(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord>)) -> RunRecord {
-    execute(loaded, seed, tamper).0
-}
-
-fn execute(
+pub fn run_seed_tampered(
     loaded: &Loaded,
     seed: u64,
     tamper: impl FnOnce(&mut Vec<OutputRecord>),
-) -> (RunRecord, Timings) {
+) -> RunRecord {
+    execute(loaded, seed, tamper).0
+}
+
+fn execute(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord>)) -> (RunRecord, Timings) {
     let wall = WallClock::start();
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));

@@ -351,9 +351,7 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()
     }
     let mut current = table;
     for (i, part) in parts[..parts.len() - 1].iter().enumerate() {
-        let next = current
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let next = current.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         current = match next {
             toml::Value::Table(t) => t,
             toml::Value::Array(items) => {
@@ -555,7 +553,6 @@ mod spans {
     fn contains(span: &std::ops::Range<usize>, offset: usize) -> bool {
         span.start <= offset && (offset < span.end || span.is_empty() && offset == span.start)
     }
-
 }
 
 /// A stable digest of a scenario (after overrides), to tie a report to its exact input.

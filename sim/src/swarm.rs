@@ -15,7 +15,13 @@ use crate::scenario::Loaded;
 use crate::wall::WallClock;
 
 /// Runs seeds `from..from + seeds` on `jobs` threads.
-pub fn swarm(loaded: &Loaded, from: u64, seeds: u64, jobs: usize, progress: bool) -> (SwarmRecord, Vec<RunRecord>) {
+pub fn swarm(
+    loaded: &Loaded,
+    from: u64,
+    seeds: u64,
+    jobs: usize,
+    progress: bool,
+) -> (SwarmRecord, Vec<RunRecord>) {
     assert!(jobs > 0);
     let wall = WallClock::start();
     let next = AtomicU64::new(0);

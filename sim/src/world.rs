@@ -92,7 +92,8 @@ impl World {
     pub fn build(rt: &Runtime, cluster: ClusterSpec) -> World {
         let cluster = Arc::new(cluster);
         let recorder = Arc::new(Recorder::default());
-        let mut world = World { cluster: cluster.clone(), disks: BTreeMap::new(), nodes: BTreeMap::new(), recorder };
+        let mut world =
+            World { cluster: cluster.clone(), disks: BTreeMap::new(), nodes: BTreeMap::new(), recorder };
         for id in cluster.nodes() {
             let disk = Arc::new(SimDisk::default());
             let ctx = NodeContext {
@@ -101,12 +102,7 @@ impl World {
                 disk: disk.clone() as DiskRef,
                 observer: world.recorder.clone() as ObserverRef,
             };
-            let node = rt
-                .create_node()
-                .name(id.name())
-                .ip(id.ip())
-                .init(move || boot(ctx.clone()))
-                .build();
+            let node = rt.create_node().name(id.name()).ip(id.ip()).init(move || boot(ctx.clone())).build();
             world.disks.insert(id, disk);
             world.nodes.insert(id, node);
         }

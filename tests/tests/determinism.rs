@@ -14,7 +14,8 @@ fn same_seed_same_trace_hash() {
 
 #[test]
 fn check_determinism_flag_passes() {
-    let outcome = faultline(&["run", &scenario("quickstart"), "--seed", "5", "--check-determinism", "--json"]);
+    let outcome =
+        faultline(&["run", &scenario("quickstart"), "--seed", "5", "--check-determinism", "--json"]);
     assert_eq!(outcome.code, 0, "{outcome:?}");
 }
 

@@ -1,8 +1,10 @@
-//! One broker's copy of one log partition: records, high watermark, producer dedup state, and
-//! its durable file.
+//! One broker's copy of one log partition: its durable file, an index over it, the high
+//! watermark, and the producers' dedup state.
 //!
-//! It owns the log's invariants:
-//! - offsets are dense: record i sits at offset i;
+//! Records live only in the partition's file, as Kafka's live in its segment files: the broker
+//! keeps an index of the file's frames (one per appended batch) and reads ranges back when a
+//! consumer or follower asks. It owns the log's invariants:
+//! - offsets are dense: the n-th record appended has offset n;
 //! - an append is synced to disk before it counts toward the high watermark;
 //! - the high watermark never goes back;
 //! - a producer's records enter in sequence order, each (producer, seq) at most once.
@@ -27,66 +29,25 @@ pub struct ProducerState {
     pub end_offset: u64,
 }
 
-/// Records per in-memory log segment: the log grows by whole segments, never by copying.
-const SEGMENT_RECORDS: usize = 1 << 14;
-
-/// An append-only sequence of records stored in fixed-size segments.
-#[derive(Default)]
-pub struct Segments {
-    segments: Vec<Vec<LogRecord>>,
-    len: usize,
-}
-
-impl Segments {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn get(&self, i: usize) -> LogRecord {
-        assert!(i < self.len, "offset {i} past the log end {}", self.len);
-        self.segments[i / SEGMENT_RECORDS][i % SEGMENT_RECORDS]
-    }
-
-    pub fn extend_from_slice(&mut self, mut records: &[LogRecord]) {
-        while !records.is_empty() {
-            if self.len % SEGMENT_RECORDS == 0 {
-                self.segments.push(Vec::with_capacity(SEGMENT_RECORDS));
-            }
-            let last = self.segments.last_mut().unwrap();
-            let n = records.len().min(SEGMENT_RECORDS - last.len());
-            last.extend_from_slice(&records[..n]);
-            self.len += n;
-            records = &records[n..];
-        }
-    }
-
-    /// Copies out `from..to`.
-    pub fn copy_range(&self, from: usize, to: usize) -> Vec<LogRecord> {
-        assert!(from <= to && to <= self.len);
-        let mut out = Vec::with_capacity(to - from);
-        let mut at = from;
-        while at < to {
-            let segment = &self.segments[at / SEGMENT_RECORDS];
-            let start = at % SEGMENT_RECORDS;
-            let n = (to - at).min(SEGMENT_RECORDS - start);
-            out.extend_from_slice(&segment[start..start + n]);
-            at += n;
-        }
-        out
-    }
+/// Where one appended batch sits in the partition's file.
+#[derive(Clone, Copy, Debug)]
+struct FrameIndex {
+    first_offset: u64,
+    records: u64,
+    /// Byte position of the frame (header included) and its total length.
+    position: u64,
+    bytes: usize,
 }
 
 pub struct Partition {
     pub id: u32,
-    pub records: Segments,
     pub high_watermark: u64,
     pub producers: BTreeMap<u32, ProducerState>,
     /// Woken whenever records are appended or the high watermark moves.
     pub changed: Rc<Notify>,
+    frames: Vec<FrameIndex>,
+    log_end: u64,
+    file_len: u64,
     disk: DiskRef,
     file: String,
 }
@@ -104,42 +65,58 @@ impl Partition {
     /// Opens the partition from disk, keeping the valid prefix of its file.
     pub fn open(id: u32, disk: DiskRef) -> Self {
         let file = format!("partition-{id}.log");
-        let mut records = Vec::new();
-        if let Some(bytes) = disk.read(&file) {
-            let (bodies, valid) = codec::frames(&bytes);
-            for body in bodies {
-                codec::decode_log_records(body, &mut records);
-            }
-            if valid < bytes.len() {
-                disk.replace(&file, &bytes[..valid]);
-                disk.sync(&file);
-            }
-        }
         let mut partition = Partition {
             id,
-            records: Segments::default(),
             high_watermark: 0,
             producers: BTreeMap::new(),
             changed: Rc::new(Notify::new()),
+            frames: Vec::new(),
+            log_end: 0,
+            file_len: 0,
             disk,
             file,
         };
-        partition.index(records);
+        partition.recover();
         partition
     }
 
-    fn index(&mut self, records: Vec<LogRecord>) {
-        for (offset, r) in records.iter().enumerate() {
-            let state = self.producers.entry(r.producer).or_default();
-            assert_eq!(r.seq, state.next_seq, "log holds producer {} out of sequence", r.producer);
-            state.next_seq = r.seq + 1;
-            state.end_offset = offset as u64 + 1;
+    /// Rebuilds the index and producer state from the file, cutting off a torn tail.
+    fn recover(&mut self) {
+        let Some(bytes) = self.disk.read(&self.file) else { return };
+        let (bodies, valid) = codec::frames(&bytes);
+        let mut records = Vec::new();
+        for body in bodies {
+            records.clear();
+            codec::decode_log_records(body, &mut records);
+            let frame = FrameIndex {
+                first_offset: self.log_end,
+                records: records.len() as u64,
+                position: self.file_len,
+                bytes: codec::HEADER_BYTES + body.len(),
+            };
+            self.index(&records, frame);
         }
-        self.records.extend_from_slice(&records);
+        assert_eq!(self.file_len, valid as u64);
+        if valid < bytes.len() {
+            self.disk.replace(&self.file, &bytes[..valid]);
+            self.disk.sync(&self.file);
+        }
+    }
+
+    fn index(&mut self, records: &[LogRecord], frame: FrameIndex) {
+        for (i, r) in records.iter().enumerate() {
+            let state = self.producers.entry(r.producer).or_default();
+            assert!(r.seq >= state.next_seq, "log holds producer {} out of sequence", r.producer);
+            state.next_seq = r.seq + 1;
+            state.end_offset = frame.first_offset + i as u64 + 1;
+        }
+        self.log_end += frame.records;
+        self.file_len += frame.bytes as u64;
+        self.frames.push(frame);
     }
 
     pub fn log_end(&self) -> u64 {
-        self.records.len() as u64
+        self.log_end
     }
 
     /// Appends a producer's batch as the leader, dropping records it already holds.
@@ -156,63 +133,50 @@ impl Partition {
         );
         // Sequence numbers within a batch are consecutive, so the fresh records are a suffix.
         let skip = batch.iter().take_while(|r| r.seq < state.next_seq).count();
-        let fresh = &batch[skip..];
-        if fresh.is_empty() {
+        if skip == batch.len() {
             return Appended::Duplicate { end_offset: state.end_offset };
         }
-        let base_offset = self.log_end();
-        self.append_durably(fresh);
-        let end_offset = self.log_end();
-        let last = fresh.last().unwrap().seq;
-        self.producers.insert(producer, ProducerState { next_seq: last + 1, end_offset });
-        Appended::New { base_offset, end_offset }
+        let base_offset = self.log_end;
+        self.append_durably(&batch[skip..]);
+        Appended::New { base_offset, end_offset: self.log_end }
     }
 
     /// Appends records replicated from the leader at `base_offset`, skipping any overlap.
     /// Returns the log end after the append; a gap appends nothing and returns the current end.
     pub fn append_replicated(&mut self, base_offset: u64, batch: &[LogRecord]) -> u64 {
-        let end = self.log_end();
+        let end = self.log_end;
         if base_offset > end {
             return end;
         }
-        let skip = (end - base_offset) as usize;
-        for (i, r) in batch.iter().take(skip).enumerate() {
-            assert_eq!(
-                *r,
-                self.records.get(base_offset as usize + i),
-                "partition {}: replica diverges from its leader",
-                self.id
-            );
+        let skip = ((end - base_offset) as usize).min(batch.len());
+        if skip > 0 {
+            let held = self.read(base_offset, base_offset + skip as u64);
+            assert_eq!(held, batch[..skip], "partition {}: replica diverges from its leader", self.id);
         }
         if skip < batch.len() {
-            let start = self.log_end();
             self.append_durably(&batch[skip..]);
-            self.index_tail(start);
         }
-        self.log_end()
-    }
-
-    fn index_tail(&mut self, start: u64) {
-        for offset in start..self.log_end() {
-            let r = self.records.get(offset as usize);
-            let state = self.producers.entry(r.producer).or_default();
-            state.next_seq = r.seq + 1;
-            state.end_offset = offset + 1;
-        }
+        self.log_end
     }
 
     fn append_durably(&mut self, records: &[LogRecord]) {
         let mut bytes = Vec::new();
         codec::encode_log_records(records, &mut bytes);
-        self.disk.append(&self.file, &bytes);
+        let frame = FrameIndex {
+            first_offset: self.log_end,
+            records: records.len() as u64,
+            position: self.file_len,
+            bytes: bytes.len(),
+        };
+        self.disk.append(&self.file, bytes);
         self.disk.sync(&self.file);
-        self.records.extend_from_slice(records);
+        self.index(records, frame);
         self.changed.notify_waiters();
     }
 
     /// Moves the high watermark forward to `offset`. Returns whether it moved.
     pub fn advance_high_watermark(&mut self, offset: u64) -> bool {
-        assert!(offset <= self.log_end(), "high watermark past the log end");
+        assert!(offset <= self.log_end, "high watermark past the log end");
         if offset <= self.high_watermark {
             return false;
         }
@@ -224,9 +188,41 @@ impl Partition {
     /// Committed records from `offset`, at most `max`.
     pub fn read_committed(&self, offset: u64, max: usize) -> Vec<LogRecord> {
         let end = self.high_watermark.min(offset.saturating_add(max as u64));
-        if offset >= end {
-            return Vec::new();
-        }
-        self.records.copy_range(offset as usize, end as usize)
+        self.read(offset, end)
     }
+
+    /// Records `from..to`, read back from the file.
+    pub fn read(&self, from: u64, to: u64) -> Vec<LogRecord> {
+        assert!(to <= self.log_end, "read past the log end");
+        let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
+        let mut i = self.frames.partition_point(|f| f.first_offset + f.records <= from);
+        while i < self.frames.len() && self.frames[i].first_offset < to {
+            let frame = self.frames[i];
+            let skip = from.saturating_sub(frame.first_offset) as usize;
+            let take = (to.min(frame.first_offset + frame.records) - frame.first_offset) as usize - skip;
+            // A frame appended in one piece is decoded where it lies; one recovered from a
+            // rewritten file may span pieces and is gathered first.
+            let mut gathered = Vec::new();
+            let found = self.disk.visit_range(&self.file, frame.position, frame.bytes, &mut |piece| {
+                if piece.len() == frame.bytes {
+                    decode_frame(piece, skip, take, &mut out);
+                } else {
+                    gathered.extend_from_slice(piece);
+                }
+            });
+            assert!(found, "partition {}: indexed frame missing from the file", self.id);
+            if !gathered.is_empty() {
+                decode_frame(&gathered, skip, take, &mut out);
+            }
+            i += 1;
+        }
+        out
+    }
+}
+
+/// Decodes records `skip..skip + take` of one whole frame.
+fn decode_frame(frame: &[u8], skip: usize, take: usize, out: &mut Vec<LogRecord>) {
+    let (bodies, valid) = codec::frames(frame);
+    assert!(bodies.len() == 1 && valid == frame.len(), "the index points at one whole frame");
+    codec::decode_log_records_range(bodies[0], skip, take, out);
 }

@@ -61,7 +61,7 @@ async fn stream_to(
             let sent = b.leading[&partition].follower_log_end[&follower];
             let log = &b.partitions[&partition];
             let end = log.log_end().min(sent + settings.batch_records as u64);
-            let records = log.records.copy_range(sent as usize, end as usize);
+            let records = log.read(sent, end);
             (log.changed.clone(), sent, records)
         };
         if records.is_empty() {

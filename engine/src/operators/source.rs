@@ -41,7 +41,8 @@ async fn fetch_partition(ctx: NodeContext, client: Rc<Client>, partition: u32, o
     let mut offset = 0u64;
     let mut ended = 0u32;
     loop {
-        let Ok((tx, mut rx)) = client.connect::<BrokerRequest, BrokerResponse>(leader.addr(BROKER_PORT)).await
+        let Ok((tx, mut rx)) =
+            client.connect::<BrokerRequest, BrokerResponse>(leader.addr(BROKER_PORT)).await
         else {
             madsim::time::sleep(retry).await;
             continue;

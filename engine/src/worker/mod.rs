@@ -44,7 +44,11 @@ pub async fn run(ctx: NodeContext) {
     let me = ctx.id.index;
     let addr = NodeId::new(Role::Manager, 0).addr(MANAGER_PORT);
     let Ok((manager, _replies)) = client
-        .connect_retrying::<ManagerRequest, crate::manager::ManagerResponse>(addr, MANAGER_RETRY, MANAGER_ATTEMPTS)
+        .connect_retrying::<ManagerRequest, crate::manager::ManagerResponse>(
+            addr,
+            MANAGER_RETRY,
+            MANAGER_ATTEMPTS,
+        )
         .await
     else {
         tracing::warn!(worker = me, "manager unreachable");

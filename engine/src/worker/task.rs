@@ -60,10 +60,8 @@ pub async fn run(
 impl Chain {
     async fn build(ctx: &NodeContext, client: &Rc<Client>, spec: &TaskSpec) -> Result<Self, String> {
         let stateless = spec.operators.iter().filter_map(|&k| Stateless::from_kind(k)).collect();
-        let aggregate = spec
-            .operators
-            .contains(&OperatorKind::RunningAggregate)
-            .then(RunningAggregate::default);
+        let aggregate =
+            spec.operators.contains(&OperatorKind::RunningAggregate).then(RunningAggregate::default);
         let batch_records = ctx.cluster.settings.batch_records;
         let output = match &spec.output {
             TaskOutput::Exchange { downstream_chain, workers } => {
