@@ -97,6 +97,8 @@ pub struct BenchRecord {
     pub events: u64,
     pub batch_records: u64,
     pub hops: u64,
+    /// Measured rounds of each side; every figure is the median round.
+    pub repeats: u64,
     pub engine_records_per_s: f64,
     pub engine_wall_ms: f64,
     pub engine_sim_per_wall: f64,

@@ -25,34 +25,93 @@ pub struct BenchOptions {
     pub scenario: std::path::PathBuf,
     pub events: u64,
     pub batch_records: usize,
+    /// Measured rounds of each side; the medians are reported.
+    pub repeats: usize,
 }
 
-/// Runs both sides and compares them. Fails if the engine's run does not pass its checks.
-pub fn bench(options: &BenchOptions) -> Result<BenchRecord, BenchError> {
+/// One measured round of one side, as a child process reports it.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Round {
+    pub wall_ms: f64,
+    pub sim_ms: u64,
+    /// For the engine: the checkers' time after the simulation (not part of its rate).
+    pub judge_ms: f64,
+}
+
+/// Which side a child process measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Side {
+    Engine,
+    Baseline,
+}
+
+/// Runs both sides `repeats` times, alternating, each round in a fresh process started with
+/// `child` (this executable), and compares the medians. Fresh processes give both sides the
+/// same starting state: no round inherits memory another round freed.
+pub fn bench(
+    options: &BenchOptions,
+    child: &dyn Fn(Side) -> Result<Round, String>,
+) -> Result<BenchRecord, BenchError> {
+    assert!(options.repeats > 0);
     let loaded = engine_scenario(options)?;
-    let hops = u64::from(loaded.scenario.engine.replication_factor) + 3;
-    let (engine, timings) = runner::run_isolated_timed(&loaded, 1);
-    if !engine.passed() {
-        return Err(BenchError::EngineFailed(engine.repro.clone(), format!("{:?}", engine.violations)));
+    let hops = hops(&loaded);
+    let mut engine = Vec::new();
+    let mut baseline = Vec::new();
+    for _ in 0..options.repeats {
+        engine.push(child(Side::Engine).map_err(BenchError::Child)?);
+        baseline.push(child(Side::Baseline).map_err(BenchError::Child)?);
     }
-    let (base_wall_ms, base_sim_ms) = baseline_isolated(options.events, options.batch_records, hops);
-    // The engine's rate counts the simulation only: the checkers' judging afterwards is
-    // reported apart, since the baseline has nothing to judge.
-    let engine_rate = options.events as f64 / (timings.simulate_ms / 1000.0);
-    let base_rate = options.events as f64 / (base_wall_ms / 1000.0);
+    let e = median_by(&mut engine, |r| r.wall_ms);
+    let b = median_by(&mut baseline, |r| r.wall_ms);
+    let engine_rate = options.events as f64 / (e.wall_ms / 1000.0);
+    let base_rate = options.events as f64 / (b.wall_ms / 1000.0);
     Ok(BenchRecord {
         events: options.events,
         batch_records: options.batch_records as u64,
         hops,
+        repeats: options.repeats as u64,
         engine_records_per_s: engine_rate,
-        engine_wall_ms: timings.simulate_ms,
-        engine_sim_per_wall: engine.sim_time_ms as f64 / timings.simulate_ms,
-        judge_wall_ms: timings.judge_ms,
+        engine_wall_ms: e.wall_ms,
+        engine_sim_per_wall: e.sim_ms as f64 / e.wall_ms,
+        judge_wall_ms: e.judge_ms,
         baseline_records_per_s: base_rate,
-        baseline_wall_ms: base_wall_ms,
-        baseline_sim_per_wall: base_sim_ms as f64 / base_wall_ms,
+        baseline_wall_ms: b.wall_ms,
+        baseline_sim_per_wall: b.sim_ms as f64 / b.wall_ms,
         ratio: engine_rate / base_rate,
     })
+}
+
+fn hops(loaded: &Loaded) -> u64 {
+    u64::from(loaded.scenario.engine.replication_factor) + 3
+}
+
+/// Measures one round of one side in this process (the child's half of [`bench`]).
+pub fn measure(options: &BenchOptions, side: Side) -> Result<Round, BenchError> {
+    let loaded = engine_scenario(options)?;
+    match side {
+        Side::Engine => {
+            // The engine's rate counts the simulation only: the checkers' judging afterwards
+            // is reported apart, since the baseline has nothing to judge.
+            let (record, timings) = runner::run_isolated_timed(&loaded, 1);
+            if !record.passed() {
+                return Err(BenchError::EngineFailed(
+                    record.repro.clone(),
+                    format!("{:?}", record.violations),
+                ));
+            }
+            Ok(Round { wall_ms: timings.simulate_ms, sim_ms: record.sim_time_ms, judge_ms: timings.judge_ms })
+        }
+        Side::Baseline => {
+            let (wall_ms, sim_ms) = baseline_isolated(options.events, options.batch_records, hops(&loaded));
+            Ok(Round { wall_ms, sim_ms, judge_ms: 0.0 })
+        }
+    }
+}
+
+/// The median element by `key` (the upper one of an even count).
+fn median_by<T: Copy>(items: &mut [T], key: impl Fn(&T) -> f64) -> T {
+    items.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    items[items.len() / 2]
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +120,8 @@ pub enum BenchError {
     Scenario(#[from] ScenarioError),
     #[error("the engine's benchmark run failed its checks ({1}); replay: {0}")]
     EngineFailed(String, String),
+    #[error("a benchmark round failed: {0}")]
+    Child(String),
 }
 
 fn engine_scenario(options: &BenchOptions) -> Result<Loaded, ScenarioError> {

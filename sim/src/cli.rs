@@ -67,6 +67,18 @@ enum Command {
         #[arg(long, default_value = "scenarios")]
         dir: PathBuf,
     },
+    /// One round of one side of `bench`, in a fresh process; prints a JSON line.
+    #[command(hide = true)]
+    BenchRound {
+        #[arg(long)]
+        side: bench::Side,
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long)]
+        events: u64,
+        #[arg(long = "batch")]
+        batch_records: usize,
+    },
     /// Measure the engine against a bare-madsim baseline.
     Bench {
         #[arg(long, default_value = "scenarios/quickstart.toml")]
@@ -75,6 +87,9 @@ enum Command {
         events: u64,
         #[arg(long = "batch", default_value_t = 1024)]
         batch_records: usize,
+        /// Measured rounds of each side (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
         #[arg(long)]
         json: bool,
     },
@@ -99,8 +114,12 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             run_swarm(&scenario, seeds, from, jobs, &sets, json, out, err)
         }
         Command::List { dir } => list(&dir, out, err),
-        Command::Bench { scenario, events, batch_records, json } => {
-            run_bench(BenchOptions { scenario, events, batch_records }, json, out)
+        Command::BenchRound { side, scenario, events, batch_records } => {
+            let options = BenchOptions { scenario, events, batch_records, repeats: 1 };
+            bench_round(&options, side, out)
+        }
+        Command::Bench { scenario, events, batch_records, repeats, json } => {
+            run_bench(BenchOptions { scenario, events, batch_records, repeats }, json, out)
         }
     };
     match result {
@@ -262,13 +281,51 @@ fn list(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
     Ok(code)
 }
 
-fn run_bench(options: BenchOptions, json: bool, out: &mut dyn Write) -> CliResult {
-    if options.events == 0 {
-        return Err("--events must be at least 1".into());
+fn bench_round(options: &BenchOptions, side: bench::Side, out: &mut dyn Write) -> CliResult {
+    match bench::measure(options, side) {
+        Ok(round) => {
+            _ = writeln!(out, "{}", to_json(&round));
+            Ok(EXIT_PASS)
+        }
+        Err(e @ BenchError::EngineFailed(..)) => {
+            _ = writeln!(out, "{e}");
+            Ok(EXIT_SAFETY)
+        }
+        Err(e) => Err(e.to_string()),
     }
-    let record = match bench::bench(&options) {
+}
+
+/// Runs one bench round in a child process of this executable and reads its JSON line.
+fn spawn_round(options: &BenchOptions, side: bench::Side) -> Result<bench::Round, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let side_name = match side {
+        bench::Side::Engine => "engine",
+        bench::Side::Baseline => "baseline",
+    };
+    let output = std::process::Command::new(exe)
+        .args(["bench-round", "--side", side_name, "--scenario"])
+        .arg(&options.scenario)
+        .args(["--events", &options.events.to_string(), "--batch", &options.batch_records.to_string()])
+        .output()
+        .map_err(|e| format!("cannot start a bench round: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "{side_name} round failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    serde_json::from_str(stdout.trim()).map_err(|e| format!("{side_name} round printed {stdout:?}: {e}"))
+}
+
+fn run_bench(options: BenchOptions, json: bool, out: &mut dyn Write) -> CliResult {
+    if options.events == 0 || options.repeats == 0 {
+        return Err("--events and --repeats must be at least 1".into());
+    }
+    let record = match bench::bench(&options, &|side| spawn_round(&options, side)) {
         Ok(record) => record,
-        Err(BenchError::Scenario(e)) => return Err(e.to_string()),
+        Err(e @ (BenchError::Scenario(_) | BenchError::Child(_))) => return Err(e.to_string()),
         Err(e @ BenchError::EngineFailed(..)) => {
             _ = writeln!(out, "{e}");
             return Ok(EXIT_SAFETY);
@@ -279,7 +336,11 @@ fn run_bench(options: BenchOptions, json: bool, out: &mut dyn Write) -> CliResul
         return Ok(EXIT_PASS);
     }
     let r = &record;
-    _ = writeln!(out, "{} records, batches of {}, {} network hops", r.events, r.batch_records, r.hops);
+    _ = writeln!(
+        out,
+        "{} records, batches of {}, {} network hops; medians of {} rounds",
+        r.events, r.batch_records, r.hops, r.repeats
+    );
     _ = writeln!(
         out,
         "engine    {:>12.0} records/s  ({:.0} ms wall, sim/wall {:.1})",

@@ -15,6 +15,7 @@ pub mod checker;
 pub mod cli;
 pub mod disk;
 pub mod faults;
+pub mod logging;
 pub mod runner;
 pub mod scenario;
 pub mod swarm;

@@ -127,6 +127,7 @@ impl Broker {
         let followers_min = leadership.follower_log_end.values().copied().min();
         let hw = followers_min.map_or(log.log_end(), |f| f.min(log.log_end()));
         if log.advance_high_watermark(hw) {
+            tracing::debug!(partition, high_watermark = hw, "high watermark advanced");
             self.ctx.trace(TraceEvent::HighWatermark { partition, offset: hw });
         }
         let hw = log.high_watermark;

@@ -118,7 +118,10 @@ fn deploy(worker: &Shared, spec: TaskSpec) {
                 ctx.trace(TraceEvent::TaskFinished { operator: id.chain, subtask: id.subtask });
                 ManagerRequest::TaskFinished { task: id }
             }
-            Err(reason) => ManagerRequest::TaskFailed { task: id, reason },
+            Err(reason) => {
+                tracing::warn!(task = ?id, %reason, "subtask failed");
+                ManagerRequest::TaskFailed { task: id, reason }
+            }
         };
         _ = manager.send(report).await;
     });

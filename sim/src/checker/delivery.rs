@@ -40,14 +40,14 @@ pub fn check(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
     while i < sorted.len() {
         let id = sorted[i].id;
         let run_end = i + sorted[i..].iter().take_while(|r| r.id == id).count();
-        while let Some((missing, _)) = expected_iter.next_if(|(e, _)| **e < id) {
-            d.lost.push(*missing);
+        while let Some((missing, _)) = expected_iter.next_if(|(e, _)| *e < id) {
+            d.lost.push(missing);
         }
-        let want = expected_iter.next_if(|(e, _)| **e == id).map(|(_, v)| *v);
+        let want = expected_iter.next_if(|(e, _)| *e == id).map(|(_, v)| v);
         classify(&sorted[i..run_end], want, &mut d);
         i = run_end;
     }
-    d.lost.extend(expected_iter.map(|(id, _)| *id));
+    d.lost.extend(expected_iter.map(|(id, _)| id));
     d.counts = OutputCounts {
         expected: expected.len() as u64,
         committed: committed.len() as u64,
@@ -115,10 +115,11 @@ mod tests {
     }
 
     fn expected() -> Expected {
-        [((1, 1), 5), ((1, 2), 9), ((2, 1), 4)]
-            .into_iter()
-            .map(|((key, seq), sum)| (OutputId { key, seq }, (seq, sum)))
-            .collect()
+        Expected::from_outputs(
+            [((1, 1), 5), ((1, 2), 9), ((2, 1), 4)]
+                .into_iter()
+                .map(|((key, seq), sum)| (OutputId { key, seq }, (seq, sum))),
+        )
     }
 
     #[test]

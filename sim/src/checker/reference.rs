@@ -11,13 +11,57 @@ use faultline_engine::job::PipelineSpec;
 use faultline_engine::record::OutputId;
 use faultline_engine::workload::WorkloadSpec;
 
-/// Expected output value for each output id: `(count, sum)`.
-pub type Expected = BTreeMap<OutputId, (u64, i64)>;
+/// The expected output: for each key, the running sum after each of its records. The output
+/// `(key, seq)` must be `(count = seq, sum = sums[key][seq - 1])`.
+#[derive(Debug, Default)]
+pub struct Expected {
+    sums: BTreeMap<u64, Vec<i64>>,
+    len: usize,
+}
+
+impl Expected {
+    /// The number of expected output records.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The expected `(count, sum)` of an output id, if the id is expected at all.
+    pub fn get(&self, id: OutputId) -> Option<(u64, i64)> {
+        let index = usize::try_from(id.seq.checked_sub(1)?).ok()?;
+        self.sums.get(&id.key)?.get(index).map(|&sum| (id.seq, sum))
+    }
+
+    /// Every expected output, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (OutputId, (u64, i64))> + '_ {
+        self.sums.iter().flat_map(|(&key, sums)| {
+            sums.iter().enumerate().map(move |(i, &sum)| {
+                let seq = i as u64 + 1;
+                (OutputId { key, seq }, (seq, sum))
+            })
+        })
+    }
+
+    /// Builds an expectation from explicit outputs (for tests).
+    pub fn from_outputs(outputs: impl IntoIterator<Item = (OutputId, (u64, i64))>) -> Self {
+        let mut expected = Expected::default();
+        for (id, (count, sum)) in outputs {
+            let sums = expected.sums.entry(id.key).or_default();
+            assert_eq!(id.seq, sums.len() as u64 + 1, "outputs of a key come in sequence");
+            assert_eq!(count, id.seq, "a running count equals the output's sequence number");
+            sums.push(sum);
+            expected.len += 1;
+        }
+        expected
+    }
+}
 
 /// Evaluates the running-aggregate pipeline over the full input.
 pub fn running_aggregate(workload: &WorkloadSpec, pipeline: &PipelineSpec) -> Expected {
-    let mut totals: BTreeMap<u64, (u64, i64)> = BTreeMap::new();
-    let mut expected = Expected::new();
+    let mut expected = Expected::default();
     for producer in 0..workload.producers {
         for (_partition, event) in workload.events_for(producer) {
             let mapped = event.value.wrapping_mul(pipeline.map_scale).wrapping_add(pipeline.map_offset);
@@ -25,10 +69,10 @@ pub fn running_aggregate(workload: &WorkloadSpec, pipeline: &PipelineSpec) -> Ex
             if m != 0 && mapped.rem_euclid(m) == 0 {
                 continue;
             }
-            let (count, sum) = totals.entry(event.key).or_insert((0, 0));
-            *count += 1;
-            *sum = sum.wrapping_add(mapped);
-            expected.insert(OutputId { key: event.key, seq: *count }, (*count, *sum));
+            let sums = expected.sums.entry(event.key).or_default();
+            let sum = sums.last().copied().unwrap_or(0).wrapping_add(mapped);
+            sums.push(sum);
+            expected.len += 1;
         }
     }
     expected
