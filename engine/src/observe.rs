@@ -84,8 +84,4 @@ impl NodeContext {
     pub fn trace(&self, event: TraceEvent) {
         self.observer.record(self.id, event);
     }
-
-    pub fn name(&self) -> String {
-        self.id.name()
-    }
 }

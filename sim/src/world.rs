@@ -109,10 +109,6 @@ impl World {
         world
     }
 
-    pub fn node_by_name(&self, name: &str) -> Option<NodeId> {
-        self.nodes.keys().copied().find(|id| id.name() == name)
-    }
-
     pub fn sink_disk(&self) -> &SimDisk {
         &self.disks[&NodeId::new(Role::Sink, 0)]
     }
