@@ -6,7 +6,10 @@
 //!
 //! It does not encode wire messages: those move as typed values through the simulated network.
 
-use crate::record::{Event, LogRecord, OutputId, OutputRecord, Payload};
+use crate::record::{Cause, Event, LogRecord, OutputId, OutputRecord, Payload};
+
+/// Bytes of one encoded output record.
+const OUTPUT_RECORD_BYTES: usize = 44;
 
 /// Bytes of a frame's header: length and checksum.
 pub const HEADER_BYTES: usize = 8;
@@ -142,13 +145,15 @@ fn decode_log_record(r: &mut Reader<'_>) -> LogRecord {
 
 /// Encodes a batch of output records as one frame body.
 pub fn encode_output_records(records: &[OutputRecord], out: &mut Vec<u8>) {
-    out.reserve(HEADER_BYTES + records.len() * 32);
+    out.reserve(HEADER_BYTES + records.len() * OUTPUT_RECORD_BYTES);
     let start = begin_frame(out);
     for r in records {
         out.extend_from_slice(&r.id.key.to_le_bytes());
         out.extend_from_slice(&r.id.seq.to_le_bytes());
         out.extend_from_slice(&r.count.to_le_bytes());
         out.extend_from_slice(&r.sum.to_le_bytes());
+        out.extend_from_slice(&r.cause.producer.to_le_bytes());
+        out.extend_from_slice(&r.cause.seq.to_le_bytes());
     }
     end_frame(out, start);
 }
@@ -158,7 +163,9 @@ pub fn decode_output_records(body: &[u8], out: &mut Vec<OutputRecord>) {
     let mut r = Reader::new(body);
     while !r.is_empty() {
         let id = OutputId { key: r.u64(), seq: r.u64() };
-        out.push(OutputRecord { id, count: r.u64(), sum: r.i64() });
+        let (count, sum) = (r.u64(), r.i64());
+        let cause = Cause { producer: r.u32(), seq: r.u64() };
+        out.push(OutputRecord { id, count, sum, cause });
     }
 }
 

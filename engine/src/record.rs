@@ -29,12 +29,21 @@ pub struct LogRecord {
     pub payload: Payload,
 }
 
+/// The input record an output descends from: its producer and that producer's sequence number
+/// in the key's partition. With the key, it identifies one input event of the whole run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cause {
+    pub producer: u32,
+    pub seq: u64,
+}
+
 /// A keyed record flowing between operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamRecord {
     pub key: u64,
     pub value: i64,
     pub event_time_ms: u64,
+    pub cause: Cause,
 }
 
 /// The stable identity of an output record: the key and the key's output sequence number (1-based).
@@ -44,10 +53,12 @@ pub struct OutputId {
     pub seq: u64,
 }
 
-/// One record the job writes to the sink: the running aggregate of a key after its `seq`-th record.
+/// One record the job writes to the sink: the running aggregate of a key after its `seq`-th record,
+/// and the input record that produced it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutputRecord {
     pub id: OutputId,
     pub count: u64,
     pub sum: i64,
+    pub cause: Cause,
 }

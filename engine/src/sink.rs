@@ -35,7 +35,7 @@ pub async fn run(ctx: NodeContext) {
 
 async fn serve(ctx: NodeContext, tx: Tx<SinkResponse>, mut rx: Rx<SinkRequest>) {
     while let Ok(SinkRequest::Append { writer, batch_seq, records }) = rx.recv().await {
-        let mut bytes = Vec::with_capacity(records.len() * 32 + 8);
+        let mut bytes = Vec::new();
         codec::encode_output_records(&records, &mut bytes);
         ctx.disk.append(COMMITTED_FILE, bytes);
         ctx.disk.sync(COMMITTED_FILE);

@@ -130,8 +130,8 @@ fn judge(
         world.sink_disk().read(COMMITTED_FILE).map(|b| read_committed(&b)).unwrap_or_default();
     tamper(&mut committed);
     let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
-    let delivery = delivery::check(&expected, &committed);
     let semantics = cluster.job.semantics;
+    let delivery = delivery::check(&expected, &committed, semantics);
     let mut violations = delivery.violations(semantics);
     violations.extend(liveness(&ending, loaded.scenario.checks.max_sim_time_ms));
     RunRecord {

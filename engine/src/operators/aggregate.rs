@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(test)]
+use crate::record::Cause;
 use crate::record::{OutputId, OutputRecord, StreamRecord};
 
 #[derive(Default)]
@@ -18,7 +20,8 @@ impl RunningAggregate {
         let (count, sum) = self.state.entry(record.key).or_insert((0, 0));
         *count += 1;
         *sum = sum.wrapping_add(record.value);
-        OutputRecord { id: OutputId { key: record.key, seq: *count }, count: *count, sum: *sum }
+        let id = OutputId { key: record.key, seq: *count };
+        OutputRecord { id, count: *count, sum: *sum, cause: record.cause }
     }
 
     pub fn keys(&self) -> usize {
@@ -33,7 +36,8 @@ mod tests {
     #[test]
     fn counts_and_sums_per_key() {
         let mut agg = RunningAggregate::default();
-        let r = |key, value| StreamRecord { key, value, event_time_ms: 0 };
+        let r =
+            |key, value| StreamRecord { key, value, event_time_ms: 0, cause: Cause { producer: 0, seq: 0 } };
         agg.process(&r(1, 5));
         agg.process(&r(2, 7));
         let out = agg.process(&r(1, -2));

@@ -19,7 +19,7 @@ use crate::operators::aggregate::RunningAggregate;
 use crate::operators::key_by::KeyByExchange;
 use crate::operators::sink_writer::SinkWriter;
 use crate::operators::{self, source, Stateless};
-use crate::record::{LogRecord, OutputRecord, Payload, StreamRecord};
+use crate::record::{Cause, LogRecord, OutputRecord, Payload, StreamRecord};
 
 /// Where a subtask's processed records go.
 enum Output {
@@ -100,7 +100,9 @@ impl Chain {
     async fn process_log(&mut self, records: &[LogRecord]) -> TaskResult {
         for r in records {
             if let Payload::Data(e) = r.payload {
-                let record = StreamRecord { key: e.key, value: e.value, event_time_ms: e.event_time_ms };
+                let cause = Cause { producer: r.producer, seq: r.seq };
+                let record =
+                    StreamRecord { key: e.key, value: e.value, event_time_ms: e.event_time_ms, cause };
                 self.process(record).await?;
             }
         }

@@ -1,19 +1,25 @@
-//! The delivery checker: compares the sink's committed output with the reference, record by
-//! record, and judges the differences against the job's semantics.
+//! The delivery checker: compares the sink's committed output with the reference and judges
+//! the differences against the job's semantics.
 //!
-//! Classification (exact, because every output has a stable id):
-//! - `lost`: an expected id never committed;
-//! - `duplicate`: a correct record committed again;
-//! - `wrong`: a committed record whose id is unexpected or whose value differs from the reference.
+//! Two classifications, both exact because every output carries stable identities:
+//! - by output id `(key, seq)`, for exactly-once: the committed output must be the reference
+//!   output, record for record, each with the right value and the right cause;
+//! - by cause (the input record an output descends from), for at-least-once and at-most-once:
+//!   under those semantics a replayed or skipped input legitimately shifts a key's later running
+//!   aggregates, so values are not compared — only whether each input reached the output.
+//!
+//! In both, `lost` is an expected output (id or cause) never committed, `duplicate` a committed
+//! record beyond the first for its id or cause, and `wrong` a committed record whose id or cause
+//! the reference does not know (or, by id, whose value or cause differs).
 //!
 //! Verdicts: exactly-once allows none of the three; at-least-once allows duplicates;
 //! at-most-once allows losses. No semantics allows a wrong record.
 
 use faultline_engine::job::Semantics;
-use faultline_engine::record::{OutputId, OutputRecord};
+use faultline_engine::record::{Cause, OutputId, OutputRecord};
 use faultline_reports::{OutputCounts, Violation};
 
-use super::reference::Expected;
+use super::reference::{Expected, Want};
 
 /// How many offending records a violation quotes.
 const EXAMPLES: usize = 3;
@@ -22,58 +28,98 @@ const EXAMPLES: usize = 3;
 #[derive(Debug, Default)]
 pub struct Delivery {
     pub counts: OutputCounts,
+    /// Expected outputs never committed, by id (exactly-once) or by the id they would have had.
     pub lost: Vec<OutputId>,
     pub duplicates: Vec<OutputRecord>,
     pub wrong: Vec<OutputRecord>,
 }
 
-/// Classifies every committed record against the expected output.
-///
-/// Sorts the committed records by id and walks them alongside the (sorted) expected output:
-/// O(n log n) with no per-record map lookups, since runs commit millions of records.
-pub fn check(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
+/// Classifies the committed output as `semantics` calls for.
+pub fn check(expected: &Expected, committed: &[OutputRecord], semantics: Semantics) -> Delivery {
+    match semantics {
+        Semantics::ExactlyOnce => check_by_id(expected, committed),
+        Semantics::AtLeastOnce | Semantics::AtMostOnce => check_by_cause(expected, committed),
+    }
+}
+
+/// Classifies every committed record by output id: value and cause must match the reference.
+pub fn check_by_id(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
     let mut sorted = committed.to_vec();
     sorted.sort_by_key(|r| r.id);
+    merge(
+        expected.iter().map(|(id, want)| (id, id, want)),
+        &sorted,
+        |r| r.id,
+        |r, want| (r.count, r.sum, r.cause) == (want.count, want.sum, want.cause),
+    )
+    .finish(expected, committed)
+}
+
+/// Classifies every committed record by cause: each input's output counts once, whatever its value.
+pub fn check_by_cause(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
+    let mut sorted = committed.to_vec();
+    sorted.sort_by_key(|r| (r.id.key, r.cause));
+    let wanted = expected.iter().map(|(id, want)| ((id.key, want.cause), id, want));
+    merge(wanted, &sorted, |r| (r.id.key, r.cause), |_, _| true).finish(expected, committed)
+}
+
+/// Walks the expected outputs and the sorted committed records together by `key_of`.
+fn merge<K: Ord + Copy>(
+    wanted: impl Iterator<Item = (K, OutputId, Want)>,
+    sorted: &[OutputRecord],
+    key_of: impl Fn(&OutputRecord) -> K,
+    matches: impl Fn(&OutputRecord, &Want) -> bool,
+) -> Delivery {
     let mut d = Delivery::default();
-    let mut expected_iter = expected.iter().peekable();
+    let mut wanted = wanted.peekable();
     let mut i = 0;
     while i < sorted.len() {
-        let id = sorted[i].id;
-        let run_end = i + sorted[i..].iter().take_while(|r| r.id == id).count();
-        while let Some((missing, _)) = expected_iter.next_if(|(e, _)| *e < id) {
+        let key = key_of(&sorted[i]);
+        let run_end = i + sorted[i..].iter().take_while(|r| key_of(r) == key).count();
+        while let Some((_, missing, _)) = wanted.next_if(|(k, _, _)| *k < key) {
             d.lost.push(missing);
         }
-        let want = expected_iter.next_if(|(e, _)| *e == id).map(|(_, v)| v);
-        classify(&sorted[i..run_end], want, &mut d);
+        let want = wanted.next_if(|(k, _, _)| *k == key).map(|(_, _, w)| w);
+        classify(&sorted[i..run_end], want, &matches, &mut d);
         i = run_end;
     }
-    d.lost.extend(expected_iter.map(|(id, _)| id));
-    d.counts = OutputCounts {
-        expected: expected.len() as u64,
-        committed: committed.len() as u64,
-        duplicates: d.duplicates.len() as u64,
-        lost: d.lost.len() as u64,
-        wrong: d.wrong.len() as u64,
-    };
+    d.lost.extend(wanted.map(|(_, id, _)| id));
     d
 }
 
-/// Classifies the committed records sharing one id; `want` is the expected value, if any.
-fn classify(records: &[OutputRecord], want: Option<(u64, i64)>, d: &mut Delivery) {
+/// Classifies the committed records sharing one id or cause; `want` is what the reference expects.
+fn classify(
+    records: &[OutputRecord],
+    want: Option<Want>,
+    matches: &impl Fn(&OutputRecord, &Want) -> bool,
+    d: &mut Delivery,
+) {
     let mut correct = 0;
     for r in records {
-        if want == Some((r.count, r.sum)) {
-            correct += 1;
-            if correct > 1 {
-                d.duplicates.push(*r);
+        match &want {
+            Some(w) if matches(r, w) => {
+                correct += 1;
+                if correct > 1 {
+                    d.duplicates.push(*r);
+                }
             }
-        } else {
-            d.wrong.push(*r);
+            _ => d.wrong.push(*r),
         }
     }
 }
 
 impl Delivery {
+    fn finish(mut self, expected: &Expected, committed: &[OutputRecord]) -> Self {
+        self.counts = OutputCounts {
+            expected: expected.len() as u64,
+            committed: committed.len() as u64,
+            duplicates: self.duplicates.len() as u64,
+            lost: self.lost.len() as u64,
+            wrong: self.wrong.len() as u64,
+        };
+        self
+    }
+
     /// The violations of `semantics` these findings amount to.
     pub fn violations(&self, semantics: Semantics) -> Vec<Violation> {
         let mut v = Vec::new();
@@ -95,7 +141,11 @@ impl Delivery {
 }
 
 fn show(r: &OutputRecord) -> String {
-    format!("key {} seq {} = (count {}, sum {})", r.id.key, r.id.seq, r.count, r.sum)
+    let Cause { producer, seq } = r.cause;
+    format!(
+        "key {} seq {} = (count {}, sum {}) from producer {producer} seq {seq}",
+        r.id.key, r.id.seq, r.count, r.sum
+    )
 }
 
 fn violation<T: std::fmt::Debug>(invariant: &str, n: usize, items: &[T], semantics: Semantics) -> Violation {
@@ -110,34 +160,76 @@ fn violation<T: std::fmt::Debug>(invariant: &str, n: usize, items: &[T], semanti
 mod tests {
     use super::*;
 
-    fn out(key: u64, seq: u64, sum: i64) -> OutputRecord {
-        OutputRecord { id: OutputId { key, seq }, count: seq, sum }
+    fn cause(seq: u64) -> Cause {
+        Cause { producer: 0, seq }
     }
 
+    /// Key 1: inputs 0 and 2 (sums 5, 9); key 2: input 1 (sum 4).
     fn expected() -> Expected {
-        Expected::from_outputs(
-            [((1, 1), 5), ((1, 2), 9), ((2, 1), 4)]
-                .into_iter()
-                .map(|((key, seq), sum)| (OutputId { key, seq }, (seq, sum))),
-        )
+        let mut e = Expected::default();
+        e.push(1, 5, cause(0));
+        e.push(1, 9, cause(2));
+        e.push(2, 4, cause(1));
+        e
+    }
+
+    fn out(key: u64, seq: u64, sum: i64, from: u64) -> OutputRecord {
+        OutputRecord { id: OutputId { key, seq }, count: seq, sum, cause: cause(from) }
     }
 
     #[test]
     fn exact_output_passes_every_semantics() {
-        let d = check(&expected(), &[out(2, 1, 4), out(1, 1, 5), out(1, 2, 9)]);
-        assert_eq!(d.counts.committed, 3);
+        let good = [out(2, 1, 4, 1), out(1, 1, 5, 0), out(1, 2, 9, 2)];
         for s in [Semantics::ExactlyOnce, Semantics::AtLeastOnce, Semantics::AtMostOnce] {
-            assert!(d.violations(s).is_empty());
+            let d = check(&expected(), &good, s);
+            assert_eq!(d.counts.committed, 3);
+            assert!(d.violations(s).is_empty(), "{s:?}");
         }
     }
 
     #[test]
-    fn classifies_lost_duplicate_and_wrong() {
-        let d = check(&expected(), &[out(1, 1, 5), out(1, 1, 5), out(2, 1, 99)]);
+    fn by_id_classifies_lost_duplicate_and_wrong() {
+        let d = check_by_id(&expected(), &[out(1, 1, 5, 0), out(1, 1, 5, 0), out(2, 1, 99, 1)]);
         assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (1, 1, 1));
         let names: Vec<_> = d.violations(Semantics::ExactlyOnce).into_iter().map(|v| v.invariant).collect();
         assert_eq!(names, ["delivery-lost", "delivery-duplicate", "delivery-wrong"]);
-        assert_eq!(d.violations(Semantics::AtLeastOnce).len(), 2);
-        assert_eq!(d.violations(Semantics::AtMostOnce).len(), 2);
+    }
+
+    #[test]
+    fn by_id_a_right_value_from_the_wrong_input_is_wrong() {
+        let d = check_by_id(&expected(), &[out(2, 1, 4, 7), out(1, 1, 5, 0), out(1, 2, 9, 2)]);
+        assert_eq!(d.counts.wrong, 1);
+    }
+
+    #[test]
+    fn by_cause_a_replay_shifted_aggregate_is_a_duplicate_not_wrong() {
+        // Input 0 replayed after a rollback that kept its effect: counted twice, so the key's
+        // later aggregates are inflated. At-least-once allows it; at-most-once does not.
+        let history = [out(1, 1, 5, 0), out(1, 2, 10, 0), out(1, 3, 14, 2), out(2, 1, 4, 1)];
+        let d = check(&expected(), &history, Semantics::AtLeastOnce);
+        assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (0, 1, 0));
+        assert!(d.violations(Semantics::AtLeastOnce).is_empty());
+        assert_eq!(d.violations(Semantics::AtMostOnce).len(), 1);
+    }
+
+    #[test]
+    fn by_cause_a_skipped_input_is_lost() {
+        // Input 0 never reached the sink: key 1's later aggregate no longer includes it.
+        let history = [out(1, 1, 4, 2), out(2, 1, 4, 1)];
+        let d = check(&expected(), &history, Semantics::AtMostOnce);
+        assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (1, 0, 0));
+        assert!(d.violations(Semantics::AtMostOnce).is_empty());
+        assert_eq!(d.violations(Semantics::AtLeastOnce).len(), 1);
+    }
+
+    #[test]
+    fn by_cause_an_unknown_input_is_wrong() {
+        let d = check(
+            &expected(),
+            &[out(1, 1, 5, 0), out(1, 2, 9, 2), out(2, 1, 4, 1), out(2, 2, 8, 9)],
+            Semantics::AtLeastOnce,
+        );
+        assert_eq!(d.counts.wrong, 1);
+        assert_eq!(d.violations(Semantics::AtLeastOnce).len(), 1);
     }
 }

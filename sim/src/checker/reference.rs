@@ -2,20 +2,31 @@
 //!
 //! It is deliberately not the engine's code: no operators, no batching, no network — one loop
 //! over each producer's events in emission order, applying the pipeline's definition directly.
+//! Each output remembers its cause: the producer and per-partition sequence number of its input,
+//! numbered as the producer numbers them.
 //! Keys are owned by one producer each, so that loop sees every key's events in log order,
 //! which is the only order the engine's output may depend on.
 
 use std::collections::BTreeMap;
 
 use faultline_engine::job::PipelineSpec;
-use faultline_engine::record::OutputId;
+use faultline_engine::record::{Cause, OutputId};
 use faultline_engine::workload::WorkloadSpec;
 
-/// The expected output: for each key, the running sum after each of its records. The output
-/// `(key, seq)` must be `(count = seq, sum = sums[key][seq - 1])`.
+/// What one expected output must hold: the running sum, and the input that produced it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    pub count: u64,
+    pub sum: i64,
+    pub cause: Cause,
+}
+
+/// The expected output: for each key, one entry per kept input in log order. The output
+/// `(key, seq)` must equal `outputs[key][seq - 1]`. Within a key, causes increase too (a key's
+/// inputs come from one producer, in its sequence order).
 #[derive(Debug, Default)]
 pub struct Expected {
-    sums: BTreeMap<u64, Vec<i64>>,
+    outputs: BTreeMap<u64, Vec<(i64, Cause)>>,
     len: usize,
 }
 
@@ -29,50 +40,48 @@ impl Expected {
         self.len == 0
     }
 
-    /// The expected `(count, sum)` of an output id, if the id is expected at all.
-    pub fn get(&self, id: OutputId) -> Option<(u64, i64)> {
-        let index = usize::try_from(id.seq.checked_sub(1)?).ok()?;
-        self.sums.get(&id.key)?.get(index).map(|&sum| (id.seq, sum))
-    }
-
-    /// Every expected output, in id order.
-    pub fn iter(&self) -> impl Iterator<Item = (OutputId, (u64, i64))> + '_ {
-        self.sums.iter().flat_map(|(&key, sums)| {
-            sums.iter().enumerate().map(move |(i, &sum)| {
+    /// Every expected output, in id order — which is also (key, cause) order.
+    pub fn iter(&self) -> impl Iterator<Item = (OutputId, Want)> + '_ {
+        self.outputs.iter().flat_map(|(&key, outputs)| {
+            outputs.iter().enumerate().map(move |(i, &(sum, cause))| {
                 let seq = i as u64 + 1;
-                (OutputId { key, seq }, (seq, sum))
+                (OutputId { key, seq }, Want { count: seq, sum, cause })
             })
         })
     }
 
-    /// Builds an expectation from explicit outputs (for tests).
-    pub fn from_outputs(outputs: impl IntoIterator<Item = (OutputId, (u64, i64))>) -> Self {
-        let mut expected = Expected::default();
-        for (id, (count, sum)) in outputs {
-            let sums = expected.sums.entry(id.key).or_default();
-            assert_eq!(id.seq, sums.len() as u64 + 1, "outputs of a key come in sequence");
-            assert_eq!(count, id.seq, "a running count equals the output's sequence number");
-            sums.push(sum);
-            expected.len += 1;
-        }
-        expected
+    /// Appends the next output of `key`.
+    pub fn push(&mut self, key: u64, sum: i64, cause: Cause) {
+        let outputs = self.outputs.entry(key).or_default();
+        assert!(outputs.last().is_none_or(|&(_, c)| c < cause), "a key's causes come in order");
+        outputs.push((sum, cause));
+        self.len += 1;
     }
+
+    /// The final state per key, `(count, sum)`, after every input.
+    pub fn final_state(&self) -> BTreeMap<u64, (u64, i64)> {
+        self.outputs.iter().map(|(&k, o)| (k, (o.len() as u64, o.last().map_or(0, |&(s, _)| s)))).collect()
+    }
+}
+
+/// Applies the pipeline's map and filter to one value: `None` if the filter drops it.
+pub fn map_filter(value: i64, pipeline: &PipelineSpec) -> Option<i64> {
+    let mapped = value.wrapping_mul(pipeline.map_scale).wrapping_add(pipeline.map_offset);
+    let m = pipeline.filter_drop_multiples_of;
+    (m == 0 || mapped.rem_euclid(m) != 0).then_some(mapped)
 }
 
 /// Evaluates the running-aggregate pipeline over the full input.
 pub fn running_aggregate(workload: &WorkloadSpec, pipeline: &PipelineSpec) -> Expected {
     let mut expected = Expected::default();
     for producer in 0..workload.producers {
-        for (_partition, event) in workload.events_for(producer) {
-            let mapped = event.value.wrapping_mul(pipeline.map_scale).wrapping_add(pipeline.map_offset);
-            let m = pipeline.filter_drop_multiples_of;
-            if m != 0 && mapped.rem_euclid(m) == 0 {
-                continue;
-            }
-            let sums = expected.sums.entry(event.key).or_default();
-            let sum = sums.last().copied().unwrap_or(0).wrapping_add(mapped);
-            sums.push(sum);
-            expected.len += 1;
+        let mut next_seq = vec![0u64; workload.partitions as usize];
+        for (partition, event) in workload.events_for(producer) {
+            let seq = next_seq[partition as usize];
+            next_seq[partition as usize] += 1;
+            let Some(mapped) = map_filter(event.value, pipeline) else { continue };
+            let sum = expected.outputs.get(&event.key).and_then(|o| o.last()).map_or(0, |&(s, _)| s);
+            expected.push(event.key, sum.wrapping_add(mapped), Cause { producer, seq });
         }
     }
     expected
