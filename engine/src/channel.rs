@@ -7,7 +7,9 @@
 //!    `Rejected` before that; the sender retries a rejected hello after a short pause.
 //! 3. Each `Batch` costs the sender one credit; with none left it waits. The receiver returns a
 //!    credit after it has processed a batch, so at most `credits` batches are ever buffered.
-//! 4. `End` closes the channel: the upstream subtask has no more records.
+//! 4. `Barrier(n)` marks the point in the stream where checkpoint n cuts it; it costs no credit
+//!    (at most one checkpoint is in flight, so barriers are bounded too).
+//! 5. `End` closes the channel: the upstream subtask has no more records.
 //!
 //! Order is the stream's FIFO order. It does not retransmit: a reset channel fails the subtask.
 
@@ -24,6 +26,7 @@ use crate::record::StreamRecord;
 pub enum ChannelMsg {
     Hello { epoch: u64, from: TaskId, to: TaskId },
     Batch(Vec<StreamRecord>),
+    Barrier(u64),
     End,
 }
 
@@ -84,6 +87,11 @@ impl ChannelSender {
         self.tx.send(ChannelMsg::Batch(batch)).await
     }
 
+    /// Sends barrier `checkpoint` after every batch sent so far.
+    pub async fn barrier(&mut self, checkpoint: u64) -> io::Result<()> {
+        self.tx.send(ChannelMsg::Barrier(checkpoint)).await
+    }
+
     pub async fn end(&mut self) -> io::Result<()> {
         self.tx.send(ChannelMsg::End).await
     }
@@ -100,6 +108,10 @@ pub enum Delivery {
         from: TaskId,
         records: Vec<StreamRecord>,
     },
+    Barrier {
+        from: TaskId,
+        checkpoint: u64,
+    },
     End {
         from: TaskId,
     },
@@ -110,20 +122,22 @@ pub enum Delivery {
 }
 
 /// Forwards one accepted channel's messages into the downstream subtask's inbox.
-pub async fn forward(
+pub async fn forward<T>(
     from: TaskId,
     mut rx: Rx<ChannelMsg>,
-    inbox: tokio::sync::mpsc::UnboundedSender<Delivery>,
+    inbox: tokio::sync::mpsc::UnboundedSender<T>,
+    wrap: fn(Delivery) -> T,
 ) {
     loop {
         let delivery = match rx.recv().await {
             Ok(ChannelMsg::Batch(records)) => Delivery::Batch { from, records },
+            Ok(ChannelMsg::Barrier(checkpoint)) => Delivery::Barrier { from, checkpoint },
             Ok(ChannelMsg::End) => Delivery::End { from },
             Ok(ChannelMsg::Hello { .. }) => panic!("second hello on channel from {from:?}"),
             Err(_) => Delivery::Broken { from },
         };
-        let last = !matches!(delivery, Delivery::Batch { .. });
-        if inbox.send(delivery).is_err() || last {
+        let last = matches!(delivery, Delivery::End { .. } | Delivery::Broken { .. });
+        if inbox.send(wrap(delivery)).is_err() || last {
             return;
         }
     }

@@ -15,6 +15,7 @@ pub const WORKER_CONTROL_PORT: u16 = 7001;
 pub const WORKER_DATA_PORT: u16 = 7002;
 pub const MANAGER_PORT: u16 = 6123;
 pub const SINK_PORT: u16 = 5432;
+pub const STORE_PORT: u16 = 2181;
 
 /// The node roles; each instance is one madsim node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,6 +25,7 @@ pub enum Role {
     Manager,
     Driver,
     Worker,
+    Store,
     Sink,
 }
 
@@ -35,6 +37,7 @@ impl Role {
             Role::Manager => "manager",
             Role::Driver => "driver",
             Role::Worker => "worker",
+            Role::Store => "store",
             Role::Sink => "sink",
         }
     }
@@ -46,6 +49,7 @@ impl Role {
             Role::Manager => 3,
             Role::Driver => 4,
             Role::Worker => 5,
+            Role::Store => 6,
             Role::Sink => 7,
         }
     }
@@ -102,6 +106,8 @@ pub struct Settings {
     pub fetch_wait_ms: u64,
     /// How often workers heartbeat the manager.
     pub heartbeat_interval_ms: u64,
+    /// A worker silent this long is declared dead.
+    pub heartbeat_timeout_ms: u64,
 }
 
 /// Everything a node needs to know at boot.
@@ -139,6 +145,7 @@ impl ClusterSpec {
         nodes.push(NodeId::new(Role::Manager, 0));
         nodes.push(NodeId::new(Role::Driver, 0));
         nodes.extend((0..self.workers).map(|i| NodeId::new(Role::Worker, i)));
+        nodes.push(NodeId::new(Role::Store, 0));
         nodes.push(NodeId::new(Role::Sink, 0));
         nodes
     }

@@ -85,6 +85,12 @@ impl<'a> Reader<'a> {
         head[0]
     }
 
+    pub fn bytes(&mut self, len: usize) -> &'a [u8] {
+        let (head, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        head
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

@@ -13,6 +13,7 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
+use crate::checkpoint::{SourcePosition, StateHandle};
 use crate::cluster::ClusterSpec;
 
 /// Delivery semantics the job promises.
@@ -33,6 +34,38 @@ impl Semantics {
     }
 }
 
+/// How the sink node takes the job's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkMode {
+    /// Append, with retries: a retried write may duplicate.
+    Plain,
+    /// Upsert by output id: replays overwrite with the same value.
+    Idempotent,
+    /// Two-phase commit tied to checkpoints.
+    Transactional,
+}
+
+/// How operators with several inputs handle barriers under exactly-once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointMode {
+    /// An input that delivered barrier n is held until every input delivered it.
+    Aligned,
+    /// The first barrier n snapshots at once; records still in flight on the other inputs
+    /// before their barrier n are stored with the snapshot.
+    Unaligned,
+}
+
+/// The checkpoint coordinator's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointSettings {
+    /// 0 disables periodic checkpoints (the final one, at end of input, still runs).
+    pub interval_ms: u64,
+    pub mode: CheckpointMode,
+    pub timeout_ms: u64,
+    /// Completed checkpoints kept in the store; older ones are garbage-collected.
+    pub retained: u32,
+}
+
 /// The user's pipeline: source → map → filter → key-by → running aggregate → sink.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PipelineSpec {
@@ -49,6 +82,28 @@ pub struct JobSpec {
     pub pipeline: PipelineSpec,
     pub parallelism: u32,
     pub semantics: Semantics,
+    pub sink: SinkMode,
+    pub checkpoints: CheckpointSettings,
+}
+
+/// How a stateful subtask treats barriers, from the job's semantics and checkpoint mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alignment {
+    Aligned,
+    Unaligned,
+    /// At-least-once and at-most-once: snapshot once every input delivered the barrier, without
+    /// holding any input back.
+    None,
+}
+
+impl JobSpec {
+    pub fn alignment(&self) -> Alignment {
+        match (self.semantics, self.checkpoints.mode) {
+            (Semantics::ExactlyOnce, CheckpointMode::Aligned) => Alignment::Aligned,
+            (Semantics::ExactlyOnce, CheckpointMode::Unaligned) => Alignment::Unaligned,
+            _ => Alignment::None,
+        }
+    }
 }
 
 /// A logical operator.
@@ -139,48 +194,84 @@ pub enum TaskOutput {
     Sink,
 }
 
+/// What a subtask restores from the latest completed checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restore {
+    /// The checkpoint restored from (0: none, start from the beginning).
+    pub checkpoint: u64,
+    /// A source's positions in its partitions.
+    pub positions: Vec<SourcePosition>,
+    /// A stateful subtask's state in the store.
+    pub state: Option<StateHandle>,
+}
+
 /// One deployable subtask.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskSpec {
     pub id: TaskId,
     pub worker: u32,
     pub epoch: u64,
+    pub semantics: Semantics,
+    pub alignment: Alignment,
+    pub sink: SinkMode,
+    pub restore: Restore,
     pub input: TaskInput,
     /// The chain's operators between its input and its output (no Source, no Sink).
     pub operators: Vec<OperatorKind>,
     pub output: TaskOutput,
 }
 
-/// The worker hosting subtask `subtask` of chain `chain`.
+impl TaskSpec {
+    pub fn is_source(&self) -> bool {
+        matches!(self.input, TaskInput::Partitions(_))
+    }
+}
+
+/// The slot (0-based, among the live workers) hosting subtask `subtask` of chain `chain`.
 pub fn placement(chain: u32, subtask: u32, workers: u32) -> u32 {
     assert!(workers > 0);
     (subtask + chain) % workers
 }
 
-/// The physical plan of a job on a cluster.
-pub fn plan(cluster: &ClusterSpec, job: &JobSpec, epoch: u64) -> Vec<TaskSpec> {
+/// The physical plan of a job: every subtask, placed on the live `workers`.
+pub fn plan(cluster: &ClusterSpec, job: &JobSpec, epoch: u64, workers: &[u32]) -> Vec<TaskSpec> {
+    assert!(!workers.is_empty(), "a plan needs at least one live worker");
     let chains = JobGraph::build(&job.pipeline).chains();
-    let p = job.parallelism;
-    assert!(p > 0, "parallelism must be positive");
+    assert!(job.parallelism > 0, "parallelism must be positive");
     let mut tasks = Vec::new();
     for (c, ops) in chains.iter().enumerate() {
-        let c = c as u32;
-        for subtask in 0..p {
-            tasks.push(task_spec(cluster, &chains, c, ops, subtask, p, epoch));
+        for subtask in 0..job.parallelism {
+            let at = Placement { chain: c as u32, subtask, epoch, workers };
+            tasks.push(task_spec(cluster, job, chains.len() as u32, ops, at));
         }
     }
     tasks
 }
 
+/// Where one subtask goes.
+#[derive(Clone, Copy)]
+struct Placement<'a> {
+    chain: u32,
+    subtask: u32,
+    epoch: u64,
+    workers: &'a [u32],
+}
+
+impl Placement<'_> {
+    fn worker_of(&self, chain: u32, subtask: u32) -> u32 {
+        self.workers[placement(chain, subtask, self.workers.len() as u32) as usize]
+    }
+}
+
 fn task_spec(
     cluster: &ClusterSpec,
-    chains: &[Vec<OperatorKind>],
-    chain: u32,
+    job: &JobSpec,
+    chains: u32,
     ops: &[OperatorKind],
-    subtask: u32,
-    parallelism: u32,
-    epoch: u64,
+    at: Placement<'_>,
 ) -> TaskSpec {
+    let Placement { chain, subtask, epoch, .. } = at;
+    let parallelism = job.parallelism;
     let input = if ops[0] == OperatorKind::Source {
         let partitions = (0..cluster.partitions()).filter(|q| q % parallelism == subtask);
         TaskInput::Partitions(partitions.collect())
@@ -190,16 +281,20 @@ fn task_spec(
     let output = if ops.last() == Some(&OperatorKind::Sink) {
         TaskOutput::Sink
     } else {
-        assert!((chain as usize) + 1 < chains.len(), "a chain without a sink must feed another");
-        let workers = (0..parallelism).map(|i| placement(chain + 1, i, cluster.workers)).collect();
+        assert!(chain + 1 < chains, "a chain without a sink must feed another");
+        let workers = (0..parallelism).map(|i| at.worker_of(chain + 1, i)).collect();
         TaskOutput::Exchange { downstream_chain: chain + 1, workers }
     };
     let operators =
         ops.iter().copied().filter(|op| !matches!(op, OperatorKind::Source | OperatorKind::Sink)).collect();
     TaskSpec {
         id: TaskId { chain, subtask },
-        worker: placement(chain, subtask, cluster.workers),
+        worker: at.worker_of(chain, subtask),
         epoch,
+        semantics: job.semantics,
+        alignment: job.alignment(),
+        sink: job.sink,
+        restore: Restore::default(),
         input,
         operators,
         output,

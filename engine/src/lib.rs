@@ -16,6 +16,7 @@ compile_error!(
 
 pub mod broker;
 pub mod channel;
+pub mod checkpoint;
 pub mod clock;
 pub mod cluster;
 pub mod codec;
@@ -29,5 +30,6 @@ pub mod operators;
 pub mod producer;
 pub mod record;
 pub mod sink;
+pub mod store;
 pub mod worker;
 pub mod workload;

@@ -36,6 +36,22 @@ pub enum TraceEvent {
     SinkCommitted { writer: u32, records: u64 },
     /// The job finished: every subtask finished.
     JobFinished,
+    /// The coordinator injected barrier `checkpoint` at the sources.
+    CheckpointTriggered { checkpoint: u64 },
+    /// Checkpoint metadata is durable in the store: the checkpoint is complete.
+    CheckpointCompleted { checkpoint: u64 },
+    /// The coordinator gave up on a checkpoint (timeout, or a recovery began).
+    CheckpointAborted { checkpoint: u64 },
+    /// The manager declared a worker dead (missed heartbeats).
+    WorkerDead { worker: u32 },
+    /// The manager began a recovery: new epoch, restore from `checkpoint` (0: from the start).
+    RecoveryStarted { epoch: u64, checkpoint: u64 },
+    /// Every subtask of the new epoch is deployed: the job is processing again.
+    JobRestored { epoch: u64 },
+    /// The sink refused a writer's request from an older, fenced epoch.
+    SinkFenced { writer: u32, epoch: u64 },
+    /// A channel, acknowledgement or report from an older epoch was dropped.
+    StaleEpoch { epoch: u64 },
     /// The manager gave up on the job.
     JobFailed,
 }
@@ -60,6 +76,14 @@ impl TraceEvent {
             SinkCommitted { writer, records } => (10, [writer.into(), records, 0]),
             JobFinished => (11, [0; 3]),
             JobFailed => (12, [0; 3]),
+            CheckpointTriggered { checkpoint } => (13, [checkpoint, 0, 0]),
+            CheckpointCompleted { checkpoint } => (14, [checkpoint, 0, 0]),
+            CheckpointAborted { checkpoint } => (15, [checkpoint, 0, 0]),
+            WorkerDead { worker } => (16, [worker.into(), 0, 0]),
+            RecoveryStarted { epoch, checkpoint } => (17, [epoch, checkpoint, 0]),
+            JobRestored { epoch } => (18, [epoch, 0, 0]),
+            SinkFenced { writer, epoch } => (19, [writer.into(), epoch, 0]),
+            StaleEpoch { epoch } => (20, [epoch, 0, 0]),
         }
     }
 }

@@ -1,56 +1,400 @@
-//! The sink node: the external system the job's output lands in (a database, in real life).
+//! The sink node: the external system the job's output lands in (a database, or Kafka with
+//! transactions, in real life).
 //!
-//! It owns committed output: a batch is appended to `committed.log` and synced before it is
-//! acknowledged, so an acknowledged batch survives any crash. What is in that file is what the
-//! delivery checker reads as "committed".
+//! It offers three ways to write, one per `SinkMode`:
+//! - plain `Append`: durable once acknowledged; a retried append is appended again;
+//! - idempotent `Upsert`: keyed by output id, so a replayed record changes nothing;
+//! - transactional, a two-phase commit:
+//!   1. `Write` adds records to an open transaction (volatile: a sink crash aborts it);
+//!      `(writer, epoch, txn, batch_seq)` makes a retried write harmless;
+//!   2. `Prepare` binds the transaction to a checkpoint and makes it durable;
+//!   3. `Commit { upto }` commits every prepared transaction of the writer bound to a
+//!      checkpoint `≤ upto`, once that checkpoint completed; committing is idempotent;
+//!   4. `Recover { upto }` — sent by a writer restored from checkpoint `upto` — commits the
+//!      writer's prepared transactions `≤ upto` and aborts the rest.
+//!
+//! Fencing: the sink remembers each writer's highest epoch; a request from an older epoch (a
+//! zombie from before a recovery) is refused with `Fenced` and changes nothing.
+//!
+//! Everything durable is one append-only log, `sink.log`, synced before any acknowledgement:
+//! committed output is what its `Append`, `Upsert` and `Commit` frames hold.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use crate::cluster::SINK_PORT;
-use crate::codec;
+use crate::codec::{self, Reader};
 use crate::net::{Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
-use crate::record::OutputRecord;
+use crate::record::{OutputId, OutputRecord};
 
-/// The sink's durable output file.
-pub const COMMITTED_FILE: &str = "committed.log";
+/// The sink's durable log.
+pub const SINK_LOG: &str = "sink.log";
 
-#[derive(Debug)]
-pub enum SinkRequest {
-    Append { writer: u32, batch_seq: u64, records: Vec<OutputRecord> },
+/// A transaction: the output a writer produced in one epoch between two barriers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TxnId {
+    pub writer: u32,
+    pub epoch: u64,
+    /// The writer's transaction counter within the epoch.
+    pub txn: u64,
 }
 
 #[derive(Debug)]
+pub enum SinkRequest {
+    Append { writer: u32, epoch: u64, records: Vec<OutputRecord> },
+    Upsert { writer: u32, epoch: u64, records: Vec<OutputRecord> },
+    Write { txn: TxnId, batch_seq: u64, records: Vec<OutputRecord> },
+    Prepare { txn: TxnId, checkpoint: u64 },
+    Commit { writer: u32, epoch: u64, upto: u64 },
+    Recover { writer: u32, epoch: u64, upto: u64 },
+}
+
+#[derive(Debug, PartialEq, Eq)]
 pub enum SinkResponse {
-    Appended { batch_seq: u64 },
+    Done,
+    /// The request's epoch is older than the writer's newest: it came from a zombie.
+    Fenced {
+        current: u64,
+    },
+}
+
+/// One entry of the sink's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkEvent {
+    Append {
+        writer: u32,
+        epoch: u64,
+        records: Vec<OutputRecord>,
+    },
+    Upsert {
+        writer: u32,
+        epoch: u64,
+        records: Vec<OutputRecord>,
+    },
+    Prepare {
+        txn: TxnId,
+        checkpoint: u64,
+        records: Vec<OutputRecord>,
+    },
+    /// `by_epoch`: the epoch of the request that committed it.
+    Commit {
+        txn: TxnId,
+        checkpoint: u64,
+        by_epoch: u64,
+        records: Vec<OutputRecord>,
+    },
+    Abort {
+        txn: TxnId,
+        checkpoint: u64,
+        by_epoch: u64,
+    },
+    Fence {
+        writer: u32,
+        epoch: u64,
+    },
+}
+
+struct Prepared {
+    checkpoint: u64,
+    records: Vec<OutputRecord>,
+}
+
+#[derive(Default)]
+struct Open {
+    records: Vec<OutputRecord>,
+    next_batch: u64,
+}
+
+struct Sink {
+    ctx: NodeContext,
+    fence: BTreeMap<u32, u64>,
+    open: BTreeMap<TxnId, Open>,
+    prepared: BTreeMap<TxnId, Prepared>,
+    committed: BTreeSet<TxnId>,
+    upserted: BTreeMap<OutputId, OutputRecord>,
 }
 
 /// The sink node's boot function.
 pub async fn run(ctx: NodeContext) {
     ctx.trace(TraceEvent::Boot);
+    let sink = Rc::new(RefCell::new(Sink::open(ctx)));
     let listener = Listener::<SinkRequest, SinkResponse>::bind(SINK_PORT).await;
     loop {
         let Ok((tx, rx, _from)) = listener.accept().await else { continue };
-        madsim::task::spawn_local(serve(ctx.clone(), tx, rx));
+        madsim::task::spawn_local(serve(sink.clone(), tx, rx));
     }
 }
 
-async fn serve(ctx: NodeContext, tx: Tx<SinkResponse>, mut rx: Rx<SinkRequest>) {
-    while let Ok(SinkRequest::Append { writer, batch_seq, records }) = rx.recv().await {
-        let mut bytes = Vec::new();
-        codec::encode_output_records(&records, &mut bytes);
-        ctx.disk.append(COMMITTED_FILE, bytes);
-        ctx.disk.sync(COMMITTED_FILE);
-        ctx.trace(TraceEvent::SinkCommitted { writer, records: records.len() as u64 });
-        if tx.send(SinkResponse::Appended { batch_seq }).await.is_err() {
+async fn serve(sink: Rc<RefCell<Sink>>, tx: Tx<SinkResponse>, mut rx: Rx<SinkRequest>) {
+    while let Ok(request) = rx.recv().await {
+        let response = sink.borrow_mut().handle(request);
+        if tx.send(response).await.is_err() {
             return;
         }
     }
 }
 
-/// Reads committed output from the sink's disk contents.
+impl Sink {
+    /// Rebuilds the sink's state from its log: prepared transactions survive a crash, open ones
+    /// do not.
+    fn open(ctx: NodeContext) -> Self {
+        let events = ctx.disk.read(SINK_LOG).map(|b| read_events(&b)).unwrap_or_default();
+        let mut sink = Sink {
+            ctx,
+            fence: BTreeMap::new(),
+            open: BTreeMap::new(),
+            prepared: BTreeMap::new(),
+            committed: BTreeSet::new(),
+            upserted: BTreeMap::new(),
+        };
+        for event in events {
+            sink.apply(event);
+        }
+        sink
+    }
+
+    /// Applies a logged event to the in-memory state.
+    fn apply(&mut self, event: SinkEvent) {
+        match event {
+            SinkEvent::Append { .. } => {}
+            SinkEvent::Upsert { records, .. } => {
+                self.upserted.extend(records.into_iter().map(|r| (r.id, r)));
+            }
+            SinkEvent::Prepare { txn, checkpoint, records } => {
+                self.prepared.insert(txn, Prepared { checkpoint, records });
+            }
+            SinkEvent::Commit { txn, .. } => {
+                self.prepared.remove(&txn);
+                self.committed.insert(txn);
+            }
+            SinkEvent::Abort { txn, .. } => _ = self.prepared.remove(&txn),
+            SinkEvent::Fence { writer, epoch } => _ = self.fence.insert(writer, epoch),
+        }
+    }
+
+    /// Logs an event durably, then applies it.
+    fn log(&mut self, event: SinkEvent) {
+        let mut bytes = Vec::new();
+        encode_event(&event, &mut bytes);
+        self.ctx.disk.append(SINK_LOG, bytes);
+        self.ctx.disk.sync(SINK_LOG);
+        self.apply(event);
+    }
+
+    fn handle(&mut self, request: SinkRequest) -> SinkResponse {
+        let (writer, epoch) = match &request {
+            SinkRequest::Append { writer, epoch, .. }
+            | SinkRequest::Upsert { writer, epoch, .. }
+            | SinkRequest::Commit { writer, epoch, .. }
+            | SinkRequest::Recover { writer, epoch, .. } => (*writer, *epoch),
+            SinkRequest::Write { txn, .. } | SinkRequest::Prepare { txn, .. } => (txn.writer, txn.epoch),
+        };
+        if let Some(current) = self.check_fence(writer, epoch) {
+            return SinkResponse::Fenced { current };
+        }
+        match request {
+            SinkRequest::Append { writer, epoch, records } => self.append(writer, epoch, records),
+            SinkRequest::Upsert { writer, epoch, records } => self.upsert(writer, epoch, records),
+            SinkRequest::Write { txn, batch_seq, records } => self.write(txn, batch_seq, records),
+            SinkRequest::Prepare { txn, checkpoint } => self.prepare(txn, checkpoint),
+            SinkRequest::Commit { writer, epoch, upto } => self.commit_upto(writer, epoch, upto),
+            SinkRequest::Recover { writer, epoch, upto } => self.recover(writer, epoch, upto),
+        }
+        SinkResponse::Done
+    }
+
+    /// Refuses an older epoch; raises the fence for a newer one. Returns the fence if refused.
+    fn check_fence(&mut self, writer: u32, epoch: u64) -> Option<u64> {
+        let current = self.fence.get(&writer).copied().unwrap_or(0);
+        if epoch < current {
+            self.ctx.trace(TraceEvent::SinkFenced { writer, epoch });
+            tracing::debug!(writer, epoch, current, "fenced a zombie writer");
+            return Some(current);
+        }
+        if epoch > current {
+            self.log(SinkEvent::Fence { writer, epoch });
+            self.open.retain(|t, _| t.writer != writer || t.epoch >= epoch);
+        }
+        None
+    }
+
+    fn append(&mut self, writer: u32, epoch: u64, records: Vec<OutputRecord>) {
+        let n = records.len() as u64;
+        self.log(SinkEvent::Append { writer, epoch, records });
+        self.ctx.trace(TraceEvent::SinkCommitted { writer, records: n });
+    }
+
+    fn upsert(&mut self, writer: u32, epoch: u64, records: Vec<OutputRecord>) {
+        let changed: Vec<OutputRecord> =
+            records.into_iter().filter(|r| self.upserted.get(&r.id) != Some(r)).collect();
+        if !changed.is_empty() {
+            let n = changed.len() as u64;
+            self.log(SinkEvent::Upsert { writer, epoch, records: changed });
+            self.ctx.trace(TraceEvent::SinkCommitted { writer, records: n });
+        }
+    }
+
+    fn write(&mut self, txn: TxnId, batch_seq: u64, records: Vec<OutputRecord>) {
+        if self.prepared.contains_key(&txn) || self.committed.contains(&txn) {
+            return; // a late retry of a write the transaction already holds
+        }
+        let open = self.open.entry(txn).or_default();
+        assert!(batch_seq <= open.next_batch, "{txn:?}: write {batch_seq} skips {}", open.next_batch);
+        if batch_seq == open.next_batch {
+            open.records.extend(records);
+            open.next_batch += 1;
+        }
+    }
+
+    fn prepare(&mut self, txn: TxnId, checkpoint: u64) {
+        if self.prepared.contains_key(&txn) || self.committed.contains(&txn) {
+            return;
+        }
+        let records = self.open.remove(&txn).unwrap_or_default().records;
+        self.log(SinkEvent::Prepare { txn, checkpoint, records });
+    }
+
+    fn commit_upto(&mut self, writer: u32, by_epoch: u64, upto: u64) {
+        let due: Vec<TxnId> = self
+            .prepared
+            .iter()
+            .filter(|(t, p)| t.writer == writer && p.checkpoint <= upto)
+            .map(|(t, _)| *t)
+            .collect();
+        for txn in due {
+            let Prepared { checkpoint, records } = self.prepared.remove(&txn).expect("listed above");
+            assert!(!self.committed.contains(&txn), "{txn:?} committed twice");
+            let n = records.len() as u64;
+            self.log(SinkEvent::Commit { txn, checkpoint, by_epoch, records });
+            self.ctx.trace(TraceEvent::SinkCommitted { writer, records: n });
+        }
+    }
+
+    fn recover(&mut self, writer: u32, by_epoch: u64, upto: u64) {
+        self.commit_upto(writer, by_epoch, upto);
+        let stale: Vec<(TxnId, u64)> = self
+            .prepared
+            .iter()
+            .filter(|(t, _)| t.writer == writer)
+            .map(|(t, p)| (*t, p.checkpoint))
+            .collect();
+        for (txn, checkpoint) in stale {
+            self.log(SinkEvent::Abort { txn, checkpoint, by_epoch });
+        }
+        self.open.retain(|t, _| t.writer != writer || t.epoch > by_epoch);
+    }
+}
+
+const APPEND: u8 = 1;
+const UPSERT: u8 = 2;
+const PREPARE: u8 = 3;
+const COMMIT: u8 = 4;
+const ABORT: u8 = 5;
+const FENCE: u8 = 6;
+
+/// Header fields common to every event: kind, writer, epoch, txn, checkpoint, by_epoch.
+type Header = (u8, u32, u64, u64, u64, u64);
+
+fn header(event: &SinkEvent) -> (Header, &[OutputRecord]) {
+    match event {
+        SinkEvent::Append { writer, epoch, records } => ((APPEND, *writer, *epoch, 0, 0, *epoch), records),
+        SinkEvent::Upsert { writer, epoch, records } => ((UPSERT, *writer, *epoch, 0, 0, *epoch), records),
+        SinkEvent::Prepare { txn, checkpoint, records } => {
+            ((PREPARE, txn.writer, txn.epoch, txn.txn, *checkpoint, txn.epoch), records)
+        }
+        SinkEvent::Commit { txn, checkpoint, by_epoch, records } => {
+            ((COMMIT, txn.writer, txn.epoch, txn.txn, *checkpoint, *by_epoch), records)
+        }
+        SinkEvent::Abort { txn, checkpoint, by_epoch } => {
+            ((ABORT, txn.writer, txn.epoch, txn.txn, *checkpoint, *by_epoch), &[])
+        }
+        SinkEvent::Fence { writer, epoch } => ((FENCE, *writer, *epoch, 0, 0, *epoch), &[]),
+    }
+}
+
+fn encode_event(event: &SinkEvent, out: &mut Vec<u8>) {
+    let ((kind, writer, epoch, txn, checkpoint, by_epoch), records) = header(event);
+    let mut body = Vec::with_capacity(41 + records.len() * 44);
+    body.push(kind);
+    body.extend_from_slice(&writer.to_le_bytes());
+    for word in [epoch, txn, checkpoint, by_epoch] {
+        body.extend_from_slice(&word.to_le_bytes());
+    }
+    codec::encode_output_records(records, &mut body);
+    codec::put_frame(out, &body);
+}
+
+fn decode_event(body: &[u8]) -> SinkEvent {
+    let mut r = Reader::new(body);
+    let kind = r.u8();
+    let writer = r.u32();
+    let (epoch, txn, checkpoint, by_epoch) = (r.u64(), r.u64(), r.u64(), r.u64());
+    let mut records = Vec::new();
+    for frame in codec::frames(r.bytes(body.len() - 37)).0 {
+        codec::decode_output_records(frame, &mut records);
+    }
+    let txn = TxnId { writer, epoch, txn };
+    match kind {
+        APPEND => SinkEvent::Append { writer, epoch, records },
+        UPSERT => SinkEvent::Upsert { writer, epoch, records },
+        PREPARE => SinkEvent::Prepare { txn, checkpoint, records },
+        COMMIT => SinkEvent::Commit { txn, checkpoint, by_epoch, records },
+        ABORT => SinkEvent::Abort { txn, checkpoint, by_epoch },
+        FENCE => SinkEvent::Fence { writer, epoch },
+        other => panic!("sink log event of unknown kind {other}: the checksum passed, so this is a bug"),
+    }
+}
+
+/// Every event in a sink log, in order (a torn tail is cut off).
+pub fn read_events(bytes: &[u8]) -> Vec<SinkEvent> {
+    codec::frames(bytes).0.into_iter().map(decode_event).collect()
+}
+
+/// The committed output in a sink log: appended and committed records in log order, then the
+/// upserted records (the last write of each id).
 pub fn read_committed(bytes: &[u8]) -> Vec<OutputRecord> {
     let mut out = Vec::new();
-    for body in codec::frames(bytes).0 {
-        codec::decode_output_records(body, &mut out);
+    let mut upserted = BTreeMap::new();
+    for event in read_events(bytes) {
+        match event {
+            SinkEvent::Append { records, .. } | SinkEvent::Commit { records, .. } => out.extend(records),
+            SinkEvent::Upsert { records, .. } => upserted.extend(records.into_iter().map(|r| (r.id, r))),
+            _ => {}
+        }
     }
+    out.extend(upserted.into_values());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Cause;
+
+    #[test]
+    fn events_round_trip() {
+        let record = OutputRecord {
+            id: OutputId { key: 3, seq: 1 },
+            count: 1,
+            sum: -2,
+            cause: Cause { producer: 1, seq: 4 },
+        };
+        let txn = TxnId { writer: 1, epoch: 2, txn: 3 };
+        let events = vec![
+            SinkEvent::Append { writer: 0, epoch: 1, records: vec![record] },
+            SinkEvent::Prepare { txn, checkpoint: 4, records: vec![record, record] },
+            SinkEvent::Commit { txn, checkpoint: 4, by_epoch: 3, records: vec![record] },
+            SinkEvent::Abort { txn, checkpoint: 5, by_epoch: 3 },
+            SinkEvent::Fence { writer: 1, epoch: 3 },
+            SinkEvent::Upsert { writer: 0, epoch: 1, records: vec![] },
+        ];
+        let mut bytes = Vec::new();
+        for e in &events {
+            encode_event(e, &mut bytes);
+        }
+        assert_eq!(read_events(&bytes), events);
+        assert_eq!(read_committed(&bytes).len(), 2);
+    }
 }

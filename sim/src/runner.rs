@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use faultline_engine::record::OutputRecord;
-use faultline_engine::sink::{read_committed, COMMITTED_FILE};
+use faultline_engine::sink::{read_committed, SINK_LOG};
 use faultline_reports::{CheckpointCounts, RunRecord, Violation};
 use madsim::runtime::Runtime;
 use madsim::time::TimeHandle;
@@ -126,8 +126,7 @@ fn judge(
     tamper: impl FnOnce(&mut Vec<OutputRecord>),
 ) -> RunRecord {
     let cluster = &world.cluster;
-    let mut committed =
-        world.sink_disk().read(COMMITTED_FILE).map(|b| read_committed(&b)).unwrap_or_default();
+    let mut committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed(&b)).unwrap_or_default();
     tamper(&mut committed);
     let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
     let semantics = cluster.job.semantics;
@@ -147,7 +146,10 @@ fn judge(
         output: delivery.counts,
         violations,
         faults: Vec::new(),
-        checkpoints: CheckpointCounts::default(),
+        checkpoints: CheckpointCounts {
+            completed: world.recorder.checkpoints_completed().len() as u64,
+            aborted: world.recorder.checkpoints_aborted(),
+        },
         recoveries: Vec::new(),
         repro: repro(loaded, seed),
     }

@@ -78,6 +78,21 @@ pub enum RecoveryName {
     Rollback,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkName {
+    Plain,
+    Idempotent,
+    Transactional,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckpointModeName {
+    Aligned,
+    Unaligned,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Engine {
@@ -88,6 +103,17 @@ pub struct Engine {
     pub semantics: SemanticsName,
     #[serde(default = "defaults::recovery")]
     pub recovery: RecoveryName,
+    #[serde(default = "defaults::sink")]
+    pub sink: SinkName,
+    /// 0 turns periodic checkpoints off (the final one at end of input still runs).
+    #[serde(default = "defaults::checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
+    #[serde(default = "defaults::checkpoint_mode")]
+    pub checkpoint_mode: CheckpointModeName,
+    #[serde(default = "defaults::checkpoint_timeout_ms")]
+    pub checkpoint_timeout_ms: u64,
+    #[serde(default = "defaults::retained_checkpoints")]
+    pub retained_checkpoints: u32,
     /// Records per message on every wire: 64 to 1024.
     #[serde(default = "defaults::batch_records")]
     pub batch_records: usize,
@@ -101,6 +127,8 @@ pub struct Engine {
     pub fetch_wait_ms: u64,
     #[serde(default = "defaults::heartbeat_interval_ms")]
     pub heartbeat_interval_ms: u64,
+    #[serde(default = "defaults::heartbeat_timeout_ms")]
+    pub heartbeat_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,8 +145,11 @@ pub struct Network {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checks {
-    /// Liveness bound: the job must finish within this much simulated time.
+    /// Hard bound: the run stops at this much simulated time.
     pub max_sim_time_ms: u64,
+    /// Liveness: once the last fault healed, the job must finish within this long.
+    #[serde(default = "defaults::liveness_timeout_ms")]
+    pub liveness_timeout_ms: u64,
 }
 
 /// The seven failure classes.
@@ -197,7 +228,28 @@ mod defaults {
         50
     }
     pub fn heartbeat_interval_ms() -> u64 {
-        100
+        50
+    }
+    pub fn heartbeat_timeout_ms() -> u64 {
+        300
+    }
+    pub fn sink() -> SinkName {
+        SinkName::Transactional
+    }
+    pub fn checkpoint_interval_ms() -> u64 {
+        200
+    }
+    pub fn checkpoint_mode() -> CheckpointModeName {
+        CheckpointModeName::Aligned
+    }
+    pub fn checkpoint_timeout_ms() -> u64 {
+        2000
+    }
+    pub fn retained_checkpoints() -> u32 {
+        3
+    }
+    pub fn liveness_timeout_ms() -> u64 {
+        30_000
     }
 }
 
@@ -209,7 +261,7 @@ impl Default for Network {
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { max_sim_time_ms: 600_000 }
+        Checks { max_sim_time_ms: 600_000, liveness_timeout_ms: defaults::liveness_timeout_ms() }
     }
 }
 
@@ -219,6 +271,16 @@ impl SemanticsName {
             SemanticsName::AtMostOnce => "at-most-once",
             SemanticsName::AtLeastOnce => "at-least-once",
             SemanticsName::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
+impl SinkName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkName::Plain => "plain",
+            SinkName::Idempotent => "idempotent",
+            SinkName::Transactional => "transactional",
         }
     }
 }
@@ -444,10 +506,18 @@ fn validate_engine(e: &Engine) -> Result<(), (String, String)> {
     if e.channel_credits == 0 {
         return fail("engine.channel_credits", "must be positive".into());
     }
+    if e.heartbeat_timeout_ms <= e.heartbeat_interval_ms {
+        let m = format!("must exceed engine.heartbeat_interval_ms ({})", e.heartbeat_interval_ms);
+        return fail("engine.heartbeat_timeout_ms", m);
+    }
+    if e.retained_checkpoints == 0 {
+        return fail("engine.retained_checkpoints", "must be at least 1".into());
+    }
     for (field, v) in [
         ("engine.request_timeout_ms", e.request_timeout_ms),
         ("engine.fetch_wait_ms", e.fetch_wait_ms),
         ("engine.heartbeat_interval_ms", e.heartbeat_interval_ms),
+        ("engine.checkpoint_timeout_ms", e.checkpoint_timeout_ms),
     ] {
         if v == 0 {
             return fail(field, "must be positive".into());

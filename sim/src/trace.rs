@@ -18,6 +18,11 @@ struct State {
     job_finished_at_ms: Option<u64>,
     job_failed_at_ms: Option<u64>,
     sink_committed: u64,
+    checkpoints_completed: Vec<(u64, u64)>,
+    checkpoints_aborted: u64,
+    /// Recovery milestones: (simulated ms, event).
+    recovery_events: Vec<(u64, TraceEvent)>,
+    sink_fenced: u64,
 }
 
 /// Records a run's trace.
@@ -43,6 +48,14 @@ impl Observer for Recorder {
             TraceEvent::JobFinished => s.job_finished_at_ms = Some(now_ms),
             TraceEvent::JobFailed => s.job_failed_at_ms = Some(now_ms),
             TraceEvent::SinkCommitted { records, .. } => s.sink_committed += records,
+            TraceEvent::CheckpointCompleted { checkpoint } => {
+                s.checkpoints_completed.push((now_ms, checkpoint))
+            }
+            TraceEvent::CheckpointAborted { .. } => s.checkpoints_aborted += 1,
+            TraceEvent::SinkFenced { .. } => s.sink_fenced += 1,
+            TraceEvent::WorkerDead { .. }
+            | TraceEvent::RecoveryStarted { .. }
+            | TraceEvent::JobRestored { .. } => s.recovery_events.push((now_ms, event.clone())),
             _ => {}
         }
         tracing::trace!(node = %node.name(), ?event, at_ms = now_ms);
@@ -65,5 +78,24 @@ impl Recorder {
 
     pub fn job_failed_at_ms(&self) -> Option<u64> {
         self.state.lock().unwrap().job_failed_at_ms
+    }
+
+    /// Completed checkpoints: (simulated ms, id), in completion order.
+    pub fn checkpoints_completed(&self) -> Vec<(u64, u64)> {
+        self.state.lock().unwrap().checkpoints_completed.clone()
+    }
+
+    pub fn checkpoints_aborted(&self) -> u64 {
+        self.state.lock().unwrap().checkpoints_aborted
+    }
+
+    /// Worker deaths, recovery starts and restorations, with their simulated ms.
+    pub fn recovery_events(&self) -> Vec<(u64, TraceEvent)> {
+        self.state.lock().unwrap().recovery_events.clone()
+    }
+
+    /// Requests the sink refused from fenced epochs.
+    pub fn sink_fenced(&self) -> u64 {
+        self.state.lock().unwrap().sink_fenced
     }
 }

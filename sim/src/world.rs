@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role, Settings};
 use faultline_engine::disk::DiskRef;
-use faultline_engine::job::{JobSpec, PipelineSpec, Semantics};
+use faultline_engine::job::{CheckpointMode, CheckpointSettings, JobSpec, PipelineSpec, Semantics, SinkMode};
 use faultline_engine::observe::{NodeContext, ObserverRef};
 use faultline_engine::workload::WorkloadSpec;
-use faultline_engine::{broker, driver, manager, producer, sink, worker};
+use faultline_engine::{broker, driver, manager, producer, sink, store, worker};
 use madsim::runtime::{NodeHandle, Runtime};
 
 use crate::disk::SimDisk;
-use crate::scenario::{Scenario, SemanticsName};
+use crate::scenario::{CheckpointModeName, Scenario, SemanticsName, SinkName};
 use crate::trace::Recorder;
 
 /// A built world: the nodes of one run and what outlives them.
@@ -70,6 +70,20 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
             },
             parallelism: e.parallelism,
             semantics,
+            sink: match e.sink {
+                SinkName::Plain => SinkMode::Plain,
+                SinkName::Idempotent => SinkMode::Idempotent,
+                SinkName::Transactional => SinkMode::Transactional,
+            },
+            checkpoints: CheckpointSettings {
+                interval_ms: e.checkpoint_interval_ms,
+                mode: match e.checkpoint_mode {
+                    CheckpointModeName::Aligned => CheckpointMode::Aligned,
+                    CheckpointModeName::Unaligned => CheckpointMode::Unaligned,
+                },
+                timeout_ms: e.checkpoint_timeout_ms,
+                retained: e.retained_checkpoints,
+            },
         },
         settings: Settings {
             batch_records: e.batch_records,
@@ -78,6 +92,7 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
             request_timeout_ms: e.request_timeout_ms,
             fetch_wait_ms: e.fetch_wait_ms,
             heartbeat_interval_ms: e.heartbeat_interval_ms,
+            heartbeat_timeout_ms: e.heartbeat_timeout_ms,
         },
     }
 }
@@ -122,6 +137,7 @@ async fn boot(ctx: NodeContext) {
         Role::Manager => manager::run(ctx).await,
         Role::Driver => driver::run(ctx).await,
         Role::Worker => worker::run(ctx).await,
+        Role::Store => store::run(ctx).await,
         Role::Sink => sink::run(ctx).await,
     }
 }

@@ -54,6 +54,15 @@ impl KeyByExchange {
         self.senders[target].send(batch).await
     }
 
+    /// Flushes, then sends barrier `checkpoint` on every channel.
+    pub async fn barrier(&mut self, checkpoint: u64) -> io::Result<()> {
+        self.flush().await?;
+        for sender in &mut self.senders {
+            sender.barrier(checkpoint).await?;
+        }
+        Ok(())
+    }
+
     /// Flushes and closes every channel.
     pub async fn end(&mut self) -> io::Result<()> {
         self.flush().await?;

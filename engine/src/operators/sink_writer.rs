@@ -1,19 +1,27 @@
-//! The sink writer: the last operator of a chain, writing output batches to the sink node.
+//! The sink writer: the last operator of a chain, writing output to the sink node in the job's
+//! sink mode.
 //!
-//! In this version every write is a plain append acknowledged after the sink synced it. A
-//! write whose acknowledgement does not arrive within `request_timeout_ms` is resent on a new
-//! connection, at most `MAX_ATTEMPTS` times: a resend after a lost acknowledgement appends the
-//! batch twice, which the delivery checker reports as duplicates.
+//! - plain: every batch is an `Append`; a batch whose acknowledgement is lost is appended again
+//!   on retry (at-least-once), or given up (at-most-once: never resent);
+//! - idempotent: every batch is an `Upsert`; retries are harmless;
+//! - transactional: batches are `Write`s into the open transaction; at a barrier the writer
+//!   `Prepare`s it, bound to that checkpoint, and opens the next; when the coordinator reports a
+//!   checkpoint complete it `Commit`s up to it. A writer restored from checkpoint n first sends
+//!   `Recover { upto: n }`.
+//!
+//! Every request carries the subtask's epoch; `Fenced` means this writer is a zombie, and the
+//! subtask fails. Requests are resent on a fresh connection after `request_timeout_ms`, at most
+//! `MAX_ATTEMPTS` times.
 
-use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::cluster::{NodeId, Role, SINK_PORT};
+use crate::job::{Semantics, SinkMode, TaskSpec};
 use crate::net::{Client, Rx, Tx};
 use crate::observe::NodeContext;
 use crate::record::OutputRecord;
-use crate::sink::{SinkRequest, SinkResponse};
+use crate::sink::{SinkRequest, SinkResponse, TxnId};
 
 const MAX_ATTEMPTS: u32 = 100;
 
@@ -21,50 +29,112 @@ pub struct SinkWriter {
     client: Rc<Client>,
     conn: Option<(Tx<SinkRequest>, Rx<SinkResponse>)>,
     writer: u32,
-    next_batch: u64,
+    epoch: u64,
+    mode: SinkMode,
+    /// At-most-once never resends an append.
+    resend_appends: bool,
+    /// The open transaction and the next write's number within it.
+    txn: u64,
+    batch_seq: u64,
     timeout: Duration,
 }
 
+pub type SinkResult = Result<(), String>;
+
 impl SinkWriter {
-    pub fn new(ctx: &NodeContext, client: Rc<Client>, writer: u32) -> Self {
-        let timeout = Duration::from_millis(ctx.cluster.settings.request_timeout_ms);
-        SinkWriter { client, conn: None, writer, next_batch: 0, timeout }
+    pub fn new(ctx: &NodeContext, client: Rc<Client>, spec: &TaskSpec) -> Self {
+        SinkWriter {
+            client,
+            conn: None,
+            writer: spec.id.subtask,
+            epoch: spec.epoch,
+            mode: spec.sink,
+            resend_appends: spec.semantics != Semantics::AtMostOnce,
+            txn: 0,
+            batch_seq: 0,
+            timeout: Duration::from_millis(ctx.cluster.settings.request_timeout_ms),
+        }
     }
 
-    /// Appends a batch, retrying until the sink acknowledges it.
-    pub async fn write(&mut self, records: Vec<OutputRecord>) -> io::Result<()> {
+    /// Settles what an earlier incarnation of this writer left: transactions bound to
+    /// checkpoints up to `upto` are committed, the rest aborted. Also fences older epochs.
+    pub async fn recover(&mut self, upto: u64) -> SinkResult {
+        let (writer, epoch) = (self.writer, self.epoch);
+        self.request(|| SinkRequest::Recover { writer, epoch, upto }, true).await
+    }
+
+    pub async fn write(&mut self, records: Vec<OutputRecord>) -> SinkResult {
         assert!(!records.is_empty());
-        let batch_seq = self.next_batch;
-        self.next_batch += 1;
+        let (writer, epoch) = (self.writer, self.epoch);
+        match self.mode {
+            SinkMode::Plain => {
+                let resend = self.resend_appends;
+                self.request(|| SinkRequest::Append { writer, epoch, records: records.clone() }, resend).await
+            }
+            SinkMode::Idempotent => {
+                self.request(|| SinkRequest::Upsert { writer, epoch, records: records.clone() }, true).await
+            }
+            SinkMode::Transactional => {
+                let (txn, batch_seq) = (self.txn_id(), self.batch_seq);
+                self.batch_seq += 1;
+                self.request(|| SinkRequest::Write { txn, batch_seq, records: records.clone() }, true).await
+            }
+        }
+    }
+
+    /// At barrier `checkpoint`: makes the open transaction durable and opens the next one.
+    pub async fn pre_commit(&mut self, checkpoint: u64) -> SinkResult {
+        if self.mode != SinkMode::Transactional {
+            return Ok(());
+        }
+        let txn = self.txn_id();
+        self.request(|| SinkRequest::Prepare { txn, checkpoint }, true).await?;
+        self.txn += 1;
+        self.batch_seq = 0;
+        Ok(())
+    }
+
+    /// Checkpoint `upto` completed: commits every transaction prepared for it or before.
+    pub async fn commit(&mut self, upto: u64) -> SinkResult {
+        if self.mode != SinkMode::Transactional {
+            return Ok(());
+        }
+        let (writer, epoch) = (self.writer, self.epoch);
+        self.request(|| SinkRequest::Commit { writer, epoch, upto }, true).await
+    }
+
+    fn txn_id(&self) -> TxnId {
+        TxnId { writer: self.writer, epoch: self.epoch, txn: self.txn }
+    }
+
+    /// Sends a request until it is answered; without `resend`, a request sent once and not
+    /// answered in time is given up (reported as success: the caller promised no more).
+    async fn request(&mut self, make: impl Fn() -> SinkRequest, resend: bool) -> SinkResult {
         for _ in 0..MAX_ATTEMPTS {
-            if self.try_write(batch_seq, &records).await {
-                return Ok(());
+            match self.try_request(make()).await {
+                Some(SinkResponse::Done) => return Ok(()),
+                Some(SinkResponse::Fenced { current }) => {
+                    return Err(format!("fenced by the sink: epoch {} < {current}", self.epoch))
+                }
+                None if !resend => {
+                    self.conn = None;
+                    return Ok(());
+                }
+                None => {}
             }
             self.conn = None;
             madsim::time::sleep(self.timeout).await;
         }
-        Err(io::Error::new(io::ErrorKind::TimedOut, "sink did not acknowledge a write"))
+        Err("the sink did not answer".into())
     }
 
-    async fn try_write(&mut self, batch_seq: u64, records: &[OutputRecord]) -> bool {
+    async fn try_request(&mut self, request: SinkRequest) -> Option<SinkResponse> {
         if self.conn.is_none() {
             let addr = NodeId::new(Role::Sink, 0).addr(SINK_PORT);
-            match self.client.connect(addr).await {
-                Ok(conn) => self.conn = Some(conn),
-                Err(_) => return false,
-            }
+            self.conn = Some(self.client.connect(addr).await.ok()?);
         }
         let (tx, rx) = self.conn.as_mut().unwrap();
-        let request = SinkRequest::Append { writer: self.writer, batch_seq, records: records.to_vec() };
-        if tx.send(request).await.is_err() {
-            return false;
-        }
-        loop {
-            match madsim::time::timeout(self.timeout, rx.recv()).await {
-                Ok(Ok(SinkResponse::Appended { batch_seq: acked })) if acked == batch_seq => return true,
-                Ok(Ok(SinkResponse::Appended { .. })) => continue, // a late answer to a resend
-                _ => return false,
-            }
-        }
+        tx.send(request).await.ok()?;
+        madsim::time::timeout(self.timeout, rx.recv()).await.ok()?.ok()
     }
 }

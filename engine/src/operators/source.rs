@@ -1,6 +1,7 @@
 //! The log source: one fetcher per assigned partition, reading committed records in offset order.
 //!
-//! A fetcher asks the partition's leader for records from its next offset, forwards non-empty
+//! A fetcher starts at its partition's position (the next offset, and the end-of-stream records
+//! already seen), asks the partition's leader for records from there, forwards non-empty
 //! results into a small bounded queue (backpressure: it stops fetching while the subtask is
 //! busy), and stops once it has seen an end-of-stream record from every producer. A failed or
 //! silent fetch is retried on a new connection from the same offset.
@@ -11,35 +12,45 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::broker::{BrokerRequest, BrokerResponse};
+use crate::checkpoint::SourcePosition;
 use crate::cluster::{NodeId, Role, BROKER_PORT};
 use crate::net::Client;
 use crate::observe::NodeContext;
 use crate::record::{LogRecord, Payload};
 
-/// Records read from one partition.
+/// Records read from one partition, starting at `offset`.
 pub struct Fetched {
     pub partition: u32,
+    pub offset: u64,
     pub records: Vec<LogRecord>,
-    /// The partition is complete: every producer's end-of-stream was read.
-    pub done: bool,
 }
 
-/// Starts a fetcher per partition; the receiver yields their results.
-pub fn start(ctx: &NodeContext, client: Rc<Client>, partitions: &[u32]) -> mpsc::Receiver<Fetched> {
-    let (tx, rx) = mpsc::channel(2 * partitions.len().max(1));
-    for &partition in partitions {
-        madsim::task::spawn_local(fetch_partition(ctx.clone(), client.clone(), partition, tx.clone()));
+/// Starts a fetcher for every partition not yet at its end; the receiver yields their results.
+pub fn start(
+    ctx: &NodeContext,
+    client: Rc<Client>,
+    positions: impl Iterator<Item = SourcePosition>,
+) -> mpsc::Receiver<Fetched> {
+    let positions: Vec<SourcePosition> = positions.filter(|p| p.ended < ctx.cluster.producers).collect();
+    let (tx, rx) = mpsc::channel(2 * positions.len().max(1));
+    for position in positions {
+        madsim::task::spawn_local(fetch_partition(ctx.clone(), client.clone(), position, tx.clone()));
     }
     rx
 }
 
-async fn fetch_partition(ctx: NodeContext, client: Rc<Client>, partition: u32, out: mpsc::Sender<Fetched>) {
+async fn fetch_partition(
+    ctx: NodeContext,
+    client: Rc<Client>,
+    from: SourcePosition,
+    out: mpsc::Sender<Fetched>,
+) {
     let settings = ctx.cluster.settings.clone();
+    let partition = from.partition;
     let leader = NodeId::new(Role::Broker, ctx.cluster.leader_of(partition));
     let patience = Duration::from_millis(settings.fetch_wait_ms + settings.request_timeout_ms);
     let retry = Duration::from_millis(settings.request_timeout_ms);
-    let mut offset = 0u64;
-    let mut ended = 0u32;
+    let (mut offset, mut ended) = (from.offset, from.ended);
     loop {
         let Ok((tx, mut rx)) =
             client.connect::<BrokerRequest, BrokerResponse>(leader.addr(BROKER_PORT)).await
@@ -61,11 +72,12 @@ async fn fetch_partition(ctx: NodeContext, client: Rc<Client>, partition: u32, o
             if records.is_empty() {
                 continue;
             }
+            let base = offset;
             offset += records.len() as u64;
             ended += records.iter().filter(|r| r.payload == Payload::EndOfStream).count() as u32;
             assert!(ended <= ctx.cluster.producers, "more end-of-stream records than producers");
             let done = ended == ctx.cluster.producers;
-            if out.send(Fetched { partition, records, done }).await.is_err() || done {
+            if out.send(Fetched { partition, offset: base, records }).await.is_err() || done {
                 return;
             }
         }

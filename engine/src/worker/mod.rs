@@ -1,13 +1,19 @@
 //! The worker node: runs the subtasks the manager deploys on it and terminates their channels.
 //!
-//! It owns three listeners' worth of plumbing:
-//! - the control port, where the manager sends `Deploy`;
-//! - the data port, where upstream subtasks open channels (see `channel`), routed to the local
-//!   subtask's inbox;
-//! - a connection to the manager carrying `Register`, heartbeats and task reports.
+//! It owns the plumbing around subtasks:
+//! - the control port, where the manager sends `Deploy`, checkpoint triggers and completions,
+//!   `Finish` and `Cancel`; each is routed to the local subtasks of the named epoch;
+//! - the data port, where upstream subtasks open channels (see `channel`), accepted only for a
+//!   local subtask of the same epoch and routed to its inbox;
+//! - a connection to the manager carrying `Register`, heartbeats and the subtasks' reports.
 //!
-//! What a subtask does with its records is `task`'s concern.
+//! `Cancel { epoch }` aborts every local subtask of an older epoch: its tasks are dropped, its
+//! connections reset. A worker that was paused past its heartbeat timeout comes back running
+//! old-epoch subtasks — a zombie — until the manager's `Cancel` reaches it; meanwhile the sink
+//! and the channels refuse it by epoch.
 
+mod channel_task;
+mod source_task;
 mod task;
 
 use std::cell::RefCell;
@@ -15,21 +21,33 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use madsim::task::JoinHandle;
 use tokio::sync::mpsc;
 
-use crate::channel::{self, ChannelMsg, ChannelReply, Delivery};
+use crate::channel::{self, ChannelMsg, ChannelReply};
 use crate::cluster::{NodeId, Role, MANAGER_PORT, WORKER_CONTROL_PORT, WORKER_DATA_PORT};
-use crate::job::{TaskId, TaskInput, TaskSpec};
-use crate::manager::{ManagerRequest, WorkerCommand, WorkerReply};
+use crate::job::{TaskId, TaskSpec};
+use crate::manager::{ManagerRequest, ManagerResponse, WorkerCommand};
 use crate::net::{Client, Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
+use crate::store::StoreClient;
+pub use task::TaskEvent;
+use task::{ManagerLink, TaskContext};
+
+/// A subtask running on this worker.
+struct LocalTask {
+    epoch: u64,
+    source: bool,
+    inbox: mpsc::UnboundedSender<TaskEvent>,
+    handle: JoinHandle<()>,
+}
 
 struct Worker {
     ctx: NodeContext,
     client: Rc<Client>,
-    /// Inboxes of local subtasks that read channels.
-    inboxes: BTreeMap<TaskId, mpsc::UnboundedSender<Delivery>>,
-    manager: Rc<Tx<ManagerRequest>>,
+    store: Rc<StoreClient>,
+    tasks: BTreeMap<TaskId, LocalTask>,
+    manager: ManagerLink,
 }
 
 type Shared = Rc<RefCell<Worker>>;
@@ -41,90 +59,134 @@ const MANAGER_ATTEMPTS: u32 = 200;
 pub async fn run(ctx: NodeContext) {
     ctx.trace(TraceEvent::Boot);
     let client = Rc::new(Client::bind().await);
-    let me = ctx.id.index;
-    let addr = NodeId::new(Role::Manager, 0).addr(MANAGER_PORT);
-    let Ok((manager, _replies)) = client
-        .connect_retrying::<ManagerRequest, crate::manager::ManagerResponse>(
-            addr,
-            MANAGER_RETRY,
-            MANAGER_ATTEMPTS,
-        )
-        .await
-    else {
-        tracing::warn!(worker = me, "manager unreachable");
-        return;
-    };
-    let manager = Rc::new(manager);
-    _ = manager.send(ManagerRequest::Register { worker: me }).await;
+    let store = Rc::new(StoreClient::new(&ctx, client.clone()));
     let interval = Duration::from_millis(ctx.cluster.settings.heartbeat_interval_ms);
-    let worker = Rc::new(RefCell::new(Worker { ctx, client, inboxes: BTreeMap::new(), manager }));
+    let manager: ManagerLink = Rc::new(RefCell::new(None));
+    let worker = Rc::new(RefCell::new(Worker { ctx, client, store, tasks: BTreeMap::new(), manager }));
     madsim::task::spawn_local(heartbeat(worker.clone(), interval));
     madsim::task::spawn_local(serve_data(worker.clone()));
     serve_control(worker).await;
 }
 
+/// Keeps a connection to the manager and heartbeats on it; reconnects when it breaks.
 async fn heartbeat(worker: Shared, interval: Duration) {
+    let (client, me) = {
+        let w = worker.borrow();
+        (w.client.clone(), w.ctx.id.index)
+    };
+    let addr = NodeId::new(Role::Manager, 0).addr(MANAGER_PORT);
     loop {
-        madsim::time::sleep(interval).await;
-        let (manager, me) = {
-            let w = worker.borrow();
-            (w.manager.clone(), w.ctx.id.index)
+        let Ok((tx, replies)) = client
+            .connect_retrying::<ManagerRequest, ManagerResponse>(addr, MANAGER_RETRY, MANAGER_ATTEMPTS)
+            .await
+        else {
+            continue;
         };
-        if manager.send(ManagerRequest::Heartbeat { worker: me }).await.is_err() {
-            return;
+        let tx = Rc::new(tx);
+        if tx.send(ManagerRequest::Register { worker: me }).await.is_err() {
+            continue;
         }
+        *worker.borrow().manager.borrow_mut() = Some(tx.clone());
+        while tx.send(ManagerRequest::Heartbeat { worker: me }).await.is_ok() {
+            madsim::time::sleep(interval).await;
+        }
+        drop(replies);
     }
 }
 
 async fn serve_control(worker: Shared) {
-    let listener = Listener::<WorkerCommand, WorkerReply>::bind(WORKER_CONTROL_PORT).await;
+    let listener = Listener::<WorkerCommand, ()>::bind(WORKER_CONTROL_PORT).await;
     loop {
-        let Ok((tx, mut rx, _from)) = listener.accept().await else { continue };
+        let Ok((_tx, mut rx, _from)) = listener.accept().await else { continue };
         let worker = worker.clone();
         madsim::task::spawn_local(async move {
-            while let Ok(WorkerCommand::Deploy(tasks)) = rx.recv().await {
-                for spec in tasks {
-                    deploy(&worker, spec);
-                }
-                if tx.send(WorkerReply::Deployed).await.is_err() {
-                    return;
-                }
+            while let Ok(command) = rx.recv().await {
+                handle_command(&worker, command).await;
             }
         });
     }
 }
 
+async fn handle_command(worker: &Shared, command: WorkerCommand) {
+    match command {
+        WorkerCommand::Deploy { epoch, tasks } => {
+            cancel_older(worker, epoch);
+            for spec in tasks {
+                deploy(worker, spec);
+            }
+            let me = worker.borrow().ctx.id.index;
+            let manager = worker.borrow().manager.clone();
+            task::report(&manager, ManagerRequest::Deployed { epoch, worker: me }).await;
+        }
+        WorkerCommand::Trigger { epoch, checkpoint } => {
+            route(worker, epoch, true, || TaskEvent::Trigger(checkpoint));
+        }
+        WorkerCommand::Complete { epoch, checkpoint } => {
+            route(worker, epoch, false, || TaskEvent::Complete(checkpoint));
+        }
+        WorkerCommand::Finish { epoch } => route(worker, epoch, true, || TaskEvent::Finish),
+        WorkerCommand::Cancel { epoch } => cancel_older(worker, epoch),
+    }
+}
+
+/// Sends an event to every local subtask of `epoch` (only sources, if `sources_only`).
+fn route(worker: &Shared, epoch: u64, sources_only: bool, event: impl Fn() -> TaskEvent) {
+    let w = worker.borrow();
+    let mut stale = true;
+    for task in w.tasks.values().filter(|t| t.epoch == epoch) {
+        stale = false;
+        if task.source || !sources_only {
+            _ = task.inbox.send(event());
+        }
+    }
+    if stale && w.tasks.values().any(|t| t.epoch > epoch) {
+        w.ctx.trace(TraceEvent::StaleEpoch { epoch });
+    }
+}
+
+/// Aborts every local subtask older than `epoch`.
+fn cancel_older(worker: &Shared, epoch: u64) {
+    let mut w = worker.borrow_mut();
+    let old: Vec<TaskId> = w.tasks.iter().filter(|(_, t)| t.epoch < epoch).map(|(id, _)| *id).collect();
+    for id in old {
+        let task = w.tasks.remove(&id).expect("listed above");
+        task.handle.abort();
+        tracing::debug!(task = ?id, epoch = task.epoch, "cancelled");
+    }
+}
+
 /// Starts one subtask; its inbox is registered before this returns, so channels can open.
 fn deploy(worker: &Shared, spec: TaskSpec) {
-    let (ctx, client, manager) = {
+    let tc = {
         let w = worker.borrow();
-        (w.ctx.clone(), w.client.clone(), w.manager.clone())
-    };
-    assert_eq!(spec.worker, ctx.id.index, "subtask deployed on the wrong worker");
-    let inbox = match spec.input {
-        TaskInput::Channels { .. } => {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let previous = worker.borrow_mut().inboxes.insert(spec.id, tx);
-            assert!(previous.is_none(), "subtask {:?} deployed twice", spec.id);
-            Some(rx)
+        assert_eq!(spec.worker, w.ctx.id.index, "subtask deployed on the wrong worker");
+        TaskContext {
+            ctx: w.ctx.clone(),
+            client: w.client.clone(),
+            store: w.store.clone(),
+            manager: w.manager.clone(),
+            spec: spec.clone(),
         }
-        TaskInput::Partitions(_) => None,
     };
-    let id = spec.id;
-    ctx.trace(TraceEvent::TaskDeployed { operator: id.chain, subtask: id.subtask });
-    madsim::task::spawn_local(async move {
-        let report = match task::run(ctx.clone(), client, spec, inbox).await {
-            Ok(()) => {
-                ctx.trace(TraceEvent::TaskFinished { operator: id.chain, subtask: id.subtask });
-                ManagerRequest::TaskFinished { task: id }
+    let (inbox, events) = mpsc::unbounded_channel();
+    let (id, epoch) = (spec.id, spec.epoch);
+    tc.ctx.trace(TraceEvent::TaskDeployed { operator: id.chain, subtask: id.subtask });
+    let done = worker.clone();
+    let handle = madsim::task::spawn_local(async move {
+        let outcome = task::run(tc.clone(), events).await;
+        {
+            let mut w = done.borrow_mut();
+            if w.tasks.get(&id).is_some_and(|t| t.epoch == epoch) {
+                w.tasks.remove(&id);
             }
-            Err(reason) => {
-                tracing::warn!(task = ?id, %reason, "subtask failed");
-                ManagerRequest::TaskFailed { task: id, reason }
-            }
-        };
-        _ = manager.send(report).await;
+        }
+        task::finish(&tc, outcome).await;
     });
+    let local = LocalTask { epoch, source: spec.is_source(), inbox, handle };
+    if let Some(previous) = worker.borrow_mut().tasks.insert(id, local) {
+        assert!(previous.epoch < epoch, "subtask {id:?} deployed twice in epoch {epoch}");
+        previous.handle.abort();
+    }
 }
 
 async fn serve_data(worker: Shared) {
@@ -135,22 +197,26 @@ async fn serve_data(worker: Shared) {
     }
 }
 
-/// Reads a channel's hello and hands the channel to the local subtask it names.
+/// Reads a channel's hello and hands the channel to the local subtask it names, if that
+/// subtask runs in the hello's epoch.
 async fn accept_channel(worker: Shared, tx: Tx<ChannelReply>, mut rx: Rx<ChannelMsg>) {
     let Ok(ChannelMsg::Hello { epoch, from, to }) = rx.recv().await else { return };
     let (inbox, credits) = {
         let w = worker.borrow();
-        (w.inboxes.get(&to).cloned(), w.ctx.cluster.settings.channel_credits)
+        let inbox = w.tasks.get(&to).filter(|t| t.epoch == epoch).map(|t| t.inbox.clone());
+        if inbox.is_none() && w.tasks.get(&to).is_some_and(|t| t.epoch > epoch) {
+            w.ctx.trace(TraceEvent::StaleEpoch { epoch });
+        }
+        (inbox, w.ctx.cluster.settings.channel_credits)
     };
     let Some(inbox) = inbox else {
         _ = tx.send(ChannelReply::Rejected).await;
         return;
     };
-    assert_eq!(epoch, 1, "epochs other than the first do not exist in this version");
     if tx.send(ChannelReply::Accepted { credits }).await.is_err() {
         return;
     }
-    if inbox.send(Delivery::Opened { from, credit: tx }).is_ok() {
-        channel::forward(from, rx, inbox).await;
+    if inbox.send(TaskEvent::Channel(channel::Delivery::Opened { from, credit: tx })).is_ok() {
+        channel::forward(from, rx, inbox, TaskEvent::Channel).await;
     }
 }

@@ -1,180 +1,99 @@
-//! A running subtask: its input (log partitions or channels), its chain of operators, and its
-//! output (a key-by exchange or the sink).
-//!
-//! Records are processed a batch at a time: the whole input batch goes through the chain, the
-//! outputs are flushed, and only then is the input's credit returned, so a subtask never holds
-//! more than one input batch's worth of unsent output.
+//! What every subtask shares: its context, the events it receives, how it reports to the
+//! manager, and the dispatch to the source or channel-input loop.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use tokio::sync::mpsc;
 
-use crate::channel::{ChannelReply, ChannelSender, Delivery};
+use crate::channel::{ChannelSender, Delivery};
+use crate::checkpoint::TaskSnapshot;
 use crate::cluster::{NodeId, Role, WORKER_DATA_PORT};
-use crate::job::{OperatorKind, TaskId, TaskInput, TaskOutput, TaskSpec};
+use crate::job::{TaskId, TaskSpec};
+use crate::manager::ManagerRequest;
 use crate::net::{Client, Tx};
-use crate::observe::NodeContext;
-use crate::operators::aggregate::RunningAggregate;
-use crate::operators::key_by::KeyByExchange;
-use crate::operators::sink_writer::SinkWriter;
-use crate::operators::{self, source, Stateless};
-use crate::record::{Cause, LogRecord, OutputRecord, Payload, StreamRecord};
+use crate::observe::{NodeContext, TraceEvent};
+use crate::operators::Stateless;
+use crate::store::StoreClient;
 
-/// Where a subtask's processed records go.
-enum Output {
-    Exchange(KeyByExchange),
-    Sink { writer: SinkWriter, buffer: Vec<OutputRecord>, batch_records: usize },
+use super::{channel_task, source_task};
+
+/// What a subtask's inbox carries.
+pub enum TaskEvent {
+    /// A channel's delivery (channel-input subtasks).
+    Channel(Delivery),
+    /// Inject barrier n (sources).
+    Trigger(u64),
+    /// Checkpoint n completed (transactional sinks commit).
+    Complete(u64),
+    /// The final checkpoint completed: end the output channels (sources).
+    Finish,
 }
 
-/// The operator chain of one subtask.
-struct Chain {
-    stateless: Vec<Stateless>,
-    aggregate: Option<RunningAggregate>,
-    output: Output,
+/// The worker's current connection to the manager, replaced when it reconnects.
+pub type ManagerLink = Rc<RefCell<Option<Rc<Tx<ManagerRequest>>>>>;
+
+/// Everything a running subtask needs.
+#[derive(Clone)]
+pub struct TaskContext {
+    pub ctx: NodeContext,
+    pub client: Rc<Client>,
+    pub store: Rc<StoreClient>,
+    pub manager: ManagerLink,
+    pub spec: TaskSpec,
 }
 
-type TaskResult = Result<(), String>;
+pub type TaskResult = Result<(), String>;
 
 /// Runs a subtask to completion.
-pub async fn run(
-    ctx: NodeContext,
-    client: Rc<Client>,
-    spec: TaskSpec,
-    inbox: Option<mpsc::UnboundedReceiver<Delivery>>,
-) -> TaskResult {
-    let mut chain = Chain::build(&ctx, &client, &spec).await?;
-    match (&spec.input, inbox) {
-        (TaskInput::Partitions(partitions), None) => {
-            let fetched = source::start(&ctx, client, partitions);
-            chain.consume_log(fetched, partitions.len()).await?;
-        }
-        (TaskInput::Channels { upstream_parallelism, .. }, Some(inbox)) => {
-            chain.consume_channels(inbox, *upstream_parallelism).await?;
-        }
-        _ => panic!("subtask {:?}: inbox does not match its input", spec.id),
+pub async fn run(tc: TaskContext, inbox: mpsc::UnboundedReceiver<TaskEvent>) -> TaskResult {
+    if tc.spec.is_source() {
+        source_task::run(tc, inbox).await
+    } else {
+        channel_task::run(tc, inbox).await
     }
-    chain.finish().await
 }
 
-impl Chain {
-    async fn build(ctx: &NodeContext, client: &Rc<Client>, spec: &TaskSpec) -> Result<Self, String> {
-        let stateless = spec.operators.iter().filter_map(|&k| Stateless::from_kind(k)).collect();
-        let aggregate =
-            spec.operators.contains(&OperatorKind::RunningAggregate).then(RunningAggregate::default);
-        let batch_records = ctx.cluster.settings.batch_records;
-        let output = match &spec.output {
-            TaskOutput::Exchange { downstream_chain, workers } => {
-                let senders = open_channels(client, spec, *downstream_chain, workers).await?;
-                Output::Exchange(KeyByExchange::new(senders, batch_records))
-            }
-            TaskOutput::Sink => Output::Sink {
-                writer: SinkWriter::new(ctx, client.clone(), spec.id.subtask),
-                buffer: Vec::with_capacity(batch_records),
-                batch_records,
-            },
-        };
-        assert!(
-            aggregate.is_none() || matches!(output, Output::Sink { .. }),
-            "a running aggregate feeds the sink"
-        );
-        Ok(Chain { stateless, aggregate, output })
-    }
-
-    async fn consume_log(
-        &mut self,
-        mut fetched: mpsc::Receiver<source::Fetched>,
-        partitions: usize,
-    ) -> TaskResult {
-        let mut done = 0;
-        while done < partitions {
-            let Some(batch) = fetched.recv().await else {
-                return Err("a partition fetcher stopped before its partition ended".into());
-            };
-            self.process_log(&batch.records).await?;
-            done += usize::from(batch.done);
+/// Reports a subtask's end to the manager.
+pub async fn finish(tc: &TaskContext, outcome: TaskResult) {
+    let (id, epoch) = (tc.spec.id, tc.spec.epoch);
+    let message = match outcome {
+        Ok(()) => {
+            tc.ctx.trace(TraceEvent::TaskFinished { operator: id.chain, subtask: id.subtask });
+            ManagerRequest::TaskFinished { epoch, task: id }
         }
-        Ok(())
-    }
-
-    async fn process_log(&mut self, records: &[LogRecord]) -> TaskResult {
-        for r in records {
-            if let Payload::Data(e) = r.payload {
-                let cause = Cause { producer: r.producer, seq: r.seq };
-                let record =
-                    StreamRecord { key: e.key, value: e.value, event_time_ms: e.event_time_ms, cause };
-                self.process(record).await?;
-            }
+        Err(reason) => {
+            tracing::warn!(task = ?id, epoch, %reason, "subtask failed");
+            ManagerRequest::TaskFailed { epoch, task: id, reason }
         }
-        self.flush().await
-    }
+    };
+    report(&tc.manager, message).await;
+}
 
-    async fn consume_channels(
-        &mut self,
-        mut inbox: mpsc::UnboundedReceiver<Delivery>,
-        upstream: u32,
-    ) -> TaskResult {
-        let mut credits: BTreeMap<TaskId, Tx<ChannelReply>> = BTreeMap::new();
-        let mut ended = 0u32;
-        while ended < upstream {
-            let delivery = inbox.recv().await.expect("the worker keeps inboxes open");
-            match delivery {
-                Delivery::Opened { from, credit } => _ = credits.insert(from, credit),
-                Delivery::Batch { from, records } => {
-                    for record in records {
-                        self.process(record).await?;
-                    }
-                    self.flush().await?;
-                    let credit = credits.get(&from).expect("batch on a channel never opened");
-                    _ = credit.send(ChannelReply::Credit(1)).await;
-                }
-                Delivery::End { .. } => ended += 1,
-                Delivery::Broken { from } => {
-                    return Err(format!("channel from {}.{} broke", from.chain, from.subtask))
-                }
-            }
-        }
-        Ok(())
+/// Sends a message to the manager if the worker is connected; a lost report is recovered by
+/// the manager's failure detection.
+pub async fn report(manager: &ManagerLink, message: ManagerRequest) {
+    let tx = manager.borrow().clone();
+    if let Some(tx) = tx {
+        _ = tx.send(message).await;
     }
+}
 
-    async fn process(&mut self, record: StreamRecord) -> TaskResult {
-        let Some(record) = operators::apply_all(&self.stateless, record) else { return Ok(()) };
-        match (&mut self.aggregate, &mut self.output) {
-            (Some(agg), Output::Sink { writer, buffer, batch_records }) => {
-                buffer.push(agg.process(&record));
-                if buffer.len() >= *batch_records {
-                    writer.write(std::mem::take(buffer)).await.map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            }
-            (None, Output::Exchange(exchange)) => exchange.push(record).await.map_err(|e| e.to_string()),
-            _ => panic!("chain shape checked in Chain::build"),
-        }
-    }
+/// Acknowledges checkpoint `checkpoint` with this subtask's snapshot.
+pub async fn ack(tc: &TaskContext, checkpoint: u64, snapshot: TaskSnapshot) {
+    let epoch = tc.spec.epoch;
+    report(&tc.manager, ManagerRequest::CheckpointAck { epoch, checkpoint, snapshot }).await;
+}
 
-    async fn flush(&mut self) -> TaskResult {
-        match &mut self.output {
-            Output::Exchange(exchange) => exchange.flush().await.map_err(|e| e.to_string()),
-            Output::Sink { writer, buffer, .. } if !buffer.is_empty() => {
-                writer.write(std::mem::take(buffer)).await.map_err(|e| e.to_string())
-            }
-            Output::Sink { .. } => Ok(()),
-        }
-    }
-
-    async fn finish(&mut self) -> TaskResult {
-        self.flush().await?;
-        if let Output::Exchange(exchange) = &mut self.output {
-            exchange.end().await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+impl TaskContext {
+    pub fn stateless(&self) -> Vec<Stateless> {
+        self.spec.operators.iter().filter_map(|&k| Stateless::from_kind(k)).collect()
     }
 }
 
 /// Opens one channel to every downstream subtask, in subtask order.
-async fn open_channels(
-    client: &Client,
-    spec: &TaskSpec,
+pub async fn open_channels(
+    tc: &TaskContext,
     downstream_chain: u32,
     workers: &[u32],
 ) -> Result<Vec<ChannelSender>, String> {
@@ -182,7 +101,7 @@ async fn open_channels(
     for (subtask, &worker) in workers.iter().enumerate() {
         let to = TaskId { chain: downstream_chain, subtask: subtask as u32 };
         let addr = NodeId::new(Role::Worker, worker).addr(WORKER_DATA_PORT);
-        let sender = ChannelSender::open(client, addr, spec.epoch, spec.id, to)
+        let sender = ChannelSender::open(&tc.client, addr, tc.spec.epoch, tc.spec.id, to)
             .await
             .map_err(|e| format!("opening channel to {}.{}: {e}", to.chain, to.subtask))?;
         senders.push(sender);

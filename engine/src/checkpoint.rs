@@ -1,0 +1,243 @@
+//! Checkpoints: what a subtask's snapshot holds, what a completed checkpoint's metadata holds,
+//! where both live in the store, and their byte encodings.
+//!
+//! Store layout (keys are files on the store node's disk):
+//! - `checkpoints/{id}/state-{chain}-{subtask}`: one stateful subtask's keyed state, plus the
+//!   in-flight records an unaligned barrier overtook;
+//! - `checkpoints/{id}/meta`: the completed checkpoint — epoch, every source position, every
+//!   state handle, written only once every subtask acknowledged;
+//! - `history/{id}`: one empty object per completed checkpoint, never garbage-collected, so the
+//!   checkers can tell which checkpoints ever completed.
+//!
+//! Ids are zero-padded so that listing a prefix returns checkpoints in order.
+
+use crate::codec::{self, Reader};
+use crate::job::TaskId;
+use crate::record::{Cause, StreamRecord};
+
+/// How far a source subtask has consumed one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub partition: u32,
+    /// The next offset to read: every record below it was processed.
+    pub offset: u64,
+    /// End-of-stream records seen below `offset`.
+    pub ended: u32,
+}
+
+/// Where a subtask's state snapshot is in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateHandle {
+    pub key: String,
+    pub bytes: u64,
+}
+
+/// One subtask's part of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSnapshot {
+    pub task: TaskId,
+    pub positions: Vec<SourcePosition>,
+    pub state: Option<StateHandle>,
+}
+
+/// A completed checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointMeta {
+    pub id: u64,
+    pub epoch: u64,
+    pub tasks: Vec<TaskSnapshot>,
+}
+
+/// A keyed state snapshot: per key `(count, sum)`, and the in-flight records it must replay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateSnapshot {
+    pub entries: Vec<(u64, u64, i64)>,
+    pub in_flight: Vec<StreamRecord>,
+}
+
+pub fn checkpoint_prefix(id: u64) -> String {
+    format!("checkpoints/{id:020}/")
+}
+
+pub fn meta_key(id: u64) -> String {
+    format!("{}meta", checkpoint_prefix(id))
+}
+
+pub fn state_key(id: u64, task: TaskId) -> String {
+    format!("{}state-{}-{}", checkpoint_prefix(id), task.chain, task.subtask)
+}
+
+pub const HISTORY_PREFIX: &str = "history/";
+
+/// Where an at-most-once source commits its position in `partition` before processing.
+pub fn offsets_key(partition: u32) -> String {
+    format!("offsets/{partition:010}")
+}
+
+pub fn encode_position(p: &SourcePosition) -> Vec<u8> {
+    let mut body = Vec::with_capacity(16);
+    body.extend_from_slice(&p.partition.to_le_bytes());
+    body.extend_from_slice(&p.offset.to_le_bytes());
+    body.extend_from_slice(&p.ended.to_le_bytes());
+    let mut out = Vec::new();
+    codec::put_frame(&mut out, &body);
+    out
+}
+
+pub fn decode_position(bytes: &[u8]) -> Option<SourcePosition> {
+    let (bodies, _) = codec::frames(bytes);
+    let mut r = Reader::new(bodies.first()?);
+    Some(SourcePosition { partition: r.u32(), offset: r.u64(), ended: r.u32() })
+}
+
+pub fn history_key(id: u64) -> String {
+    format!("{HISTORY_PREFIX}{id:020}")
+}
+
+/// The checkpoint id in a history key.
+pub fn history_id(key: &str) -> Option<u64> {
+    key.strip_prefix(HISTORY_PREFIX)?.parse().ok()
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn get_str(r: &mut Reader<'_>) -> String {
+    let len = r.u32() as usize;
+    String::from_utf8(r.bytes(len).to_vec()).expect("keys are written as utf-8")
+}
+
+impl CheckpointMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&self.id.to_le_bytes());
+        body.extend_from_slice(&self.epoch.to_le_bytes());
+        body.extend_from_slice(&(self.tasks.len() as u32).to_le_bytes());
+        for t in &self.tasks {
+            t.encode_into(&mut body);
+        }
+        let mut out = Vec::new();
+        codec::put_frame(&mut out, &body);
+        out
+    }
+
+    /// Decodes a meta object; `None` if it is torn or not a meta object.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (bodies, _) = codec::frames(bytes);
+        let mut r = Reader::new(bodies.first()?);
+        let (id, epoch) = (r.u64(), r.u64());
+        let n = r.u32();
+        let tasks = (0..n).map(|_| TaskSnapshot::decode_from(&mut r)).collect();
+        Some(CheckpointMeta { id, epoch, tasks })
+    }
+}
+
+impl TaskSnapshot {
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.task.chain.to_le_bytes());
+        out.extend_from_slice(&self.task.subtask.to_le_bytes());
+        out.extend_from_slice(&(self.positions.len() as u32).to_le_bytes());
+        for p in &self.positions {
+            out.extend_from_slice(&p.partition.to_le_bytes());
+            out.extend_from_slice(&p.offset.to_le_bytes());
+            out.extend_from_slice(&p.ended.to_le_bytes());
+        }
+        match &self.state {
+            Some(h) => {
+                out.push(1);
+                put_str(out, &h.key);
+                out.extend_from_slice(&h.bytes.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Self {
+        let task = TaskId { chain: r.u32(), subtask: r.u32() };
+        let n = r.u32();
+        let positions =
+            (0..n).map(|_| SourcePosition { partition: r.u32(), offset: r.u64(), ended: r.u32() }).collect();
+        let state = (r.u8() == 1).then(|| StateHandle { key: get_str(r), bytes: r.u64() });
+        TaskSnapshot { task, positions, state }
+    }
+}
+
+impl StateSnapshot {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(8 + self.entries.len() * 24 + self.in_flight.len() * 44);
+        body.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        for &(key, count, sum) in &self.entries {
+            body.extend_from_slice(&key.to_le_bytes());
+            body.extend_from_slice(&count.to_le_bytes());
+            body.extend_from_slice(&sum.to_le_bytes());
+        }
+        body.extend_from_slice(&(self.in_flight.len() as u64).to_le_bytes());
+        for r in &self.in_flight {
+            body.extend_from_slice(&r.key.to_le_bytes());
+            body.extend_from_slice(&r.value.to_le_bytes());
+            body.extend_from_slice(&r.event_time_ms.to_le_bytes());
+            body.extend_from_slice(&r.cause.producer.to_le_bytes());
+            body.extend_from_slice(&r.cause.seq.to_le_bytes());
+        }
+        let mut out = Vec::new();
+        codec::put_frame(&mut out, &body);
+        out
+    }
+
+    /// Decodes a state object; `None` if it is torn.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (bodies, _) = codec::frames(bytes);
+        let mut r = Reader::new(bodies.first()?);
+        let n = r.u64();
+        let entries = (0..n).map(|_| (r.u64(), r.u64(), r.i64())).collect();
+        let m = r.u64();
+        let in_flight = (0..m)
+            .map(|_| {
+                let (key, value, event_time_ms) = (r.u64(), r.i64(), r.u64());
+                let cause = Cause { producer: r.u32(), seq: r.u64() };
+                StreamRecord { key, value, event_time_ms, cause }
+            })
+            .collect();
+        Some(StateSnapshot { entries, in_flight })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips() {
+        let meta = CheckpointMeta {
+            id: 7,
+            epoch: 2,
+            tasks: vec![
+                TaskSnapshot {
+                    task: TaskId { chain: 0, subtask: 1 },
+                    positions: vec![SourcePosition { partition: 3, offset: 99, ended: 1 }],
+                    state: None,
+                },
+                TaskSnapshot {
+                    task: TaskId { chain: 1, subtask: 0 },
+                    positions: vec![],
+                    state: Some(StateHandle {
+                        key: state_key(7, TaskId { chain: 1, subtask: 0 }),
+                        bytes: 40,
+                    }),
+                },
+            ],
+        };
+        assert_eq!(CheckpointMeta::decode(&meta.encode()), Some(meta));
+        assert_eq!(history_id(&history_key(42)), Some(42));
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let record =
+            StreamRecord { key: 1, value: -4, event_time_ms: 9, cause: Cause { producer: 1, seq: 5 } };
+        let state = StateSnapshot { entries: vec![(1, 2, -3), (5, 1, 8)], in_flight: vec![record] };
+        assert_eq!(StateSnapshot::decode(&state.encode()), Some(state));
+    }
+}

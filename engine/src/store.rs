@@ -1,0 +1,128 @@
+//! The store node: a durable object store for checkpoints and job metadata (S3 / HDFS, in real
+//! life), and the client nodes use to reach it.
+//!
+//! It owns the objects, one file per key on its disk. A `Put` or `Delete` is synced before it
+//! is acknowledged, so an acknowledged object survives any crash of the store. Requests on one
+//! connection are served in order. Keys are plain strings; `List` returns keys by prefix in
+//! sorted order.
+//!
+//! The client retries a request on a fresh connection when the answer does not come within
+//! `request_timeout_ms`, at most `STORE_ATTEMPTS` times: every request is idempotent.
+
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use crate::cluster::{NodeId, Role, STORE_PORT};
+use crate::net::{Client, Listener, Rx, Tx};
+use crate::observe::{NodeContext, TraceEvent};
+
+#[derive(Debug)]
+pub enum StoreRequest {
+    Put { key: String, bytes: Vec<u8> },
+    Get { key: String },
+    Delete { key: String },
+    List { prefix: String },
+}
+
+#[derive(Debug)]
+pub enum StoreResponse {
+    Done,
+    Value(Option<Vec<u8>>),
+    Keys(Vec<String>),
+}
+
+/// The store node's boot function.
+pub async fn run(ctx: NodeContext) {
+    ctx.trace(TraceEvent::Boot);
+    let listener = Listener::<StoreRequest, StoreResponse>::bind(STORE_PORT).await;
+    loop {
+        let Ok((tx, rx, _from)) = listener.accept().await else { continue };
+        madsim::task::spawn_local(serve(ctx.clone(), tx, rx));
+    }
+}
+
+async fn serve(ctx: NodeContext, tx: Tx<StoreResponse>, mut rx: Rx<StoreRequest>) {
+    while let Ok(request) = rx.recv().await {
+        let response = match request {
+            StoreRequest::Put { key, bytes } => {
+                ctx.disk.replace(&key, &bytes);
+                ctx.disk.sync(&key);
+                StoreResponse::Done
+            }
+            StoreRequest::Get { key } => StoreResponse::Value(ctx.disk.read(&key)),
+            StoreRequest::Delete { key } => {
+                ctx.disk.remove(&key);
+                ctx.disk.sync(&key);
+                StoreResponse::Done
+            }
+            StoreRequest::List { prefix } => StoreResponse::Keys(ctx.disk.list(&prefix)),
+        };
+        if tx.send(response).await.is_err() {
+            return;
+        }
+    }
+}
+
+const STORE_ATTEMPTS: u32 = 20;
+
+type Conn = (Tx<StoreRequest>, Rx<StoreResponse>);
+
+/// A node's handle on the store; shared by the node's tasks, one request at a time.
+pub struct StoreClient {
+    client: Rc<Client>,
+    conn: Mutex<Option<Conn>>,
+    timeout: Duration,
+}
+
+impl StoreClient {
+    pub fn new(ctx: &NodeContext, client: Rc<Client>) -> Self {
+        let timeout = Duration::from_millis(ctx.cluster.settings.request_timeout_ms);
+        StoreClient { client, conn: Mutex::new(None), timeout }
+    }
+
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> io::Result<()> {
+        self.call(|| StoreRequest::Put { key: key.to_string(), bytes: bytes.clone() }).await.map(drop)
+    }
+
+    pub async fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+        match self.call(|| StoreRequest::Get { key: key.to_string() }).await? {
+            StoreResponse::Value(v) => Ok(v),
+            other => panic!("store answered a get with {other:?}"),
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> io::Result<()> {
+        self.call(|| StoreRequest::Delete { key: key.to_string() }).await.map(drop)
+    }
+
+    pub async fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        match self.call(|| StoreRequest::List { prefix: prefix.to_string() }).await? {
+            StoreResponse::Keys(keys) => Ok(keys),
+            other => panic!("store answered a list with {other:?}"),
+        }
+    }
+
+    /// Sends a request and waits for its answer, retrying on a fresh connection.
+    async fn call(&self, request: impl Fn() -> StoreRequest) -> io::Result<StoreResponse> {
+        let mut conn = self.conn.lock().await;
+        for _ in 0..STORE_ATTEMPTS {
+            if conn.is_none() {
+                let addr = NodeId::new(Role::Store, 0).addr(STORE_PORT);
+                *conn = self.client.connect(addr).await.ok();
+            }
+            if let Some((tx, rx)) = conn.as_mut() {
+                if tx.send(request()).await.is_ok() {
+                    if let Ok(Ok(response)) = madsim::time::timeout(self.timeout, rx.recv()).await {
+                        return Ok(response);
+                    }
+                }
+            }
+            *conn = None;
+            madsim::time::sleep(self.timeout).await;
+        }
+        Err(io::Error::new(io::ErrorKind::TimedOut, "store unreachable"))
+    }
+}

@@ -1,0 +1,119 @@
+//! A source subtask: reads its partitions, runs the stateless operators, feeds the key-by
+//! exchange, and takes part in checkpoints.
+//!
+//! # Protocol
+//! 1. On `Trigger(n)` — between two fetched batches, so the cut is clean — it flushes the
+//!    exchange, sends barrier n on every output channel, and acknowledges with its positions
+//!    (the next offset and end-of-stream count per partition).
+//! 2. Under at-most-once it commits its positions to the store *before* processing each batch,
+//!    and a restarted source resumes from those: an input is never processed twice, and inputs
+//!    in flight at a crash are never processed at all.
+//! 3. Once every partition reached end-of-stream it reports `SourceDrained` and waits: the
+//!    coordinator then takes a final checkpoint, and `Finish` ends the output channels.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::mpsc;
+
+use crate::checkpoint::{self, SourcePosition, TaskSnapshot};
+use crate::job::{Semantics, TaskInput, TaskOutput};
+use crate::manager::ManagerRequest;
+use crate::operators::key_by::KeyByExchange;
+use crate::operators::{self, source, Stateless};
+use crate::record::{Cause, Payload, StreamRecord};
+
+use super::task::{self, TaskContext, TaskEvent, TaskResult};
+
+struct Source {
+    tc: TaskContext,
+    stateless: Vec<Stateless>,
+    exchange: KeyByExchange,
+    positions: BTreeMap<u32, SourcePosition>,
+}
+
+pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>) -> TaskResult {
+    let mut source = Source::start(tc).await?;
+    let mut fetched =
+        source::start(&source.tc.ctx, source.tc.client.clone(), source.positions.values().copied());
+    let mut drained = false;
+    loop {
+        if !drained && source.drained() {
+            drained = true;
+            let (epoch, task) = (source.tc.spec.epoch, source.tc.spec.id);
+            task::report(&source.tc.manager, ManagerRequest::SourceDrained { epoch, task }).await;
+        }
+        tokio::select! {
+            biased;
+            event = inbox.recv() => match event {
+                Some(TaskEvent::Trigger(n)) => source.checkpoint(n).await?,
+                Some(TaskEvent::Finish) => return source.exchange.end().await.map_err(|e| e.to_string()),
+                Some(TaskEvent::Complete(_)) => {}
+                Some(TaskEvent::Channel(_)) => panic!("a source has no input channels"),
+                None => return Err("the worker dropped the inbox".into()),
+            },
+            batch = fetched.recv(), if !drained => match batch {
+                Some(batch) => source.process(batch).await?,
+                None => return Err("partition fetchers stopped".into()),
+            },
+        }
+    }
+}
+
+impl Source {
+    async fn start(tc: TaskContext) -> Result<Self, String> {
+        let TaskInput::Partitions(partitions) = &tc.spec.input else { panic!("not a source") };
+        let TaskOutput::Exchange { downstream_chain, workers } = &tc.spec.output else {
+            panic!("a source feeds an exchange")
+        };
+        let mut positions: BTreeMap<u32, SourcePosition> =
+            partitions.iter().map(|&p| (p, SourcePosition { partition: p, offset: 0, ended: 0 })).collect();
+        for p in &tc.spec.restore.positions {
+            positions.insert(p.partition, *p);
+        }
+        if tc.spec.semantics == Semantics::AtMostOnce {
+            for (&p, position) in positions.iter_mut() {
+                let committed = tc.store.get(&checkpoint::offsets_key(p)).await.map_err(|e| e.to_string())?;
+                if let Some(committed) = committed.and_then(|b| checkpoint::decode_position(&b)) {
+                    *position = committed;
+                }
+            }
+        }
+        let senders = task::open_channels(&tc, *downstream_chain, workers).await?;
+        let exchange = KeyByExchange::new(senders, tc.ctx.cluster.settings.batch_records);
+        Ok(Source { stateless: tc.stateless(), tc, exchange, positions })
+    }
+
+    fn drained(&self) -> bool {
+        let producers = self.tc.ctx.cluster.producers;
+        self.positions.values().all(|p| p.ended == producers)
+    }
+
+    async fn checkpoint(&mut self, checkpoint: u64) -> TaskResult {
+        self.exchange.barrier(checkpoint).await.map_err(|e| e.to_string())?;
+        let positions = self.positions.values().copied().collect();
+        let snapshot = TaskSnapshot { task: self.tc.spec.id, positions, state: None };
+        task::ack(&self.tc, checkpoint, snapshot).await;
+        Ok(())
+    }
+
+    async fn process(&mut self, batch: source::Fetched) -> TaskResult {
+        let position = self.positions.get_mut(&batch.partition).expect("fetching an assigned partition");
+        assert_eq!(batch.offset, position.offset, "partition {} fetched out of order", batch.partition);
+        position.offset += batch.records.len() as u64;
+        position.ended += batch.records.iter().filter(|r| r.payload == Payload::EndOfStream).count() as u32;
+        if self.tc.spec.semantics == Semantics::AtMostOnce {
+            let key = checkpoint::offsets_key(batch.partition);
+            let bytes = checkpoint::encode_position(position);
+            self.tc.store.put(&key, bytes).await.map_err(|e| e.to_string())?;
+        }
+        for r in &batch.records {
+            let Payload::Data(e) = r.payload else { continue };
+            let cause = Cause { producer: r.producer, seq: r.seq };
+            let record = StreamRecord { key: e.key, value: e.value, event_time_ms: e.event_time_ms, cause };
+            if let Some(record) = operators::apply_all(&self.stateless, record) {
+                self.exchange.push(record).await.map_err(|e| e.to_string())?;
+            }
+        }
+        self.exchange.flush().await.map_err(|e| e.to_string())
+    }
+}
