@@ -8,6 +8,10 @@
 //!
 //! The client retries a request on a fresh connection when the answer does not come within
 //! `request_timeout_ms`, at most `STORE_ATTEMPTS` times: every request is idempotent.
+//!
+//! Every request carries an id that its answer echoes. A node's tasks share one connection, and
+//! a task can be aborted mid-request (a cancelled subtask): its answer still arrives, and must
+//! not be taken for the next task's.
 
 use std::io;
 use std::rc::Rc;
@@ -37,15 +41,15 @@ pub enum StoreResponse {
 /// The store node's boot function.
 pub async fn run(ctx: NodeContext) {
     ctx.trace(TraceEvent::Boot);
-    let listener = Listener::<StoreRequest, StoreResponse>::bind(STORE_PORT).await;
+    let listener = Listener::<(u64, StoreRequest), (u64, StoreResponse)>::bind(STORE_PORT).await;
     loop {
         let Ok((tx, rx, _from)) = listener.accept().await else { continue };
         madsim::task::spawn_local(serve(ctx.clone(), tx, rx));
     }
 }
 
-async fn serve(ctx: NodeContext, tx: Tx<StoreResponse>, mut rx: Rx<StoreRequest>) {
-    while let Ok(request) = rx.recv().await {
+async fn serve(ctx: NodeContext, tx: Tx<(u64, StoreResponse)>, mut rx: Rx<(u64, StoreRequest)>) {
+    while let Ok((id, request)) = rx.recv().await {
         let response = match request {
             StoreRequest::Put { key, bytes } => {
                 ctx.disk.replace(&key, &bytes);
@@ -60,7 +64,7 @@ async fn serve(ctx: NodeContext, tx: Tx<StoreResponse>, mut rx: Rx<StoreRequest>
             }
             StoreRequest::List { prefix } => StoreResponse::Keys(ctx.disk.list(&prefix)),
         };
-        if tx.send(response).await.is_err() {
+        if tx.send((id, response)).await.is_err() {
             return;
         }
     }
@@ -68,19 +72,20 @@ async fn serve(ctx: NodeContext, tx: Tx<StoreResponse>, mut rx: Rx<StoreRequest>
 
 const STORE_ATTEMPTS: u32 = 20;
 
-type Conn = (Tx<StoreRequest>, Rx<StoreResponse>);
+type Conn = (Tx<(u64, StoreRequest)>, Rx<(u64, StoreResponse)>);
 
 /// A node's handle on the store; shared by the node's tasks, one request at a time.
 pub struct StoreClient {
     client: Rc<Client>,
     conn: Mutex<Option<Conn>>,
+    next_id: std::cell::Cell<u64>,
     timeout: Duration,
 }
 
 impl StoreClient {
     pub fn new(ctx: &NodeContext, client: Rc<Client>) -> Self {
         let timeout = Duration::from_millis(ctx.cluster.settings.request_timeout_ms);
-        StoreClient { client, conn: Mutex::new(None), timeout }
+        StoreClient { client, conn: Mutex::new(None), next_id: std::cell::Cell::new(0), timeout }
     }
 
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> io::Result<()> {
@@ -114,8 +119,10 @@ impl StoreClient {
                 *conn = self.client.connect(addr).await.ok();
             }
             if let Some((tx, rx)) = conn.as_mut() {
-                if tx.send(request()).await.is_ok() {
-                    if let Ok(Ok(response)) = madsim::time::timeout(self.timeout, rx.recv()).await {
+                let id = self.next_id.get();
+                self.next_id.set(id + 1);
+                if tx.send((id, request())).await.is_ok() {
+                    if let Ok(Some(response)) = madsim::time::timeout(self.timeout, answer(rx, id)).await {
                         return Ok(response);
                     }
                 }
@@ -124,5 +131,16 @@ impl StoreClient {
             madsim::time::sleep(self.timeout).await;
         }
         Err(io::Error::new(io::ErrorKind::TimedOut, "store unreachable"))
+    }
+}
+
+/// Reads answers until the one for request `id`; earlier ones belong to aborted callers.
+async fn answer(rx: &mut Rx<(u64, StoreResponse)>, id: u64) -> Option<StoreResponse> {
+    loop {
+        let (answered, response) = rx.recv().await.ok()?;
+        if answered == id {
+            return Some(response);
+        }
+        assert!(answered < id, "the store answered request {answered} before {id} was sent");
     }
 }

@@ -62,10 +62,18 @@ pub struct CheckpointCounts {
     pub aborted: u64,
 }
 
+/// One recovery: from the fault that caused it to the job processing again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryRecord {
+    /// The latest effective fault at or before detection (the detection time if none).
     pub fault_at_ms: u64,
+    /// When the manager began the recovery (a worker declared dead, or a subtask failed).
+    pub detected_at_ms: u64,
+    /// When every subtask of the new epoch was deployed.
     pub recovered_at_ms: u64,
+    pub epoch: u64,
+    /// The checkpoint restored (0: restarted from the beginning).
+    pub checkpoint: u64,
 }
 
 impl RunRecord {

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod checker;
 pub mod cli;
 pub mod disk;
+pub mod fault_plan;
 pub mod faults;
 pub mod logging;
 pub mod runner;

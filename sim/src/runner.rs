@@ -13,16 +13,19 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use faultline_engine::observe::TraceEvent;
 use faultline_engine::record::OutputRecord;
 use faultline_engine::sink::{read_committed, SINK_LOG};
-use faultline_reports::{CheckpointCounts, RunRecord, Violation};
+use faultline_reports::{CheckpointCounts, FaultRecord, RecoveryRecord, RunRecord, Violation};
 use madsim::runtime::Runtime;
 use madsim::time::TimeHandle;
 
 use faultline_engine::disk::Disk;
 
 use crate::checker::{delivery, reference};
+use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
+use crate::scenario::Fault;
 use crate::scenario::Loaded;
 use crate::wall::WallClock;
 use crate::world::{self, World};
@@ -36,7 +39,7 @@ const LIVENESS: [&str; 2] = ["liveness", "job-failed"];
 enum Ending {
     Finished,
     Failed { at_ms: u64 },
-    TimedOut,
+    TimedOut { at_ms: u64 },
 }
 
 /// Where a run's wall time went: simulating the cluster, then judging its output.
@@ -88,21 +91,40 @@ fn execute(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
     let world = World::build(&rt, world::cluster_spec(scenario, seed));
     let injector = Injector::new(&world);
-    let (ending, sim_time_ms) = rt.block_on(supervise(&world, loaded, injector.clone()));
-    let faults = injector.applied.borrow().clone();
+    let faults = scenario.faults.faults(seed, &world.cluster);
+    let deadline_ms = deadline_ms(scenario, &faults);
+    let (ending, sim_time_ms) = rt.block_on(supervise(&world, faults, deadline_ms, injector.clone()));
+    let applied = injector.applied.borrow().clone();
     drop(rt);
     let simulate_ms = wall.elapsed_ms();
     let mut record = judge(loaded, seed, &world, ending, tamper);
     record.sim_time_ms = sim_time_ms;
-    record.faults = faults;
+    record.recoveries = recoveries(&world.recorder.recovery_events(), &applied);
+    let checkpoints = world.recorder.checkpoints_completed();
+    record.violations.extend(vacuity(scenario, &applied, &record.recoveries, &checkpoints));
+    record.faults = applied;
+    if !record.violations.is_empty() {
+        record.verdict = "fail".into();
+    }
     record.wall_ms = wall.elapsed_ms();
     let timings = Timings { simulate_ms, judge_ms: record.wall_ms - simulate_ms };
     (record, timings)
 }
 
-async fn supervise(world: &World, loaded: &Loaded, injector: Rc<Injector>) -> (Ending, u64) {
-    let deadline_ms = loaded.scenario.checks.max_sim_time_ms;
-    madsim::task::spawn_local(injector.run(loaded.scenario.faults.clone()));
+/// The run's end: `liveness_timeout_ms` after the last fault heals, within `max_sim_time_ms`.
+fn deadline_ms(scenario: &crate::scenario::Scenario, faults: &[Fault]) -> u64 {
+    let checks = &scenario.checks;
+    let healed = faults.iter().map(heals_at_ms).max().unwrap_or(0);
+    checks.max_sim_time_ms.min(healed + checks.liveness_timeout_ms)
+}
+
+async fn supervise(
+    world: &World,
+    faults: Vec<Fault>,
+    deadline_ms: u64,
+    injector: Rc<Injector>,
+) -> (Ending, u64) {
+    madsim::task::spawn_local(injector.run(faults));
     let ending = loop {
         if world.recorder.job_finished_at_ms().is_some() {
             break Ending::Finished;
@@ -111,7 +133,7 @@ async fn supervise(world: &World, loaded: &Loaded, injector: Rc<Injector>) -> (E
             break Ending::Failed { at_ms };
         }
         if TimeHandle::current().elapsed().as_millis() as u64 >= deadline_ms {
-            break Ending::TimedOut;
+            break Ending::TimedOut { at_ms: deadline_ms };
         }
         madsim::time::sleep(SUPERVISE_TICK).await;
     };
@@ -132,7 +154,7 @@ fn judge(
     let semantics = cluster.job.semantics;
     let delivery = delivery::check(&expected, &committed, semantics);
     let mut violations = delivery.violations(semantics);
-    violations.extend(liveness(&ending, loaded.scenario.checks.max_sim_time_ms));
+    violations.extend(liveness(&ending));
     RunRecord {
         scenario: loaded.scenario.name.clone(),
         seed,
@@ -155,16 +177,59 @@ fn judge(
     }
 }
 
-fn liveness(ending: &Ending, bound_ms: u64) -> Option<Violation> {
+/// Pairs each recovery start with the restoration of its epoch and the fault before it.
+fn recoveries(events: &[(u64, TraceEvent)], faults: &[FaultRecord]) -> Vec<RecoveryRecord> {
+    let mut out = Vec::new();
+    for (at, event) in events {
+        let TraceEvent::RecoveryStarted { epoch, checkpoint } = *event else { continue };
+        let restored = events.iter().find_map(|(t, e)| match e {
+            TraceEvent::JobRestored { epoch: done } if *done == epoch => Some(*t),
+            _ => None,
+        });
+        let Some(recovered_at_ms) = restored else { continue };
+        let fault_at_ms =
+            faults.iter().filter(|f| f.effective && f.at_ms <= *at).map(|f| f.at_ms).max().unwrap_or(*at);
+        out.push(RecoveryRecord { fault_at_ms, detected_at_ms: *at, recovered_at_ms, epoch, checkpoint });
+    }
+    out
+}
+
+/// Checks that the run tested what it claims: a fault took effect, and a checkpoint completed
+/// after every recovery when the scenario asks for it.
+fn vacuity(
+    scenario: &crate::scenario::Scenario,
+    faults: &[FaultRecord],
+    recoveries: &[RecoveryRecord],
+    checkpoints: &[(u64, u64)],
+) -> Vec<Violation> {
+    let mut v = Vec::new();
+    let checks = &scenario.checks;
+    if checks.require_effective_fault && !scenario.faults.is_empty() && !faults.iter().any(|f| f.effective) {
+        let detail = format!("{} faults applied, none took effect: the run tested nothing", faults.len());
+        v.push(Violation { invariant: "no-effective-fault".into(), detail });
+    }
+    if checks.require_checkpoint_after_recovery {
+        for r in recoveries {
+            if !checkpoints.iter().any(|&(at, _)| at > r.recovered_at_ms) {
+                let detail =
+                    format!("no checkpoint completed after the recovery at {} ms", r.recovered_at_ms);
+                v.push(Violation { invariant: "no-checkpoint-after-recovery".into(), detail });
+            }
+        }
+    }
+    v
+}
+
+fn liveness(ending: &Ending) -> Option<Violation> {
     match ending {
         Ending::Finished => None,
         Ending::Failed { at_ms } => Some(Violation {
             invariant: "job-failed".into(),
             detail: format!("the manager failed the job at {at_ms} ms"),
         }),
-        Ending::TimedOut => Some(Violation {
+        Ending::TimedOut { at_ms } => Some(Violation {
             invariant: "liveness".into(),
-            detail: format!("the job did not finish within {bound_ms} ms of simulated time"),
+            detail: format!("the job had not finished at {at_ms} ms (the liveness bound)"),
         }),
     }
 }

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fault_plan::{actions_of, FaultPlan};
+
 /// A fault story: workload, pipeline, engine settings, network, checks and faults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,8 +25,8 @@ pub struct Scenario {
     pub network: Network,
     #[serde(default)]
     pub checks: Checks,
-    #[serde(default)]
-    pub faults: Vec<Fault>,
+    #[serde(default, deserialize_with = "crate::fault_plan::deserialize_plan")]
+    pub faults: FaultPlan,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,6 +152,12 @@ pub struct Checks {
     /// Liveness: once the last fault healed, the job must finish within this long.
     #[serde(default = "defaults::liveness_timeout_ms")]
     pub liveness_timeout_ms: u64,
+    /// A run with faults of which none took effect fails: it tested nothing.
+    #[serde(default = "defaults::yes")]
+    pub require_effective_fault: bool,
+    /// Every recovery must be followed by a completed checkpoint.
+    #[serde(default)]
+    pub require_checkpoint_after_recovery: bool,
 }
 
 /// The seven failure classes.
@@ -251,6 +259,9 @@ mod defaults {
     pub fn liveness_timeout_ms() -> u64 {
         30_000
     }
+    pub fn yes() -> bool {
+        true
+    }
 }
 
 impl Default for Network {
@@ -261,7 +272,12 @@ impl Default for Network {
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { max_sim_time_ms: 600_000, liveness_timeout_ms: defaults::liveness_timeout_ms() }
+        Checks {
+            max_sim_time_ms: 600_000,
+            liveness_timeout_ms: defaults::liveness_timeout_ms(),
+            require_effective_fault: true,
+            require_checkpoint_after_recovery: false,
+        }
     }
 }
 
@@ -478,8 +494,11 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
     if s.checks.max_sim_time_ms == 0 {
         return fail("checks.max_sim_time_ms", "must be positive".into());
     }
-    for (i, fault) in s.faults.iter().enumerate() {
+    for (i, fault) in s.faults.scheduled.iter().enumerate() {
         validate_fault(s, i, fault)?;
+    }
+    if let Some(random) = &s.faults.random {
+        validate_random(s, random)?;
     }
     Ok(())
 }
@@ -526,6 +545,33 @@ fn validate_engine(e: &Engine) -> Result<(), (String, String)> {
     Ok(())
 }
 
+fn validate_random(s: &Scenario, r: &crate::fault_plan::RandomFaults) -> Result<(), (String, String)> {
+    let fail = |field: &str, message: String| Err((format!("faults.random.{field}"), message));
+    if r.classes.is_empty() {
+        return fail("classes", "name at least one fault class".into());
+    }
+    if r.count > 1000 {
+        return fail("count", format!("must be at most 1000, not {}", r.count));
+    }
+    for class in &r.classes {
+        if !r.actions.is_empty() && !actions_of(*class).iter().any(|a| r.actions.contains(a)) {
+            let m = format!("class `{}` can take none of the listed actions", class.as_str());
+            return fail("actions", m);
+        }
+    }
+    for (field, [lo, hi]) in
+        [("window_ms", r.window_ms), ("restart_after_ms", r.restart_after_ms), ("duration_ms", r.duration_ms)]
+    {
+        if lo > hi {
+            return fail(field, format!("[{lo}, {hi}] is not a range: the first must not exceed the second"));
+        }
+    }
+    if r.window_ms[1] >= s.checks.max_sim_time_ms {
+        return fail("window_ms", "must end before checks.max_sim_time_ms".into());
+    }
+    Ok(())
+}
+
 fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, String)> {
     let field = |name: &str| format!("faults.{i}.{name}");
     let nodes = crate::world::node_names(s);
@@ -537,6 +583,10 @@ fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, Stri
         if !nodes.contains(peer) || *peer == f.target {
             return Err((field("peer"), format!("`{peer}` is not another node")));
         }
+    }
+    if f.action != FaultAction::Restart && !actions_of(f.class).contains(&f.action) {
+        let m = format!("a `{}` fault cannot `{}`", f.class.as_str(), f.action.as_str());
+        return Err((field("action"), m));
     }
     let needs_duration = matches!(f.action, FaultAction::Pause | FaultAction::Clog);
     if needs_duration && f.duration_ms.unwrap_or(0) == 0 {

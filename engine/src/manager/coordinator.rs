@@ -139,6 +139,7 @@ async fn complete(manager: Shared, pending: Pending) {
         m.ctx.trace(TraceEvent::CheckpointAborted { checkpoint: id });
         return;
     }
+    tracing::debug!(checkpoint = id, epoch, "checkpoint complete");
     m.coordinator.latest = Some(meta);
     m.ctx.trace(TraceEvent::CheckpointCompleted { checkpoint: id });
     let job = m.job.as_ref().filter(|j| j.epoch == epoch);

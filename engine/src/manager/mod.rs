@@ -43,13 +43,37 @@ use coordinator::Coordinator;
 #[derive(Debug)]
 pub enum ManagerRequest {
     Submit(JobSpec),
-    Register { worker: u32 },
-    Heartbeat { worker: u32 },
-    Deployed { epoch: u64, worker: u32 },
-    SourceDrained { epoch: u64, task: TaskId },
-    TaskFinished { epoch: u64, task: TaskId },
-    TaskFailed { epoch: u64, task: TaskId, reason: String },
-    CheckpointAck { epoch: u64, checkpoint: u64, snapshot: TaskSnapshot },
+    /// `incarnation` counts the worker's boots: a new one means it lost its subtasks.
+    Register {
+        worker: u32,
+        incarnation: u64,
+    },
+    Heartbeat {
+        worker: u32,
+        incarnation: u64,
+    },
+    Deployed {
+        epoch: u64,
+        worker: u32,
+    },
+    SourceDrained {
+        epoch: u64,
+        task: TaskId,
+    },
+    TaskFinished {
+        epoch: u64,
+        task: TaskId,
+    },
+    TaskFailed {
+        epoch: u64,
+        task: TaskId,
+        reason: String,
+    },
+    CheckpointAck {
+        epoch: u64,
+        checkpoint: u64,
+        snapshot: TaskSnapshot,
+    },
 }
 
 /// The manager's answers to the driver.
@@ -85,13 +109,16 @@ struct Job {
     sources: BTreeSet<TaskId>,
     /// Workers that have not yet confirmed this epoch's deployment.
     deploying: BTreeSet<u32>,
-    /// A recovery is waiting for a live worker.
+    /// A deployment is waiting for workers: every worker at submission (for at most
+    /// `heartbeat_timeout_ms`), or any live worker in a recovery.
     waiting_for_workers: bool,
+    submitted_ms: u64,
 }
 
 struct WorkerState {
     last_heartbeat_ms: u64,
     alive: bool,
+    incarnation: u64,
     /// Commands waiting for the worker's sender task; dropped when the worker is declared dead.
     queue: Option<mpsc::UnboundedSender<WorkerCommand>>,
 }
@@ -146,7 +173,8 @@ async fn handle(manager: &Shared, request: ManagerRequest, reply: &Rc<Tx<Manager
             _ = reply.send(ManagerResponse::Submitted).await;
             submit(manager, spec, reply.clone());
         }
-        ManagerRequest::Register { worker } | ManagerRequest::Heartbeat { worker } => alive(manager, worker),
+        ManagerRequest::Register { worker, incarnation }
+        | ManagerRequest::Heartbeat { worker, incarnation } => alive(manager, worker, incarnation),
         ManagerRequest::Deployed { epoch, worker } => deployed(manager, epoch, worker),
         ManagerRequest::SourceDrained { epoch, task } => {
             if let Some(mut job) = current(manager, epoch) {
@@ -187,10 +215,27 @@ fn submit(manager: &Shared, spec: JobSpec, driver: Rc<Tx<ManagerResponse>>) {
         tasks: BTreeMap::new(),
         sources: BTreeSet::new(),
         deploying: BTreeSet::new(),
-        waiting_for_workers: false,
+        waiting_for_workers: true,
+        submitted_ms: clock::elapsed_ms(),
     };
     manager.borrow_mut().job = Some(job);
-    deploy(manager);
+    deploy_when_ready(manager);
+}
+
+/// Deploys a waiting job once enough workers are live: all of them for the first epoch
+/// (unless some are late past the heartbeat timeout), any of them for a recovery.
+fn deploy_when_ready(manager: &Shared) {
+    let ready = {
+        let m = manager.borrow();
+        let Some(job) = m.job.as_ref().filter(|j| j.waiting_for_workers) else { return };
+        let live = m.workers.values().filter(|w| w.alive).count();
+        let all = live == m.ctx.cluster.workers as usize;
+        let late = clock::elapsed_ms() >= job.submitted_ms + m.ctx.cluster.settings.heartbeat_timeout_ms;
+        live > 0 && (job.epoch > 1 || all || late)
+    };
+    if ready {
+        deploy(manager);
+    }
 }
 
 /// Plans the current epoch over the live workers and sends every worker its share.
@@ -214,6 +259,7 @@ fn deploy(manager: &Shared) {
     job.sources = tasks.iter().filter(|t| t.is_source()).map(|t| t.id).collect();
     job.deploying = tasks.iter().map(|t| t.worker).collect();
     let epoch = job.epoch;
+    tracing::debug!(epoch, checkpoint = latest.as_ref().map_or(0, |c| c.id), ?live, "deploying");
     drop(m);
     for worker in live {
         let share: Vec<TaskSpec> = tasks.iter().filter(|t| t.worker == worker).cloned().collect();
@@ -253,23 +299,29 @@ async fn finished(manager: &Shared, epoch: u64, task: TaskId) {
     _ = driver.send(ManagerResponse::JobFinished).await;
 }
 
-/// A worker spoke: it is alive. One that was declared dead is told to cancel old subtasks.
-fn alive(manager: &Shared, worker: u32) {
+/// A worker spoke: it is alive. One that was declared dead is told to cancel old subtasks; one
+/// that restarted unnoticed (a new incarnation) lost its subtasks, so the job recovers.
+fn alive(manager: &Shared, worker: u32, incarnation: u64) {
     let now = clock::elapsed_ms();
     let mut m = manager.borrow_mut();
-    let state =
-        m.workers.entry(worker).or_insert(WorkerState { last_heartbeat_ms: now, alive: false, queue: None });
+    let fresh = WorkerState { last_heartbeat_ms: now, alive: false, incarnation, queue: None };
+    let state = m.workers.entry(worker).or_insert(fresh);
     state.last_heartbeat_ms = now;
     let returned = !state.alive;
+    let rebooted = state.incarnation != incarnation;
     state.alive = true;
-    let (epoch, waiting) = m.job.as_ref().map_or((0, false), |j| (j.epoch, j.waiting_for_workers));
+    state.incarnation = incarnation;
+    let epoch = m.job.as_ref().map_or(0, |j| j.epoch);
+    let hosted = m.job.as_ref().is_some_and(|j| j.tasks.values().any(|t| t.worker == worker));
     drop(m);
     if returned && epoch > 0 {
         command(manager, worker, WorkerCommand::Cancel { epoch });
     }
-    if waiting {
-        deploy(manager);
+    if rebooted && !returned && hosted {
+        manager.borrow().ctx.trace(TraceEvent::WorkerDead { worker });
+        recover(manager.clone());
     }
+    deploy_when_ready(manager);
 }
 
 /// Periodic duties: failure detection and the checkpoint coordinator's timers.
@@ -295,6 +347,7 @@ async fn tick(manager: Shared) {
         if !dead.is_empty() && manager.borrow().job.is_some() {
             recover(manager.clone());
         }
+        deploy_when_ready(&manager);
         coordinator::tick(&manager, now);
     }
 }
@@ -322,7 +375,10 @@ fn recover(manager: Shared) {
         for worker in live {
             command(&manager, worker, WorkerCommand::Cancel { epoch });
         }
-        deploy(&manager);
+        if let Some(job) = manager.borrow_mut().job.as_mut() {
+            job.waiting_for_workers = true;
+        }
+        deploy_when_ready(&manager);
     });
 }
 
@@ -331,8 +387,12 @@ fn recover(manager: Shared) {
 fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
     let mut m = manager.borrow_mut();
     let now = clock::elapsed_ms();
-    let state =
-        m.workers.entry(worker).or_insert(WorkerState { last_heartbeat_ms: now, alive: false, queue: None });
+    let state = m.workers.entry(worker).or_insert(WorkerState {
+        last_heartbeat_ms: now,
+        alive: false,
+        incarnation: 0,
+        queue: None,
+    });
     let queue = state.queue.get_or_insert_with(|| {
         let (tx, rx) = mpsc::unbounded_channel();
         madsim::task::spawn_local(pump(manager.clone(), worker, rx));

@@ -84,6 +84,14 @@ impl ChannelTask {
             Some(handle) => load(&tc, handle).await?,
             None => StateSnapshot::default(),
         };
+        tracing::debug!(
+            task = ?tc.spec.id,
+            epoch = tc.spec.epoch,
+            checkpoint = tc.spec.restore.checkpoint,
+            keys = restored.entries.len(),
+            in_flight = restored.in_flight.len(),
+            "stateful subtask restored"
+        );
         let mut sink = SinkWriter::new(&tc.ctx, tc.client.clone(), &tc.spec);
         if tc.spec.sink == SinkMode::Transactional {
             sink.recover(tc.spec.restore.checkpoint).await?;

@@ -48,6 +48,8 @@ struct Worker {
     store: Rc<StoreClient>,
     tasks: BTreeMap<TaskId, LocalTask>,
     manager: ManagerLink,
+    /// This boot's number, counted durably on the worker's disk.
+    incarnation: u64,
 }
 
 type Shared = Rc<RefCell<Worker>>;
@@ -62,17 +64,29 @@ pub async fn run(ctx: NodeContext) {
     let store = Rc::new(StoreClient::new(&ctx, client.clone()));
     let interval = Duration::from_millis(ctx.cluster.settings.heartbeat_interval_ms);
     let manager: ManagerLink = Rc::new(RefCell::new(None));
-    let worker = Rc::new(RefCell::new(Worker { ctx, client, store, tasks: BTreeMap::new(), manager }));
+    let incarnation = next_incarnation(&ctx);
+    let worker =
+        Rc::new(RefCell::new(Worker { ctx, client, store, tasks: BTreeMap::new(), manager, incarnation }));
     madsim::task::spawn_local(heartbeat(worker.clone(), interval));
     madsim::task::spawn_local(serve_data(worker.clone()));
     serve_control(worker).await;
 }
 
+/// Counts this boot durably: the manager tells a restarted worker from a slow one by it.
+fn next_incarnation(ctx: &NodeContext) -> u64 {
+    const FILE: &str = "incarnation";
+    let previous = ctx.disk.read(FILE).and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok());
+    let incarnation = previous.map_or(0, u64::from_le_bytes) + 1;
+    ctx.disk.replace(FILE, &incarnation.to_le_bytes());
+    ctx.disk.sync(FILE);
+    incarnation
+}
+
 /// Keeps a connection to the manager and heartbeats on it; reconnects when it breaks.
 async fn heartbeat(worker: Shared, interval: Duration) {
-    let (client, me) = {
+    let (client, me, incarnation) = {
         let w = worker.borrow();
-        (w.client.clone(), w.ctx.id.index)
+        (w.client.clone(), w.ctx.id.index, w.incarnation)
     };
     let addr = NodeId::new(Role::Manager, 0).addr(MANAGER_PORT);
     loop {
@@ -83,11 +97,11 @@ async fn heartbeat(worker: Shared, interval: Duration) {
             continue;
         };
         let tx = Rc::new(tx);
-        if tx.send(ManagerRequest::Register { worker: me }).await.is_err() {
+        if tx.send(ManagerRequest::Register { worker: me, incarnation }).await.is_err() {
             continue;
         }
         *worker.borrow().manager.borrow_mut() = Some(tx.clone());
-        while tx.send(ManagerRequest::Heartbeat { worker: me }).await.is_ok() {
+        while tx.send(ManagerRequest::Heartbeat { worker: me, incarnation }).await.is_ok() {
             madsim::time::sleep(interval).await;
         }
         drop(replies);

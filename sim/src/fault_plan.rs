@@ -1,0 +1,158 @@
+//! The fault plan: a scenario's scheduled faults plus faults drawn at random from the seed.
+//!
+//! In a scenario file the plan is either a list — `[[faults]]` entries, each scheduled — or a
+//! table with `[faults.random]` (and optionally `[[faults.scheduled]]`). Random faults are drawn
+//! with a ChaCha generator seeded from the run's seed, so each seed of a swarm explores its own
+//! schedule and any seed replays its schedule exactly.
+
+use std::fmt;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use faultline_engine::cluster::{ClusterSpec, NodeId, Role};
+use faultline_engine::workload::mix64;
+
+use crate::scenario::{Fault, FaultAction, FaultClass};
+
+/// Scheduled faults, and a recipe for random ones.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultPlan {
+    #[serde(default)]
+    pub scheduled: Vec<Fault>,
+    #[serde(default)]
+    pub random: Option<RandomFaults>,
+}
+
+/// `[faults.random]`: how many faults of which classes, and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomFaults {
+    pub classes: Vec<FaultClass>,
+    pub count: u32,
+    /// Each fault strikes at a time drawn from `window_ms[0]..=window_ms[1]`.
+    pub window_ms: [u64; 2],
+    /// Actions to draw from (default: every action the classes support).
+    #[serde(default)]
+    pub actions: Vec<FaultAction>,
+    /// A crashed node restarts after a delay drawn from this range.
+    #[serde(default = "default_restart_after_ms")]
+    pub restart_after_ms: [u64; 2],
+    /// A pause or clog lasts a time drawn from this range.
+    #[serde(default = "default_duration_ms")]
+    pub duration_ms: [u64; 2],
+}
+
+fn default_restart_after_ms() -> [u64; 2] {
+    [100, 1000]
+}
+
+fn default_duration_ms() -> [u64; 2] {
+    [100, 1000]
+}
+
+/// Accepts either a list of scheduled faults or the table form.
+pub fn deserialize_plan<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FaultPlan, D::Error> {
+    struct PlanVisitor;
+    impl<'de> Visitor<'de> for PlanVisitor {
+        type Value = FaultPlan;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of [[faults]] or a table with `random` and `scheduled`")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<FaultPlan, A::Error> {
+            let scheduled = Vec::<Fault>::deserialize(SeqAccessDeserializer::new(seq))?;
+            Ok(FaultPlan { scheduled, random: None })
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FaultPlan, A::Error> {
+            FaultPlan::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+    deserializer.deserialize_any(PlanVisitor)
+}
+
+/// The actions a class of fault can take.
+pub fn actions_of(class: FaultClass) -> &'static [FaultAction] {
+    match class {
+        FaultClass::Processor => &[FaultAction::Crash, FaultAction::Pause],
+        FaultClass::Network | FaultClass::SinkLink => &[FaultAction::Clog],
+        FaultClass::Stream | FaultClass::Sink | FaultClass::Manager | FaultClass::Driver => {
+            &[FaultAction::Crash]
+        }
+    }
+}
+
+/// The nodes (and, for links, peers) a class of fault can hit.
+fn targets_of(class: FaultClass, cluster: &ClusterSpec) -> Vec<(NodeId, Option<NodeId>)> {
+    let nodes = cluster.nodes();
+    let of = |role: Role| nodes.iter().copied().filter(move |n| n.role == role);
+    match class {
+        FaultClass::Processor => of(Role::Worker).map(|w| (w, None)).collect(),
+        FaultClass::Stream => of(Role::Producer).chain(of(Role::Broker)).map(|n| (n, None)).collect(),
+        FaultClass::Network => {
+            of(Role::Worker).flat_map(|w| of(Role::Broker).map(move |b| (w, Some(b)))).collect()
+        }
+        FaultClass::SinkLink => of(Role::Worker).map(|w| (w, Some(NodeId::new(Role::Sink, 0)))).collect(),
+        FaultClass::Sink => vec![(NodeId::new(Role::Sink, 0), None)],
+        FaultClass::Manager => vec![(NodeId::new(Role::Manager, 0), None)],
+        FaultClass::Driver => vec![(NodeId::new(Role::Driver, 0), None)],
+    }
+}
+
+impl FaultPlan {
+    /// Every fault of a run with `seed`: the scheduled ones and the random draws, by time.
+    pub fn faults(&self, seed: u64, cluster: &ClusterSpec) -> Vec<Fault> {
+        let mut faults = self.scheduled.clone();
+        if let Some(random) = &self.random {
+            let mut rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ 0x6661_756c_7473));
+            faults.extend((0..random.count).map(|_| random.draw(&mut rng, cluster)));
+        }
+        faults.sort_by_key(|f| f.at_ms);
+        faults
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scheduled.is_empty() && self.random.as_ref().is_none_or(|r| r.count == 0)
+    }
+}
+
+impl RandomFaults {
+    fn draw(&self, rng: &mut ChaCha8Rng, cluster: &ClusterSpec) -> Fault {
+        let class = *self.classes.choose(rng).expect("validated: at least one class");
+        let allowed: Vec<FaultAction> = actions_of(class)
+            .iter()
+            .copied()
+            .filter(|a| self.actions.is_empty() || self.actions.contains(a))
+            .collect();
+        let action = *allowed.choose(rng).expect("validated: every class has an allowed action");
+        let (target, peer) = *targets_of(class, cluster).choose(rng).expect("every class has targets");
+        let at_ms = rng.gen_range(self.window_ms[0]..=self.window_ms[1]);
+        let (restart_after_ms, duration_ms) = match action {
+            FaultAction::Crash => {
+                (Some(rng.gen_range(self.restart_after_ms[0]..=self.restart_after_ms[1])), None)
+            }
+            FaultAction::Pause | FaultAction::Clog => {
+                (None, Some(rng.gen_range(self.duration_ms[0]..=self.duration_ms[1])))
+            }
+            FaultAction::Restart => (None, None),
+        };
+        Fault {
+            at_ms,
+            class,
+            target: target.name(),
+            action,
+            duration_ms,
+            restart_after_ms,
+            peer: peer.map(NodeId::name),
+        }
+    }
+}
+
+/// When a fault stops acting: its time plus its restart delay or duration.
+pub fn heals_at_ms(fault: &Fault) -> u64 {
+    fault.at_ms + fault.restart_after_ms.or(fault.duration_ms).unwrap_or(0)
+}
