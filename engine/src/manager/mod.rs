@@ -84,7 +84,8 @@ pub enum ManagerResponse {
     JobFailed { reason: String },
 }
 
-/// Manager to worker, in order on one connection.
+/// Manager to worker, in order on one connection. Every command names the job epoch it belongs
+/// to; a worker drops commands older than the newest epoch it has seen.
 #[derive(Debug)]
 pub enum WorkerCommand {
     Deploy { epoch: u64, tasks: Vec<TaskSpec> },
@@ -92,6 +93,18 @@ pub enum WorkerCommand {
     Complete { epoch: u64, checkpoint: u64 },
     Finish { epoch: u64 },
     Cancel { epoch: u64 },
+}
+
+impl WorkerCommand {
+    pub fn epoch(&self) -> u64 {
+        match *self {
+            WorkerCommand::Deploy { epoch, .. }
+            | WorkerCommand::Trigger { epoch, .. }
+            | WorkerCommand::Complete { epoch, .. }
+            | WorkerCommand::Finish { epoch }
+            | WorkerCommand::Cancel { epoch } => epoch,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -113,6 +126,8 @@ struct Job {
     /// `heartbeat_timeout_ms`), or any live worker in a recovery.
     waiting_for_workers: bool,
     submitted_ms: u64,
+    /// The newest epoch deployed: each epoch deploys once.
+    deployed_epoch: u64,
 }
 
 struct WorkerState {
@@ -121,6 +136,8 @@ struct WorkerState {
     incarnation: u64,
     /// Commands waiting for the worker's sender task; dropped when the worker is declared dead.
     queue: Option<mpsc::UnboundedSender<WorkerCommand>>,
+    /// Counts the queues made for this worker: a sender task serves only its own.
+    queue_generation: u64,
 }
 
 pub(crate) struct Manager {
@@ -217,6 +234,7 @@ fn submit(manager: &Shared, spec: JobSpec, driver: Rc<Tx<ManagerResponse>>) {
         deploying: BTreeSet::new(),
         waiting_for_workers: true,
         submitted_ms: clock::elapsed_ms(),
+        deployed_epoch: 0,
     };
     manager.borrow_mut().job = Some(job);
     deploy_when_ready(manager);
@@ -250,6 +268,8 @@ fn deploy(manager: &Shared) {
         return;
     }
     job.waiting_for_workers = false;
+    assert!(job.deployed_epoch < job.epoch, "epoch {} deployed twice", job.epoch);
+    job.deployed_epoch = job.epoch;
     let mut tasks = job::plan(&cluster, &job.spec, job.epoch, &live);
     for task in &mut tasks {
         task.restore = restore_for(latest.as_ref(), task.id);
@@ -304,7 +324,8 @@ async fn finished(manager: &Shared, epoch: u64, task: TaskId) {
 fn alive(manager: &Shared, worker: u32, incarnation: u64) {
     let now = clock::elapsed_ms();
     let mut m = manager.borrow_mut();
-    let fresh = WorkerState { last_heartbeat_ms: now, alive: false, incarnation, queue: None };
+    let fresh =
+        WorkerState { last_heartbeat_ms: now, alive: false, incarnation, queue: None, queue_generation: 0 };
     let state = m.workers.entry(worker).or_insert(fresh);
     state.last_heartbeat_ms = now;
     let returned = !state.alive;
@@ -359,6 +380,8 @@ fn recover(manager: Shared) {
         let mut m = manager.borrow_mut();
         let Some(job) = m.job.as_mut() else { return };
         job.epoch += 1;
+        // Nothing deploys until this recovery has settled the checkpoint in progress.
+        job.waiting_for_workers = false;
         job.epoch
     };
     madsim::task::spawn_local(async move {
@@ -387,33 +410,47 @@ fn recover(manager: Shared) {
 fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
     let mut m = manager.borrow_mut();
     let now = clock::elapsed_ms();
-    let state = m.workers.entry(worker).or_insert(WorkerState {
+    let fresh = WorkerState {
         last_heartbeat_ms: now,
         alive: false,
         incarnation: 0,
         queue: None,
-    });
-    let queue = state.queue.get_or_insert_with(|| {
+        queue_generation: 0,
+    };
+    let state = m.workers.entry(worker).or_insert(fresh);
+    if state.queue.is_none() {
         let (tx, rx) = mpsc::unbounded_channel();
-        madsim::task::spawn_local(pump(manager.clone(), worker, rx));
-        tx
-    });
-    _ = queue.send(command);
+        state.queue_generation += 1;
+        madsim::task::spawn_local(pump(manager.clone(), worker, state.queue_generation, rx));
+        state.queue = Some(tx);
+    }
+    _ = state.queue.as_ref().expect("made above").send(command);
 }
 
 /// Sends a worker's queued commands; a command that cannot be delivered is dropped — the
-/// worker is unreachable, and failure detection takes it from there.
-async fn pump(manager: Shared, worker: u32, mut queue: mpsc::UnboundedReceiver<WorkerCommand>) {
+/// worker is unreachable, and failure detection takes it from there. The pump ends when the
+/// worker is declared dead (its queue is replaced), so it never delivers a stale command later.
+async fn pump(
+    manager: Shared,
+    worker: u32,
+    generation: u64,
+    mut queue: mpsc::UnboundedReceiver<WorkerCommand>,
+) {
     let client = manager.borrow().client.clone();
     let addr = NodeId::new(Role::Worker, worker).addr(WORKER_CONTROL_PORT);
+    let current = |manager: &Shared| {
+        let m = manager.borrow();
+        m.workers.get(&worker).is_some_and(|w| w.queue.is_some() && w.queue_generation == generation)
+    };
     let mut conn: Option<Tx<WorkerCommand>> = None;
     while let Some(command) = queue.recv().await {
-        if conn.is_none() {
-            conn = client
-                .connect_retrying::<WorkerCommand, ()>(addr, CONTROL_RETRY, CONTROL_ATTEMPTS)
-                .await
-                .ok()
-                .map(|(tx, _)| tx);
+        if conn.is_none() && current(&manager) {
+            let connected =
+                client.connect_retrying::<WorkerCommand, ()>(addr, CONTROL_RETRY, CONTROL_ATTEMPTS).await;
+            conn = connected.ok().map(|(tx, _)| tx);
+        }
+        if !current(&manager) {
+            return;
         }
         if let Some(tx) = &conn {
             if tx.send(command).await.is_err() {

@@ -50,6 +50,8 @@ struct Worker {
     manager: ManagerLink,
     /// This boot's number, counted durably on the worker's disk.
     incarnation: u64,
+    /// The newest epoch any command named: commands from older epochs are stale.
+    newest_epoch: u64,
 }
 
 type Shared = Rc<RefCell<Worker>>;
@@ -65,8 +67,15 @@ pub async fn run(ctx: NodeContext) {
     let interval = Duration::from_millis(ctx.cluster.settings.heartbeat_interval_ms);
     let manager: ManagerLink = Rc::new(RefCell::new(None));
     let incarnation = next_incarnation(&ctx);
-    let worker =
-        Rc::new(RefCell::new(Worker { ctx, client, store, tasks: BTreeMap::new(), manager, incarnation }));
+    let worker = Rc::new(RefCell::new(Worker {
+        ctx,
+        client,
+        store,
+        tasks: BTreeMap::new(),
+        manager,
+        incarnation,
+        newest_epoch: 0,
+    }));
     madsim::task::spawn_local(heartbeat(worker.clone(), interval));
     madsim::task::spawn_local(serve_data(worker.clone()));
     serve_control(worker).await;
@@ -122,8 +131,17 @@ async fn serve_control(worker: Shared) {
 }
 
 async fn handle_command(worker: &Shared, command: WorkerCommand) {
+    let epoch = command.epoch();
+    {
+        let mut w = worker.borrow_mut();
+        if epoch < w.newest_epoch {
+            w.ctx.trace(TraceEvent::StaleEpoch { epoch });
+            return;
+        }
+        w.newest_epoch = epoch;
+    }
     match command {
-        WorkerCommand::Deploy { epoch, tasks } => {
+        WorkerCommand::Deploy { tasks, .. } => {
             cancel_older(worker, epoch);
             for spec in tasks {
                 deploy(worker, spec);
@@ -132,14 +150,14 @@ async fn handle_command(worker: &Shared, command: WorkerCommand) {
             let manager = worker.borrow().manager.clone();
             task::report(&manager, ManagerRequest::Deployed { epoch, worker: me }).await;
         }
-        WorkerCommand::Trigger { epoch, checkpoint } => {
-            route(worker, epoch, true, || TaskEvent::Trigger(checkpoint));
+        WorkerCommand::Trigger { checkpoint, .. } => {
+            route(worker, epoch, true, || TaskEvent::Trigger(checkpoint))
         }
-        WorkerCommand::Complete { epoch, checkpoint } => {
-            route(worker, epoch, false, || TaskEvent::Complete(checkpoint));
+        WorkerCommand::Complete { checkpoint, .. } => {
+            route(worker, epoch, false, || TaskEvent::Complete(checkpoint))
         }
-        WorkerCommand::Finish { epoch } => route(worker, epoch, true, || TaskEvent::Finish),
-        WorkerCommand::Cancel { epoch } => cancel_older(worker, epoch),
+        WorkerCommand::Finish { .. } => route(worker, epoch, true, || TaskEvent::Finish),
+        WorkerCommand::Cancel { .. } => cancel_older(worker, epoch),
     }
 }
 
