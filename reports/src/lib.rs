@@ -25,6 +25,8 @@ pub struct RunRecord {
     pub faults: Vec<FaultRecord>,
     pub checkpoints: CheckpointCounts,
     pub recoveries: Vec<RecoveryRecord>,
+    /// What was refused from older epochs (zombies and late messages).
+    pub fencing: FencingCounts,
     /// The command that replays this run exactly.
     pub repro: String,
 }
@@ -54,6 +56,15 @@ pub struct FaultRecord {
     pub target: String,
     pub action: String,
     pub effective: bool,
+}
+
+/// Requests refused because they came from an epoch older than the current one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FencingCounts {
+    /// Sink writes, prepares and commits refused from fenced writers.
+    pub sink_requests: u64,
+    /// Channels, commands, acknowledgements and reports dropped for naming an old epoch.
+    pub stale_messages: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

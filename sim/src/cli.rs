@@ -187,6 +187,14 @@ fn print_run(r: &RunRecord, out: &mut dyn Write) {
         r.events_in, o.expected, o.committed, o.lost, o.duplicates, o.wrong
     );
     _ = writeln!(out, "sim {} ms · wall {:.1} ms · trace {}", r.sim_time_ms, r.wall_ms, r.trace_hash);
+    if r.fencing != Default::default() {
+        let f = &r.fencing;
+        _ = writeln!(
+            out,
+            "fenced: {} sink requests, {} stale messages from older epochs",
+            f.sink_requests, f.stale_messages
+        );
+    }
     if r.faults.is_empty() {
         _ = writeln!(out, "faults: none");
     }

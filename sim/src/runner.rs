@@ -15,14 +15,21 @@ use std::time::Duration;
 
 use faultline_engine::observe::TraceEvent;
 use faultline_engine::record::OutputRecord;
-use faultline_engine::sink::{read_committed, SINK_LOG};
+use std::collections::{BTreeMap, BTreeSet};
+
+use faultline_engine::checkpoint;
+use faultline_engine::cluster::{NodeId, Role};
+use faultline_engine::codec;
+use faultline_engine::job::Semantics;
+use faultline_engine::record::LogRecord;
+use faultline_engine::sink::{read_committed, read_events, SinkEvent, SINK_LOG};
 use faultline_reports::{CheckpointCounts, FaultRecord, RecoveryRecord, RunRecord, Violation};
 use madsim::runtime::Runtime;
 use madsim::time::TimeHandle;
 
 use faultline_engine::disk::Disk;
 
-use crate::checker::{delivery, reference};
+use crate::checker::{consistency, delivery, reference, transactions};
 use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
 use crate::scenario::Fault;
@@ -154,6 +161,15 @@ fn judge(
     let semantics = cluster.job.semantics;
     let delivery = delivery::check(&expected, &committed, semantics);
     let mut violations = delivery.violations(semantics);
+    violations.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
+    if semantics == Semantics::ExactlyOnce {
+        let logs = partition_logs(world);
+        violations.extend(consistency::check(
+            &world.recorder.captured_checkpoints(),
+            &logs,
+            &cluster.job.pipeline,
+        ));
+    }
     violations.extend(liveness(&ending));
     RunRecord {
         scenario: loaded.scenario.name.clone(),
@@ -173,8 +189,36 @@ fn judge(
             aborted: world.recorder.checkpoints_aborted(),
         },
         recoveries: Vec::new(),
+        fencing: world.recorder.fencing(),
         repro: repro(loaded, seed),
     }
+}
+
+/// Every event in the sink's durable log.
+fn sink_events(world: &World) -> Vec<SinkEvent> {
+    world.sink_disk().read(SINK_LOG).map(|b| read_events(&b)).unwrap_or_default()
+}
+
+/// The checkpoints the store's history says completed.
+fn completed_checkpoints(world: &World) -> BTreeSet<u64> {
+    let store = &world.disks[&NodeId::new(Role::Store, 0)];
+    store.list(checkpoint::HISTORY_PREFIX).iter().filter_map(|k| checkpoint::history_id(k)).collect()
+}
+
+/// Each partition's log, as its leader holds it at the end of the run.
+fn partition_logs(world: &World) -> BTreeMap<u32, Vec<LogRecord>> {
+    let cluster = &world.cluster;
+    (0..cluster.partitions())
+        .map(|p| {
+            let leader = NodeId::new(Role::Broker, cluster.leader_of(p));
+            let bytes = world.disks[&leader].read(&format!("partition-{p}.log")).unwrap_or_default();
+            let mut records = Vec::new();
+            for body in codec::frames(&bytes).0 {
+                codec::decode_log_records(body, &mut records);
+            }
+            (p, records)
+        })
+        .collect()
 }
 
 /// Pairs each recovery start with the restoration of its epoch and the fault before it.

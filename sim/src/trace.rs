@@ -5,7 +5,13 @@
 //! events, from the same nodes, at the same simulated instants, in the same order. It is an
 //! observer only — nodes write to it and never read it back.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use faultline_engine::checkpoint::{self, CheckpointMeta, StateSnapshot};
+use faultline_engine::disk::Disk;
+
+use crate::checker::consistency::CapturedCheckpoint;
+use crate::disk::SimDisk;
 
 use faultline_engine::cluster::NodeId;
 use faultline_engine::observe::{Observer, TraceEvent};
@@ -23,12 +29,16 @@ struct State {
     /// Recovery milestones: (simulated ms, event).
     recovery_events: Vec<(u64, TraceEvent)>,
     sink_fenced: u64,
+    stale_epoch: u64,
+    captured: Vec<CapturedCheckpoint>,
 }
 
 /// Records a run's trace.
 #[derive(Default)]
 pub struct Recorder {
     state: Mutex<State>,
+    /// The store's disk, read when a checkpoint completes to keep a copy for the checkers.
+    store: OnceLock<Arc<SimDisk>>,
 }
 
 impl Observer for Recorder {
@@ -49,10 +59,14 @@ impl Observer for Recorder {
             TraceEvent::JobFailed => s.job_failed_at_ms = Some(now_ms),
             TraceEvent::SinkCommitted { records, .. } => s.sink_committed += records,
             TraceEvent::CheckpointCompleted { checkpoint } => {
-                s.checkpoints_completed.push((now_ms, checkpoint))
+                s.checkpoints_completed.push((now_ms, checkpoint));
+                if let Some(captured) = self.store.get().and_then(|disk| capture(disk, checkpoint)) {
+                    s.captured.push(captured);
+                }
             }
             TraceEvent::CheckpointAborted { .. } => s.checkpoints_aborted += 1,
             TraceEvent::SinkFenced { .. } => s.sink_fenced += 1,
+            TraceEvent::StaleEpoch { .. } => s.stale_epoch += 1,
             TraceEvent::WorkerDead { .. }
             | TraceEvent::RecoveryStarted { .. }
             | TraceEvent::JobRestored { .. } => s.recovery_events.push((now_ms, event.clone())),
@@ -62,7 +76,27 @@ impl Observer for Recorder {
     }
 }
 
+/// Reads a just-completed checkpoint's metadata and states from the store's disk.
+fn capture(disk: &SimDisk, id: u64) -> Option<CapturedCheckpoint> {
+    let meta = CheckpointMeta::decode(&disk.read(&checkpoint::meta_key(id))?)?;
+    let handles = meta.tasks.iter().filter_map(|t| t.state.as_ref());
+    let states = handles
+        .map(|h| disk.read(&h.key).and_then(|b| StateSnapshot::decode(&b)))
+        .collect::<Option<Vec<_>>>()?;
+    Some(CapturedCheckpoint { meta, states })
+}
+
 impl Recorder {
+    /// Lets the recorder copy checkpoints out of the store as they complete.
+    pub fn watch_store(&self, disk: Arc<SimDisk>) {
+        assert!(self.store.set(disk).is_ok(), "the store is watched once");
+    }
+
+    /// Every completed checkpoint, as it was when it completed.
+    pub fn captured_checkpoints(&self) -> Vec<CapturedCheckpoint> {
+        self.state.lock().unwrap().captured.clone()
+    }
+
     /// Hex digest of every event so far.
     pub fn hash(&self) -> String {
         self.state.lock().unwrap().hasher.finalize().to_hex().to_string()
@@ -94,8 +128,9 @@ impl Recorder {
         self.state.lock().unwrap().recovery_events.clone()
     }
 
-    /// Requests the sink refused from fenced epochs.
-    pub fn sink_fenced(&self) -> u64 {
-        self.state.lock().unwrap().sink_fenced
+    /// What was refused from older epochs.
+    pub fn fencing(&self) -> faultline_reports::FencingCounts {
+        let s = self.state.lock().unwrap();
+        faultline_reports::FencingCounts { sink_requests: s.sink_fenced, stale_messages: s.stale_epoch }
     }
 }

@@ -118,6 +118,9 @@ impl World {
                 observer: world.recorder.clone() as ObserverRef,
             };
             let node = rt.create_node().name(id.name()).ip(id.ip()).init(move || boot(ctx.clone())).build();
+            if id.role == Role::Store {
+                world.recorder.watch_store(disk.clone());
+            }
             world.disks.insert(id, disk);
             world.nodes.insert(id, node);
         }

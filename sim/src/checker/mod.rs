@@ -2,7 +2,13 @@
 //!
 //! - `reference`: a sequential, fault-free evaluation of the pipeline over the whole input;
 //! - `delivery`: classifies every difference between the sink's committed output and the
-//!   reference as lost, duplicate or wrong, and judges it against the promised semantics.
+//!   reference as lost, duplicate or wrong, and judges it against the promised semantics;
+//! - `consistency`: each completed checkpoint's state equals the reference state after exactly
+//!   the input its source positions cover;
+//! - `transactions`: the sink's transactions — committed once, never from a fenced epoch, only
+//!   for completed checkpoints.
 
+pub mod consistency;
 pub mod delivery;
 pub mod reference;
+pub mod transactions;

@@ -1,0 +1,135 @@
+//! The sink-transactions checker: replays the sink's durable log and verifies its transactions.
+//!
+//! Invariants:
+//! - no transaction is committed twice;
+//! - nothing is accepted from a fenced epoch: no write, prepare or commit request from an epoch
+//!   older than the writer's fence at that point of the log;
+//! - every committed transaction is bound to a checkpoint that completed (per the store's
+//!   history of completed checkpoints).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use faultline_engine::sink::{SinkEvent, TxnId};
+use faultline_reports::Violation;
+
+/// How many offending transactions a violation quotes.
+const EXAMPLES: usize = 3;
+
+/// Checks a sink log against the set of completed checkpoints.
+pub fn check(events: &[SinkEvent], completed: &BTreeSet<u64>) -> Vec<Violation> {
+    let mut fence: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut committed: BTreeMap<TxnId, u32> = BTreeMap::new();
+    let mut fenced_accepts = Vec::new();
+    let mut orphans = Vec::new();
+    for event in events {
+        let (writer, epoch) = actor(event);
+        if epoch < fence.get(&writer).copied().unwrap_or(0) {
+            fenced_accepts.push(format!("{event:?}").chars().take(160).collect::<String>());
+        }
+        match event {
+            SinkEvent::Fence { writer, epoch } => _ = fence.insert(*writer, *epoch),
+            SinkEvent::Commit { txn, checkpoint, .. } => {
+                *committed.entry(*txn).or_insert(0) += 1;
+                if !completed.contains(checkpoint) {
+                    orphans.push(format!("{txn:?} bound to checkpoint {checkpoint}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    let twice: Vec<String> =
+        committed.iter().filter(|(_, &n)| n > 1).map(|(t, n)| format!("{t:?} committed {n} times")).collect();
+    let mut v = Vec::new();
+    push(&mut v, "sink-commit-twice", &twice);
+    push(&mut v, "sink-fenced-epoch", &fenced_accepts);
+    push(&mut v, "sink-commit-without-checkpoint", &orphans);
+    v
+}
+
+/// The writer and epoch on whose behalf an event was accepted.
+fn actor(event: &SinkEvent) -> (u32, u64) {
+    match event {
+        SinkEvent::Append { writer, epoch, .. } | SinkEvent::Upsert { writer, epoch, .. } => {
+            (*writer, *epoch)
+        }
+        SinkEvent::Prepare { txn, .. } => (txn.writer, txn.epoch),
+        SinkEvent::Commit { txn, by_epoch, .. } | SinkEvent::Abort { txn, by_epoch, .. } => {
+            (txn.writer, *by_epoch)
+        }
+        SinkEvent::Fence { writer, epoch } => (*writer, *epoch),
+    }
+}
+
+fn push(v: &mut Vec<Violation>, invariant: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    let examples: Vec<&str> = items.iter().take(EXAMPLES).map(String::as_str).collect();
+    v.push(Violation {
+        invariant: invariant.into(),
+        detail: format!("{} times; first: {}", items.len(), examples.join("; ")),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(epoch: u64, n: u64) -> TxnId {
+        TxnId { writer: 0, epoch, txn: n }
+    }
+
+    fn commit(t: TxnId, checkpoint: u64, by_epoch: u64) -> SinkEvent {
+        SinkEvent::Commit { txn: t, checkpoint, by_epoch, records: vec![] }
+    }
+
+    fn prepare(t: TxnId, checkpoint: u64) -> SinkEvent {
+        SinkEvent::Prepare { txn: t, checkpoint, records: vec![] }
+    }
+
+    fn names(v: &[Violation]) -> Vec<&str> {
+        v.iter().map(|v| v.invariant.as_str()).collect()
+    }
+
+    /// Epoch 1 commits checkpoint 1, prepares 2, crashes; epoch 2 recovers: commits 2 (which
+    /// completed) on behalf of epoch 1's transaction, then carries on.
+    fn good() -> Vec<SinkEvent> {
+        vec![
+            SinkEvent::Fence { writer: 0, epoch: 1 },
+            prepare(txn(1, 0), 1),
+            commit(txn(1, 0), 1, 1),
+            prepare(txn(1, 1), 2),
+            SinkEvent::Fence { writer: 0, epoch: 2 },
+            commit(txn(1, 1), 2, 2),
+            prepare(txn(2, 0), 3),
+            commit(txn(2, 0), 3, 2),
+        ]
+    }
+
+    #[test]
+    fn a_good_history_passes() {
+        assert!(check(&good(), &BTreeSet::from([1, 2, 3])).is_empty());
+    }
+
+    #[test]
+    fn a_double_commit_is_caught() {
+        let mut h = good();
+        h.push(commit(txn(2, 0), 3, 2));
+        assert_eq!(names(&check(&h, &BTreeSet::from([1, 2, 3]))), ["sink-commit-twice"]);
+    }
+
+    #[test]
+    fn a_commit_by_a_fenced_zombie_is_caught() {
+        let mut h = good();
+        h.push(prepare(txn(1, 2), 3));
+        h.push(commit(txn(1, 2), 3, 1));
+        let v = check(&h, &BTreeSet::from([1, 2, 3]));
+        assert_eq!(names(&v), ["sink-fenced-epoch"]);
+        assert!(v[0].detail.starts_with("2 times"), "{}", v[0].detail);
+    }
+
+    #[test]
+    fn a_commit_of_an_incomplete_checkpoint_is_caught() {
+        assert_eq!(names(&check(&good(), &BTreeSet::from([1, 3]))), ["sink-commit-without-checkpoint"]);
+    }
+}
