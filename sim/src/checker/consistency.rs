@@ -26,6 +26,9 @@ pub struct CapturedCheckpoint {
 
 type State = BTreeMap<u64, (u64, i64)>;
 
+/// A key whose `(count, sum)` differs: the reference's and the snapshot's (absent: `None`).
+type Difference = (u64, Option<(u64, i64)>, Option<(u64, i64)>);
+
 /// Checks every captured checkpoint against the partitions' logs.
 pub fn check(
     checkpoints: &[CapturedCheckpoint],
@@ -106,7 +109,7 @@ fn snapshot_state(states: &[StateSnapshot]) -> State {
     state
 }
 
-fn first_difference(a: &State, b: &State) -> Option<(u64, Option<(u64, i64)>, Option<(u64, i64)>)> {
+fn first_difference(a: &State, b: &State) -> Option<Difference> {
     let keys: std::collections::BTreeSet<u64> = a.keys().chain(b.keys()).copied().collect();
     keys.into_iter().map(|k| (k, a.get(&k).copied(), b.get(&k).copied())).find(|(_, x, y)| x != y)
 }
