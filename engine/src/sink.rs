@@ -16,8 +16,10 @@
 //! Fencing: the sink remembers each writer's highest epoch; a request from an older epoch (a
 //! zombie from before a recovery) is refused with `Fenced` and changes nothing.
 //!
-//! Everything durable is one append-only log, `sink.log`, synced before any acknowledgement:
-//! committed output is what its `Append`, `Upsert` and `Commit` frames hold.
+//! Everything durable is one append-only log, `sink.log`, synced before any acknowledgement.
+//! Committed output is what its `Append` and `Upsert` frames hold, plus the records of every
+//! `Prepare` frame whose transaction a later `Commit` frame commits (a commit is a small marker:
+//! appending it is the atomic commit point).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,12 +80,11 @@ pub enum SinkEvent {
         checkpoint: u64,
         records: Vec<OutputRecord>,
     },
-    /// `by_epoch`: the epoch of the request that committed it.
+    /// `by_epoch`: the epoch of the request that committed it. The records are the prepare's.
     Commit {
         txn: TxnId,
         checkpoint: u64,
         by_epoch: u64,
-        records: Vec<OutputRecord>,
     },
     Abort {
         txn: TxnId,
@@ -267,7 +268,7 @@ impl Sink {
             let Prepared { checkpoint, records } = self.prepared.remove(&txn).expect("listed above");
             assert!(!self.committed.contains(&txn), "{txn:?} committed twice");
             let n = records.len() as u64;
-            self.log(SinkEvent::Commit { txn, checkpoint, by_epoch, records });
+            self.log(SinkEvent::Commit { txn, checkpoint, by_epoch });
             self.ctx.trace(TraceEvent::SinkCommitted { writer, records: n });
         }
     }
@@ -304,8 +305,8 @@ fn header(event: &SinkEvent) -> (Header, &[OutputRecord]) {
         SinkEvent::Prepare { txn, checkpoint, records } => {
             ((PREPARE, txn.writer, txn.epoch, txn.txn, *checkpoint, txn.epoch), records)
         }
-        SinkEvent::Commit { txn, checkpoint, by_epoch, records } => {
-            ((COMMIT, txn.writer, txn.epoch, txn.txn, *checkpoint, *by_epoch), records)
+        SinkEvent::Commit { txn, checkpoint, by_epoch } => {
+            ((COMMIT, txn.writer, txn.epoch, txn.txn, *checkpoint, *by_epoch), &[])
         }
         SinkEvent::Abort { txn, checkpoint, by_epoch } => {
             ((ABORT, txn.writer, txn.epoch, txn.txn, *checkpoint, *by_epoch), &[])
@@ -340,7 +341,7 @@ fn decode_event(body: &[u8]) -> SinkEvent {
         APPEND => SinkEvent::Append { writer, epoch, records },
         UPSERT => SinkEvent::Upsert { writer, epoch, records },
         PREPARE => SinkEvent::Prepare { txn, checkpoint, records },
-        COMMIT => SinkEvent::Commit { txn, checkpoint, by_epoch, records },
+        COMMIT => SinkEvent::Commit { txn, checkpoint, by_epoch },
         ABORT => SinkEvent::Abort { txn, checkpoint, by_epoch },
         FENCE => SinkEvent::Fence { writer, epoch },
         other => panic!("sink log event of unknown kind {other}: the checksum passed, so this is a bug"),
@@ -352,16 +353,19 @@ pub fn read_events(bytes: &[u8]) -> Vec<SinkEvent> {
     codec::frames(bytes).0.into_iter().map(decode_event).collect()
 }
 
-/// The committed output in a sink log: appended and committed records in log order, then the
-/// upserted records (the last write of each id).
+/// The committed output in a sink log: appended records and committed transactions' records in
+/// log order, then the upserted records (the last write of each id).
 pub fn read_committed(bytes: &[u8]) -> Vec<OutputRecord> {
     let mut out = Vec::new();
+    let mut prepared: BTreeMap<TxnId, Vec<OutputRecord>> = BTreeMap::new();
     let mut upserted = BTreeMap::new();
     for event in read_events(bytes) {
         match event {
-            SinkEvent::Append { records, .. } | SinkEvent::Commit { records, .. } => out.extend(records),
+            SinkEvent::Append { records, .. } => out.extend(records),
+            SinkEvent::Prepare { txn, records, .. } => _ = prepared.insert(txn, records),
+            SinkEvent::Commit { txn, .. } => out.extend(prepared.remove(&txn).unwrap_or_default()),
             SinkEvent::Upsert { records, .. } => upserted.extend(records.into_iter().map(|r| (r.id, r))),
-            _ => {}
+            SinkEvent::Abort { .. } | SinkEvent::Fence { .. } => {}
         }
     }
     out.extend(upserted.into_values());
@@ -385,7 +389,7 @@ mod tests {
         let events = vec![
             SinkEvent::Append { writer: 0, epoch: 1, records: vec![record] },
             SinkEvent::Prepare { txn, checkpoint: 4, records: vec![record, record] },
-            SinkEvent::Commit { txn, checkpoint: 4, by_epoch: 3, records: vec![record] },
+            SinkEvent::Commit { txn, checkpoint: 4, by_epoch: 3 },
             SinkEvent::Abort { txn, checkpoint: 5, by_epoch: 3 },
             SinkEvent::Fence { writer: 1, epoch: 3 },
             SinkEvent::Upsert { writer: 0, epoch: 1, records: vec![] },
@@ -395,6 +399,6 @@ mod tests {
             encode_event(e, &mut bytes);
         }
         assert_eq!(read_events(&bytes), events);
-        assert_eq!(read_committed(&bytes).len(), 2);
+        assert_eq!(read_committed(&bytes).len(), 3, "the append and the committed prepare's two");
     }
 }

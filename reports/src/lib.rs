@@ -128,6 +128,11 @@ pub struct BenchRecord {
     pub baseline_sim_per_wall: f64,
     /// engine / baseline, in records per wall second.
     pub ratio: f64,
+    /// The engine side's checkpoint interval; the comparison side runs with checkpoints off.
+    pub checkpoint_interval_ms: u64,
+    pub no_checkpoints_records_per_s: f64,
+    /// Engine with checkpoints / engine without, in records per wall second.
+    pub checkpoint_ratio: f64,
 }
 
 /// One JSON line for a record, as `--json` prints it.

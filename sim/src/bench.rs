@@ -41,9 +41,15 @@ pub struct Round {
 /// Which side a child process measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Side {
+    /// The engine, checkpointing every `CHECKPOINT_INTERVAL_MS`.
     Engine,
+    /// The engine with periodic checkpoints off (only the final one).
+    EngineNoCheckpoints,
     Baseline,
 }
+
+/// The checkpoint interval the engine side runs with.
+pub const CHECKPOINT_INTERVAL_MS: u64 = 100;
 
 /// Runs both sides `repeats` times, alternating, each round in a fresh process started with
 /// `child` (this executable), and compares the medians. Fresh processes give both sides the
@@ -53,18 +59,21 @@ pub fn bench(
     child: &dyn Fn(Side) -> Result<Round, String>,
 ) -> Result<BenchRecord, BenchError> {
     assert!(options.repeats > 0);
-    let loaded = engine_scenario(options)?;
+    let loaded = engine_scenario(options, CHECKPOINT_INTERVAL_MS)?;
     let hops = hops(&loaded);
     let mut engine = Vec::new();
+    let mut unchecked = Vec::new();
     let mut baseline = Vec::new();
     for _ in 0..options.repeats {
         engine.push(child(Side::Engine).map_err(BenchError::Child)?);
+        unchecked.push(child(Side::EngineNoCheckpoints).map_err(BenchError::Child)?);
         baseline.push(child(Side::Baseline).map_err(BenchError::Child)?);
     }
     let e = median_by(&mut engine, |r| r.wall_ms);
+    let u = median_by(&mut unchecked, |r| r.wall_ms);
     let b = median_by(&mut baseline, |r| r.wall_ms);
-    let engine_rate = options.events as f64 / (e.wall_ms / 1000.0);
-    let base_rate = options.events as f64 / (b.wall_ms / 1000.0);
+    let rate = |r: &Round| options.events as f64 / (r.wall_ms / 1000.0);
+    let (engine_rate, unchecked_rate, base_rate) = (rate(&e), rate(&u), rate(&b));
     Ok(BenchRecord {
         events: options.events,
         batch_records: options.batch_records as u64,
@@ -78,6 +87,9 @@ pub fn bench(
         baseline_wall_ms: b.wall_ms,
         baseline_sim_per_wall: b.sim_ms as f64 / b.wall_ms,
         ratio: engine_rate / base_rate,
+        checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS,
+        no_checkpoints_records_per_s: unchecked_rate,
+        checkpoint_ratio: engine_rate / unchecked_rate,
     })
 }
 
@@ -85,11 +97,19 @@ fn hops(loaded: &Loaded) -> u64 {
     u64::from(loaded.scenario.engine.replication_factor) + 3
 }
 
-/// Measures one round of one side in this process (the child's half of [`bench`]).
+/// Measures one round of one side in this process (the child's half of [`bench`]), after an
+/// unmeasured warm-up round: a process's first run pays for faulting in fresh memory, a cost
+/// that varies widely between processes and is not the engine's.
 pub fn measure(options: &BenchOptions, side: Side) -> Result<Round, BenchError> {
-    let loaded = engine_scenario(options)?;
+    measure_once(options, side)?;
+    measure_once(options, side)
+}
+
+fn measure_once(options: &BenchOptions, side: Side) -> Result<Round, BenchError> {
+    let interval = if side == Side::EngineNoCheckpoints { 0 } else { CHECKPOINT_INTERVAL_MS };
+    let loaded = engine_scenario(options, interval)?;
     match side {
-        Side::Engine => {
+        Side::Engine | Side::EngineNoCheckpoints => {
             // The engine's rate counts the simulation only: the checkers' judging afterwards
             // is reported apart, since the baseline has nothing to judge.
             let (record, timings) = runner::run_isolated_timed(&loaded, 1);
@@ -124,7 +144,7 @@ pub enum BenchError {
     Child(String),
 }
 
-fn engine_scenario(options: &BenchOptions) -> Result<Loaded, ScenarioError> {
+fn engine_scenario(options: &BenchOptions, checkpoint_interval_ms: u64) -> Result<Loaded, ScenarioError> {
     // A rate high enough that producers always fill their batches: the benchmark measures
     // the machinery per record, not the workload's pacing.
     let sets = vec![
@@ -132,6 +152,7 @@ fn engine_scenario(options: &BenchOptions) -> Result<Loaded, ScenarioError> {
         format!("workload.rate_per_s={}", options.events.max(1000) * 10),
         format!("engine.batch_records={}", options.batch_records),
         "checks.max_sim_time_ms=36000000".to_string(),
+        format!("engine.checkpoint_interval_ms={checkpoint_interval_ms}"),
     ];
     scenario::load(&options.scenario, &sets)
 }

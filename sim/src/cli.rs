@@ -308,6 +308,7 @@ fn spawn_round(options: &BenchOptions, side: bench::Side) -> Result<bench::Round
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let side_name = match side {
         bench::Side::Engine => "engine",
+        bench::Side::EngineNoCheckpoints => "engine-no-checkpoints",
         bench::Side::Baseline => "baseline",
     };
     let output = std::process::Command::new(exe)
@@ -360,6 +361,11 @@ fn run_bench(options: BenchOptions, json: bool, out: &mut dyn Write) -> CliResul
         r.baseline_records_per_s, r.baseline_wall_ms, r.baseline_sim_per_wall
     );
     _ = writeln!(out, "ratio     {:.3} (engine / baseline)", r.ratio);
+    _ = writeln!(
+        out,
+        "checkpoints every {} ms: {:.0} records/s vs {:.0} with checkpoints off, ratio {:.3}",
+        r.checkpoint_interval_ms, r.engine_records_per_s, r.no_checkpoints_records_per_s, r.checkpoint_ratio
+    );
     _ = writeln!(out, "judging the engine's run took {:.0} ms more", r.judge_wall_ms);
     Ok(EXIT_PASS)
 }

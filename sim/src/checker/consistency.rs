@@ -35,9 +35,10 @@ pub fn check(
     logs: &BTreeMap<u32, Vec<LogRecord>>,
     pipeline: &PipelineSpec,
 ) -> Vec<Violation> {
+    let mut reference = Reference::new(logs, pipeline);
     let mut bad = Vec::new();
     for c in checkpoints {
-        if let Err(why) = check_one(c, logs, pipeline) {
+        if let Err(why) = check_one(c, &mut reference) {
             bad.push(format!("checkpoint {}: {why}", c.meta.id));
         }
     }
@@ -50,17 +51,13 @@ pub fn check(
     }
 }
 
-fn check_one(
-    c: &CapturedCheckpoint,
-    logs: &BTreeMap<u32, Vec<LogRecord>>,
-    pipeline: &PipelineSpec,
-) -> Result<(), String> {
+fn check_one(c: &CapturedCheckpoint, reference: &mut Reference<'_>) -> Result<(), String> {
     let positions: BTreeMap<u32, u64> =
         c.meta.tasks.iter().flat_map(|t| &t.positions).map(|p| (p.partition, p.offset)).collect();
-    if positions.len() != logs.len() {
-        return Err(format!("positions cover {} of {} partitions", positions.len(), logs.len()));
+    if positions.len() != reference.logs.len() {
+        return Err(format!("positions cover {} of {} partitions", positions.len(), reference.logs.len()));
     }
-    let expected = reference_state(logs, &positions, pipeline)?;
+    let expected = reference.state_at(&positions)?;
     let actual = snapshot_state(&c.states);
     if let Some((key, want, got)) = first_difference(&expected, &actual) {
         return Err(format!("key {key}: reference (count, sum) {want:?}, snapshot {got:?}"));
@@ -68,28 +65,51 @@ fn check_one(
     Ok(())
 }
 
-/// The running aggregate's state after each partition's records below its position.
-fn reference_state(
-    logs: &BTreeMap<u32, Vec<LogRecord>>,
-    positions: &BTreeMap<u32, u64>,
-    pipeline: &PipelineSpec,
-) -> Result<State, String> {
-    let mut state = State::new();
-    for (partition, log) in logs {
-        let offset = positions[partition] as usize;
-        if offset > log.len() {
-            return Err(format!("partition {partition}: position {offset} past the log's {}", log.len()));
-        }
-        for r in &log[..offset] {
-            let Payload::Data(e) = r.payload else { continue };
-            if let Some(value) = map_filter(e.value, pipeline) {
-                let (count, sum) = state.entry(e.key).or_insert((0, 0));
-                *count += 1;
-                *sum = sum.wrapping_add(value);
+/// The reference state per partition, advanced incrementally from checkpoint to checkpoint.
+/// A key lives in one partition, so the whole state is the union of the partitions' states;
+/// a position behind a partition's cursor (a later checkpoint after a rollback) recomputes
+/// that partition from its start.
+struct Reference<'a> {
+    logs: &'a BTreeMap<u32, Vec<LogRecord>>,
+    pipeline: &'a PipelineSpec,
+    cursors: BTreeMap<u32, (usize, State)>,
+}
+
+impl<'a> Reference<'a> {
+    fn new(logs: &'a BTreeMap<u32, Vec<LogRecord>>, pipeline: &'a PipelineSpec) -> Self {
+        Reference { logs, pipeline, cursors: BTreeMap::new() }
+    }
+
+    /// The running aggregate's state after each partition's records below its position.
+    fn state_at(&mut self, positions: &BTreeMap<u32, u64>) -> Result<State, String> {
+        let mut state = State::new();
+        for (&partition, &offset) in positions {
+            let log = &self.logs[&partition];
+            let offset = offset as usize;
+            if offset > log.len() {
+                return Err(format!("partition {partition}: position {offset} past the log's {}", log.len()));
             }
+            let (cursor, partial) = self.cursors.entry(partition).or_default();
+            if offset < *cursor {
+                (*cursor, *partial) = (0, State::new());
+            }
+            apply(&log[*cursor..offset], self.pipeline, partial);
+            *cursor = offset;
+            state.extend(partial.iter().map(|(&k, &v)| (k, v)));
+        }
+        Ok(state)
+    }
+}
+
+fn apply(records: &[LogRecord], pipeline: &PipelineSpec, state: &mut State) {
+    for r in records {
+        let Payload::Data(e) = r.payload else { continue };
+        if let Some(value) = map_filter(e.value, pipeline) {
+            let (count, sum) = state.entry(e.key).or_insert((0, 0));
+            *count += 1;
+            *sum = sum.wrapping_add(value);
         }
     }
-    Ok(state)
 }
 
 /// The union of the subtasks' states, with their in-flight records applied.

@@ -80,7 +80,7 @@ mod tests {
     }
 
     fn commit(t: TxnId, checkpoint: u64, by_epoch: u64) -> SinkEvent {
-        SinkEvent::Commit { txn: t, checkpoint, by_epoch, records: vec![] }
+        SinkEvent::Commit { txn: t, checkpoint, by_epoch }
     }
 
     fn prepare(t: TxnId, checkpoint: u64) -> SinkEvent {
