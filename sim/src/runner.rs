@@ -252,6 +252,13 @@ fn vacuity(
         let detail = format!("{} faults applied, none took effect: the run tested nothing", faults.len());
         v.push(Violation { invariant: "no-effective-fault".into(), detail });
     }
+    if checks.require_recovery && recoveries.is_empty() {
+        let detail = format!(
+            "{} faults took effect but the job never recovered",
+            faults.iter().filter(|f| f.effective).count()
+        );
+        v.push(Violation { invariant: "no-recovery".into(), detail });
+    }
     if checks.require_checkpoint_after_recovery {
         for r in recoveries {
             if !checkpoints.iter().any(|&(at, _)| at > r.recovered_at_ms) {

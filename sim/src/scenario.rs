@@ -155,6 +155,9 @@ pub struct Checks {
     /// A run with faults of which none took effect fails: it tested nothing.
     #[serde(default = "defaults::yes")]
     pub require_effective_fault: bool,
+    /// The run must recover at least once (its faults must hit something that matters).
+    #[serde(default)]
+    pub require_recovery: bool,
     /// Every recovery must be followed by a completed checkpoint.
     #[serde(default)]
     pub require_checkpoint_after_recovery: bool,
@@ -276,6 +279,7 @@ impl Default for Checks {
             max_sim_time_ms: 600_000,
             liveness_timeout_ms: defaults::liveness_timeout_ms(),
             require_effective_fault: true,
+            require_recovery: false,
             require_checkpoint_after_recovery: false,
         }
     }
