@@ -3,7 +3,7 @@
 //! Stateless operators (`map`, `filter`) transform one [`StreamRecord`] at a time; `key_by`
 //! routes records to downstream subtasks; `aggregate` holds keyed state; `source` reads the log
 //! and `sink_writer` writes to the sink node. Chaining them into a running subtask is the
-//! worker's job (`worker::task`).
+//! worker's job (`worker::source_task`, `worker::channel_task`).
 
 pub mod aggregate;
 pub mod filter;
