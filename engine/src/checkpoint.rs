@@ -79,14 +79,11 @@ pub fn encode_position(p: &SourcePosition) -> Vec<u8> {
     body.extend_from_slice(&p.partition.to_le_bytes());
     body.extend_from_slice(&p.offset.to_le_bytes());
     body.extend_from_slice(&p.ended.to_le_bytes());
-    let mut out = Vec::new();
-    codec::put_frame(&mut out, &body);
-    out
+    codec::framed(&body)
 }
 
 pub fn decode_position(bytes: &[u8]) -> Option<SourcePosition> {
-    let (bodies, _) = codec::frames(bytes);
-    let mut r = Reader::new(bodies.first()?);
+    let mut r = Reader::new(codec::first_frame(bytes)?);
     Some(SourcePosition { partition: r.u32(), offset: r.u64(), ended: r.u32() })
 }
 
@@ -118,15 +115,12 @@ impl CheckpointMeta {
         for t in &self.tasks {
             t.encode_into(&mut body);
         }
-        let mut out = Vec::new();
-        codec::put_frame(&mut out, &body);
-        out
+        codec::framed(&body)
     }
 
     /// Decodes a meta object; `None` if it is torn or not a meta object.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let (bodies, _) = codec::frames(bytes);
-        let mut r = Reader::new(bodies.first()?);
+        let mut r = Reader::new(codec::first_frame(bytes)?);
         let (id, epoch) = (r.u64(), r.u64());
         let n = r.u32();
         let tasks = (0..n).map(|_| TaskSnapshot::decode_from(&mut r)).collect();
@@ -181,15 +175,12 @@ impl StateSnapshot {
             body.extend_from_slice(&r.cause.producer.to_le_bytes());
             body.extend_from_slice(&r.cause.seq.to_le_bytes());
         }
-        let mut out = Vec::new();
-        codec::put_frame(&mut out, &body);
-        out
+        codec::framed(&body)
     }
 
     /// Decodes a state object; `None` if it is torn.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let (bodies, _) = codec::frames(bytes);
-        let mut r = Reader::new(bodies.first()?);
+        let mut r = Reader::new(codec::first_frame(bytes)?);
         let n = r.u64();
         let entries = (0..n).map(|_| (r.u64(), r.u64(), r.i64())).collect();
         let m = r.u64();

@@ -21,6 +21,19 @@ pub fn put_frame(out: &mut Vec<u8>, body: &[u8]) {
     end_frame(out, start);
 }
 
+/// One frame holding `body`: how a small object (a checkpoint's metadata, a state snapshot)
+/// is stored whole.
+pub fn framed(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
+    put_frame(&mut out, body);
+    out
+}
+
+/// The body of an object stored with [`framed`]; `None` if it is torn or empty.
+pub fn first_frame(bytes: &[u8]) -> Option<&[u8]> {
+    frames(bytes).0.first().copied()
+}
+
 /// Reserves a frame header in `out`; write the body after it, then call [`end_frame`].
 fn begin_frame(out: &mut Vec<u8>) -> usize {
     out.extend_from_slice(&[0; HEADER_BYTES]);

@@ -225,9 +225,7 @@ impl Producer {
         for lane in &self.lanes {
             body.extend_from_slice(&lane.acked.to_le_bytes());
         }
-        let mut bytes = Vec::new();
-        codec::put_frame(&mut bytes, &body);
-        self.ctx.disk.replace(PROGRESS_FILE, &bytes);
+        self.ctx.disk.replace(PROGRESS_FILE, &codec::framed(&body));
         self.ctx.disk.sync(PROGRESS_FILE);
     }
 
@@ -261,7 +259,7 @@ fn push(lane: &mut Lane, record: LogRecord, now: u64) {
 fn load_progress(ctx: &NodeContext, partitions: usize) -> Vec<u64> {
     let mut acked = vec![0; partitions];
     if let Some(bytes) = ctx.disk.read(PROGRESS_FILE) {
-        if let Some(body) = codec::frames(&bytes).0.last() {
+        if let Some(body) = codec::first_frame(&bytes) {
             let mut r = Reader::new(body);
             for a in acked.iter_mut() {
                 *a = r.u64();
