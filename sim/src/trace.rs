@@ -102,10 +102,6 @@ impl Recorder {
         self.state.lock().unwrap().hasher.finalize().to_hex().to_string()
     }
 
-    pub fn events(&self) -> u64 {
-        self.state.lock().unwrap().events
-    }
-
     pub fn job_finished_at_ms(&self) -> Option<u64> {
         self.state.lock().unwrap().job_finished_at_ms
     }

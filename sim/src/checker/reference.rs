@@ -57,11 +57,6 @@ impl Expected {
         outputs.push((sum, cause));
         self.len += 1;
     }
-
-    /// The final state per key, `(count, sum)`, after every input.
-    pub fn final_state(&self) -> BTreeMap<u64, (u64, i64)> {
-        self.outputs.iter().map(|(&k, o)| (k, (o.len() as u64, o.last().map_or(0, |&(s, _)| s)))).collect()
-    }
 }
 
 /// Applies the pipeline's map and filter to one value: `None` if the filter drops it.
