@@ -7,7 +7,10 @@
 //! - transactional, a two-phase commit:
 //!   1. `Write` adds records to an open transaction (volatile: a sink crash aborts it);
 //!      `(writer, epoch, txn, batch_seq)` makes a retried write harmless;
-//!   2. `Prepare` binds the transaction to a checkpoint and makes it durable;
+//!   2. `Prepare` binds the transaction to a checkpoint and makes it durable. It names how many
+//!      writes the transaction holds: if the sink lost some (it crashed since), the transaction
+//!      is answered `Aborted` and nothing is prepared — the writer's subtask fails, and the
+//!      job recovers from its latest checkpoint;
 //!   3. `Commit { upto }` commits every prepared transaction of the writer bound to a
 //!      checkpoint `≤ upto`, once that checkpoint completed; committing is idempotent;
 //!   4. `Recover { upto }` — sent by a writer restored from checkpoint `upto` — commits the
@@ -48,7 +51,7 @@ pub enum SinkRequest {
     Append { writer: u32, epoch: u64, records: Vec<OutputRecord> },
     Upsert { writer: u32, epoch: u64, records: Vec<OutputRecord> },
     Write { txn: TxnId, batch_seq: u64, records: Vec<OutputRecord> },
-    Prepare { txn: TxnId, checkpoint: u64 },
+    Prepare { txn: TxnId, checkpoint: u64, writes: u64 },
     Commit { writer: u32, epoch: u64, upto: u64 },
     Recover { writer: u32, epoch: u64, upto: u64 },
 }
@@ -59,6 +62,10 @@ pub enum SinkResponse {
     /// The request's epoch is older than the writer's newest: it came from a zombie.
     Fenced {
         current: u64,
+    },
+    /// The open transaction is gone: the sink crashed and lost it. Nothing of it is kept.
+    Aborted {
+        txn: TxnId,
     },
 }
 
@@ -198,8 +205,8 @@ impl Sink {
         match request {
             SinkRequest::Append { writer, epoch, records } => self.append(writer, epoch, records),
             SinkRequest::Upsert { writer, epoch, records } => self.upsert(writer, epoch, records),
-            SinkRequest::Write { txn, batch_seq, records } => self.write(txn, batch_seq, records),
-            SinkRequest::Prepare { txn, checkpoint } => self.prepare(txn, checkpoint),
+            SinkRequest::Write { txn, batch_seq, records } => return self.write(txn, batch_seq, records),
+            SinkRequest::Prepare { txn, checkpoint, writes } => return self.prepare(txn, checkpoint, writes),
             SinkRequest::Commit { writer, epoch, upto } => self.commit_upto(writer, epoch, upto),
             SinkRequest::Recover { writer, epoch, upto } => self.recover(writer, epoch, upto),
         }
@@ -237,24 +244,34 @@ impl Sink {
         }
     }
 
-    fn write(&mut self, txn: TxnId, batch_seq: u64, records: Vec<OutputRecord>) {
+    fn write(&mut self, txn: TxnId, batch_seq: u64, records: Vec<OutputRecord>) -> SinkResponse {
         if self.prepared.contains_key(&txn) || self.committed.contains(&txn) {
-            return; // a late retry of a write the transaction already holds
+            return SinkResponse::Done; // a late retry of a write the transaction already holds
         }
         let open = self.open.entry(txn).or_default();
-        assert!(batch_seq <= open.next_batch, "{txn:?}: write {batch_seq} skips {}", open.next_batch);
+        if batch_seq > open.next_batch {
+            // The writes before this one were lost with the sink's memory.
+            self.open.remove(&txn);
+            return SinkResponse::Aborted { txn };
+        }
         if batch_seq == open.next_batch {
             open.records.extend(records);
             open.next_batch += 1;
         }
+        SinkResponse::Done
     }
 
-    fn prepare(&mut self, txn: TxnId, checkpoint: u64) {
+    fn prepare(&mut self, txn: TxnId, checkpoint: u64, writes: u64) -> SinkResponse {
         if self.prepared.contains_key(&txn) || self.committed.contains(&txn) {
-            return;
+            return SinkResponse::Done;
         }
-        let records = self.open.remove(&txn).unwrap_or_default().records;
-        self.log(SinkEvent::Prepare { txn, checkpoint, records });
+        let open = self.open.remove(&txn).unwrap_or_default();
+        if open.next_batch != writes {
+            tracing::debug!(?txn, held = open.next_batch, writes, "transaction lost in a sink crash");
+            return SinkResponse::Aborted { txn };
+        }
+        self.log(SinkEvent::Prepare { txn, checkpoint, records: open.records });
+        SinkResponse::Done
     }
 
     fn commit_upto(&mut self, writer: u32, by_epoch: u64, upto: u64) {

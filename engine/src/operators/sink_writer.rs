@@ -10,8 +10,10 @@
 //!   `Recover { upto: n }`.
 //!
 //! Every request carries the subtask's epoch; `Fenced` means this writer is a zombie, and the
-//! subtask fails. Requests are resent on a fresh connection after `request_timeout_ms`, at most
-//! `MAX_ATTEMPTS` times.
+//! subtask fails. Requests are resent, unchanged (same transaction id and write number), on a
+//! fresh connection after `request_timeout_ms`, at most `MAX_ATTEMPTS` times; then the subtask
+//! fails and the job recovers from its latest checkpoint. `Aborted` (the sink crashed and lost
+//! the open transaction) fails the subtask at once.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -23,7 +25,8 @@ use crate::observe::NodeContext;
 use crate::record::OutputRecord;
 use crate::sink::{SinkRequest, SinkResponse, TxnId};
 
-const MAX_ATTEMPTS: u32 = 100;
+/// Attempts per request before the subtask gives up and fails, so that the job recovers.
+const MAX_ATTEMPTS: u32 = 8;
 
 pub struct SinkWriter {
     client: Rc<Client>,
@@ -87,8 +90,8 @@ impl SinkWriter {
         if self.mode != SinkMode::Transactional {
             return Ok(());
         }
-        let txn = self.txn_id();
-        self.request(|| SinkRequest::Prepare { txn, checkpoint }, true).await?;
+        let (txn, writes) = (self.txn_id(), self.batch_seq);
+        self.request(|| SinkRequest::Prepare { txn, checkpoint, writes }, true).await?;
         self.txn += 1;
         self.batch_seq = 0;
         Ok(())
@@ -115,6 +118,9 @@ impl SinkWriter {
                 Some(SinkResponse::Done) => return Ok(()),
                 Some(SinkResponse::Fenced { current }) => {
                     return Err(format!("fenced by the sink: epoch {} < {current}", self.epoch))
+                }
+                Some(SinkResponse::Aborted { txn }) => {
+                    return Err(format!("the sink lost open transaction {txn:?} in a crash"))
                 }
                 None if !resend => {
                     self.conn = None;
