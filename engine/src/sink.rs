@@ -87,11 +87,13 @@ pub enum SinkEvent {
         checkpoint: u64,
         records: Vec<OutputRecord>,
     },
-    /// `by_epoch`: the epoch of the request that committed it. The records are the prepare's.
+    /// `by_epoch`: the epoch of the request that committed it; `upto`: the completed checkpoint
+    /// that let it commit (`checkpoint ≤ upto`). The records are the prepare's.
     Commit {
         txn: TxnId,
         checkpoint: u64,
         by_epoch: u64,
+        upto: u64,
     },
     Abort {
         txn: TxnId,
@@ -285,7 +287,7 @@ impl Sink {
             let Prepared { checkpoint, records } = self.prepared.remove(&txn).expect("listed above");
             assert!(!self.committed.contains(&txn), "{txn:?} committed twice");
             let n = records.len() as u64;
-            self.log(SinkEvent::Commit { txn, checkpoint, by_epoch });
+            self.log(SinkEvent::Commit { txn, checkpoint, by_epoch, upto });
             self.ctx.trace(TraceEvent::SinkCommitted { writer, records: n });
         }
     }
@@ -322,7 +324,7 @@ fn header(event: &SinkEvent) -> (Header, &[OutputRecord]) {
         SinkEvent::Prepare { txn, checkpoint, records } => {
             ((PREPARE, txn.writer, txn.epoch, txn.txn, *checkpoint, txn.epoch), records)
         }
-        SinkEvent::Commit { txn, checkpoint, by_epoch } => {
+        SinkEvent::Commit { txn, checkpoint, by_epoch, .. } => {
             ((COMMIT, txn.writer, txn.epoch, txn.txn, *checkpoint, *by_epoch), &[])
         }
         SinkEvent::Abort { txn, checkpoint, by_epoch } => {
@@ -340,7 +342,11 @@ fn encode_event(event: &SinkEvent, out: &mut Vec<u8>) {
     for word in [epoch, txn, checkpoint, by_epoch] {
         body.extend_from_slice(&word.to_le_bytes());
     }
-    codec::encode_output_records(records, &mut body);
+    match event {
+        // A commit carries no records: its body ends with the checkpoint that authorised it.
+        SinkEvent::Commit { upto, .. } => body.extend_from_slice(&upto.to_le_bytes()),
+        _ => codec::encode_output_records(records, &mut body),
+    }
     codec::put_frame(out, &body);
 }
 
@@ -349,16 +355,18 @@ fn decode_event(body: &[u8]) -> SinkEvent {
     let kind = r.u8();
     let writer = r.u32();
     let (epoch, txn, checkpoint, by_epoch) = (r.u64(), r.u64(), r.u64(), r.u64());
+    let txn = TxnId { writer, epoch, txn };
+    if kind == COMMIT {
+        return SinkEvent::Commit { txn, checkpoint, by_epoch, upto: r.u64() };
+    }
     let mut records = Vec::new();
     for frame in codec::frames(r.bytes(body.len() - 37)).0 {
         codec::decode_output_records(frame, &mut records);
     }
-    let txn = TxnId { writer, epoch, txn };
     match kind {
         APPEND => SinkEvent::Append { writer, epoch, records },
         UPSERT => SinkEvent::Upsert { writer, epoch, records },
         PREPARE => SinkEvent::Prepare { txn, checkpoint, records },
-        COMMIT => SinkEvent::Commit { txn, checkpoint, by_epoch },
         ABORT => SinkEvent::Abort { txn, checkpoint, by_epoch },
         FENCE => SinkEvent::Fence { writer, epoch },
         other => panic!("sink log event of unknown kind {other}: the checksum passed, so this is a bug"),
@@ -406,7 +414,7 @@ mod tests {
         let events = vec![
             SinkEvent::Append { writer: 0, epoch: 1, records: vec![record] },
             SinkEvent::Prepare { txn, checkpoint: 4, records: vec![record, record] },
-            SinkEvent::Commit { txn, checkpoint: 4, by_epoch: 3 },
+            SinkEvent::Commit { txn, checkpoint: 4, by_epoch: 3, upto: 5 },
             SinkEvent::Abort { txn, checkpoint: 5, by_epoch: 3 },
             SinkEvent::Fence { writer: 1, epoch: 3 },
             SinkEvent::Upsert { writer: 0, epoch: 1, records: vec![] },

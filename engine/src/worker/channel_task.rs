@@ -161,6 +161,13 @@ impl ChannelTask {
     }
 
     async fn on_barrier(&mut self, from: TaskId, checkpoint: u64) -> TaskResult {
+        match self.pending.as_ref().map(|p| p.checkpoint) {
+            // A late barrier of a checkpoint this subtask already gave up.
+            Some(pending) if checkpoint < pending => return Ok(()),
+            // A newer checkpoint subsumes the one aligning: that one was aborted upstream.
+            Some(pending) if checkpoint > pending => self.abandon_pending().await?,
+            _ => {}
+        }
         if self.pending.is_none() {
             let view = if self.tc.spec.alignment == Alignment::Unaligned {
                 self.pre_commit(checkpoint).await?;
@@ -194,6 +201,19 @@ impl ChannelTask {
             }
         };
         madsim::task::spawn_local(write_snapshot(self.tc.clone(), checkpoint, view, in_flight));
+        self.release_held().await
+    }
+
+    /// Gives up the pending checkpoint: its snapshot is never taken (or never written). A
+    /// transaction it prepared stays prepared, and a later completed checkpoint commits it.
+    async fn abandon_pending(&mut self) -> TaskResult {
+        let pending = self.pending.take().expect("a barrier is pending");
+        tracing::debug!(task = ?self.tc.spec.id, checkpoint = pending.checkpoint, "checkpoint subsumed");
+        self.release_held().await
+    }
+
+    /// Processes what alignment held back and lowers every input's barrier flag.
+    async fn release_held(&mut self) -> TaskResult {
         let from: Vec<TaskId> = self.inputs.keys().copied().collect();
         for id in from {
             let input = self.inputs.get_mut(&id).expect("listed above");

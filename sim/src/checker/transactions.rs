@@ -4,8 +4,9 @@
 //! - no transaction is committed twice;
 //! - nothing is accepted from a fenced epoch: no write, prepare or commit request from an epoch
 //!   older than the writer's fence at that point of the log;
-//! - every committed transaction is bound to a checkpoint that completed (per the store's
-//!   history of completed checkpoints).
+//! - every commit was authorised by a completed checkpoint (per the store's history of
+//!   completed checkpoints) at or after the one its transaction is bound to. A transaction
+//!   prepared for a checkpoint that was later aborted commits with the next one that completes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,10 +29,10 @@ pub fn check(events: &[SinkEvent], completed: &BTreeSet<u64>) -> Vec<Violation> 
         }
         match event {
             SinkEvent::Fence { writer, epoch } => _ = fence.insert(*writer, *epoch),
-            SinkEvent::Commit { txn, checkpoint, .. } => {
+            SinkEvent::Commit { txn, checkpoint, upto, .. } => {
                 *committed.entry(*txn).or_insert(0) += 1;
-                if !completed.contains(checkpoint) {
-                    orphans.push(format!("{txn:?} bound to checkpoint {checkpoint}"));
+                if !completed.contains(upto) || checkpoint > upto {
+                    orphans.push(format!("{txn:?} bound to checkpoint {checkpoint}, committed upto {upto}"));
                 }
             }
             _ => {}
@@ -80,7 +81,7 @@ mod tests {
     }
 
     fn commit(t: TxnId, checkpoint: u64, by_epoch: u64) -> SinkEvent {
-        SinkEvent::Commit { txn: t, checkpoint, by_epoch }
+        SinkEvent::Commit { txn: t, checkpoint, by_epoch, upto: checkpoint }
     }
 
     fn prepare(t: TxnId, checkpoint: u64) -> SinkEvent {
@@ -131,5 +132,17 @@ mod tests {
     #[test]
     fn a_commit_of_an_incomplete_checkpoint_is_caught() {
         assert_eq!(names(&check(&good(), &BTreeSet::from([1, 3]))), ["sink-commit-without-checkpoint"]);
+    }
+
+    #[test]
+    fn a_transaction_of_an_aborted_checkpoint_commits_with_a_later_one() {
+        let mut h = good();
+        h.push(prepare(txn(2, 1), 4));
+        h.push(prepare(txn(2, 2), 5));
+        h.push(SinkEvent::Commit { txn: txn(2, 1), checkpoint: 4, by_epoch: 2, upto: 5 });
+        assert!(check(&h, &BTreeSet::from([1, 2, 3, 5])).is_empty());
+        h.push(SinkEvent::Commit { txn: txn(2, 2), checkpoint: 5, by_epoch: 2, upto: 4 });
+        let v = check(&h, &BTreeSet::from([1, 2, 3, 4, 5]));
+        assert_eq!(names(&v), ["sink-commit-without-checkpoint"]);
     }
 }
