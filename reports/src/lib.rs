@@ -54,7 +54,11 @@ pub struct FaultRecord {
     pub at_ms: u64,
     pub class: String,
     pub target: String,
+    /// The other end of a link fault; absent for node faults and for all of a node's links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     pub action: String,
+    /// Whether the fault hit something: a live node, or a link that carried traffic meanwhile.
     pub effective: bool,
 }
 

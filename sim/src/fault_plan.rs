@@ -43,9 +43,23 @@ pub struct RandomFaults {
     /// A crashed node restarts after a delay drawn from this range.
     #[serde(default = "default_restart_after_ms")]
     pub restart_after_ms: [u64; 2],
-    /// A pause or clog lasts a time drawn from this range.
+    /// A pause or a link fault lasts a time drawn from this range.
     #[serde(default = "default_duration_ms")]
     pub duration_ms: [u64; 2],
+    /// A `loss` fault's rate is drawn from this range.
+    #[serde(default = "default_loss_rate")]
+    pub loss_rate: [f64; 2],
+    /// A `latency` fault's extra delay is drawn from this range.
+    #[serde(default = "default_latency_ms")]
+    pub latency_ms: [u64; 2],
+}
+
+fn default_loss_rate() -> [f64; 2] {
+    [0.2, 0.6]
+}
+
+fn default_latency_ms() -> [u64; 2] {
+    [20, 200]
 }
 
 fn default_restart_after_ms() -> [u64; 2] {
@@ -78,11 +92,12 @@ pub fn deserialize_plan<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Fa
 /// The actions a class of fault can take.
 pub fn actions_of(class: FaultClass) -> &'static [FaultAction] {
     match class {
-        FaultClass::Processor => &[FaultAction::Crash, FaultAction::Pause],
-        FaultClass::Network | FaultClass::SinkLink => &[FaultAction::Clog],
-        FaultClass::Stream | FaultClass::Sink | FaultClass::Manager | FaultClass::Driver => {
-            &[FaultAction::Crash]
+        FaultClass::Processor | FaultClass::Stream => &[FaultAction::Crash, FaultAction::Pause],
+        FaultClass::Network => {
+            &[FaultAction::Clog, FaultAction::Partition, FaultAction::Loss, FaultAction::Latency]
         }
+        FaultClass::SinkLink => &[FaultAction::Clog, FaultAction::Loss, FaultAction::Latency],
+        FaultClass::Sink | FaultClass::Manager | FaultClass::Driver => &[FaultAction::Crash],
     }
 }
 
@@ -94,7 +109,10 @@ fn targets_of(class: FaultClass, cluster: &ClusterSpec) -> Vec<(NodeId, Option<N
         FaultClass::Processor => of(Role::Worker).map(|w| (w, None)).collect(),
         FaultClass::Stream => of(Role::Producer).chain(of(Role::Broker)).map(|n| (n, None)).collect(),
         FaultClass::Network => {
-            of(Role::Worker).flat_map(|w| of(Role::Broker).map(move |b| (w, Some(b)))).collect()
+            let to_brokers = of(Role::Worker).flat_map(|w| of(Role::Broker).map(move |b| (w, Some(b))));
+            let between_workers = of(Role::Worker)
+                .flat_map(|a| of(Role::Worker).filter(move |b| a < *b).map(move |b| (a, Some(b))));
+            to_brokers.chain(between_workers).collect()
         }
         FaultClass::SinkLink => of(Role::Worker).map(|w| (w, Some(NodeId::new(Role::Sink, 0)))).collect(),
         FaultClass::Sink => vec![(NodeId::new(Role::Sink, 0), None)],
@@ -131,24 +149,34 @@ impl RandomFaults {
         let action = *allowed.choose(rng).expect("validated: every class has an allowed action");
         let (target, peer) = *targets_of(class, cluster).choose(rng).expect("every class has targets");
         let at_ms = rng.gen_range(self.window_ms[0]..=self.window_ms[1]);
-        let (restart_after_ms, duration_ms) = match action {
-            FaultAction::Crash => {
-                (Some(rng.gen_range(self.restart_after_ms[0]..=self.restart_after_ms[1])), None)
-            }
-            FaultAction::Pause | FaultAction::Clog => {
-                (None, Some(rng.gen_range(self.duration_ms[0]..=self.duration_ms[1])))
-            }
-            FaultAction::Restart => (None, None),
-        };
-        Fault {
+        let mut fault = Fault {
             at_ms,
             class,
             target: target.name(),
             action,
-            duration_ms,
-            restart_after_ms,
+            duration_ms: None,
+            restart_after_ms: None,
             peer: peer.map(NodeId::name),
+            one_way: false,
+            loss_rate: None,
+            latency_ms: None,
+        };
+        match action {
+            FaultAction::Crash => {
+                fault.restart_after_ms = Some(rng.gen_range(self.restart_after_ms[0]..=self.restart_after_ms[1]))
+            }
+            FaultAction::Restart => {}
+            _ => fault.duration_ms = Some(rng.gen_range(self.duration_ms[0]..=self.duration_ms[1])),
         }
+        match action {
+            FaultAction::Partition => fault.one_way = rng.gen_bool(0.5),
+            FaultAction::Loss => fault.loss_rate = Some(rng.gen_range(self.loss_rate[0]..=self.loss_rate[1])),
+            FaultAction::Latency => {
+                fault.latency_ms = Some(rng.gen_range(self.latency_ms[0]..=self.latency_ms[1]))
+            }
+            _ => {}
+        }
+        fault
     }
 }
 

@@ -5,11 +5,14 @@
 //!   survives; with `restart_after_ms`, the node boots again from its disk that much later;
 //! - `restart`: boots a crashed node again (a running node is crashed first: a reboot);
 //! - `pause`: freezes every task of the node for `duration_ms`, then resumes it with its memory;
-//! - `clog`: holds messages between `target` and `peer` (or all of `target`'s) for
-//!   `duration_ms`; streams deliver them after the clog lifts.
+//! - `clog` and `partition`: hold every message on the link (a partition may be one-way) for
+//!   `duration_ms`; streams deliver what they held, in order, once it heals;
+//! - `loss` and `latency`: impair the link for `duration_ms` (see `engine::net::LinkFaults`).
 //!
-//! Every applied fault is recorded with whether it took effect (crashing a node that is already
-//! down does nothing). Only this module holds madsim's kill/clog handles.
+//! Every applied fault is recorded with whether it took effect: a crash or pause of a node that
+//! was up, a link fault during which the link carried traffic. A link fault's record is settled
+//! when it heals. Only this module holds madsim's kill/clog handles. Overlapping faults on one
+//! link are not stacked: the first to heal lifts the link's fault.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -17,6 +20,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use faultline_engine::cluster::NodeId;
+use faultline_engine::net::{Impairment, LinkFaults};
 use faultline_reports::FaultRecord;
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
@@ -39,7 +43,12 @@ pub struct Injector {
     disks: BTreeMap<NodeId, std::sync::Arc<crate::disk::SimDisk>>,
     health: RefCell<BTreeMap<NodeId, Health>>,
     pub applied: RefCell<Vec<FaultRecord>>,
+    /// Link faults not yet settled: their record's index, links and traffic before them.
+    unsettled: RefCell<BTreeMap<usize, (Vec<Link>, u64)>>,
 }
+
+/// One direction of a link: messages from the first node to the second.
+type Link = (NodeId, NodeId);
 
 impl Injector {
     pub fn new(world: &World) -> Rc<Self> {
@@ -50,30 +59,60 @@ impl Injector {
             disks: world.disks.clone(),
             health: RefCell::new(health),
             applied: RefCell::new(Vec::new()),
+            unsettled: RefCell::new(BTreeMap::new()),
         })
     }
 
-    /// Applies `faults` in time order; returns once the last one (and its healing) is done.
+    /// Applies `faults` in time order; returns once the last one is applied (healing goes on).
     pub async fn run(self: Rc<Self>, faults: Vec<Fault>) {
         let mut faults = faults;
         faults.sort_by_key(|f| f.at_ms);
         for fault in faults {
             sleep_until_ms(fault.at_ms).await;
             let target = self.by_name[&fault.target];
-            let peer = fault.peer.as_ref().map(|p| self.by_name[p]);
-            let effective = self.apply(&fault, target, peer);
+            let links = self.links(&fault, target);
+            let carried_before = self.carried(&links);
+            let effective = self.apply(&fault, target, &links);
+            let index = self.applied.borrow().len();
             self.applied.borrow_mut().push(FaultRecord {
                 at_ms: fault.at_ms,
                 class: fault.class.as_str().to_string(),
                 target: fault.target.clone(),
+                peer: fault.peer.clone(),
                 action: fault.action.as_str().to_string(),
                 effective,
             });
-            self.clone().schedule_healing(&fault, target, peer);
+            if fault.action.is_link() {
+                self.unsettled.borrow_mut().insert(index, (links.clone(), carried_before));
+            }
+            self.clone().schedule_healing(&fault, target, links, index);
         }
     }
 
-    fn apply(&self, fault: &Fault, target: NodeId, peer: Option<NodeId>) -> bool {
+    /// The directed links a link fault hits: target to peer (or to every other node) and back,
+    /// unless it is one-way. Empty for node faults.
+    fn links(&self, fault: &Fault, target: NodeId) -> Vec<Link> {
+        if !fault.action.is_link() {
+            return Vec::new();
+        }
+        let peers: Vec<NodeId> = match &fault.peer {
+            Some(p) => vec![self.by_name[p]],
+            None => self.world_nodes.keys().copied().filter(|&n| n != target).collect(),
+        };
+        let mut links: Vec<Link> = peers.iter().map(|&p| (target, p)).collect();
+        if !fault.one_way {
+            links.extend(peers.iter().map(|&p| (p, target)));
+        }
+        links
+    }
+
+    /// Messages the links carried so far.
+    fn carried(&self, links: &[Link]) -> u64 {
+        let meter = LinkFaults::current();
+        links.iter().map(|&(a, b)| meter.carried(self.world_nodes[&a].id(), b.ip())).sum()
+    }
+
+    fn apply(&self, fault: &Fault, target: NodeId, links: &[Link]) -> bool {
         let health = self.health.borrow()[&target];
         match fault.action {
             FaultAction::Crash => health != Health::Down && self.crash(target),
@@ -86,9 +125,17 @@ impl Injector {
                 }
                 up
             }
-            FaultAction::Clog => {
-                self.clog(target, peer, true);
-                health == Health::Up
+            FaultAction::Clog | FaultAction::Partition => {
+                self.clog(links, true);
+                false // settled at healing, by the traffic the links carried
+            }
+            FaultAction::Loss | FaultAction::Latency => {
+                let impairment = Impairment {
+                    loss_rate: fault.loss_rate.unwrap_or(0.0),
+                    extra_latency_ms: fault.latency_ms.unwrap_or(0),
+                };
+                self.impair(links, Some(impairment));
+                false
             }
         }
     }
@@ -109,29 +156,38 @@ impl Injector {
         true
     }
 
-    fn clog(&self, target: NodeId, peer: Option<NodeId>, on: bool) {
+    fn clog(&self, links: &[Link], on: bool) {
         let net = NetSim::current();
-        let a = self.world_nodes[&target].id();
-        match peer.map(|p| self.world_nodes[&p].id()) {
-            Some(b) if on => {
+        for &(a, b) in links {
+            let (a, b) = (self.world_nodes[&a].id(), self.world_nodes[&b].id());
+            if on {
                 net.clog_link(a, b);
-                net.clog_link(b, a);
-            }
-            Some(b) => {
+            } else {
                 net.unclog_link(a, b);
-                net.unclog_link(b, a);
             }
-            None if on => net.clog_node(a),
-            None => net.unclog_node(a),
         }
     }
 
-    /// Schedules the end of a timed fault: a restart, a resume or an unclog.
-    fn schedule_healing(self: Rc<Self>, fault: &Fault, target: NodeId, peer: Option<NodeId>) {
+    fn impair(&self, links: &[Link], impairment: Option<Impairment>) {
+        let meter = LinkFaults::current();
+        for &(a, b) in links {
+            meter.impair(self.world_nodes[&a].id(), b.ip(), impairment);
+        }
+    }
+
+    /// Schedules the end of a timed fault — a restart, a resume, a healed link — and settles
+    /// a link fault's record by whether its links carried traffic meanwhile.
+    fn schedule_healing(
+        self: Rc<Self>,
+        fault: &Fault,
+        target: NodeId,
+        links: Vec<Link>,
+        index: usize,
+    ) {
         let after = match fault.action {
             FaultAction::Crash => fault.restart_after_ms,
-            FaultAction::Pause | FaultAction::Clog => fault.duration_ms,
             FaultAction::Restart => None,
+            _ => fault.duration_ms,
         };
         let Some(after) = after else { return };
         let action = fault.action;
@@ -145,10 +201,27 @@ impl Injector {
                         self.health.borrow_mut().insert(target, Health::Up);
                     }
                 }
-                FaultAction::Clog => self.clog(target, peer, false),
+                FaultAction::Clog | FaultAction::Partition => self.clog(&links, false),
+                FaultAction::Loss | FaultAction::Latency => self.impair(&links, None),
                 FaultAction::Restart => unreachable!("restart has no healing"),
             }
+            self.settle(index);
         });
+    }
+
+    /// Settles a link fault's record: effective if its links carried traffic since it began.
+    fn settle(&self, index: usize) {
+        if let Some((links, carried_before)) = self.unsettled.borrow_mut().remove(&index) {
+            self.applied.borrow_mut()[index].effective = self.carried(&links) > carried_before;
+        }
+    }
+
+    /// Settles every link fault still active: the run is ending. Call inside the runtime.
+    pub fn settle_all(&self) {
+        let pending: Vec<usize> = self.unsettled.borrow().keys().copied().collect();
+        for index in pending {
+            self.settle(index);
+        }
     }
 }
 

@@ -131,7 +131,7 @@ async fn supervise(
     deadline_ms: u64,
     injector: Rc<Injector>,
 ) -> (Ending, u64) {
-    madsim::task::spawn_local(injector.run(faults));
+    madsim::task::spawn_local(injector.clone().run(faults));
     let ending = loop {
         if world.recorder.job_finished_at_ms().is_some() {
             break Ending::Finished;
@@ -144,6 +144,7 @@ async fn supervise(
         }
         madsim::time::sleep(SUPERVISE_TICK).await;
     };
+    injector.settle_all();
     (ending, TimeHandle::current().elapsed().as_millis() as u64)
 }
 

@@ -187,6 +187,14 @@ pub enum FaultAction {
     Pause,
     /// Hold every message between `target` and `peer` (or all of `target`'s) for `duration_ms`.
     Clog,
+    /// Cut the link from `target` to `peer` (and back, unless `one_way`) for `duration_ms`:
+    /// nothing crosses until it heals; streams then deliver what they held, in order.
+    Partition,
+    /// Lose each transmission between `target` and `peer` with probability `loss_rate` for
+    /// `duration_ms`; streams retransmit after a timeout that doubles per loss.
+    Loss,
+    /// Delay each message between `target` and `peer` by up to `latency_ms` more for `duration_ms`.
+    Latency,
 }
 
 /// One scheduled fault, in simulated time.
@@ -204,9 +212,18 @@ pub struct Fault {
     /// For `crash`: restart the node this long after the crash.
     #[serde(default)]
     pub restart_after_ms: Option<u64>,
-    /// For `clog`: the other end of the link (default: every link of `target`).
+    /// For link faults: the other end of the link (default: every link of `target`).
     #[serde(default)]
     pub peer: Option<String>,
+    /// For `partition`: cut only the direction from `target` to `peer`.
+    #[serde(default)]
+    pub one_way: bool,
+    /// For `loss`: the probability that a transmission is lost, in (0, 1).
+    #[serde(default)]
+    pub loss_rate: Option<f64>,
+    /// For `latency`: the most extra delay a message gets.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
 }
 
 mod defaults {
@@ -334,7 +351,20 @@ impl FaultAction {
             FaultAction::Restart => "restart",
             FaultAction::Pause => "pause",
             FaultAction::Clog => "clog",
+            FaultAction::Partition => "partition",
+            FaultAction::Loss => "loss",
+            FaultAction::Latency => "latency",
         }
+    }
+
+    /// Whether the action lasts `duration_ms` and then heals by itself.
+    pub fn is_timed(self) -> bool {
+        matches!(self, FaultAction::Pause | FaultAction::Clog | FaultAction::Partition | FaultAction::Loss | FaultAction::Latency)
+    }
+
+    /// Whether the action hits links rather than a node.
+    pub fn is_link(self) -> bool {
+        matches!(self, FaultAction::Clog | FaultAction::Partition | FaultAction::Loss | FaultAction::Latency)
     }
 }
 
@@ -570,6 +600,14 @@ fn validate_random(s: &Scenario, r: &crate::fault_plan::RandomFaults) -> Result<
             return fail(field, format!("[{lo}, {hi}] is not a range: the first must not exceed the second"));
         }
     }
+    let [lo, hi] = r.loss_rate;
+    if !(lo > 0.0 && lo <= hi && hi < 1.0) {
+        return fail("loss_rate", format!("[{lo}, {hi}] must be a range within (0, 1)"));
+    }
+    if r.latency_ms[0] == 0 || r.latency_ms[0] > r.latency_ms[1] {
+        let [lo, hi] = r.latency_ms;
+        return fail("latency_ms", format!("[{lo}, {hi}] must be a range of positive delays"));
+    }
     if r.window_ms[1] >= s.checks.max_sim_time_ms {
         return fail("window_ms", "must end before checks.max_sim_time_ms".into());
     }
@@ -587,15 +625,34 @@ fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, Stri
         if !nodes.contains(peer) || *peer == f.target {
             return Err((field("peer"), format!("`{peer}` is not another node")));
         }
+        if !f.action.is_link() {
+            let m = format!("a `{}` fault hits a node and has no peer", f.action.as_str());
+            return Err((field("peer"), m));
+        }
     }
     if f.action != FaultAction::Restart && !actions_of(f.class).contains(&f.action) {
         let m = format!("a `{}` fault cannot `{}`", f.class.as_str(), f.action.as_str());
         return Err((field("action"), m));
     }
-    let needs_duration = matches!(f.action, FaultAction::Pause | FaultAction::Clog);
-    if needs_duration && f.duration_ms.unwrap_or(0) == 0 {
+    if f.action.is_timed() && f.duration_ms.unwrap_or(0) == 0 {
         let m = format!("`{}` needs a positive duration_ms", f.action.as_str());
         return Err((field("duration_ms"), m));
+    }
+    match (f.action, f.loss_rate, f.latency_ms) {
+        (FaultAction::Loss, Some(rate), _) if rate > 0.0 && rate < 1.0 => {}
+        (FaultAction::Loss, _, _) => {
+            return Err((field("loss_rate"), "`loss` needs a loss_rate in (0, 1)".into()));
+        }
+        (FaultAction::Latency, _, Some(ms)) if ms > 0 => {}
+        (FaultAction::Latency, _, _) => {
+            return Err((field("latency_ms"), "`latency` needs a positive latency_ms".into()));
+        }
+        (_, Some(_), _) => return Err((field("loss_rate"), "only a `loss` fault has a loss_rate".into())),
+        (_, _, Some(_)) => return Err((field("latency_ms"), "only a `latency` fault has latency_ms".into())),
+        _ => {}
+    }
+    if f.one_way && f.action != FaultAction::Partition {
+        return Err((field("one_way"), "only a `partition` can be one-way".into()));
     }
     if f.at_ms >= s.checks.max_sim_time_ms {
         return Err((field("at_ms"), "must fall before checks.max_sim_time_ms".into()));

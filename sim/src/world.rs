@@ -12,6 +12,7 @@ use std::time::Duration;
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role, Settings};
 use faultline_engine::disk::DiskRef;
 use faultline_engine::job::{CheckpointMode, CheckpointSettings, JobSpec, PipelineSpec, Semantics, SinkMode};
+use faultline_engine::net::LinkFaults;
 use faultline_engine::observe::{NodeContext, ObserverRef};
 use faultline_engine::workload::WorkloadSpec;
 use faultline_engine::{broker, driver, manager, producer, sink, store, worker};
@@ -105,6 +106,7 @@ pub fn node_names(s: &Scenario) -> Vec<String> {
 impl World {
     /// Creates every node on `rt`. Their boot functions start when the runtime runs.
     pub fn build(rt: &Runtime, cluster: ClusterSpec) -> World {
+        rt.add_simulator::<LinkFaults>();
         let cluster = Arc::new(cluster);
         let recorder = Arc::new(Recorder::default());
         let mut world =
