@@ -112,11 +112,15 @@ impl<'a> Reader<'a> {
 const TAG_DATA: u8 = 1;
 const TAG_END: u8 = 2;
 
-/// Encodes a batch of log records as one frame body.
-pub fn encode_log_records(records: &[LogRecord], out: &mut Vec<u8>) {
-    out.reserve(HEADER_BYTES + records.len() * 37);
+/// Bytes before a log batch's records: the leader epoch that appended them.
+const LOG_BATCH_HEADER: usize = 8;
+
+/// Encodes a batch of log records, all appended in leader epoch `epoch`, as one frame.
+pub fn encode_log_records(epoch: u64, records: &[LogRecord], out: &mut Vec<u8>) {
+    out.reserve(HEADER_BYTES + LOG_BATCH_HEADER + records.len() * 37);
     let start = begin_frame(out);
     let body = out;
+    body.extend_from_slice(&epoch.to_le_bytes());
     for r in records {
         body.extend_from_slice(&r.producer.to_le_bytes());
         body.extend_from_slice(&r.seq.to_le_bytes());
@@ -133,14 +137,15 @@ pub fn encode_log_records(records: &[LogRecord], out: &mut Vec<u8>) {
     end_frame(body, start);
 }
 
-/// Decodes a frame body written by [`encode_log_records`].
-pub fn decode_log_records(body: &[u8], out: &mut Vec<LogRecord>) {
+/// Decodes a frame body written by [`encode_log_records`]; returns the batch's leader epoch.
+pub fn decode_log_records(body: &[u8], out: &mut Vec<LogRecord>) -> u64 {
     decode_log_records_range(body, 0, usize::MAX, out);
+    Reader::new(body).u64()
 }
 
 /// Decodes records `skip..skip + take` of a frame body written by [`encode_log_records`].
 pub fn decode_log_records_range(body: &[u8], skip: usize, take: usize, out: &mut Vec<LogRecord>) {
-    let mut r = Reader::new(body);
+    let mut r = Reader::new(&body[LOG_BATCH_HEADER..]);
     let mut index = 0;
     while !r.is_empty() && index < skip.saturating_add(take) {
         let record = decode_log_record(&mut r);
@@ -206,14 +211,13 @@ mod tests {
     #[test]
     fn log_records_round_trip() {
         let mut bytes = Vec::new();
-        encode_log_records(&sample(), &mut bytes);
-        encode_log_records(&sample(), &mut bytes);
+        encode_log_records(1, &sample(), &mut bytes);
+        encode_log_records(2, &sample(), &mut bytes);
         let (bodies, valid) = frames(&bytes);
         assert_eq!(valid, bytes.len());
         let mut out = Vec::new();
-        for b in bodies {
-            decode_log_records(b, &mut out);
-        }
+        let epochs: Vec<u64> = bodies.iter().map(|b| decode_log_records(b, &mut out)).collect();
+        assert_eq!(epochs, [1, 2]);
         assert_eq!(out.len(), 4);
         assert_eq!(&out[..2], &sample()[..]);
     }
@@ -221,9 +225,9 @@ mod tests {
     #[test]
     fn torn_frame_is_cut_off() {
         let mut bytes = Vec::new();
-        encode_log_records(&sample(), &mut bytes);
+        encode_log_records(1, &sample(), &mut bytes);
         let first = bytes.len();
-        encode_log_records(&sample(), &mut bytes);
+        encode_log_records(1, &sample(), &mut bytes);
         bytes.truncate(bytes.len() - 3);
         assert_eq!(frames(&bytes).1, first);
         let last = bytes.len() - 1;

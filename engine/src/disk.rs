@@ -30,6 +30,8 @@ pub trait Disk: Send + Sync {
     fn append(&self, file: &str, bytes: Vec<u8>);
     /// Replaces a file's contents atomically (write-to-temp then rename). Volatile until `sync`.
     fn replace(&self, file: &str, bytes: &[u8]);
+    /// Cuts a file to its first `len` bytes (no-op if it is shorter). Volatile until `sync`.
+    fn truncate(&self, file: &str, len: u64);
     /// Removes a file. Volatile until `sync`.
     fn remove(&self, file: &str);
     /// Makes every earlier write to this file durable.

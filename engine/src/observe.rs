@@ -24,6 +24,14 @@ pub enum TraceEvent {
     DuplicateBatch { partition: u32, producer: u32, base_seq: u64 },
     /// A partition leader advanced its high watermark.
     HighWatermark { partition: u32, offset: u64 },
+    /// A broker cut uncommitted records of a lost leader epoch from its copy of a partition.
+    Truncated { partition: u32, offset: u64 },
+    /// A broker became the leader of a partition in a new leader epoch.
+    LeaderElected { partition: u32, epoch: u64 },
+    /// A broker learned it no longer leads a partition (it led in `epoch`).
+    LeaderResigned { partition: u32, epoch: u64 },
+    /// A partition leader changed the in-sync replica set to `size` replicas.
+    IsrChanged { partition: u32, epoch: u64, size: u32 },
     /// A source subtask read records from a partition.
     Fetched { partition: u32, offset: u64, records: u64 },
     /// The driver submitted the job.
@@ -84,6 +92,10 @@ impl TraceEvent {
             JobRestored { epoch } => (18, [epoch, 0, 0]),
             SinkFenced { writer, epoch } => (19, [writer.into(), epoch, 0]),
             StaleEpoch { epoch } => (20, [epoch, 0, 0]),
+            Truncated { partition, offset } => (21, [partition.into(), offset, 0]),
+            LeaderElected { partition, epoch } => (22, [partition.into(), epoch, 0]),
+            LeaderResigned { partition, epoch } => (23, [partition.into(), epoch, 0]),
+            IsrChanged { partition, epoch, size } => (24, [partition.into(), epoch, size.into()]),
         }
     }
 }

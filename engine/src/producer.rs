@@ -6,8 +6,10 @@
 //!    partition carries seq n, whatever the batching.
 //! 2. A partition has at most one batch in flight; a batch leaves when full (`batch_records`),
 //!    when its oldest record waited `linger_ms`, or when the workload is exhausted.
-//! 3. An unanswered batch is resent unchanged after `request_timeout_ms`; the leader drops the
-//!    records it already holds, so a retry never duplicates.
+//! 3. An unanswered batch is resent unchanged after `request_timeout_ms`, to the next replica of
+//!    the partition (its leader may have died); a broker that does not lead the partition
+//!    answers `NotLeader` with the leader it knows, and the batch goes there shortly. The
+//!    leader drops the records it already holds, so a retry never duplicates.
 //! 4. On acknowledgement the producer records its per-partition progress durably (synced), so
 //!    a restarted producer regenerates the workload and skips what was acknowledged.
 //! 5. After its last event, it writes an end-of-stream record to every partition.
@@ -40,12 +42,20 @@ struct Lane {
     /// Sequence number for the next record generated for this partition.
     next_seq: u64,
     end_queued: bool,
+    /// The broker believed to lead the partition.
+    leader: u32,
 }
 
 struct InFlight {
     records: Vec<LogRecord>,
-    sent_at_ms: u64,
+    /// When the batch goes out again unless acknowledged first.
+    retry_at_ms: u64,
+    /// A broker pointed elsewhere: the next resend goes to `Lane::leader` as it stands.
+    redirected: bool,
 }
+
+/// How soon a batch refused with `NotLeader` is resent to the leader named.
+const NOT_LEADER_RETRY_MS: u64 = 20;
 
 struct Producer {
     ctx: NodeContext,
@@ -82,7 +92,9 @@ impl Producer {
     async fn boot(ctx: NodeContext, acks_tx: mpsc::UnboundedSender<BrokerResponse>) -> Self {
         let me = ctx.id.index;
         let partitions = ctx.cluster.partitions() as usize;
-        let mut lanes: Vec<Lane> = (0..partitions).map(|_| Lane::default()).collect();
+        let mut lanes: Vec<Lane> = (0..partitions)
+            .map(|p| Lane { leader: ctx.cluster.leader_of(p as u32), ..Lane::default() })
+            .collect();
         let acked = load_progress(&ctx, partitions);
         for (lane, acked) in lanes.iter_mut().zip(acked) {
             lane.acked = acked;
@@ -151,8 +163,7 @@ impl Producer {
     }
 
     fn timed_out(&self, p: usize, now: u64) -> bool {
-        let timeout = self.ctx.cluster.settings.request_timeout_ms;
-        self.lanes[p].in_flight.as_ref().is_some_and(|f| now >= f.sent_at_ms + timeout)
+        self.lanes[p].in_flight.as_ref().is_some_and(|f| now >= f.retry_at_ms)
     }
 
     async fn send(&mut self, partition: u32, now: u64) {
@@ -162,20 +173,28 @@ impl Producer {
         let records: Vec<LogRecord> = lane.queued.drain(..n).collect();
         lane.queued_since_ms = now;
         let base_seq = records[0].seq;
-        lane.in_flight = Some(InFlight { records, sent_at_ms: now });
+        let retry_at_ms = now + self.ctx.cluster.settings.request_timeout_ms;
+        lane.in_flight = Some(InFlight { records, retry_at_ms, redirected: false });
         self.ctx.trace(TraceEvent::ProduceSent { partition, base_seq, records: n as u64 });
         self.transmit(partition).await;
     }
 
     async fn resend(&mut self, partition: u32, now: u64) {
+        let timeout = self.ctx.cluster.settings.request_timeout_ms;
+        let replicas = self.ctx.cluster.replicas_of(partition);
         let lane = &mut self.lanes[partition as usize];
-        lane.in_flight.as_mut().expect("resend without a batch in flight").sent_at_ms = now;
+        let in_flight = lane.in_flight.as_mut().expect("resend without a batch in flight");
+        if !std::mem::take(&mut in_flight.redirected) {
+            // Unanswered for a whole timeout: the leader may be gone; try the next replica.
+            lane.leader = next_replica(&replicas, lane.leader);
+        }
+        in_flight.retry_at_ms = now + timeout;
         self.transmit(partition).await;
     }
 
     /// Sends the partition's in-flight batch to its leader; a failure waits for the retry timer.
     async fn transmit(&mut self, partition: u32) {
-        let leader = self.ctx.cluster.leader_of(partition);
+        let leader = self.lanes[partition as usize].leader;
         let records = self.lanes[partition as usize].in_flight.as_ref().unwrap().records.clone();
         let request = BrokerRequest::Produce { partition, producer: self.me, records };
         if !self.conns.contains_key(&leader) && !self.open(leader).await {
@@ -205,8 +224,10 @@ impl Producer {
     }
 
     fn on_response(&mut self, response: BrokerResponse) {
-        let BrokerResponse::Produced { partition, end_seq } = response else {
-            return; // NotLeader and the like: the retry timer resends
+        let (partition, end_seq) = match response {
+            BrokerResponse::Produced { partition, end_seq } => (partition, end_seq),
+            BrokerResponse::NotLeader { partition, leader } => return self.redirect(partition, leader),
+            _ => return,
         };
         let lane = &mut self.lanes[partition as usize];
         let Some(in_flight) = &lane.in_flight else { return };
@@ -218,6 +239,18 @@ impl Producer {
         lane.acked = end_seq;
         self.ctx.trace(TraceEvent::ProduceAcked { partition, end_seq });
         self.save_progress();
+    }
+
+    /// A broker refused the partition's batch: resend it soon, to the leader it named (or,
+    /// if it knew none, to the next replica).
+    fn redirect(&mut self, partition: u32, leader: Option<u32>) {
+        let replicas = self.ctx.cluster.replicas_of(partition);
+        let lane = &mut self.lanes[partition as usize];
+        lane.leader = leader.unwrap_or_else(|| next_replica(&replicas, lane.leader));
+        if let Some(f) = lane.in_flight.as_mut() {
+            f.retry_at_ms = f.retry_at_ms.min(clock::elapsed_ms() + NOT_LEADER_RETRY_MS);
+            f.redirected = true;
+        }
     }
 
     fn save_progress(&self) {
@@ -240,13 +273,19 @@ impl Producer {
         }
         for lane in &self.lanes {
             match &lane.in_flight {
-                Some(f) => wake = wake.min(f.sent_at_ms + settings.request_timeout_ms),
+                Some(f) => wake = wake.min(f.retry_at_ms),
                 None if !lane.queued.is_empty() => wake = wake.min(lane.queued_since_ms + settings.linger_ms),
                 None => {}
             }
         }
         wake
     }
+}
+
+/// The replica after `current` in the partition's replica list, wrapping around.
+pub fn next_replica(replicas: &[u32], current: u32) -> u32 {
+    let at = replicas.iter().position(|&b| b == current).unwrap_or(replicas.len() - 1);
+    replicas[(at + 1) % replicas.len()]
 }
 
 fn push(lane: &mut Lane, record: LogRecord, now: u64) {

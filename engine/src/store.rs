@@ -1,8 +1,11 @@
 //! The store node: a durable object store for checkpoints and job metadata (S3 / HDFS, in real
 //! life), and the client nodes use to reach it.
 //!
-//! It owns the objects, one file per key on its disk. A `Put` or `Delete` is synced before it
-//! is acknowledged, so an acknowledged object survives any crash of the store. Requests on one
+//! It owns the objects, one file per key on its disk. A `Put`, `Cas` or `Delete` is synced
+//! before it is acknowledged, so an acknowledged object survives any crash of the store.
+//! `Cas` (compare-and-set) replaces an object only if it still holds the expected bytes: the
+//! primitive that partition leadership and the manager's lease are built on, as they are on
+//! ZooKeeper's versioned writes. Requests on one
 //! connection are served in order. Keys are plain strings; `List` returns keys by prefix in
 //! sorted order.
 //!
@@ -26,6 +29,8 @@ use crate::observe::{NodeContext, TraceEvent};
 #[derive(Debug)]
 pub enum StoreRequest {
     Put { key: String, bytes: Vec<u8> },
+    /// Writes `bytes` if the object holds `expected` (`None`: if it does not exist).
+    Cas { key: String, expected: Option<Vec<u8>>, bytes: Vec<u8> },
     Get { key: String },
     Delete { key: String },
     List { prefix: String },
@@ -34,6 +39,8 @@ pub enum StoreRequest {
 #[derive(Debug)]
 pub enum StoreResponse {
     Done,
+    /// A `Cas` found other bytes (or none): nothing was written. Here is what it found.
+    Conflict(Option<Vec<u8>>),
     Value(Option<Vec<u8>>),
     Keys(Vec<String>),
 }
@@ -55,6 +62,16 @@ async fn serve(ctx: NodeContext, tx: Tx<(u64, StoreResponse)>, mut rx: Rx<(u64, 
                 ctx.disk.replace(&key, &bytes);
                 ctx.disk.sync(&key);
                 StoreResponse::Done
+            }
+            StoreRequest::Cas { key, expected, bytes } => {
+                let current = ctx.disk.read(&key);
+                if current == expected {
+                    ctx.disk.replace(&key, &bytes);
+                    ctx.disk.sync(&key);
+                    StoreResponse::Done
+                } else {
+                    StoreResponse::Conflict(current)
+                }
             }
             StoreRequest::Get { key } => StoreResponse::Value(ctx.disk.read(&key)),
             StoreRequest::Delete { key } => {
@@ -90,6 +107,24 @@ impl StoreClient {
 
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> io::Result<()> {
         self.call(|| StoreRequest::Put { key: key.to_string(), bytes: bytes.clone() }).await.map(drop)
+    }
+
+    /// Compare-and-set. `Ok(Ok(()))`: written; `Ok(Err(current))`: the object held `current`.
+    /// A retried request that finds its own bytes already written counts as written.
+    pub async fn cas(
+        &self,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        bytes: Vec<u8>,
+    ) -> io::Result<Result<(), Option<Vec<u8>>>> {
+        let request =
+            || StoreRequest::Cas { key: key.to_string(), expected: expected.clone(), bytes: bytes.clone() };
+        match self.call(request).await? {
+            StoreResponse::Done => Ok(Ok(())),
+            StoreResponse::Conflict(current) if current.as_ref() == Some(&bytes) => Ok(Ok(())),
+            StoreResponse::Conflict(current) => Ok(Err(current)),
+            other => panic!("store answered a cas with {other:?}"),
+        }
     }
 
     pub async fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {

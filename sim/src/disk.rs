@@ -172,6 +172,21 @@ impl Disk for SimDisk {
         files.entry(file.to_string()).or_default().rewrite(Some(bytes));
     }
 
+    fn truncate(&self, file: &str, len: u64) {
+        let mut files = self.files.lock().unwrap();
+        let Some(f) = files.get_mut(file).filter(|f| f.exists) else { return };
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len >= f.data.len {
+            return;
+        }
+        if len < f.synced_len && f.before_rewrite.is_none() {
+            // Cutting into synced bytes: until the next sync, a crash brings them back.
+            f.before_rewrite = Some(f.durable());
+        }
+        f.data.truncate(len);
+        f.synced_len = f.synced_len.min(len);
+    }
+
     fn remove(&self, file: &str) {
         let mut files = self.files.lock().unwrap();
         if let Some(f) = files.get_mut(file) {
@@ -232,6 +247,22 @@ mod tests {
         disk.crash();
         assert!(disk.read("new").is_none());
         assert_eq!(disk.list(""), vec!["meta".to_string()]);
+    }
+
+    #[test]
+    fn truncate_is_durable_only_once_synced() {
+        let disk = SimDisk::default();
+        disk.append("f", b"abcdef".to_vec());
+        disk.sync("f");
+        disk.truncate("f", 2);
+        assert_eq!(disk.read("f").unwrap(), b"ab");
+        disk.crash();
+        assert_eq!(disk.read("f").unwrap(), b"abcdef");
+        disk.truncate("f", 3);
+        disk.append("f", b"X".to_vec());
+        disk.sync("f");
+        disk.crash();
+        assert_eq!(disk.read("f").unwrap(), b"abcX");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use faultline_engine::observe::TraceEvent;
 use faultline_engine::record::OutputRecord;
 use std::collections::{BTreeMap, BTreeSet};
 
+use faultline_engine::broker::metadata;
 use faultline_engine::checkpoint;
 use faultline_engine::cluster::{NodeId, Role};
 use faultline_engine::codec;
@@ -206,12 +207,15 @@ fn completed_checkpoints(world: &World) -> BTreeSet<u64> {
     store.list(checkpoint::HISTORY_PREFIX).iter().filter_map(|k| checkpoint::history_id(k)).collect()
 }
 
-/// Each partition's log, as its leader holds it at the end of the run.
+/// Each partition's log, as its leader (per the store's leadership record) holds it at the end
+/// of the run.
 fn partition_logs(world: &World) -> BTreeMap<u32, Vec<LogRecord>> {
     let cluster = &world.cluster;
+    let store = &world.disks[&NodeId::new(Role::Store, 0)];
     (0..cluster.partitions())
         .map(|p| {
-            let leader = NodeId::new(Role::Broker, cluster.leader_of(p));
+            let state = store.read(&metadata::key(p)).and_then(|b| metadata::PartitionState::decode(&b));
+            let leader = NodeId::new(Role::Broker, state.map_or(cluster.leader_of(p), |s| s.leader));
             let bytes = world.disks[&leader].read(&format!("partition-{p}.log")).unwrap_or_default();
             let mut records = Vec::new();
             for body in codec::frames(&bytes).0 {

@@ -2,16 +2,26 @@
 //!
 //! # Protocol
 //! 1. A producer sends `Produce` to the partition leader. The leader drops records it already
-//!    holds (idempotent producer: `(producer, seq)`), appends the rest and syncs them.
-//! 2. For each follower, a replication task pushes `Replicate` batches in offset order; the
-//!    follower appends, syncs and answers with its log end.
-//! 3. The leader's high watermark is the smallest log end among the in-sync replicas (itself
-//!    included). The `Produced` acknowledgement is sent only once the watermark covers the batch.
+//!    holds (idempotent producer: `(producer, seq)`), appends the rest in its epoch and syncs.
+//! 2. For each follower, a replication task pushes `Replicate` batches (or, when idle, empty
+//!    ones as heartbeats) in offset order. A follower refuses an older epoch (`Fenced`), checks
+//!    that its log matches the leader's just before the batch (`Diverged` if not, with its
+//!    epoch runs, from which the leader finds the divergence point and resends from there),
+//!    truncates uncommitted records of a lost epoch, appends, syncs and answers `Replicated`.
+//! 3. The leader's high watermark is the smallest matched offset among the in-sync replicas
+//!    (itself included). The `Produced` acknowledgement is sent only once the watermark covers
+//!    the batch, so an acknowledged record is on every in-sync replica's disk.
 //! 4. `Fetch` returns committed records only (below the high watermark); a fetch with nothing to
-//!    return waits up to `fetch_wait_ms` for more.
+//!    return waits up to `fetch_wait_ms` for more. Anything but the leader answers `NotLeader`
+//!    with the leader it knows of.
 //!
-//! Leadership is static in this version: the preferred replica (see `ClusterSpec::replicas_of`).
+//! Leadership and the in-sync set live in the store and change by compare-and-set (see
+//! `metadata` and `control`): a follower that hears nothing from its leader for
+//! `heartbeat_timeout_ms` takes over if it is in sync, bumping the epoch; a leader drops a
+//! follower that stopped catching up from the in-sync set before committing without it.
 
+mod control;
+pub mod metadata;
 pub mod partition;
 mod replication;
 
@@ -22,26 +32,52 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::cluster::BROKER_PORT;
-use crate::net::{Listener, Rx, Tx};
+use crate::net::{Client, Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::record::LogRecord;
+use crate::store::StoreClient;
 use partition::{Appended, Partition};
 
 /// Requests a broker serves.
 #[derive(Debug)]
 pub enum BrokerRequest {
-    Produce { partition: u32, producer: u32, records: Vec<LogRecord> },
-    Replicate { partition: u32, base_offset: u64, records: Vec<LogRecord> },
-    Fetch { partition: u32, offset: u64, max_records: usize },
+    Produce {
+        partition: u32,
+        producer: u32,
+        records: Vec<LogRecord>,
+    },
+    /// Leader to follower: records from `base_offset`, all of `batch_epoch`; `prev_epoch` is
+    /// the epoch of the leader's record at `base_offset - 1` (0 when `base_offset` is 0).
+    Replicate {
+        partition: u32,
+        epoch: u64,
+        leader: u32,
+        base_offset: u64,
+        prev_epoch: u64,
+        batch_epoch: u64,
+        records: Vec<LogRecord>,
+        high_watermark: u64,
+    },
+    Fetch {
+        partition: u32,
+        offset: u64,
+        max_records: usize,
+    },
 }
 
 /// A broker's answers.
 #[derive(Debug)]
 pub enum BrokerResponse {
     Produced { partition: u32, end_seq: u64 },
-    Replicated { partition: u32, log_end: u64 },
+    /// The follower's log matches the leader's up to `matched`.
+    Replicated { partition: u32, epoch: u64, matched: u64 },
+    /// The follower's log does not match just before the batch: its epoch runs and end.
+    Diverged { partition: u32, epoch: u64, runs: Vec<(u64, u64)>, log_end: u64 },
+    /// The follower knows a newer leader epoch: the sender was deposed.
+    Fenced { partition: u32, epoch: u64 },
     Fetched { partition: u32, offset: u64, records: Vec<LogRecord> },
-    NotLeader { partition: u32 },
+    /// Not the leader; `leader` is the one this broker knows of, if any.
+    NotLeader { partition: u32, leader: Option<u32> },
 }
 
 type Reply = Rc<Tx<BrokerResponse>>;
@@ -53,17 +89,43 @@ struct PendingAck {
     reply: Reply,
 }
 
-/// Per-partition leader bookkeeping.
+/// The leader's view of one follower.
+#[derive(Clone, Copy, Debug)]
+struct FollowerView {
+    /// Where the next batch starts.
+    next: u64,
+    /// Offset up to which the follower's log matches ours (`None` until it answered this epoch).
+    matched: Option<u64>,
+    /// When it last answered with everything we had.
+    caught_up_ms: u64,
+}
+
+/// Leader bookkeeping for one partition.
 struct Leadership {
-    /// Log end of each follower, as last acknowledged.
-    follower_log_end: BTreeMap<u32, u64>,
+    isr: Vec<u32>,
+    followers: BTreeMap<u32, FollowerView>,
     pending: Vec<PendingAck>,
+}
+
+/// This broker's replica of one partition.
+struct Replica {
+    log: Partition,
+    /// The newest leader epoch this replica knows of, and its leader.
+    epoch: u64,
+    leader: Option<u32>,
+    /// `Some` while this broker leads the partition.
+    leading: Option<Leadership>,
+    /// Changes whenever leadership is gained or lost: replication tasks of an older one stop.
+    generation: u64,
+    /// When the leader was last heard from (a follower's failure detector).
+    heard_ms: u64,
 }
 
 pub(crate) struct Broker {
     ctx: NodeContext,
-    partitions: BTreeMap<u32, Partition>,
-    leading: BTreeMap<u32, Leadership>,
+    client: Rc<Client>,
+    store: Rc<StoreClient>,
+    replicas: BTreeMap<u32, Replica>,
 }
 
 type Shared = Rc<RefCell<Broker>>;
@@ -71,9 +133,11 @@ type Shared = Rc<RefCell<Broker>>;
 /// The broker node's boot function.
 pub async fn run(ctx: NodeContext) {
     ctx.trace(TraceEvent::Boot);
-    let broker = Rc::new(RefCell::new(Broker::open(ctx.clone())));
+    let client = Rc::new(Client::bind().await);
+    let store = Rc::new(StoreClient::new(&ctx, client.clone()));
+    let broker = Rc::new(RefCell::new(Broker::open(ctx, client, store)));
     let listener = Listener::<BrokerRequest, BrokerResponse>::bind(BROKER_PORT).await;
-    replication::start(&broker);
+    control::start(&broker);
     loop {
         let Ok((tx, rx, _from)) = listener.accept().await else { continue };
         madsim::task::spawn_local(serve(broker.clone(), Rc::new(tx), rx));
@@ -81,29 +145,24 @@ pub async fn run(ctx: NodeContext) {
 }
 
 impl Broker {
-    fn open(ctx: NodeContext) -> Self {
+    fn open(ctx: NodeContext, client: Rc<Client>, store: Rc<StoreClient>) -> Self {
         let me = ctx.id.index;
-        let cluster = ctx.cluster.clone();
-        let mut partitions = BTreeMap::new();
-        let mut leading = BTreeMap::new();
-        for p in 0..cluster.partitions() {
-            let replicas = cluster.replicas_of(p);
-            if !replicas.contains(&me) {
-                continue;
-            }
-            partitions.insert(p, Partition::open(p, ctx.disk.clone()));
-            if replicas[0] == me {
-                let follower_log_end = replicas[1..].iter().map(|&b| (b, 0)).collect();
-                leading.insert(p, Leadership { follower_log_end, pending: Vec::new() });
-            }
-        }
-        Broker { ctx, partitions, leading }
+        let now = clock::elapsed_ms();
+        let replicas = (0..ctx.cluster.partitions())
+            .filter(|&p| ctx.cluster.replicas_of(p).contains(&me))
+            .map(|p| {
+                let log = Partition::open(p, ctx.disk.clone());
+                let replica = Replica { log, epoch: 0, leader: None, leading: None, generation: 0, heard_ms: now };
+                (p, replica)
+            })
+            .collect();
+        Broker { ctx, client, store, replicas }
     }
 
     fn produce(&mut self, partition: u32, producer: u32, records: &[LogRecord], reply: Reply) {
         let end_seq = records.last().expect("empty produce batch").seq + 1;
-        let log = self.partitions.get_mut(&partition).expect("leader holds the partition");
-        let end_offset = match log.append_produced(producer, records) {
+        let replica = self.replicas.get_mut(&partition).expect("checked by caller");
+        let end_offset = match replica.log.append_produced(replica.epoch, producer, records) {
             Appended::New { base_offset, end_offset } => {
                 let records = end_offset - base_offset;
                 self.ctx.trace(TraceEvent::Appended { partition, base_offset, records });
@@ -115,22 +174,29 @@ impl Broker {
                 end_offset
             }
         };
-        let leadership = self.leading.get_mut(&partition).expect("checked by caller");
+        let leadership = replica.leading.as_mut().expect("checked by caller");
         leadership.pending.push(PendingAck { end_offset, end_seq, reply });
         self.update_high_watermark(partition);
     }
 
     /// Recomputes a led partition's high watermark and releases the acknowledgements it covers.
+    /// Until every in-sync follower has answered in this epoch, the watermark stays put.
     fn update_high_watermark(&mut self, partition: u32) {
-        let log = self.partitions.get_mut(&partition).unwrap();
-        let leadership = self.leading.get_mut(&partition).unwrap();
-        let followers_min = leadership.follower_log_end.values().copied().min();
-        let hw = followers_min.map_or(log.log_end(), |f| f.min(log.log_end()));
-        if log.advance_high_watermark(hw) {
+        let me = self.ctx.id.index;
+        let replica = self.replicas.get_mut(&partition).unwrap();
+        let Some(leadership) = replica.leading.as_mut() else { return };
+        let mut hw = replica.log.log_end();
+        for b in leadership.isr.iter().filter(|&&b| b != me) {
+            match leadership.followers[b].matched {
+                Some(matched) => hw = hw.min(matched),
+                None => return,
+            }
+        }
+        if replica.log.advance_high_watermark(hw) {
             tracing::debug!(partition, high_watermark = hw, "high watermark advanced");
             self.ctx.trace(TraceEvent::HighWatermark { partition, offset: hw });
         }
-        let hw = log.high_watermark;
+        let hw = replica.log.high_watermark;
         let (done, waiting) = leadership.pending.drain(..).partition(|a| a.end_offset <= hw);
         leadership.pending = waiting;
         for ack in done {
@@ -141,16 +207,71 @@ impl Broker {
         }
     }
 
-    fn replicate(&mut self, partition: u32, base_offset: u64, records: &[LogRecord]) -> u64 {
-        let log = self.partitions.get_mut(&partition).expect("follower holds the partition");
-        let before = log.log_end();
-        let log_end = log.append_replicated(base_offset, records);
-        if log_end > before {
-            let records = log_end - before;
-            self.ctx.trace(TraceEvent::Appended { partition, base_offset: before, records });
+    /// A follower's side of `Replicate`.
+    fn replicate(&mut self, request: Replicate) -> BrokerResponse {
+        let Replicate { partition, epoch, leader, base_offset, prev_epoch, batch_epoch, records, hw } = request;
+        let replica = self.replicas.get_mut(&partition).expect("a leader replicates to the partition's replicas");
+        if epoch < replica.epoch {
+            return BrokerResponse::Fenced { partition, epoch: replica.epoch };
         }
-        log_end
+        if epoch > replica.epoch || replica.leader != Some(leader) {
+            assert!(epoch > replica.epoch || replica.leading.is_none(), "two leaders in epoch {epoch}");
+            self.follow(partition, epoch, Some(leader));
+        }
+        let replica = self.replicas.get_mut(&partition).unwrap();
+        replica.heard_ms = clock::elapsed_ms();
+        let log = &mut replica.log;
+        let prev_matches = base_offset == 0 || log.epoch_at(base_offset - 1) == Some(prev_epoch);
+        if base_offset > log.log_end() || !prev_matches {
+            return BrokerResponse::Diverged { partition, epoch, runs: log.epochs(), log_end: log.log_end() };
+        }
+        let appended = log.append_replicated(batch_epoch, base_offset, &records);
+        log.advance_high_watermark(hw.min(appended.matched));
+        if let Some(offset) = appended.truncated_to {
+            self.ctx.trace(TraceEvent::Truncated { partition, offset });
+        }
+        if let Some((base_offset, records)) = appended.new_records {
+            self.ctx.trace(TraceEvent::Appended { partition, base_offset, records });
+        }
+        let matched = appended.matched;
+        BrokerResponse::Replicated { partition, epoch, matched }
     }
+
+    /// Becomes a follower in `epoch` (of `leader`, if known), giving up any leadership. Pending
+    /// acknowledgements are dropped: their producers time out and retry with the new leader.
+    fn follow(&mut self, partition: u32, epoch: u64, leader: Option<u32>) {
+        let replica = self.replicas.get_mut(&partition).unwrap();
+        assert!(epoch >= replica.epoch, "partition {partition}: following an older epoch");
+        if replica.leading.take().is_some() {
+            tracing::info!(partition, epoch, ?leader, "deposed");
+            self.ctx.trace(TraceEvent::LeaderResigned { partition, epoch: replica.epoch });
+        }
+        replica.generation += 1;
+        replica.epoch = epoch;
+        replica.leader = leader;
+        replica.heard_ms = clock::elapsed_ms();
+    }
+
+    /// The leader this broker knows of for a partition it is asked about but does not lead.
+    fn not_leader(&self, partition: u32) -> Option<BrokerResponse> {
+        match self.replicas.get(&partition) {
+            Some(r) if r.leading.is_some() => None,
+            Some(r) => Some(BrokerResponse::NotLeader { partition, leader: r.leader }),
+            None => Some(BrokerResponse::NotLeader { partition, leader: None }),
+        }
+    }
+}
+
+/// The fields of a `Replicate` request.
+struct Replicate {
+    partition: u32,
+    epoch: u64,
+    leader: u32,
+    base_offset: u64,
+    prev_epoch: u64,
+    batch_epoch: u64,
+    records: Vec<LogRecord>,
+    hw: u64,
 }
 
 /// Serves one connection's requests in order; fetches that must wait run on their own.
@@ -158,15 +279,26 @@ async fn serve(broker: Shared, reply: Reply, mut rx: Rx<BrokerRequest>) {
     while let Ok(request) = rx.recv().await {
         match request {
             BrokerRequest::Produce { partition, producer, records } => {
-                if !broker.borrow().leading.contains_key(&partition) {
-                    _ = reply.send(BrokerResponse::NotLeader { partition }).await;
-                    continue;
+                let refused = broker.borrow().not_leader(partition);
+                match refused {
+                    Some(refusal) => _ = reply.send(refusal).await,
+                    None => broker.borrow_mut().produce(partition, producer, &records, reply.clone()),
                 }
-                broker.borrow_mut().produce(partition, producer, &records, reply.clone());
             }
-            BrokerRequest::Replicate { partition, base_offset, records } => {
-                let log_end = broker.borrow_mut().replicate(partition, base_offset, &records);
-                _ = reply.send(BrokerResponse::Replicated { partition, log_end }).await;
+            BrokerRequest::Replicate {
+                partition,
+                epoch,
+                leader,
+                base_offset,
+                prev_epoch,
+                batch_epoch,
+                records,
+                high_watermark,
+            } => {
+                let request =
+                    Replicate { partition, epoch, leader, base_offset, prev_epoch, batch_epoch, records, hw: high_watermark };
+                let response = broker.borrow_mut().replicate(request);
+                _ = reply.send(response).await;
             }
             BrokerRequest::Fetch { partition, offset, max_records } => {
                 let task = fetch(broker.clone(), reply.clone(), partition, offset, max_records);
@@ -178,16 +310,17 @@ async fn serve(broker: Shared, reply: Reply, mut rx: Rx<BrokerRequest>) {
 
 /// Copies committed records out, releasing the borrow before the caller awaits anything.
 fn read_committed(broker: &Shared, partition: u32, offset: u64, max: usize) -> Vec<LogRecord> {
-    broker.borrow().partitions[&partition].read_committed(offset, max)
+    broker.borrow().replicas[&partition].log.read_committed(offset, max)
 }
 
 async fn fetch(broker: Shared, reply: Reply, partition: u32, offset: u64, max_records: usize) {
-    if !broker.borrow().leading.contains_key(&partition) {
-        _ = reply.send(BrokerResponse::NotLeader { partition }).await;
+    let refused = broker.borrow().not_leader(partition);
+    if let Some(refusal) = refused {
+        _ = reply.send(refusal).await;
         return;
     }
     let wait = Duration::from_millis(broker.borrow().ctx.cluster.settings.fetch_wait_ms);
-    let changed = broker.borrow().partitions[&partition].changed.clone();
+    let changed = broker.borrow().replicas[&partition].log.changed.clone();
     let deadline = clock::now() + wait;
     let records = loop {
         let notified = changed.notified();

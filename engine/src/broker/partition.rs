@@ -3,10 +3,13 @@
 //!
 //! Records live only in the partition's file, as Kafka's live in its segment files: the broker
 //! keeps an index of the file's frames (one per appended batch) and reads ranges back when a
-//! consumer or follower asks. It owns the log's invariants:
+//! consumer or follower asks. Every frame records the leader epoch that appended its records,
+//! so two replicas can find where their logs diverge (Kafka's leader-epoch cache, Raft's log
+//! matching: records at the same offset with the same epoch are the same, and so is everything
+//! before them). It owns the log's invariants:
 //! - offsets are dense: the n-th record appended has offset n;
 //! - an append is synced to disk before it counts toward the high watermark;
-//! - the high watermark never goes back;
+//! - the high watermark never goes back, and nothing below it is ever truncated;
 //! - a producer's records enter in sequence order, each (producer, seq) at most once.
 //!
 //! It does not talk to the network: the broker node feeds it requests and sends what it returns.
@@ -34,9 +37,22 @@ pub struct ProducerState {
 struct FrameIndex {
     first_offset: u64,
     records: u64,
+    /// The leader epoch that appended the frame's records.
+    epoch: u64,
     /// Byte position of the frame (header included) and its total length.
     position: u64,
     bytes: usize,
+}
+
+/// What a replicated append did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicatedAppend {
+    /// The log matches the leader's up to here.
+    pub matched: u64,
+    /// Records from this offset on were of a lost epoch and were cut off.
+    pub truncated_to: Option<u64>,
+    /// New records appended: base offset and count.
+    pub new_records: Option<(u64, u64)>,
 }
 
 pub struct Partition {
@@ -82,15 +98,19 @@ impl Partition {
 
     /// Rebuilds the index and producer state from the file, cutting off a torn tail.
     fn recover(&mut self) {
+        self.frames.clear();
+        self.producers.clear();
+        (self.log_end, self.file_len) = (0, 0);
         let Some(bytes) = self.disk.read(&self.file) else { return };
         let (bodies, valid) = codec::frames(&bytes);
         let mut records = Vec::new();
         for body in bodies {
             records.clear();
-            codec::decode_log_records(body, &mut records);
+            let epoch = codec::decode_log_records(body, &mut records);
             let frame = FrameIndex {
                 first_offset: self.log_end,
                 records: records.len() as u64,
+                epoch,
                 position: self.file_len,
                 bytes: codec::HEADER_BYTES + body.len(),
             };
@@ -119,9 +139,42 @@ impl Partition {
         self.log_end
     }
 
-    /// Appends a producer's batch as the leader, dropping records it already holds.
+    /// The epoch of the record at `offset`, if the log holds it.
+    pub fn epoch_at(&self, offset: u64) -> Option<u64> {
+        if offset >= self.log_end {
+            return None;
+        }
+        let i = self.frames.partition_point(|f| f.first_offset + f.records <= offset);
+        Some(self.frames[i].epoch)
+    }
+
+    /// The epoch of the last record (0 for an empty log).
+    pub fn last_epoch(&self) -> u64 {
+        self.frames.last().map_or(0, |f| f.epoch)
+    }
+
+    /// Where each epoch's records start: `(epoch, start offset)`, in log order.
+    pub fn epochs(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for f in &self.frames {
+            if out.last().is_none_or(|&(e, _)| e != f.epoch) {
+                out.push((f.epoch, f.first_offset));
+            }
+        }
+        out
+    }
+
+    /// The end of the run of same-epoch records that contains `offset`.
+    pub fn epoch_run_end(&self, offset: u64) -> u64 {
+        let Some(epoch) = self.epoch_at(offset) else { return self.log_end };
+        let i = self.frames.partition_point(|f| f.first_offset + f.records <= offset);
+        let run = self.frames[i..].iter().take_while(|f| f.epoch == epoch).last().expect("frame i is in the run");
+        run.first_offset + run.records
+    }
+
+    /// Appends a producer's batch as the leader of `epoch`, dropping records it already holds.
     /// Panics on a sequence gap: a producer never sends past an unacknowledged batch.
-    pub fn append_produced(&mut self, producer: u32, batch: &[LogRecord]) -> Appended {
+    pub fn append_produced(&mut self, epoch: u64, producer: u32, batch: &[LogRecord]) -> Appended {
         let state = self.producers.get(&producer).copied().unwrap_or_default();
         let first = batch.first().expect("empty produce batch");
         assert!(
@@ -137,34 +190,71 @@ impl Partition {
             return Appended::Duplicate { end_offset: state.end_offset };
         }
         let base_offset = self.log_end;
-        self.append_durably(&batch[skip..]);
+        self.append_durably(epoch, &batch[skip..]);
         Appended::New { base_offset, end_offset: self.log_end }
     }
 
-    /// Appends records replicated from the leader at `base_offset`, skipping any overlap.
-    /// Returns the log end after the append; a gap appends nothing and returns the current end.
-    pub fn append_replicated(&mut self, base_offset: u64, batch: &[LogRecord]) -> u64 {
-        let end = self.log_end;
-        if base_offset > end {
-            return end;
+    /// Appends records the leader sent from `base_offset`, all of leader epoch `epoch`. The
+    /// caller checked that the log matches the leader's just before `base_offset`. Records
+    /// already held with the same epoch are skipped; the first held record of another epoch
+    /// and everything after it are truncated (they were never committed).
+    pub fn append_replicated(&mut self, epoch: u64, base_offset: u64, batch: &[LogRecord]) -> ReplicatedAppend {
+        assert!(base_offset <= self.log_end, "partition {}: replicated batch leaves a gap", self.id);
+        let mut skip = 0;
+        while skip < batch.len() && self.epoch_at(base_offset + skip as u64) == Some(epoch) {
+            skip += 1;
         }
-        let skip = ((end - base_offset) as usize).min(batch.len());
         if skip > 0 {
             let held = self.read(base_offset, base_offset + skip as u64);
-            assert_eq!(held, batch[..skip], "partition {}: replica diverges from its leader", self.id);
+            assert_eq!(held, batch[..skip], "partition {}: same epoch, different records", self.id);
         }
+        let mut outcome = ReplicatedAppend { matched: base_offset + batch.len() as u64, ..Default::default() };
         if skip < batch.len() {
-            self.append_durably(&batch[skip..]);
+            let from = base_offset + skip as u64;
+            if from < self.log_end {
+                self.truncate(from);
+                outcome.truncated_to = Some(from);
+            }
+            self.append_durably(epoch, &batch[skip..]);
+            outcome.new_records = Some((from, (batch.len() - skip) as u64));
         }
-        self.log_end
+        outcome
     }
 
-    fn append_durably(&mut self, records: &[LogRecord]) {
+    /// Cuts the log back to `offset`: the records from there were appended by a leader whose
+    /// epoch lost, and were never committed. Durable before it returns.
+    pub fn truncate(&mut self, offset: u64) {
+        if offset >= self.log_end {
+            return;
+        }
+        assert!(
+            offset >= self.high_watermark,
+            "partition {}: truncating to {offset}, below the high watermark {}",
+            self.id,
+            self.high_watermark
+        );
+        let i = self.frames.partition_point(|f| f.first_offset + f.records <= offset);
+        let frame = self.frames[i];
+        let kept = self.read(frame.first_offset, offset);
+        self.disk.truncate(&self.file, frame.position);
+        if !kept.is_empty() {
+            let mut bytes = Vec::new();
+            codec::encode_log_records(frame.epoch, &kept, &mut bytes);
+            self.disk.append(&self.file, bytes);
+        }
+        self.disk.sync(&self.file);
+        self.recover();
+        assert_eq!(self.log_end, offset, "partition {}: truncation missed its mark", self.id);
+        self.changed.notify_waiters();
+    }
+
+    fn append_durably(&mut self, epoch: u64, records: &[LogRecord]) {
         let mut bytes = Vec::new();
-        codec::encode_log_records(records, &mut bytes);
+        codec::encode_log_records(epoch, records, &mut bytes);
         let frame = FrameIndex {
             first_offset: self.log_end,
             records: records.len() as u64,
+            epoch,
             position: self.file_len,
             bytes: bytes.len(),
         };
@@ -225,4 +315,36 @@ fn decode_frame(frame: &[u8], skip: usize, take: usize, out: &mut Vec<LogRecord>
     let (bodies, valid) = codec::frames(frame);
     assert!(bodies.len() == 1 && valid == frame.len(), "the index points at one whole frame");
     codec::decode_log_records_range(bodies[0], skip, take, out);
+}
+
+/// The first offset at which two replicas' logs differ, from each one's epoch runs
+/// ([`Partition::epochs`]) and log end. Epochs are constant between run starts in both logs,
+/// and equal epochs at an offset mean equal prefixes, so comparing at every run start suffices.
+pub fn divergence(a: &[(u64, u64)], a_end: u64, b: &[(u64, u64)], b_end: u64) -> u64 {
+    let end = a_end.min(b_end);
+    let epoch_at = |runs: &[(u64, u64)], offset: u64| {
+        runs.iter().rev().find(|&&(_, start)| start <= offset).map(|&(epoch, _)| epoch)
+    };
+    let mut starts: Vec<u64> = a.iter().chain(b).map(|&(_, start)| start).filter(|&s| s < end).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts.into_iter().find(|&s| epoch_at(a, s) != epoch_at(b, s)).unwrap_or(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::divergence;
+
+    #[test]
+    fn divergence_is_the_first_offset_whose_epochs_differ() {
+        // Same history, one log longer: they agree up to the shorter end.
+        assert_eq!(divergence(&[(1, 0)], 100, &[(1, 0)], 90), 90);
+        // Epoch 2 took over at 90 on one; the other kept epoch-1 records past 90.
+        assert_eq!(divergence(&[(1, 0), (2, 90)], 95, &[(1, 0)], 100), 90);
+        // Both saw epochs 1 and 3, but started epoch 3 at different offsets.
+        assert_eq!(divergence(&[(1, 0), (3, 100)], 120, &[(1, 0), (2, 90), (3, 95)], 130), 90);
+        // Nothing in common.
+        assert_eq!(divergence(&[(2, 0)], 10, &[(1, 0)], 10), 0);
+        assert_eq!(divergence(&[], 0, &[(1, 0)], 10), 0);
+    }
 }

@@ -4,7 +4,8 @@
 //! already seen), asks the partition's leader for records from there, forwards non-empty
 //! results into a small bounded queue (backpressure: it stops fetching while the subtask is
 //! busy), and stops once it has seen an end-of-stream record from every producer. A failed or
-//! silent fetch is retried on a new connection from the same offset.
+//! silent fetch is retried on a new connection from the same offset, at the partition's next
+//! replica (the leader may have died); `NotLeader` redirects it to the leader the broker names.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::checkpoint::SourcePosition;
 use crate::cluster::{NodeId, Role, BROKER_PORT};
 use crate::net::Client;
 use crate::observe::NodeContext;
+use crate::producer::next_replica;
 use crate::record::{LogRecord, Payload};
 
 /// Records read from one partition, starting at `offset`.
@@ -47,26 +49,35 @@ async fn fetch_partition(
 ) {
     let settings = ctx.cluster.settings.clone();
     let partition = from.partition;
-    let leader = NodeId::new(Role::Broker, ctx.cluster.leader_of(partition));
+    let replicas = ctx.cluster.replicas_of(partition);
+    let mut leader = ctx.cluster.leader_of(partition);
     let patience = Duration::from_millis(settings.fetch_wait_ms + settings.request_timeout_ms);
     let retry = Duration::from_millis(settings.request_timeout_ms);
+    let redirect = Duration::from_millis(REDIRECT_MS);
     let (mut offset, mut ended) = (from.offset, from.ended);
     loop {
-        let Ok((tx, mut rx)) =
-            client.connect::<BrokerRequest, BrokerResponse>(leader.addr(BROKER_PORT)).await
-        else {
+        let addr = NodeId::new(Role::Broker, leader).addr(BROKER_PORT);
+        let Ok((tx, mut rx)) = client.connect::<BrokerRequest, BrokerResponse>(addr).await else {
             madsim::time::sleep(retry).await;
+            leader = next_replica(&replicas, leader);
             continue;
         };
+        let mut wait = retry;
         loop {
             let request = BrokerRequest::Fetch { partition, offset, max_records: settings.batch_records };
             if tx.send(request).await.is_err() {
                 break;
             }
-            let Ok(Ok(BrokerResponse::Fetched { records, offset: at, .. })) =
-                madsim::time::timeout(patience, rx.recv()).await
-            else {
-                break;
+            let (records, at) = match madsim::time::timeout(patience, rx.recv()).await {
+                Ok(Ok(BrokerResponse::Fetched { records, offset: at, .. })) => (records, at),
+                Ok(Ok(BrokerResponse::NotLeader { leader: named, .. })) => {
+                    (leader, wait) = (named.unwrap_or_else(|| next_replica(&replicas, leader)), redirect);
+                    break;
+                }
+                _ => {
+                    leader = next_replica(&replicas, leader);
+                    break;
+                }
             };
             assert_eq!(at, offset, "fetch answered for another offset");
             if records.is_empty() {
@@ -81,6 +92,9 @@ async fn fetch_partition(
                 return;
             }
         }
-        madsim::time::sleep(retry).await;
+        madsim::time::sleep(wait).await;
     }
 }
+
+/// How soon a fetch refused with `NotLeader` goes to the leader named.
+const REDIRECT_MS: u64 = 20;
