@@ -25,7 +25,6 @@ use std::time::Duration;
 use madsim::net::{Endpoint, Receiver, Sender};
 use madsim::plugin::Simulator;
 use madsim::task::NodeId as SimNode;
-use madsim::time::Instant;
 use rand::Rng;
 
 /// The sending half of a connection: messages of type `T`.
@@ -33,7 +32,7 @@ pub struct Tx<T> {
     inner: Sender,
     peer: IpAddr,
     /// When the previous message was released onto the wire: later ones never overtake it.
-    released: Cell<Option<Instant>>,
+    released: Cell<Option<std::time::Instant>>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -47,8 +46,8 @@ impl<T: Any + Send + Sync> Tx<T> {
     pub async fn send(&self, msg: T) -> io::Result<()> {
         let impairment = LinkFaults::current().carry(madsim::plugin::node(), self.peer);
         if let Some(delay) = impairment.and_then(Impairment::draw_delay) {
-            let earliest = self.released.get().map_or(Instant::now(), |r| r + Duration::from_micros(1));
-            let release = (Instant::now() + delay).max(earliest);
+            let earliest = self.released.get().map_or(crate::clock::now(), |r| r + Duration::from_micros(1));
+            let release = (crate::clock::now() + delay).max(earliest);
             self.released.set(Some(release));
             madsim::time::sleep_until(release).await;
         }

@@ -22,10 +22,11 @@ pub enum TraceEvent {
     Appended { partition: u32, base_offset: u64, records: u64 },
     /// A partition leader dropped a retried batch it already had.
     DuplicateBatch { partition: u32, producer: u32, base_seq: u64 },
-    /// A partition leader advanced its high watermark.
-    HighWatermark { partition: u32, offset: u64 },
-    /// A broker cut uncommitted records of a lost leader epoch from its copy of a partition.
-    Truncated { partition: u32, offset: u64 },
+    /// A partition leader of `epoch` advanced its high watermark.
+    HighWatermark { partition: u32, epoch: u64, offset: u64 },
+    /// A broker cut records from `offset` on (the first of them of leader epoch `epoch`) from
+    /// its copy of a partition: they were of a lost epoch, never committed.
+    Truncated { partition: u32, epoch: u64, offset: u64 },
     /// A broker became the leader of a partition in a new leader epoch.
     LeaderElected { partition: u32, epoch: u64 },
     /// A broker learned it no longer leads a partition (it led in `epoch`).
@@ -76,7 +77,7 @@ impl TraceEvent {
             DuplicateBatch { partition, producer, base_seq } => {
                 (4, [partition.into(), producer.into(), base_seq])
             }
-            HighWatermark { partition, offset } => (5, [partition.into(), offset, 0]),
+            HighWatermark { partition, epoch, offset } => (5, [partition.into(), offset, epoch]),
             Fetched { partition, offset, records } => (6, [partition.into(), offset, records]),
             JobSubmitted => (7, [0; 3]),
             TaskDeployed { operator, subtask } => (8, [operator.into(), subtask.into(), 0]),
@@ -92,7 +93,7 @@ impl TraceEvent {
             JobRestored { epoch } => (18, [epoch, 0, 0]),
             SinkFenced { writer, epoch } => (19, [writer.into(), epoch, 0]),
             StaleEpoch { epoch } => (20, [epoch, 0, 0]),
-            Truncated { partition, offset } => (21, [partition.into(), offset, 0]),
+            Truncated { partition, epoch, offset } => (21, [partition.into(), offset, epoch]),
             LeaderElected { partition, epoch } => (22, [partition.into(), epoch, 0]),
             LeaderResigned { partition, epoch } => (23, [partition.into(), epoch, 0]),
             IsrChanged { partition, epoch, size } => (24, [partition.into(), epoch, size.into()]),

@@ -28,12 +28,25 @@ use crate::observe::{NodeContext, TraceEvent};
 
 #[derive(Debug)]
 pub enum StoreRequest {
-    Put { key: String, bytes: Vec<u8> },
+    Put {
+        key: String,
+        bytes: Vec<u8>,
+    },
     /// Writes `bytes` if the object holds `expected` (`None`: if it does not exist).
-    Cas { key: String, expected: Option<Vec<u8>>, bytes: Vec<u8> },
-    Get { key: String },
-    Delete { key: String },
-    List { prefix: String },
+    Cas {
+        key: String,
+        expected: Option<Vec<u8>>,
+        bytes: Vec<u8>,
+    },
+    Get {
+        key: String,
+    },
+    Delete {
+        key: String,
+    },
+    List {
+        prefix: String,
+    },
 }
 
 #[derive(Debug)]

@@ -163,7 +163,8 @@ impl RandomFaults {
         };
         match action {
             FaultAction::Crash => {
-                fault.restart_after_ms = Some(rng.gen_range(self.restart_after_ms[0]..=self.restart_after_ms[1]))
+                fault.restart_after_ms =
+                    Some(rng.gen_range(self.restart_after_ms[0]..=self.restart_after_ms[1]))
             }
             FaultAction::Restart => {}
             _ => fault.duration_ms = Some(rng.gen_range(self.duration_ms[0]..=self.duration_ms[1])),

@@ -177,13 +177,7 @@ impl Injector {
 
     /// Schedules the end of a timed fault — a restart, a resume, a healed link — and settles
     /// a link fault's record by whether its links carried traffic meanwhile.
-    fn schedule_healing(
-        self: Rc<Self>,
-        fault: &Fault,
-        target: NodeId,
-        links: Vec<Link>,
-        index: usize,
-    ) {
+    fn schedule_healing(self: Rc<Self>, fault: &Fault, target: NodeId, links: Vec<Link>, index: usize) {
         let after = match fault.action {
             FaultAction::Crash => fault.restart_after_ms,
             FaultAction::Restart => None,

@@ -30,7 +30,7 @@ use madsim::time::TimeHandle;
 
 use faultline_engine::disk::Disk;
 
-use crate::checker::{consistency, delivery, reference, transactions};
+use crate::checker::{consistency, delivery, log, reference, transactions};
 use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
 use crate::scenario::Fault;
@@ -164,8 +164,9 @@ fn judge(
     let delivery = delivery::check(&expected, &committed, semantics);
     let mut violations = delivery.violations(semantics);
     violations.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
+    let logs = partition_logs(world);
+    violations.extend(log::check(&world.recorder.log_events(), &logs));
     if semantics == Semantics::ExactlyOnce {
-        let logs = partition_logs(world);
         violations.extend(consistency::check(
             &world.recorder.captured_checkpoints(),
             &logs,

@@ -359,7 +359,14 @@ impl FaultAction {
 
     /// Whether the action lasts `duration_ms` and then heals by itself.
     pub fn is_timed(self) -> bool {
-        matches!(self, FaultAction::Pause | FaultAction::Clog | FaultAction::Partition | FaultAction::Loss | FaultAction::Latency)
+        matches!(
+            self,
+            FaultAction::Pause
+                | FaultAction::Clog
+                | FaultAction::Partition
+                | FaultAction::Loss
+                | FaultAction::Latency
+        )
     }
 
     /// Whether the action hits links rather than a node.

@@ -31,6 +31,8 @@ struct State {
     sink_fenced: u64,
     stale_epoch: u64,
     captured: Vec<CapturedCheckpoint>,
+    /// What the log checker reads: acknowledgements, watermarks, truncations, elections.
+    log_events: Vec<(NodeId, TraceEvent)>,
 }
 
 /// Records a run's trace.
@@ -70,6 +72,10 @@ impl Observer for Recorder {
             TraceEvent::WorkerDead { .. }
             | TraceEvent::RecoveryStarted { .. }
             | TraceEvent::JobRestored { .. } => s.recovery_events.push((now_ms, event.clone())),
+            TraceEvent::ProduceAcked { .. }
+            | TraceEvent::HighWatermark { .. }
+            | TraceEvent::Truncated { .. }
+            | TraceEvent::LeaderElected { .. } => s.log_events.push((node, event.clone())),
             _ => {}
         }
         tracing::trace!(node = %node.name(), ?event, at_ms = now_ms);
@@ -122,6 +128,11 @@ impl Recorder {
     /// Worker deaths, recovery starts and restorations, with their simulated ms.
     pub fn recovery_events(&self) -> Vec<(u64, TraceEvent)> {
         self.state.lock().unwrap().recovery_events.clone()
+    }
+
+    /// Produce acknowledgements, high watermarks, truncations and elections, in trace order.
+    pub fn log_events(&self) -> Vec<(NodeId, TraceEvent)> {
+        self.state.lock().unwrap().log_events.clone()
     }
 
     /// What was refused from older epochs.

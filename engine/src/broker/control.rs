@@ -141,9 +141,12 @@ fn isr_change(broker: &Shared, partition: u32) -> Option<(PartitionState, Partit
     let lead = r.leading.as_ref()?;
     let now = clock::elapsed_ms();
     let (log_end, hw) = (r.log.log_end(), r.log.high_watermark);
-    let lagging = lead.isr.iter().copied().find(|f| *f != me && now > lead.followers[f].caught_up_ms + timeout);
+    let lagging =
+        lead.isr.iter().copied().find(|f| *f != me && now > lead.followers[f].caught_up_ms + timeout);
     let caught_up = lead.followers.iter().find(|(f, v)| {
-        !lead.isr.contains(f) && v.matched.is_some_and(|m| m >= hw && m == log_end) && now <= v.caught_up_ms + timeout
+        !lead.isr.contains(f)
+            && v.matched.is_some_and(|m| m >= hw && m == log_end)
+            && now <= v.caught_up_ms + timeout
     });
     let isr: Vec<u32> = match (lagging, caught_up) {
         (Some(f), _) => lead.isr.iter().copied().filter(|&b| b != f).collect(),

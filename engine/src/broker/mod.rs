@@ -68,16 +68,38 @@ pub enum BrokerRequest {
 /// A broker's answers.
 #[derive(Debug)]
 pub enum BrokerResponse {
-    Produced { partition: u32, end_seq: u64 },
+    Produced {
+        partition: u32,
+        end_seq: u64,
+    },
     /// The follower's log matches the leader's up to `matched`.
-    Replicated { partition: u32, epoch: u64, matched: u64 },
+    Replicated {
+        partition: u32,
+        epoch: u64,
+        matched: u64,
+    },
     /// The follower's log does not match just before the batch: its epoch runs and end.
-    Diverged { partition: u32, epoch: u64, runs: Vec<(u64, u64)>, log_end: u64 },
+    Diverged {
+        partition: u32,
+        epoch: u64,
+        runs: Vec<(u64, u64)>,
+        log_end: u64,
+    },
     /// The follower knows a newer leader epoch: the sender was deposed.
-    Fenced { partition: u32, epoch: u64 },
-    Fetched { partition: u32, offset: u64, records: Vec<LogRecord> },
+    Fenced {
+        partition: u32,
+        epoch: u64,
+    },
+    Fetched {
+        partition: u32,
+        offset: u64,
+        records: Vec<LogRecord>,
+    },
     /// Not the leader; `leader` is the one this broker knows of, if any.
-    NotLeader { partition: u32, leader: Option<u32> },
+    NotLeader {
+        partition: u32,
+        leader: Option<u32>,
+    },
 }
 
 type Reply = Rc<Tx<BrokerResponse>>;
@@ -152,7 +174,8 @@ impl Broker {
             .filter(|&p| ctx.cluster.replicas_of(p).contains(&me))
             .map(|p| {
                 let log = Partition::open(p, ctx.disk.clone());
-                let replica = Replica { log, epoch: 0, leader: None, leading: None, generation: 0, heard_ms: now };
+                let replica =
+                    Replica { log, epoch: 0, leader: None, leading: None, generation: 0, heard_ms: now };
                 (p, replica)
             })
             .collect();
@@ -194,7 +217,7 @@ impl Broker {
         }
         if replica.log.advance_high_watermark(hw) {
             tracing::debug!(partition, high_watermark = hw, "high watermark advanced");
-            self.ctx.trace(TraceEvent::HighWatermark { partition, offset: hw });
+            self.ctx.trace(TraceEvent::HighWatermark { partition, epoch: replica.epoch, offset: hw });
         }
         let hw = replica.log.high_watermark;
         let (done, waiting) = leadership.pending.drain(..).partition(|a| a.end_offset <= hw);
@@ -209,8 +232,10 @@ impl Broker {
 
     /// A follower's side of `Replicate`.
     fn replicate(&mut self, request: Replicate) -> BrokerResponse {
-        let Replicate { partition, epoch, leader, base_offset, prev_epoch, batch_epoch, records, hw } = request;
-        let replica = self.replicas.get_mut(&partition).expect("a leader replicates to the partition's replicas");
+        let Replicate { partition, epoch, leader, base_offset, prev_epoch, batch_epoch, records, hw } =
+            request;
+        let replica =
+            self.replicas.get_mut(&partition).expect("a leader replicates to the partition's replicas");
         if epoch < replica.epoch {
             return BrokerResponse::Fenced { partition, epoch: replica.epoch };
         }
@@ -227,8 +252,8 @@ impl Broker {
         }
         let appended = log.append_replicated(batch_epoch, base_offset, &records);
         log.advance_high_watermark(hw.min(appended.matched));
-        if let Some(offset) = appended.truncated_to {
-            self.ctx.trace(TraceEvent::Truncated { partition, offset });
+        if let Some((offset, epoch)) = appended.truncated {
+            self.ctx.trace(TraceEvent::Truncated { partition, epoch, offset });
         }
         if let Some((base_offset, records)) = appended.new_records {
             self.ctx.trace(TraceEvent::Appended { partition, base_offset, records });
@@ -295,8 +320,16 @@ async fn serve(broker: Shared, reply: Reply, mut rx: Rx<BrokerRequest>) {
                 records,
                 high_watermark,
             } => {
-                let request =
-                    Replicate { partition, epoch, leader, base_offset, prev_epoch, batch_epoch, records, hw: high_watermark };
+                let request = Replicate {
+                    partition,
+                    epoch,
+                    leader,
+                    base_offset,
+                    prev_epoch,
+                    batch_epoch,
+                    records,
+                    hw: high_watermark,
+                };
                 let response = broker.borrow_mut().replicate(request);
                 _ = reply.send(response).await;
             }

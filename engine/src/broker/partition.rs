@@ -49,8 +49,8 @@ struct FrameIndex {
 pub struct ReplicatedAppend {
     /// The log matches the leader's up to here.
     pub matched: u64,
-    /// Records from this offset on were of a lost epoch and were cut off.
-    pub truncated_to: Option<u64>,
+    /// Records from this offset on, the first of this epoch, were of a lost epoch: cut off.
+    pub truncated: Option<(u64, u64)>,
     /// New records appended: base offset and count.
     pub new_records: Option<(u64, u64)>,
 }
@@ -168,7 +168,8 @@ impl Partition {
     pub fn epoch_run_end(&self, offset: u64) -> u64 {
         let Some(epoch) = self.epoch_at(offset) else { return self.log_end };
         let i = self.frames.partition_point(|f| f.first_offset + f.records <= offset);
-        let run = self.frames[i..].iter().take_while(|f| f.epoch == epoch).last().expect("frame i is in the run");
+        let run =
+            self.frames[i..].iter().take_while(|f| f.epoch == epoch).last().expect("frame i is in the run");
         run.first_offset + run.records
     }
 
@@ -198,7 +199,12 @@ impl Partition {
     /// caller checked that the log matches the leader's just before `base_offset`. Records
     /// already held with the same epoch are skipped; the first held record of another epoch
     /// and everything after it are truncated (they were never committed).
-    pub fn append_replicated(&mut self, epoch: u64, base_offset: u64, batch: &[LogRecord]) -> ReplicatedAppend {
+    pub fn append_replicated(
+        &mut self,
+        epoch: u64,
+        base_offset: u64,
+        batch: &[LogRecord],
+    ) -> ReplicatedAppend {
         assert!(base_offset <= self.log_end, "partition {}: replicated batch leaves a gap", self.id);
         let mut skip = 0;
         while skip < batch.len() && self.epoch_at(base_offset + skip as u64) == Some(epoch) {
@@ -208,12 +214,13 @@ impl Partition {
             let held = self.read(base_offset, base_offset + skip as u64);
             assert_eq!(held, batch[..skip], "partition {}: same epoch, different records", self.id);
         }
-        let mut outcome = ReplicatedAppend { matched: base_offset + batch.len() as u64, ..Default::default() };
+        let mut outcome =
+            ReplicatedAppend { matched: base_offset + batch.len() as u64, ..Default::default() };
         if skip < batch.len() {
             let from = base_offset + skip as u64;
-            if from < self.log_end {
+            if let Some(cut_epoch) = self.epoch_at(from) {
                 self.truncate(from);
-                outcome.truncated_to = Some(from);
+                outcome.truncated = Some((from, cut_epoch));
             }
             self.append_durably(epoch, &batch[skip..]);
             outcome.new_records = Some((from, (batch.len() - skip) as u64));

@@ -23,8 +23,10 @@ use crate::cluster::{NodeId, Role, BROKER_PORT};
 use crate::net::{Rx, Tx};
 
 pub(super) fn start(broker: &Shared, partition: u32, generation: u64) {
-    let followers: Vec<u32> =
-        broker.borrow().replicas[&partition].leading.as_ref().map_or(Vec::new(), |l| l.followers.keys().copied().collect());
+    let followers: Vec<u32> = broker.borrow().replicas[&partition]
+        .leading
+        .as_ref()
+        .map_or(Vec::new(), |l| l.followers.keys().copied().collect());
     for follower in followers {
         madsim::task::spawn_local(replicate_to(broker.clone(), partition, follower, generation));
     }
@@ -62,7 +64,8 @@ fn next_batch(broker: &Shared, partition: u32, follower: u32) -> Batch {
     let view = r.leading.as_ref().expect("checked: leading").followers[&follower];
     let log = &r.log;
     let next = view.next;
-    let end = log.log_end().min(next + b.ctx.cluster.settings.batch_records as u64).min(log.epoch_run_end(next));
+    let end =
+        log.log_end().min(next + b.ctx.cluster.settings.batch_records as u64).min(log.epoch_run_end(next));
     let records = log.read(next, end);
     let prev_epoch = if next == 0 { 0 } else { log.epoch_at(next - 1).expect("next is within the log") };
     let empty = records.is_empty();
@@ -112,7 +115,14 @@ async fn stream_to(
     }
 }
 
-fn on_response(broker: &Shared, partition: u32, follower: u32, response: BrokerResponse, end: u64, complete: bool) {
+fn on_response(
+    broker: &Shared,
+    partition: u32,
+    follower: u32,
+    response: BrokerResponse,
+    end: u64,
+    complete: bool,
+) {
     let mut b = broker.borrow_mut();
     let r = b.replicas.get_mut(&partition).unwrap();
     let (my_runs, my_end) = (r.log.epochs(), r.log.log_end());

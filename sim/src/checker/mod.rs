@@ -6,9 +6,12 @@
 //! - `consistency`: each completed checkpoint's state equals the reference state after exactly
 //!   the input its source positions cover;
 //! - `transactions`: the sink's transactions — committed once, never from a fenced epoch, only
-//!   for completed checkpoints.
+//!   for completed checkpoints;
+//! - `log`: the replicated log kept every acknowledged record once, in sequence, and its high
+//!   watermark never went back.
 
 pub mod consistency;
 pub mod delivery;
+pub mod log;
 pub mod reference;
 pub mod transactions;
