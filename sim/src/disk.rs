@@ -115,6 +115,8 @@ impl File {
 #[derive(Default)]
 pub struct SimDisk {
     files: Mutex<BTreeMap<String, File>>,
+    /// Test-only: syncs of files starting with this prefix do nothing.
+    skip_sync: Mutex<Option<String>>,
 }
 
 impl SimDisk {
@@ -132,6 +134,12 @@ impl SimDisk {
             }
         }
         files.retain(|_, f| f.exists);
+    }
+
+    /// Test-only: makes `sync` a no-op for files starting with `prefix`, as if the engine had
+    /// forgotten to call it there.
+    pub fn skip_sync(&self, prefix: &str) {
+        *self.skip_sync.lock().unwrap() = Some(prefix.to_string());
     }
 
     /// Bytes written but not yet synced, over all files.
@@ -195,6 +203,9 @@ impl Disk for SimDisk {
     }
 
     fn sync(&self, file: &str) {
+        if self.skip_sync.lock().unwrap().as_ref().is_some_and(|prefix| file.starts_with(prefix.as_str())) {
+            return;
+        }
         let mut files = self.files.lock().unwrap();
         if let Some(f) = files.get_mut(file) {
             f.before_rewrite = None;

@@ -98,6 +98,9 @@ fn execute(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
     let world = World::build(&rt, world::cluster_spec(scenario, seed));
+    if let Some((node, file)) = scenario.engine.test_skip_sync.as_deref().and_then(|s| s.split_once(':')) {
+        world.disk_named(node).skip_sync(file);
+    }
     let injector = Injector::new(&world);
     let faults = scenario.faults.faults(seed, &world.cluster);
     let deadline_ms = deadline_ms(scenario, &faults);

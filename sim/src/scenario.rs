@@ -131,6 +131,11 @@ pub struct Engine {
     pub heartbeat_interval_ms: u64,
     #[serde(default = "defaults::heartbeat_timeout_ms")]
     pub heartbeat_timeout_ms: u64,
+    /// Test-only: `"NODE:FILE"` makes every `sync` of that node's file (or files starting so)
+    /// do nothing, so a crash loses all its writes. It breaks the engine on purpose, to prove
+    /// that a missing sync is caught.
+    #[serde(default)]
+    pub test_skip_sync: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -415,9 +420,15 @@ pub fn load_str(path: &str, text: &str, sets: &[String]) -> Result<Loaded, Scena
     if let Err((field, problem)) = validate(&scenario) {
         let message = format!("field `{field}`: {problem}");
         let set = sets.iter().rev().find(|s| s.split('=').next() == Some(field.as_str()));
-        return Err(match (set, spans::locate(text, &field)) {
+        // A missing field is reported where its table starts.
+        let parent = field.rsplit_once('.').map(|(parent, _)| parent);
+        let place = spans::locate(text, &field).or_else(|| parent.and_then(|p| spans::locate(text, p)));
+        return Err(match (set, place) {
             (Some(assignment), _) => ScenarioError::Set { assignment: assignment.clone(), message },
-            (None, Some(offset)) => located(path, text, Some(offset..offset), &problem),
+            (None, Some(offset)) => {
+                let (line, column) = spans::line_column(text, offset);
+                ScenarioError::Invalid { path: path.into(), line, column, message }
+            }
             (None, None) => ScenarioError::Unlocated { path: path.into(), message },
         });
     }
@@ -525,6 +536,13 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
         return fail("workload.value_max", format!("must be 0 to 2^40, not {}", w.value_max));
     }
     validate_engine(e)?;
+    if let Some((node, _)) = e.test_skip_sync.as_deref().and_then(|s| s.split_once(':')) {
+        let nodes = crate::world::node_names(s);
+        if !nodes.iter().any(|n| n == node) {
+            let m = format!("no node named `{node}`; nodes are {}", nodes.join(", "));
+            return fail("engine.test_skip_sync", m);
+        }
+    }
     if n.latency_ms_min == 0 || n.latency_ms_min > n.latency_ms_max {
         let m = format!("must be at least 1 and at most latency_ms_max ({})", n.latency_ms_max);
         return fail("network.latency_ms_min", m);
@@ -569,6 +587,11 @@ fn validate_engine(e: &Engine) -> Result<(), (String, String)> {
     if e.heartbeat_timeout_ms <= e.heartbeat_interval_ms {
         let m = format!("must exceed engine.heartbeat_interval_ms ({})", e.heartbeat_interval_ms);
         return fail("engine.heartbeat_timeout_ms", m);
+    }
+    if let Some(spec) = &e.test_skip_sync {
+        if spec.split_once(':').is_none_or(|(node, file)| node.is_empty() || file.is_empty()) {
+            return fail("engine.test_skip_sync", format!("`{spec}` is not NODE:FILE, e.g. sink:sink.log"));
+        }
     }
     if e.retained_checkpoints == 0 {
         return fail("engine.retained_checkpoints", "must be at least 1".into());

@@ -129,6 +129,12 @@ impl World {
         world
     }
 
+    /// The disk of the node called `name`; the name was validated with the scenario.
+    pub fn disk_named(&self, name: &str) -> &SimDisk {
+        let (_, disk) = self.disks.iter().find(|(id, _)| id.name() == name).expect("a validated node name");
+        disk
+    }
+
     pub fn sink_disk(&self) -> &SimDisk {
         &self.disks[&NodeId::new(Role::Sink, 0)]
     }
