@@ -62,6 +62,8 @@ pub struct Partition {
     /// Woken whenever records are appended or the high watermark moves.
     pub changed: Rc<Notify>,
     frames: Vec<FrameIndex>,
+    /// Where each epoch's records start: `(epoch, first offset)`, in log order.
+    runs: Vec<(u64, u64)>,
     log_end: u64,
     file_len: u64,
     disk: DiskRef,
@@ -87,6 +89,7 @@ impl Partition {
             producers: BTreeMap::new(),
             changed: Rc::new(Notify::new()),
             frames: Vec::new(),
+            runs: Vec::new(),
             log_end: 0,
             file_len: 0,
             disk,
@@ -99,6 +102,7 @@ impl Partition {
     /// Rebuilds the index and producer state from the file, cutting off a torn tail.
     fn recover(&mut self) {
         self.frames.clear();
+        self.runs.clear();
         self.producers.clear();
         (self.log_end, self.file_len) = (0, 0);
         let Some(bytes) = self.disk.read(&self.file) else { return };
@@ -124,6 +128,9 @@ impl Partition {
     }
 
     fn index(&mut self, records: &[LogRecord], frame: FrameIndex) {
+        if self.runs.last().is_none_or(|&(epoch, _)| epoch != frame.epoch) {
+            self.runs.push((frame.epoch, frame.first_offset));
+        }
         for (i, r) in records.iter().enumerate() {
             let state = self.producers.entry(r.producer).or_default();
             assert!(r.seq >= state.next_seq, "log holds producer {} out of sequence", r.producer);
@@ -155,22 +162,13 @@ impl Partition {
 
     /// Where each epoch's records start: `(epoch, start offset)`, in log order.
     pub fn epochs(&self) -> Vec<(u64, u64)> {
-        let mut out: Vec<(u64, u64)> = Vec::new();
-        for f in &self.frames {
-            if out.last().is_none_or(|&(e, _)| e != f.epoch) {
-                out.push((f.epoch, f.first_offset));
-            }
-        }
-        out
+        self.runs.clone()
     }
 
     /// The end of the run of same-epoch records that contains `offset`.
     pub fn epoch_run_end(&self, offset: u64) -> u64 {
-        let Some(epoch) = self.epoch_at(offset) else { return self.log_end };
-        let i = self.frames.partition_point(|f| f.first_offset + f.records <= offset);
-        let run =
-            self.frames[i..].iter().take_while(|f| f.epoch == epoch).last().expect("frame i is in the run");
-        run.first_offset + run.records
+        let next = self.runs.partition_point(|&(_, start)| start <= offset);
+        self.runs.get(next).map_or(self.log_end, |&(_, start)| start)
     }
 
     /// Appends a producer's batch as the leader of `epoch`, dropping records it already holds.
