@@ -70,6 +70,7 @@ const RETRANSMIT_MS: u64 = 20;
 impl Impairment {
     /// How long a message waits before it goes out: its retransmissions plus its extra latency.
     fn draw_delay(self) -> Option<Duration> {
+        // madsim's generator, seeded from the run's seed: deterministic, unlike rand's.
         let mut rng = madsim::rand::thread_rng();
         let mut delay_ms = 0;
         let mut timeout_ms = RETRANSMIT_MS;

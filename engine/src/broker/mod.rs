@@ -41,28 +41,9 @@ use partition::{Appended, Partition};
 /// Requests a broker serves.
 #[derive(Debug)]
 pub enum BrokerRequest {
-    Produce {
-        partition: u32,
-        producer: u32,
-        records: Vec<LogRecord>,
-    },
-    /// Leader to follower: records from `base_offset`, all of `batch_epoch`; `prev_epoch` is
-    /// the epoch of the leader's record at `base_offset - 1` (0 when `base_offset` is 0).
-    Replicate {
-        partition: u32,
-        epoch: u64,
-        leader: u32,
-        base_offset: u64,
-        prev_epoch: u64,
-        batch_epoch: u64,
-        records: Vec<LogRecord>,
-        high_watermark: u64,
-    },
-    Fetch {
-        partition: u32,
-        offset: u64,
-        max_records: usize,
-    },
+    Produce { partition: u32, producer: u32, records: Vec<LogRecord> },
+    Replicate(Replicate),
+    Fetch { partition: u32, offset: u64, max_records: usize },
 }
 
 /// A broker's answers.
@@ -100,6 +81,20 @@ pub enum BrokerResponse {
         partition: u32,
         leader: Option<u32>,
     },
+}
+
+/// Leader to follower: records from `base_offset`, all of `batch_epoch`; `prev_epoch` is the
+/// epoch of the leader's record at `base_offset - 1` (0 when `base_offset` is 0).
+#[derive(Debug)]
+pub struct Replicate {
+    pub partition: u32,
+    pub epoch: u64,
+    pub leader: u32,
+    pub base_offset: u64,
+    pub prev_epoch: u64,
+    pub batch_epoch: u64,
+    pub records: Vec<LogRecord>,
+    pub high_watermark: u64,
 }
 
 type Reply = Rc<Tx<BrokerResponse>>;
@@ -232,8 +227,16 @@ impl Broker {
 
     /// A follower's side of `Replicate`.
     fn replicate(&mut self, request: Replicate) -> BrokerResponse {
-        let Replicate { partition, epoch, leader, base_offset, prev_epoch, batch_epoch, records, hw } =
-            request;
+        let Replicate {
+            partition,
+            epoch,
+            leader,
+            base_offset,
+            prev_epoch,
+            batch_epoch,
+            records,
+            high_watermark,
+        } = request;
         let replica =
             self.replicas.get_mut(&partition).expect("a leader replicates to the partition's replicas");
         if epoch < replica.epoch {
@@ -251,7 +254,7 @@ impl Broker {
             return BrokerResponse::Diverged { partition, epoch, runs: log.epochs(), log_end: log.log_end() };
         }
         let appended = log.append_replicated(batch_epoch, base_offset, &records);
-        log.advance_high_watermark(hw.min(appended.matched));
+        log.advance_high_watermark(high_watermark.min(appended.matched));
         if let Some((offset, epoch)) = appended.truncated {
             self.ctx.trace(TraceEvent::Truncated { partition, epoch, offset });
         }
@@ -287,18 +290,6 @@ impl Broker {
     }
 }
 
-/// The fields of a `Replicate` request.
-struct Replicate {
-    partition: u32,
-    epoch: u64,
-    leader: u32,
-    base_offset: u64,
-    prev_epoch: u64,
-    batch_epoch: u64,
-    records: Vec<LogRecord>,
-    hw: u64,
-}
-
 /// Serves one connection's requests in order; fetches that must wait run on their own.
 async fn serve(broker: Shared, reply: Reply, mut rx: Rx<BrokerRequest>) {
     while let Ok(request) = rx.recv().await {
@@ -310,26 +301,7 @@ async fn serve(broker: Shared, reply: Reply, mut rx: Rx<BrokerRequest>) {
                     None => broker.borrow_mut().produce(partition, producer, &records, reply.clone()),
                 }
             }
-            BrokerRequest::Replicate {
-                partition,
-                epoch,
-                leader,
-                base_offset,
-                prev_epoch,
-                batch_epoch,
-                records,
-                high_watermark,
-            } => {
-                let request = Replicate {
-                    partition,
-                    epoch,
-                    leader,
-                    base_offset,
-                    prev_epoch,
-                    batch_epoch,
-                    records,
-                    hw: high_watermark,
-                };
+            BrokerRequest::Replicate(request) => {
                 let response = broker.borrow_mut().replicate(request);
                 _ = reply.send(response).await;
             }

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::partition::divergence;
-use super::{BrokerRequest, BrokerResponse, Shared};
+use super::{BrokerRequest, BrokerResponse, Replicate, Shared};
 use crate::clock;
 use crate::cluster::{NodeId, Role, BROKER_PORT};
 use crate::net::{Rx, Tx};
@@ -69,7 +69,7 @@ fn next_batch(broker: &Shared, partition: u32, follower: u32) -> Batch {
     let records = log.read(next, end);
     let prev_epoch = if next == 0 { 0 } else { log.epoch_at(next - 1).expect("next is within the log") };
     let empty = records.is_empty();
-    let request = BrokerRequest::Replicate {
+    let request = BrokerRequest::Replicate(Replicate {
         partition,
         epoch: r.epoch,
         leader: b.ctx.id.index,
@@ -78,7 +78,7 @@ fn next_batch(broker: &Shared, partition: u32, follower: u32) -> Batch {
         batch_epoch: log.epoch_at(next).unwrap_or(r.epoch),
         records,
         high_watermark: log.high_watermark,
-    };
+    });
     Batch { request, end, complete: end == log.log_end(), empty: empty && view.matched == Some(next) }
 }
 

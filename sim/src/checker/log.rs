@@ -20,8 +20,7 @@ use faultline_engine::observe::TraceEvent;
 use faultline_engine::record::LogRecord;
 use faultline_reports::Violation;
 
-/// How many offending records a violation quotes.
-const EXAMPLES: usize = 3;
+use super::push_examples as push;
 
 /// Checks the trace's log events against each partition's final log.
 pub fn check(events: &[(NodeId, TraceEvent)], logs: &BTreeMap<u32, Vec<LogRecord>>) -> Vec<Violation> {
@@ -109,17 +108,6 @@ fn watermark_regressions(events: &[(NodeId, TraceEvent)]) -> Vec<String> {
         }
     }
     out
-}
-
-fn push(v: &mut Vec<Violation>, invariant: &str, items: &[String]) {
-    if items.is_empty() {
-        return;
-    }
-    let examples: Vec<&str> = items.iter().take(EXAMPLES).map(String::as_str).collect();
-    v.push(Violation {
-        invariant: invariant.into(),
-        detail: format!("{} times; first: {}", items.len(), examples.join("; ")),
-    });
 }
 
 #[cfg(test)]

@@ -15,3 +15,20 @@ pub mod delivery;
 pub mod log;
 pub mod reference;
 pub mod transactions;
+
+use faultline_reports::Violation;
+
+/// How many offending items a violation quotes.
+const EXAMPLES: usize = 3;
+
+/// Adds a violation of `invariant` if `items` is not empty: how many, and the first few.
+fn push_examples(v: &mut Vec<Violation>, invariant: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    let examples: Vec<&str> = items.iter().take(EXAMPLES).map(String::as_str).collect();
+    v.push(Violation {
+        invariant: invariant.into(),
+        detail: format!("{} times; first: {}", items.len(), examples.join("; ")),
+    });
+}

@@ -13,8 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use faultline_engine::sink::{SinkEvent, TxnId};
 use faultline_reports::Violation;
 
-/// How many offending transactions a violation quotes.
-const EXAMPLES: usize = 3;
+use super::push_examples as push;
 
 /// Checks a sink log against the set of completed checkpoints.
 pub fn check(events: &[SinkEvent], completed: &BTreeSet<u64>) -> Vec<Violation> {
@@ -59,17 +58,6 @@ fn actor(event: &SinkEvent) -> (u32, u64) {
         }
         SinkEvent::Fence { writer, epoch } => (*writer, *epoch),
     }
-}
-
-fn push(v: &mut Vec<Violation>, invariant: &str, items: &[String]) {
-    if items.is_empty() {
-        return;
-    }
-    let examples: Vec<&str> = items.iter().take(EXAMPLES).map(String::as_str).collect();
-    v.push(Violation {
-        invariant: invariant.into(),
-        detail: format!("{} times; first: {}", items.len(), examples.join("; ")),
-    });
 }
 
 #[cfg(test)]
