@@ -72,9 +72,12 @@ impl NodeId {
         NodeId { role, index }
     }
 
-    /// The node's name, 1-based for numbered roles: `broker-1`, `worker-2`, `manager`.
+    /// The node's name, 1-based for numbered roles: `broker-1`, `worker-2`, `manager`; the
+    /// second manager is `manager-standby`.
     pub fn name(self) -> String {
-        if self.role.numbered() {
+        if self.role == Role::Manager && self.index == 1 {
+            "manager-standby".to_string()
+        } else if self.role.numbered() {
             format!("{}-{}", self.role.as_str(), self.index + 1)
         } else {
             self.role.as_str().to_string()
@@ -108,6 +111,16 @@ pub struct Settings {
     pub heartbeat_interval_ms: u64,
     /// A worker silent this long is declared dead.
     pub heartbeat_timeout_ms: u64,
+    /// How long a manager's leadership lasts without a renewal.
+    pub manager_lease_ms: u64,
+}
+
+/// The managers: the one that leads at boot, and the standby.
+pub const MANAGERS: u32 = 2;
+
+/// The manager to try on the `attempt`-th connection: they alternate until one leads.
+pub fn manager_addr(attempt: u32) -> SocketAddr {
+    NodeId::new(Role::Manager, attempt % MANAGERS).addr(MANAGER_PORT)
 }
 
 /// Everything a node needs to know at boot.
@@ -142,7 +155,7 @@ impl ClusterSpec {
         let mut nodes = Vec::new();
         nodes.extend((0..self.producers).map(|i| NodeId::new(Role::Producer, i)));
         nodes.extend((0..self.brokers).map(|i| NodeId::new(Role::Broker, i)));
-        nodes.push(NodeId::new(Role::Manager, 0));
+        nodes.extend((0..MANAGERS).map(|i| NodeId::new(Role::Manager, i)));
         nodes.push(NodeId::new(Role::Driver, 0));
         nodes.extend((0..self.workers).map(|i| NodeId::new(Role::Worker, i)));
         nodes.push(NodeId::new(Role::Store, 0));
@@ -161,6 +174,7 @@ mod tests {
         let b = NodeId::new(Role::Worker, 0);
         assert_eq!(a.name(), "broker-1");
         assert_eq!(NodeId::new(Role::Manager, 0).name(), "manager");
+        assert_eq!(NodeId::new(Role::Manager, 1).name(), "manager-standby");
         assert_ne!(a.ip(), b.ip());
     }
 }

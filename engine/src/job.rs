@@ -11,13 +11,14 @@
 //! It does not run anything: workers do (see `worker`).
 
 use petgraph::graph::{DiGraph, NodeIndex};
+use serde::{Deserialize, Serialize};
 use petgraph::Direction;
 
 use crate::checkpoint::{SourcePosition, StateHandle};
 use crate::cluster::ClusterSpec;
 
 /// Delivery semantics the job promises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Semantics {
     AtMostOnce,
     AtLeastOnce,
@@ -35,7 +36,7 @@ impl Semantics {
 }
 
 /// How the sink node takes the job's output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SinkMode {
     /// Append, with retries: a retried write may duplicate.
     Plain,
@@ -46,7 +47,7 @@ pub enum SinkMode {
 }
 
 /// How operators with several inputs handle barriers under exactly-once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CheckpointMode {
     /// An input that delivered barrier n is held until every input delivered it.
     Aligned,
@@ -56,7 +57,7 @@ pub enum CheckpointMode {
 }
 
 /// The checkpoint coordinator's settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointSettings {
     /// 0 disables periodic checkpoints (the final one, at end of input, still runs).
     pub interval_ms: u64,
@@ -67,7 +68,7 @@ pub struct CheckpointSettings {
 }
 
 /// The user's pipeline: source → map → filter → key-by → running aggregate → sink.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineSpec {
     /// The map step computes `value * map_scale + map_offset` (wrapping).
     pub map_scale: i64,
@@ -77,13 +78,33 @@ pub struct PipelineSpec {
 }
 
 /// What the driver submits.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
     pub pipeline: PipelineSpec,
     pub parallelism: u32,
     pub semantics: Semantics,
     pub sink: SinkMode,
     pub checkpoints: CheckpointSettings,
+    pub driver_loss: DriverLoss,
+}
+
+/// What the manager does when the driver is lost (silent past the heartbeat timeout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DriverLoss {
+    /// The job keeps running; a new driver reattaches by the job's id.
+    Reattach,
+    /// Spark-style: the job stops with its driver and resumes from the latest checkpoint when a
+    /// driver attaches again.
+    RestartJob,
+}
+
+impl DriverLoss {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverLoss::Reattach => "reattach",
+            DriverLoss::RestartJob => "restart-job",
+        }
+    }
 }
 
 /// How a stateful subtask treats barriers, from the job's semantics and checkpoint mode.

@@ -63,6 +63,18 @@ pub enum TraceEvent {
     StaleEpoch { epoch: u64 },
     /// The manager gave up on the job.
     JobFailed,
+    /// A manager took the leadership lease in lease epoch `lease`.
+    LeaseAcquired { lease: u64 },
+    /// A manager learned it lost the lease of `lease` to a successor.
+    LeaseLost { lease: u64 },
+    /// The leading manager of lease epoch `lease` sent a command of job epoch `epoch`.
+    Acting { lease: u64, epoch: u64 },
+    /// A driver attached to a job already submitted (after a driver or manager loss).
+    JobAttached,
+    /// The manager found the driver silent past the heartbeat timeout.
+    DriverLost,
+    /// The job stopped with its driver (`restart-job`): epoch `epoch` runs nothing.
+    JobSuspended { epoch: u64 },
 }
 
 impl TraceEvent {
@@ -97,6 +109,12 @@ impl TraceEvent {
             LeaderElected { partition, epoch } => (22, [partition.into(), epoch, 0]),
             LeaderResigned { partition, epoch } => (23, [partition.into(), epoch, 0]),
             IsrChanged { partition, epoch, size } => (24, [partition.into(), epoch, size.into()]),
+            LeaseAcquired { lease } => (25, [lease, 0, 0]),
+            LeaseLost { lease } => (26, [lease, 0, 0]),
+            Acting { lease, epoch } => (27, [lease, epoch, 0]),
+            JobAttached => (28, [0; 3]),
+            DriverLost => (29, [0; 3]),
+            JobSuspended { epoch } => (30, [epoch, 0, 0]),
         }
     }
 }

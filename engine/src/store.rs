@@ -1,11 +1,13 @@
 //! The store node: a durable object store for checkpoints and job metadata (S3 / HDFS, in real
 //! life), and the client nodes use to reach it.
 //!
-//! It owns the objects, one file per key on its disk. A `Put`, `Cas` or `Delete` is synced
-//! before it is acknowledged, so an acknowledged object survives any crash of the store.
-//! `Cas` (compare-and-set) replaces an object only if it still holds the expected bytes: the
-//! primitive that partition leadership and the manager's lease are built on, as they are on
-//! ZooKeeper's versioned writes. Requests on one
+//! It owns the objects, one file per key on its disk. A `Put`, `FencedPut`, `Cas` or `Delete`
+//! is synced before it is acknowledged, so an acknowledged object survives any crash of the
+//! store. `Cas` (compare-and-set) replaces an object only if it still holds the expected bytes:
+//! the primitive that partition leadership and the manager's lease are built on, as they are on
+//! ZooKeeper's versioned writes. `FencedPut` writes only while a fence object carries the
+//! writer's token (the manager's lease epoch): the manager's job and checkpoint metadata go
+//! through it, so a deposed manager cannot overwrite its successor's. Requests on one
 //! connection are served in order. Keys are plain strings; `List` returns keys by prefix in
 //! sorted order.
 //!
@@ -32,6 +34,13 @@ pub enum StoreRequest {
         key: String,
         bytes: Vec<u8>,
     },
+    /// Writes `bytes` only while the fence object starts with the fence's prefix: a deposed
+    /// manager's writes are refused once its successor took the lease.
+    FencedPut {
+        fence: Fence,
+        key: String,
+        bytes: Vec<u8>,
+    },
     /// Writes `bytes` if the object holds `expected` (`None`: if it does not exist).
     Cas {
         key: String,
@@ -48,6 +57,17 @@ pub enum StoreRequest {
         prefix: String,
     },
 }
+
+/// A fencing token: the object at `key` must start with `prefix` for a fenced write to land.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub key: String,
+    pub prefix: Vec<u8>,
+}
+
+/// A fenced write was refused: the fence object no longer carries the writer's token.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fenced;
 
 #[derive(Debug)]
 pub enum StoreResponse {
@@ -75,6 +95,16 @@ async fn serve(ctx: NodeContext, tx: Tx<(u64, StoreResponse)>, mut rx: Rx<(u64, 
                 ctx.disk.replace(&key, &bytes);
                 ctx.disk.sync(&key);
                 StoreResponse::Done
+            }
+            StoreRequest::FencedPut { fence, key, bytes } => {
+                let token = ctx.disk.read(&fence.key);
+                if token.as_ref().is_some_and(|t| t.starts_with(&fence.prefix)) {
+                    ctx.disk.replace(&key, &bytes);
+                    ctx.disk.sync(&key);
+                    StoreResponse::Done
+                } else {
+                    StoreResponse::Conflict(token)
+                }
             }
             StoreRequest::Cas { key, expected, bytes } => {
                 let current = ctx.disk.read(&key);
@@ -120,6 +150,17 @@ impl StoreClient {
 
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> io::Result<()> {
         self.call(|| StoreRequest::Put { key: key.to_string(), bytes: bytes.clone() }).await.map(drop)
+    }
+
+    /// A write that lands only while `fence` holds. `Ok(Err(Fenced))`: refused, nothing written.
+    pub async fn put_fenced(&self, fence: &Fence, key: &str, bytes: Vec<u8>) -> io::Result<Result<(), Fenced>> {
+        let request =
+            || StoreRequest::FencedPut { fence: fence.clone(), key: key.to_string(), bytes: bytes.clone() };
+        match self.call(request).await? {
+            StoreResponse::Done => Ok(Ok(())),
+            StoreResponse::Conflict(_) => Ok(Err(Fenced)),
+            other => panic!("store answered a fenced put with {other:?}"),
+        }
     }
 
     /// Compare-and-set. `Ok(Ok(()))`: written; `Ok(Err(current))`: the object held `current`.

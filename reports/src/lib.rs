@@ -60,6 +60,9 @@ pub struct FaultRecord {
     pub action: String,
     /// Whether the fault hit something: a live node, or a link that carried traffic meanwhile.
     pub effective: bool,
+    /// The fault waited for a checkpoint to be in flight, and struck during it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mid_checkpoint: bool,
 }
 
 /// Requests refused because they came from an epoch older than the current one.

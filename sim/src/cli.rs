@@ -200,7 +200,8 @@ fn print_run(r: &RunRecord, out: &mut dyn Write) {
     }
     for f in &r.faults {
         let effect = if f.effective { "" } else { " (no effect)" };
-        _ = writeln!(out, "fault at {} ms: {} {} {}{effect}", f.at_ms, f.class, f.action, f.target);
+        let during = if f.mid_checkpoint { " mid-checkpoint" } else { "" };
+        _ = writeln!(out, "fault at {} ms{during}: {} {} {}{effect}", f.at_ms, f.class, f.action, f.target);
     }
     if !r.faults.is_empty() && r.faults.iter().all(|f| !f.effective) {
         _ = writeln!(out, "warning: no fault took effect: this run tested nothing it claims to");

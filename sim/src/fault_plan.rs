@@ -52,6 +52,9 @@ pub struct RandomFaults {
     /// A `latency` fault's extra delay is drawn from this range.
     #[serde(default = "default_latency_ms")]
     pub latency_ms: [u64; 2],
+    /// The probability that a drawn fault waits for a checkpoint in flight (`mid_checkpoint`).
+    #[serde(default)]
+    pub mid_checkpoint: f64,
 }
 
 fn default_loss_rate() -> [f64; 2] {
@@ -97,7 +100,8 @@ pub fn actions_of(class: FaultClass) -> &'static [FaultAction] {
             &[FaultAction::Clog, FaultAction::Partition, FaultAction::Loss, FaultAction::Latency]
         }
         FaultClass::SinkLink => &[FaultAction::Clog, FaultAction::Loss, FaultAction::Latency],
-        FaultClass::Sink | FaultClass::Manager | FaultClass::Driver => &[FaultAction::Crash],
+        FaultClass::Manager => &[FaultAction::Crash, FaultAction::Pause],
+        FaultClass::Sink | FaultClass::Driver => &[FaultAction::Crash],
     }
 }
 
@@ -116,7 +120,7 @@ fn targets_of(class: FaultClass, cluster: &ClusterSpec) -> Vec<(NodeId, Option<N
         }
         FaultClass::SinkLink => of(Role::Worker).map(|w| (w, Some(NodeId::new(Role::Sink, 0)))).collect(),
         FaultClass::Sink => vec![(NodeId::new(Role::Sink, 0), None)],
-        FaultClass::Manager => vec![(NodeId::new(Role::Manager, 0), None)],
+        FaultClass::Manager => of(Role::Manager).map(|m| (m, None)).collect(),
         FaultClass::Driver => vec![(NodeId::new(Role::Driver, 0), None)],
     }
 }
@@ -160,6 +164,7 @@ impl RandomFaults {
             one_way: false,
             loss_rate: None,
             latency_ms: None,
+            mid_checkpoint: false,
         };
         match action {
             FaultAction::Crash => {
@@ -177,6 +182,7 @@ impl RandomFaults {
             }
             _ => {}
         }
+        fault.mid_checkpoint = self.mid_checkpoint > 0.0 && rng.gen_bool(self.mid_checkpoint);
         fault
     }
 }

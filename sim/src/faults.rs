@@ -45,6 +45,8 @@ pub struct Injector {
     pub applied: RefCell<Vec<FaultRecord>>,
     /// Link faults not yet settled: their record's index, links and traffic before them.
     unsettled: RefCell<BTreeMap<usize, (Vec<Link>, u64)>>,
+    /// The run's trace, read to time `mid_checkpoint` faults.
+    recorder: std::sync::Arc<crate::trace::Recorder>,
 }
 
 /// One direction of a link: messages from the first node to the second.
@@ -60,33 +62,59 @@ impl Injector {
             health: RefCell::new(health),
             applied: RefCell::new(Vec::new()),
             unsettled: RefCell::new(BTreeMap::new()),
+            recorder: world.recorder.clone(),
         })
     }
 
     /// Applies `faults` in time order; returns once the last one is applied (healing goes on).
+    /// A `mid_checkpoint` fault waits on its own for a checkpoint in flight.
     pub async fn run(self: Rc<Self>, faults: Vec<Fault>) {
         let mut faults = faults;
         faults.sort_by_key(|f| f.at_ms);
         for fault in faults {
             sleep_until_ms(fault.at_ms).await;
-            let target = self.by_name[&fault.target];
-            let links = self.links(&fault, target);
-            let carried_before = self.carried(&links);
-            let effective = self.apply(&fault, target, &links);
-            let index = self.applied.borrow().len();
-            self.applied.borrow_mut().push(FaultRecord {
-                at_ms: fault.at_ms,
-                class: fault.class.as_str().to_string(),
-                target: fault.target.clone(),
-                peer: fault.peer.clone(),
-                action: fault.action.as_str().to_string(),
-                effective,
-            });
-            if fault.action.is_link() {
-                self.unsettled.borrow_mut().insert(index, (links.clone(), carried_before));
+            if fault.mid_checkpoint {
+                madsim::task::spawn_local(self.clone().strike_mid_checkpoint(fault));
+            } else {
+                self.strike(&fault, fault.at_ms);
             }
-            self.clone().schedule_healing(&fault, target, links, index);
         }
+    }
+
+    /// Applies a fault once a checkpoint is in flight — or when the wait runs out, if the job
+    /// takes no more checkpoints.
+    async fn strike_mid_checkpoint(self: Rc<Self>, mut fault: Fault) {
+        const WAIT_MS: u64 = 10_000;
+        let give_up_ms = fault.at_ms + WAIT_MS;
+        let mut now_ms = fault.at_ms;
+        while !self.recorder.checkpoint_in_flight() && now_ms < give_up_ms {
+            madsim::time::sleep(Duration::from_millis(1)).await;
+            now_ms = TimeHandle::current().elapsed().as_millis() as u64;
+        }
+        fault.mid_checkpoint = self.recorder.checkpoint_in_flight();
+        self.strike(&fault, now_ms);
+    }
+
+    /// Applies one fault now (`at_ms`), records it and schedules its healing.
+    fn strike(self: &Rc<Self>, fault: &Fault, at_ms: u64) {
+        let target = self.by_name[&fault.target];
+        let links = self.links(fault, target);
+        let carried_before = self.carried(&links);
+        let effective = self.apply(fault, target, &links);
+        let index = self.applied.borrow().len();
+        self.applied.borrow_mut().push(FaultRecord {
+            at_ms,
+            class: fault.class.as_str().to_string(),
+            target: fault.target.clone(),
+            peer: fault.peer.clone(),
+            action: fault.action.as_str().to_string(),
+            effective,
+            mid_checkpoint: fault.mid_checkpoint,
+        });
+        if fault.action.is_link() {
+            self.unsettled.borrow_mut().insert(index, (links.clone(), carried_before));
+        }
+        self.clone().schedule_healing(fault, target, links, index);
     }
 
     /// The directed links a link fault hits: target to peer (or to every other node) and back,

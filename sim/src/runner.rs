@@ -30,7 +30,7 @@ use madsim::time::TimeHandle;
 
 use faultline_engine::disk::Disk;
 
-use crate::checker::{consistency, delivery, log, reference, transactions};
+use crate::checker::{consistency, delivery, log, manager, reference, transactions};
 use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
 use crate::scenario::Fault;
@@ -169,6 +169,7 @@ fn judge(
     violations.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
     let logs = partition_logs(world);
     violations.extend(log::check(&world.recorder.log_events(), &logs));
+    violations.extend(manager::check(&world.recorder.manager_events()));
     if semantics == Semantics::ExactlyOnce {
         violations.extend(consistency::check(
             &world.recorder.captured_checkpoints(),

@@ -80,6 +80,14 @@ pub enum RecoveryName {
     Rollback,
 }
 
+/// What the manager does when the driver is lost: see `engine::job::DriverLoss`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriverLossName {
+    Reattach,
+    RestartJob,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SinkName {
@@ -131,6 +139,14 @@ pub struct Engine {
     pub heartbeat_interval_ms: u64,
     #[serde(default = "defaults::heartbeat_timeout_ms")]
     pub heartbeat_timeout_ms: u64,
+    /// How long the leading manager's lease lasts without a renewal: the standby takes over
+    /// this long after the leader fell silent.
+    #[serde(default = "defaults::manager_lease_ms")]
+    pub manager_lease_ms: u64,
+    /// `reattach`: the job outlives its driver; `restart-job`: it stops with it and resumes
+    /// from the latest checkpoint when the driver returns.
+    #[serde(default = "defaults::driver_loss")]
+    pub driver_loss: DriverLossName,
     /// Test-only: `"NODE:FILE"` makes every `sync` of that node's file (or files starting so)
     /// do nothing, so a crash loses all its writes. It breaks the engine on purpose, to prove
     /// that a missing sync is caught.
@@ -229,6 +245,10 @@ pub struct Fault {
     /// For `latency`: the most extra delay a message gets.
     #[serde(default)]
     pub latency_ms: Option<u64>,
+    /// Strike at `at_ms` or later, once a checkpoint is in flight (triggered, neither completed
+    /// nor aborted): a crash in the middle of a checkpoint.
+    #[serde(default)]
+    pub mid_checkpoint: bool,
 }
 
 mod defaults {
@@ -265,6 +285,12 @@ mod defaults {
     }
     pub fn heartbeat_timeout_ms() -> u64 {
         300
+    }
+    pub fn manager_lease_ms() -> u64 {
+        500
+    }
+    pub fn driver_loss() -> DriverLossName {
+        DriverLossName::Reattach
     }
     pub fn sink() -> SinkName {
         SinkName::Transactional
@@ -593,6 +619,9 @@ fn validate_engine(e: &Engine) -> Result<(), (String, String)> {
             return fail("engine.test_skip_sync", format!("`{spec}` is not NODE:FILE, e.g. sink:sink.log"));
         }
     }
+    if e.manager_lease_ms < 20 {
+        return fail("engine.manager_lease_ms", format!("must be at least 20, not {}", e.manager_lease_ms));
+    }
     if e.retained_checkpoints == 0 {
         return fail("engine.retained_checkpoints", "must be at least 1".into());
     }
@@ -640,6 +669,9 @@ fn validate_random(s: &Scenario, r: &crate::fault_plan::RandomFaults) -> Result<
     }
     if r.window_ms[1] >= s.checks.max_sim_time_ms {
         return fail("window_ms", "must end before checks.max_sim_time_ms".into());
+    }
+    if !(0.0..=1.0).contains(&r.mid_checkpoint) {
+        return fail("mid_checkpoint", format!("{} is not a probability in [0, 1]", r.mid_checkpoint));
     }
     Ok(())
 }

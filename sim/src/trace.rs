@@ -26,6 +26,8 @@ struct State {
     sink_committed: u64,
     checkpoints_completed: Vec<(u64, u64)>,
     checkpoints_aborted: u64,
+    /// The checkpoint triggered and not yet completed or aborted, if any.
+    in_flight: Option<u64>,
     /// Recovery milestones: (simulated ms, event).
     recovery_events: Vec<(u64, TraceEvent)>,
     sink_fenced: u64,
@@ -33,6 +35,8 @@ struct State {
     captured: Vec<CapturedCheckpoint>,
     /// What the log checker reads: acknowledgements, watermarks, truncations, elections.
     log_events: Vec<(NodeId, TraceEvent)>,
+    /// What the manager checker reads: lease acquisitions and acts, with their simulated ms.
+    manager_events: Vec<(u64, NodeId, TraceEvent)>,
 }
 
 /// Records a run's trace.
@@ -60,13 +64,20 @@ impl Observer for Recorder {
             TraceEvent::JobFinished => s.job_finished_at_ms = Some(now_ms),
             TraceEvent::JobFailed => s.job_failed_at_ms = Some(now_ms),
             TraceEvent::SinkCommitted { records, .. } => s.sink_committed += records,
+            TraceEvent::CheckpointTriggered { checkpoint } => s.in_flight = Some(checkpoint),
             TraceEvent::CheckpointCompleted { checkpoint } => {
+                s.in_flight = None;
                 s.checkpoints_completed.push((now_ms, checkpoint));
                 if let Some(captured) = self.store.get().and_then(|disk| capture(disk, checkpoint)) {
                     s.captured.push(captured);
                 }
             }
-            TraceEvent::CheckpointAborted { .. } => s.checkpoints_aborted += 1,
+            TraceEvent::CheckpointAborted { checkpoint } => {
+                s.checkpoints_aborted += 1;
+                if s.in_flight == Some(checkpoint) {
+                    s.in_flight = None;
+                }
+            }
             TraceEvent::SinkFenced { .. } => s.sink_fenced += 1,
             TraceEvent::StaleEpoch { .. } => s.stale_epoch += 1,
             TraceEvent::WorkerDead { .. }
@@ -76,6 +87,9 @@ impl Observer for Recorder {
             | TraceEvent::HighWatermark { .. }
             | TraceEvent::Truncated { .. }
             | TraceEvent::LeaderElected { .. } => s.log_events.push((node, event.clone())),
+            TraceEvent::LeaseAcquired { .. } | TraceEvent::Acting { .. } => {
+                s.manager_events.push((now_ms, node, event.clone()))
+            }
             _ => {}
         }
         tracing::trace!(node = %node.name(), ?event, at_ms = now_ms);
@@ -121,6 +135,11 @@ impl Recorder {
         self.state.lock().unwrap().checkpoints_completed.clone()
     }
 
+    /// Whether a checkpoint is in flight: triggered, neither completed nor aborted.
+    pub fn checkpoint_in_flight(&self) -> bool {
+        self.state.lock().unwrap().in_flight.is_some()
+    }
+
     pub fn checkpoints_aborted(&self) -> u64 {
         self.state.lock().unwrap().checkpoints_aborted
     }
@@ -133,6 +152,11 @@ impl Recorder {
     /// Produce acknowledgements, high watermarks, truncations and elections, in trace order.
     pub fn log_events(&self) -> Vec<(NodeId, TraceEvent)> {
         self.state.lock().unwrap().log_events.clone()
+    }
+
+    /// Lease acquisitions and manager acts, with their simulated ms, in trace order.
+    pub fn manager_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
+        self.state.lock().unwrap().manager_events.clone()
     }
 
     /// What was refused from older epochs.

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role, Settings};
 use faultline_engine::disk::DiskRef;
-use faultline_engine::job::{CheckpointMode, CheckpointSettings, JobSpec, PipelineSpec, Semantics, SinkMode};
+use faultline_engine::job::{
+    CheckpointMode, CheckpointSettings, DriverLoss, JobSpec, PipelineSpec, Semantics, SinkMode,
+};
 use faultline_engine::net::LinkFaults;
 use faultline_engine::observe::{NodeContext, ObserverRef};
 use faultline_engine::workload::WorkloadSpec;
@@ -19,7 +21,7 @@ use faultline_engine::{broker, driver, manager, producer, sink, store, worker};
 use madsim::runtime::{NodeHandle, Runtime};
 
 use crate::disk::SimDisk;
-use crate::scenario::{CheckpointModeName, Scenario, SemanticsName, SinkName};
+use crate::scenario::{CheckpointModeName, DriverLossName, Scenario, SemanticsName, SinkName};
 use crate::trace::Recorder;
 
 /// A built world: the nodes of one run and what outlives them.
@@ -85,6 +87,10 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
                 timeout_ms: e.checkpoint_timeout_ms,
                 retained: e.retained_checkpoints,
             },
+            driver_loss: match e.driver_loss {
+                DriverLossName::Reattach => DriverLoss::Reattach,
+                DriverLossName::RestartJob => DriverLoss::RestartJob,
+            },
         },
         settings: Settings {
             batch_records: e.batch_records,
@@ -94,6 +100,7 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
             fetch_wait_ms: e.fetch_wait_ms,
             heartbeat_interval_ms: e.heartbeat_interval_ms,
             heartbeat_timeout_ms: e.heartbeat_timeout_ms,
+            manager_lease_ms: e.manager_lease_ms,
         },
     }
 }

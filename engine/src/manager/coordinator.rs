@@ -2,28 +2,33 @@
 //!
 //! # Protocol (checkpoint n)
 //! 1. Every `interval_ms` — when no checkpoint is in progress and the job is fully deployed —
-//!    the coordinator sends `Trigger(n)` to every source subtask of the current epoch.
+//!    the coordinator writes the checkpoint counter past n to the store (so no successor reuses
+//!    n), then sends `Trigger(n)` to every source subtask of the current epoch.
 //! 2. Sources record their positions, forward barrier n and acknowledge; stateful subtasks
 //!    align (or not), pre-commit their sink transaction, write their state to the store and
 //!    acknowledge with its handle.
 //! 3. When every subtask of the epoch acknowledged, the metadata is written to the store
-//!    (`checkpoints/{n}/meta`, then `history/{n}`). Only once that write is durable is n
+//!    (`checkpoints/{n}/meta`, then `history/{n}`), fenced by the manager's lease: a deposed
+//!    manager cannot complete a checkpoint. Only once that write is durable is n
 //!    complete: `Complete(n)` goes to every subtask (sinks commit), and checkpoints older than
 //!    the `retained` newest are deleted from the store.
 //! 4. A checkpoint not complete within `timeout_ms`, or cut short by a recovery, is aborted.
 //! 5. When every source has drained its partitions, the coordinator takes a final checkpoint;
 //!    once it completes, `Finish` tells the sources to end their output channels.
 //!
-//! At most one checkpoint is in flight at a time.
+//! At most one checkpoint is in flight at a time. A manager taking over restores the latest
+//! completed checkpoint and the counter from the store; a checkpoint begun above the latest
+//! completed one was cut short by the failover, and is aborted.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use super::{command, current, Shared, WorkerCommand};
+use super::{command, current, persisted, step_down, Shared, WorkerCommand};
 use crate::checkpoint::{self, CheckpointMeta, TaskSnapshot};
 use crate::clock;
 use crate::job::{CheckpointSettings, TaskId};
 use crate::observe::TraceEvent;
+use crate::store::Fence;
 
 struct Pending {
     id: u64,
@@ -67,7 +72,8 @@ impl Coordinator {
 pub(super) fn tick(manager: &Shared, now: u64) {
     let mut m = manager.borrow_mut();
     let Some(job) = m.job.as_ref() else { return };
-    if !job.deploying.is_empty() || job.waiting_for_workers {
+    let deployed = job.deployed_epoch == job.epoch && job.deploying.is_empty() && !job.waiting_for_workers;
+    if !deployed || job.status != super::Status::Running {
         return;
     }
     let drained = job.sources.iter().all(|s| job.tasks.get(s).is_some_and(|t| t.drained));
@@ -102,8 +108,45 @@ fn trigger(manager: &Shared, now: u64, is_final: bool) {
     c.pending = Some(Pending { id, epoch, started_ms: now, acks: BTreeMap::new(), is_final });
     m.ctx.trace(TraceEvent::CheckpointTriggered { checkpoint: id });
     drop(m);
-    for worker in workers {
-        command(manager, worker, WorkerCommand::Trigger { epoch, checkpoint: id });
+    let manager = manager.clone();
+    madsim::task::spawn_local(async move {
+        if !count(&manager).await {
+            abort(&manager, id);
+            return;
+        }
+        if manager.borrow().coordinator.pending.as_ref().is_some_and(|p| p.id == id) {
+            for worker in workers {
+                command(&manager, worker, WorkerCommand::Trigger { epoch, checkpoint: id });
+            }
+        }
+    });
+}
+
+/// Writes the checkpoint counter (the next id) to the store under the lease's fence.
+async fn count(manager: &Shared) -> bool {
+    let (store, writes, fence) = {
+        let m = manager.borrow();
+        (m.store.clone(), m.writes.clone(), m.lease.fence())
+    };
+    let _turn = writes.lock().await;
+    let next_id = manager.borrow().coordinator.next_id;
+    let bytes = persisted::encode_counter(next_id);
+    match store.put_fenced(&fence, persisted::CHECKPOINT_COUNTER_KEY, bytes).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_fenced)) => {
+            step_down(manager);
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Aborts checkpoint `id` if it is still the one in progress.
+fn abort(manager: &Shared, id: u64) {
+    let mut m = manager.borrow_mut();
+    if m.coordinator.pending.as_ref().is_some_and(|p| p.id == id) {
+        m.coordinator.pending = None;
+        m.ctx.trace(TraceEvent::CheckpointAborted { checkpoint: id });
     }
 }
 
@@ -121,18 +164,26 @@ pub(super) fn ack(manager: &Shared, epoch: u64, checkpoint: u64, snapshot: TaskS
     if pending.acks.len() == subtasks {
         let pending = m.coordinator.pending.take().expect("matched above");
         m.coordinator.committing = true;
+        let fence = m.lease.fence();
         drop(m);
-        madsim::task::spawn_local(complete(manager.clone(), pending));
+        madsim::task::spawn_local(complete(manager.clone(), pending, fence));
     }
 }
 
 /// Makes the checkpoint durable in the store, then announces it.
-async fn complete(manager: Shared, pending: Pending) {
+async fn complete(manager: Shared, pending: Pending, fence: Fence) {
     let Pending { id, epoch, acks, is_final, .. } = pending;
     let meta = CheckpointMeta { id, epoch, tasks: acks.into_values().collect() };
     let store = manager.borrow().store.clone();
-    let durable = store.put(&checkpoint::meta_key(id), meta.encode()).await.is_ok()
-        && store.put(&checkpoint::history_key(id), Vec::new()).await.is_ok();
+    let meta_written = store.put_fenced(&fence, &checkpoint::meta_key(id), meta.encode()).await;
+    let written = match meta_written {
+        Ok(Ok(())) => store.put_fenced(&fence, &checkpoint::history_key(id), Vec::new()).await,
+        other => other,
+    };
+    if matches!(written, Ok(Err(_))) {
+        step_down(&manager);
+    }
+    let durable = matches!(written, Ok(Ok(())));
     let mut m = manager.borrow_mut();
     m.coordinator.committing = false;
     if !durable {
@@ -180,6 +231,19 @@ async fn delete_checkpoint(store: std::rc::Rc<crate::store::StoreClient>, id: u6
     for key in keys {
         _ = store.delete(&key).await;
     }
+}
+
+/// A manager taking over: the latest completed checkpoint and the next id from the store.
+/// Returns the checkpoint its predecessor left in progress, if any: it is aborted.
+pub(super) fn restore(c: &mut Coordinator, latest: Option<CheckpointMeta>, next_id: u64) -> Option<u64> {
+    assert!(c.pending.is_none() && c.latest.is_none(), "restoring a fresh coordinator");
+    let latest_id = latest.as_ref().map_or(0, |l| l.id);
+    assert!(next_id > latest_id, "the checkpoint counter is past every completed checkpoint");
+    c.retained.extend(latest.as_ref().map(|l| l.id));
+    c.latest = latest;
+    c.next_id = next_id;
+    c.last_trigger_ms = clock::elapsed_ms();
+    (next_id - 1 > latest_id).then_some(next_id - 1)
 }
 
 /// Before a recovery plans its restore: waits for a metadata write in flight (once durable the

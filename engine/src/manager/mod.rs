@@ -1,18 +1,25 @@
 //! The manager node: accepts the driver's job, deploys it onto workers, coordinates its
-//! checkpoints (see `coordinator`), detects dead workers and drives rollback recovery.
+//! checkpoints (see `coordinator`), detects dead workers and drives rollback recovery. Two run:
+//! `manager` and `manager-standby`; the one holding the lease (see `lease`) leads, the other
+//! answers `NotLeader` to everyone.
 //!
 //! # Protocol
-//! 1. Workers connect at boot, send `Register`, then `Heartbeat` every `heartbeat_interval_ms`.
-//! 2. The driver sends `Submit(job)`; the manager plans the job over the live workers
-//!    (`job::plan`) and sends each its `Deploy` for epoch 1.
+//! 1. Workers connect to a manager, send `Register`, then `Heartbeat` every
+//!    `heartbeat_interval_ms`; the leader answers each with `Leader`. A worker that hears
+//!    `NotLeader`, or nothing for `heartbeat_timeout_ms`, tries the other manager.
+//! 2. The driver sends `Submit { job, spec }`, then `DriverHeartbeat`s. A new job is written to
+//!    the store before it is acknowledged (`Submitted`); a job already known is `Attached` to,
+//!    or answered `JobFinished`. The manager plans the job over the live workers (`job::plan`)
+//!    and sends each its `Deploy` for epoch 1.
 //! 3. Workers report `SourceDrained`, `TaskFinished`, `TaskFailed` and checkpoint acks, each
 //!    tagged with its epoch; a report from an older epoch is dropped.
-//! 4. When every subtask finished, the manager sends `JobFinished` to the driver.
+//! 4. When every subtask finished, the job is recorded finished in the store and the driver is
+//!    sent `JobFinished`.
 //!
 //! # Rollback recovery
 //! A worker silent for `heartbeat_timeout_ms`, or a failed subtask, starts a recovery:
-//! 1. the job's epoch is bumped and any checkpoint in progress is aborted (one whose metadata
-//!    is being written is waited for: once durable, it is complete);
+//! 1. the job's epoch is bumped and written to the store, and any checkpoint in progress is
+//!    aborted (one whose metadata is being written is waited for: once durable, it is complete);
 //! 2. every live worker gets `Cancel { epoch }`, which aborts all older subtasks;
 //! 3. the whole job is planned again over the live workers and deployed with the latest
 //!    completed checkpoint to restore: sources seek to its positions, stateful subtasks load
@@ -20,8 +27,24 @@
 //!
 //! A dead worker that speaks again (restarted, or a paused zombie) is sent `Cancel` for the
 //! current epoch and becomes available for the next plan.
+//!
+//! # Manager failover
+//! A manager that takes the lease loads the job, the latest completed checkpoint and the
+//! checkpoint counter from the store (`persisted`), aborts the checkpoint its predecessor had in
+//! progress, and restarts the job from the latest checkpoint in a new epoch, above every epoch
+//! the predecessor used. Every command carries the job epoch, so a deposed manager's commands
+//! are refused by workers; its store writes are refused by the fence. A manager acts only while
+//! its lease is valid, and traces `Acting` for every command it sends.
+//!
+//! # Driver loss
+//! The driver heartbeats too. Past `heartbeat_timeout_ms` of silence it is lost: with
+//! `DriverLoss::Reattach` the job runs on and a new driver attaches by the job's id; with
+//! `DriverLoss::RestartJob` the job is suspended (a new epoch with nothing deployed) and
+//! resumes from the latest checkpoint when a driver attaches.
 
 mod coordinator;
+mod lease;
+mod persisted;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,18 +54,27 @@ use std::time::Duration;
 use crate::checkpoint::TaskSnapshot;
 use crate::clock;
 use crate::cluster::{NodeId, Role, MANAGER_PORT, WORKER_CONTROL_PORT};
-use crate::job::{self, JobSpec, Restore, TaskId, TaskSpec};
-use tokio::sync::mpsc;
+use crate::job::{self, DriverLoss, JobSpec, Restore, TaskId, TaskSpec};
+use tokio::sync::{mpsc, Mutex};
 
 use crate::net::{Client, Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::store::StoreClient;
 use coordinator::Coordinator;
+use lease::Lease;
+use persisted::{Status, StoredJob};
 
 /// Messages to the manager, from the driver and from workers.
 #[derive(Debug)]
 pub enum ManagerRequest {
-    Submit(JobSpec),
+    /// Submits job `job`, or attaches to it if it was submitted before.
+    Submit {
+        job: u64,
+        spec: JobSpec,
+    },
+    DriverHeartbeat {
+        job: u64,
+    },
     /// `incarnation` counts the worker's boots: a new one means it lost its subtasks.
     Register {
         worker: u32,
@@ -76,10 +108,15 @@ pub enum ManagerRequest {
     },
 }
 
-/// The manager's answers to the driver.
+/// The manager's answers to the driver and to workers.
 #[derive(Debug)]
 pub enum ManagerResponse {
+    /// This manager leads: the answer to a registration or heartbeat.
+    Leader,
+    /// This manager does not lead: try the other one.
+    NotLeader,
     Submitted,
+    Attached,
     JobFinished,
     JobFailed { reason: String },
 }
@@ -115,19 +152,49 @@ struct TaskState {
 }
 
 struct Job {
+    id: u64,
     spec: JobSpec,
-    driver: Rc<Tx<ManagerResponse>>,
+    status: Status,
+    /// The attached driver's connection, if one is attached.
+    driver: Option<Rc<Tx<ManagerResponse>>>,
+    /// When the driver last spoke; `None` once it is declared lost.
+    driver_seen_ms: Option<u64>,
     epoch: u64,
     tasks: BTreeMap<TaskId, TaskState>,
     sources: BTreeSet<TaskId>,
     /// Workers that have not yet confirmed this epoch's deployment.
     deploying: BTreeSet<u32>,
-    /// A deployment is waiting for workers: every worker at submission (for at most
-    /// `heartbeat_timeout_ms`), or any live worker in a recovery.
+    /// A deployment is waiting for live workers.
     waiting_for_workers: bool,
-    submitted_ms: u64,
+    /// Until then a deployment waits for every worker, not just any live one: after a
+    /// submission or a takeover, workers are still registering.
+    wait_for_all_until_ms: u64,
     /// The newest epoch deployed: each epoch deploys once.
     deployed_epoch: u64,
+}
+
+impl Job {
+    fn new(id: u64, spec: JobSpec, status: Status, epoch: u64, timeout_ms: u64) -> Job {
+        let now = clock::elapsed_ms();
+        Job {
+            id,
+            spec,
+            status,
+            driver: None,
+            driver_seen_ms: Some(now),
+            epoch,
+            tasks: BTreeMap::new(),
+            sources: BTreeSet::new(),
+            deploying: BTreeSet::new(),
+            waiting_for_workers: false,
+            wait_for_all_until_ms: now + timeout_ms,
+            deployed_epoch: 0,
+        }
+    }
+
+    fn stored(&self) -> StoredJob {
+        StoredJob { id: self.id, status: self.status, epoch: self.epoch, spec: self.spec.clone() }
+    }
 }
 
 struct WorkerState {
@@ -136,7 +203,7 @@ struct WorkerState {
     incarnation: u64,
     /// Commands waiting for the worker's sender task; dropped when the worker is declared dead.
     queue: Option<mpsc::UnboundedSender<WorkerCommand>>,
-    /// Counts the queues made for this worker: a sender task serves only its own.
+    /// Which queue this is (of all the manager made): a sender task serves only its own.
     queue_generation: u64,
 }
 
@@ -144,9 +211,17 @@ pub(crate) struct Manager {
     ctx: NodeContext,
     client: Rc<Client>,
     store: Rc<StoreClient>,
+    lease: Lease,
     workers: BTreeMap<u32, WorkerState>,
     job: Option<Job>,
+    /// Jobs that finished: a driver attaching to one is told so.
+    finished: BTreeSet<u64>,
     coordinator: Coordinator,
+    /// Command queues made so far: numbers each worker's queue.
+    queues_made: u64,
+    /// Serialises the fenced writes of the job record and the checkpoint counter, so that each
+    /// writes the state current when its turn comes and the newest state lands last.
+    writes: Rc<Mutex<()>>,
 }
 
 type Shared = Rc<RefCell<Manager>>;
@@ -166,10 +241,15 @@ pub async fn run(ctx: NodeContext) {
         ctx,
         client,
         store,
+        lease: Lease::default(),
         workers: BTreeMap::new(),
         job: None,
+        finished: BTreeSet::new(),
         coordinator,
+        queues_made: 0,
+        writes: Rc::new(Mutex::new(())),
     }));
+    madsim::task::spawn_local(lease::run(manager.clone()));
     madsim::task::spawn_local(tick(manager.clone()));
     let listener = Listener::<ManagerRequest, ManagerResponse>::bind(MANAGER_PORT).await;
     loop {
@@ -185,13 +265,30 @@ async fn serve(manager: Shared, reply: Rc<Tx<ManagerResponse>>, mut rx: Rx<Manag
 }
 
 async fn handle(manager: &Shared, request: ManagerRequest, reply: &Rc<Tx<ManagerResponse>>) {
+    if !manager.borrow().lease.acting() {
+        let asks_leader = matches!(
+            request,
+            ManagerRequest::Submit { .. }
+                | ManagerRequest::DriverHeartbeat { .. }
+                | ManagerRequest::Register { .. }
+                | ManagerRequest::Heartbeat { .. }
+        );
+        if asks_leader {
+            _ = reply.send(ManagerResponse::NotLeader).await;
+        }
+        return;
+    }
     match request {
-        ManagerRequest::Submit(spec) => {
-            _ = reply.send(ManagerResponse::Submitted).await;
-            submit(manager, spec, reply.clone());
+        ManagerRequest::Submit { job, spec } => submit(manager, job, spec, reply.clone()).await,
+        ManagerRequest::DriverHeartbeat { job } => {
+            driver_alive(manager, job);
+            _ = reply.send(ManagerResponse::Leader).await;
         }
         ManagerRequest::Register { worker, incarnation }
-        | ManagerRequest::Heartbeat { worker, incarnation } => alive(manager, worker, incarnation),
+        | ManagerRequest::Heartbeat { worker, incarnation } => {
+            alive(manager, worker, incarnation);
+            _ = reply.send(ManagerResponse::Leader).await;
+        }
         ManagerRequest::Deployed { epoch, worker } => deployed(manager, epoch, worker),
         ManagerRequest::SourceDrained { epoch, task } => {
             if let Some(mut job) = current(manager, epoch) {
@@ -224,32 +321,190 @@ fn current(manager: &Shared, epoch: u64) -> Option<std::cell::RefMut<'_, Job>> {
     Some(std::cell::RefMut::map(m, |m| m.job.as_mut().expect("checked above")))
 }
 
-fn submit(manager: &Shared, spec: JobSpec, driver: Rc<Tx<ManagerResponse>>) {
-    let job = Job {
-        spec,
-        driver,
-        epoch: 1,
-        tasks: BTreeMap::new(),
-        sources: BTreeSet::new(),
-        deploying: BTreeSet::new(),
-        waiting_for_workers: true,
-        submitted_ms: clock::elapsed_ms(),
-        deployed_epoch: 0,
+/// A driver submits job `id`: a new job is made durable, then deployed; a known one is
+/// attached to (and resumed, if it was suspended for want of a driver).
+async fn submit(manager: &Shared, id: u64, spec: JobSpec, driver: Rc<Tx<ManagerResponse>>) {
+    let known = {
+        let mut m = manager.borrow_mut();
+        let timeout_ms = m.ctx.cluster.settings.heartbeat_timeout_ms;
+        if m.finished.contains(&id) {
+            None
+        } else if let Some(job) = m.job.as_mut() {
+            Some(job.id == id)
+        } else {
+            m.job = Some(Job::new(id, spec, Status::Running, 1, timeout_ms));
+            Some(false)
+        }
     };
-    manager.borrow_mut().job = Some(job);
-    deploy_when_ready(manager);
+    let answer = match known {
+        None => ManagerResponse::JobFinished,
+        Some(true) => attach(manager, driver.clone()),
+        Some(false) if manager.borrow().job.as_ref().is_some_and(|j| j.id != id) => {
+            ManagerResponse::JobFailed { reason: format!("job {id} refused: another job runs") }
+        }
+        Some(false) => {
+            if !persist(manager).await {
+                return;
+            }
+            attach(manager, driver.clone());
+            if let Some(job) = manager.borrow_mut().job.as_mut() {
+                job.waiting_for_workers = true;
+            }
+            deploy_when_ready(manager);
+            ManagerResponse::Submitted
+        }
+    };
+    _ = driver.send(answer).await;
 }
 
-/// Deploys a waiting job once enough workers are live: all of them for the first epoch
-/// (unless some are late past the heartbeat timeout), any of them for a recovery.
+/// Attaches a driver to the job; resumes a job suspended for want of one.
+fn attach(manager: &Shared, driver: Rc<Tx<ManagerResponse>>) -> ManagerResponse {
+    let resume = {
+        let mut m = manager.borrow_mut();
+        let job = m.job.as_mut().expect("attaching to a job");
+        job.driver = Some(driver);
+        job.driver_seen_ms = Some(clock::elapsed_ms());
+        let resume = job.status == Status::Suspended;
+        if resume {
+            job.status = Status::Running;
+        }
+        resume
+    };
+    if resume {
+        recover(manager.clone());
+    }
+    ManagerResponse::Attached
+}
+
+fn driver_alive(manager: &Shared, id: u64) {
+    if let Some(job) = manager.borrow_mut().job.as_mut().filter(|j| j.id == id && j.driver.is_some()) {
+        job.driver_seen_ms = Some(clock::elapsed_ms());
+    }
+}
+
+/// Declares a silent driver lost; under `restart-job` the job stops with it.
+fn check_driver(manager: &Shared, now: u64) {
+    let suspend = {
+        let mut m = manager.borrow_mut();
+        let timeout_ms = m.ctx.cluster.settings.heartbeat_timeout_ms;
+        let Some(job) = m.job.as_mut() else { return };
+        let Some(seen) = job.driver_seen_ms else { return };
+        if now <= seen + timeout_ms {
+            return;
+        }
+        job.driver_seen_ms = None;
+        job.driver = None;
+        let suspend = job.spec.driver_loss == DriverLoss::RestartJob && job.status == Status::Running;
+        if suspend {
+            job.status = Status::Suspended;
+        }
+        m.ctx.trace(TraceEvent::DriverLost);
+        suspend
+    };
+    if suspend {
+        recover(manager.clone());
+    }
+}
+
+/// Writes the job's current record to the store under the lease's fence. Returns whether it
+/// landed; a fenced write steps the manager down.
+async fn persist(manager: &Shared) -> bool {
+    let (store, writes, lease_epoch) = {
+        let m = manager.borrow();
+        (m.store.clone(), m.writes.clone(), m.lease.epoch())
+    };
+    let _turn = writes.lock().await;
+    loop {
+        let (fence, bytes) = {
+            let m = manager.borrow();
+            let Some(job) = m.job.as_ref().filter(|_| m.lease.is_held(lease_epoch)) else { return false };
+            (m.lease.fence(), job.stored().encode())
+        };
+        match store.put_fenced(&fence, persisted::JOB_KEY, bytes).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_fenced)) => {
+                step_down(manager);
+                return false;
+            }
+            Err(_) => madsim::time::sleep(Duration::from_millis(manager_retry_ms(manager))).await,
+        }
+    }
+}
+
+fn manager_retry_ms(manager: &Shared) -> u64 {
+    manager.borrow().ctx.cluster.settings.request_timeout_ms
+}
+
+/// This manager won the lease: load the job and what it needs to restore it, then restart it
+/// from the latest completed checkpoint in a new epoch.
+async fn take_over(manager: &Shared, record: lease::Record, valid_until_ms: u64) {
+    let store = {
+        let mut m = manager.borrow_mut();
+        m.lease = Lease::held(record, valid_until_ms);
+        m.ctx.trace(TraceEvent::LeaseAcquired { lease: record.epoch });
+        m.store.clone()
+    };
+    let Ok(found) = persisted::load(&store).await else {
+        tracing::warn!("manager: store unreachable while taking over");
+        step_down(manager);
+        return;
+    };
+    let resume = {
+        let mut m = manager.borrow_mut();
+        if !m.lease.is_held(record.epoch) {
+            return;
+        }
+        let timeout_ms = m.ctx.cluster.settings.heartbeat_timeout_ms;
+        let partial = coordinator::restore(&mut m.coordinator, found.latest, found.next_checkpoint);
+        if let Some(checkpoint) = partial {
+            m.ctx.trace(TraceEvent::CheckpointAborted { checkpoint });
+        }
+        m.lease.set_loaded();
+        match found.job {
+            Some(job) if job.status == Status::Finished => {
+                m.finished.insert(job.id);
+                false
+            }
+            Some(job) => {
+                let running = job.status == Status::Running;
+                m.job = Some(Job::new(job.id, job.spec, job.status, job.epoch, timeout_ms));
+                running
+            }
+            None => false,
+        }
+    };
+    if resume {
+        recover(manager.clone());
+    }
+}
+
+/// The lease is lost: forget the job and the workers; a successor has taken over.
+fn step_down(manager: &Shared) {
+    let mut m = manager.borrow_mut();
+    if m.lease.epoch() == 0 {
+        return;
+    }
+    m.ctx.trace(TraceEvent::LeaseLost { lease: m.lease.epoch() });
+    tracing::info!(lease = m.lease.epoch(), "manager: lost the lease");
+    m.lease = Lease::default();
+    m.job = None;
+    m.workers.clear();
+    m.finished.clear();
+    m.coordinator = Coordinator::new(m.ctx.cluster.job.checkpoints);
+}
+
+/// Deploys a waiting job once enough workers are live: all of them while the job is new or
+/// just taken over (unless some are late past the heartbeat timeout), any of them otherwise.
 fn deploy_when_ready(manager: &Shared) {
     let ready = {
         let m = manager.borrow();
-        let Some(job) = m.job.as_ref().filter(|j| j.waiting_for_workers) else { return };
+        let Some(job) = m.job.as_ref().filter(|j| j.waiting_for_workers && j.status == Status::Running)
+        else {
+            return;
+        };
         let live = m.workers.values().filter(|w| w.alive).count();
         let all = live == m.ctx.cluster.workers as usize;
-        let late = clock::elapsed_ms() >= job.submitted_ms + m.ctx.cluster.settings.heartbeat_timeout_ms;
-        live > 0 && (job.epoch > 1 || all || late)
+        live > 0 && (all || clock::elapsed_ms() >= job.wait_for_all_until_ms)
     };
     if ready {
         deploy(manager);
@@ -306,17 +561,28 @@ fn deployed(manager: &Shared, epoch: u64, worker: u32) {
     }
 }
 
+/// A subtask finished; once all have, the job is recorded finished and the driver told.
 async fn finished(manager: &Shared, epoch: u64, task: TaskId) {
-    let driver = {
+    {
         let Some(mut job) = current(manager, epoch) else { return };
         job.tasks.entry(task).or_default().finished = true;
-        if !job.tasks.values().all(|t| t.finished) {
+        if job.status != Status::Running || !job.tasks.values().all(|t| t.finished) {
             return;
         }
-        job.driver.clone()
+        job.status = Status::Finished;
+    }
+    if !persist(manager).await {
+        return;
+    }
+    let driver = {
+        let mut m = manager.borrow_mut();
+        let Some(job) = m.job.take() else { return };
+        m.finished.insert(job.id);
+        job.driver
     };
-    manager.borrow_mut().job = None;
-    _ = driver.send(ManagerResponse::JobFinished).await;
+    if let Some(driver) = driver {
+        _ = driver.send(ManagerResponse::JobFinished).await;
+    }
 }
 
 /// A worker spoke: it is alive. One that was declared dead is told to cancel old subtasks; one
@@ -345,11 +611,15 @@ fn alive(manager: &Shared, worker: u32, incarnation: u64) {
     deploy_when_ready(manager);
 }
 
-/// Periodic duties: failure detection and the checkpoint coordinator's timers.
+/// Periodic duties, while this manager acts: failure detection of workers and the driver, and
+/// the checkpoint coordinator's timers.
 async fn tick(manager: Shared) {
     let timeout_ms = manager.borrow().ctx.cluster.settings.heartbeat_timeout_ms;
     loop {
         madsim::time::sleep(TICK).await;
+        if !manager.borrow().lease.acting() {
+            continue;
+        }
         let now = clock::elapsed_ms();
         let dead: Vec<u32> = manager
             .borrow()
@@ -368,33 +638,42 @@ async fn tick(manager: Shared) {
         if !dead.is_empty() && manager.borrow().job.is_some() {
             recover(manager.clone());
         }
+        check_driver(&manager, now);
         deploy_when_ready(&manager);
         coordinator::tick(&manager, now);
     }
 }
 
-/// Starts a rollback recovery: new epoch, cancel everything older, redeploy from the latest
-/// completed checkpoint.
+/// Starts a rollback recovery: new epoch, made durable before anything of it is sent; cancel
+/// everything older; redeploy from the latest completed checkpoint — unless the job is
+/// suspended, which leaves the new epoch empty.
 fn recover(manager: Shared) {
     let epoch = {
         let mut m = manager.borrow_mut();
-        let Some(job) = m.job.as_mut() else { return };
+        let Some(job) = m.job.as_mut().filter(|j| j.status != Status::Finished) else { return };
         job.epoch += 1;
         // Nothing deploys until this recovery has settled the checkpoint in progress.
         job.waiting_for_workers = false;
         job.epoch
     };
     madsim::task::spawn_local(async move {
+        if !persist(&manager).await {
+            return;
+        }
         coordinator::abort_for_recovery(&manager).await;
-        let (live, checkpoint) = {
+        let (live, checkpoint, status) = {
             let m = manager.borrow();
-            if m.job.as_ref().map(|j| j.epoch) != Some(epoch) {
+            let Some(job) = m.job.as_ref().filter(|j| j.epoch == epoch) else {
                 return; // a newer recovery took over
-            }
+            };
             let live: Vec<u32> = m.workers.iter().filter(|(_, w)| w.alive).map(|(&i, _)| i).collect();
-            (live, m.coordinator.latest.as_ref().map_or(0, |c| c.id))
+            (live, m.coordinator.latest.as_ref().map_or(0, |c| c.id), job.status)
         };
-        manager.borrow().ctx.trace(TraceEvent::RecoveryStarted { epoch, checkpoint });
+        let ctx = manager.borrow().ctx.clone();
+        match status {
+            Status::Suspended => ctx.trace(TraceEvent::JobSuspended { epoch }),
+            _ => ctx.trace(TraceEvent::RecoveryStarted { epoch, checkpoint }),
+        }
         for worker in live {
             command(&manager, worker, WorkerCommand::Cancel { epoch });
         }
@@ -408,7 +687,12 @@ fn recover(manager: Shared) {
 /// Queues a command for a worker. One sender task per worker drains its queue over one
 /// connection, so commands to a worker arrive in the order they were issued.
 fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
-    let mut m = manager.borrow_mut();
+    let mut guard = manager.borrow_mut();
+    let m = &mut *guard;
+    if !m.lease.acting() {
+        return; // a deposed or lapsed manager sends nothing
+    }
+    m.ctx.trace(TraceEvent::Acting { lease: m.lease.epoch(), epoch: command.epoch() });
     let now = clock::elapsed_ms();
     let fresh = WorkerState {
         last_heartbeat_ms: now,
@@ -420,8 +704,9 @@ fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
     let state = m.workers.entry(worker).or_insert(fresh);
     if state.queue.is_none() {
         let (tx, rx) = mpsc::unbounded_channel();
-        state.queue_generation += 1;
-        madsim::task::spawn_local(pump(manager.clone(), worker, state.queue_generation, rx));
+        m.queues_made += 1;
+        state.queue_generation = m.queues_made;
+        madsim::task::spawn_local(pump(manager.clone(), worker, m.queues_made, rx));
         state.queue = Some(tx);
     }
     _ = state.queue.as_ref().expect("made above").send(command);

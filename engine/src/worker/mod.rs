@@ -5,7 +5,8 @@
 //!   `Finish` and `Cancel`; each is routed to the local subtasks of the named epoch;
 //! - the data port, where upstream subtasks open channels (see `channel`), accepted only for a
 //!   local subtask of the same epoch and routed to its inbox;
-//! - a connection to the manager carrying `Register`, heartbeats and the subtasks' reports.
+//! - a connection to the leading manager carrying `Register`, heartbeats and the subtasks'
+//!   reports; the worker follows leadership from `manager` to `manager-standby` and back.
 //!
 //! `Cancel { epoch }` aborts every local subtask of an older epoch: its tasks are dropped, its
 //! connections reset. A worker that was paused past its heartbeat timeout comes back running
@@ -25,7 +26,8 @@ use madsim::task::JoinHandle;
 use tokio::sync::mpsc;
 
 use crate::channel::{self, ChannelMsg, ChannelReply};
-use crate::cluster::{NodeId, Role, MANAGER_PORT, WORKER_CONTROL_PORT, WORKER_DATA_PORT};
+use crate::clock;
+use crate::cluster::{self, WORKER_CONTROL_PORT, WORKER_DATA_PORT};
 use crate::job::{TaskId, TaskSpec};
 use crate::manager::{ManagerRequest, ManagerResponse, WorkerCommand};
 use crate::net::{Client, Listener, Rx, Tx};
@@ -57,7 +59,8 @@ struct Worker {
 type Shared = Rc<RefCell<Worker>>;
 
 const MANAGER_RETRY: Duration = Duration::from_millis(50);
-const MANAGER_ATTEMPTS: u32 = 200;
+/// Connection attempts to one manager before trying the other.
+const MANAGER_ATTEMPTS: u32 = 3;
 
 /// The worker node's boot function.
 pub async fn run(ctx: NodeContext) {
@@ -91,29 +94,75 @@ fn next_incarnation(ctx: &NodeContext) -> u64 {
     incarnation
 }
 
-/// Keeps a connection to the manager and heartbeats on it; reconnects when it breaks.
+/// Keeps a connection to the leading manager and heartbeats on it. It tries the managers in
+/// turn until one answers `Leader`, and moves on when the one it follows answers `NotLeader`
+/// or stays silent for `heartbeat_timeout_ms`.
 async fn heartbeat(worker: Shared, interval: Duration) {
-    let (client, me, incarnation) = {
+    let (client, me, incarnation, timeout_ms) = {
         let w = worker.borrow();
-        (w.client.clone(), w.ctx.id.index, w.incarnation)
+        (w.client.clone(), w.ctx.id.index, w.incarnation, w.ctx.cluster.settings.heartbeat_timeout_ms)
     };
-    let addr = NodeId::new(Role::Manager, 0).addr(MANAGER_PORT);
+    let mut attempt = 0;
     loop {
-        let Ok((tx, replies)) = client
+        let addr = cluster::manager_addr(attempt);
+        attempt += 1;
+        let Ok((tx, mut replies)) = client
             .connect_retrying::<ManagerRequest, ManagerResponse>(addr, MANAGER_RETRY, MANAGER_ATTEMPTS)
             .await
         else {
             continue;
         };
         let tx = Rc::new(tx);
-        if tx.send(ManagerRequest::Register { worker: me, incarnation }).await.is_err() {
+        // Reports may go out before the answer comes back: the leader may deploy at once.
+        *worker.borrow().manager.borrow_mut() = Some(tx.clone());
+        let registered = tx.send(ManagerRequest::Register { worker: me, incarnation }).await.is_ok()
+            && matches!(
+                madsim::time::timeout(Duration::from_millis(timeout_ms), replies.recv()).await,
+                Ok(Ok(ManagerResponse::Leader))
+            );
+        if !registered {
+            madsim::time::sleep(MANAGER_RETRY).await;
             continue;
         }
-        *worker.borrow().manager.borrow_mut() = Some(tx.clone());
-        while tx.send(ManagerRequest::Heartbeat { worker: me, incarnation }).await.is_ok() {
-            madsim::time::sleep(interval).await;
+        redeclare_deployed(&worker).await;
+        follow(&tx, &mut replies, (me, incarnation), interval, timeout_ms).await;
+    }
+}
+
+/// Tells a manager just registered with which epoch this worker runs, in case the report of
+/// its deployment went to a manager that no longer leads, or was lost with a connection.
+async fn redeclare_deployed(worker: &Shared) {
+    let (manager, me, epoch) = {
+        let w = worker.borrow();
+        let epoch = w.tasks.values().any(|t| t.epoch == w.newest_epoch).then_some(w.newest_epoch);
+        (w.manager.clone(), w.ctx.id.index, epoch)
+    };
+    if let Some(epoch) = epoch {
+        task::report(&manager, ManagerRequest::Deployed { epoch, worker: me }).await;
+    }
+}
+
+/// Heartbeats the leader until it stops answering `Leader`.
+async fn follow(
+    tx: &Tx<ManagerRequest>,
+    replies: &mut Rx<ManagerResponse>,
+    (worker, incarnation): (u32, u64),
+    interval: Duration,
+    timeout_ms: u64,
+) {
+    let mut heard_ms = clock::elapsed_ms();
+    loop {
+        match madsim::time::timeout(interval, replies.recv()).await {
+            Ok(Ok(ManagerResponse::Leader)) => heard_ms = clock::elapsed_ms(),
+            Ok(_) => return,
+            Err(_) => {
+                let silent = clock::elapsed_ms() > heard_ms + timeout_ms;
+                let beat = ManagerRequest::Heartbeat { worker, incarnation };
+                if silent || tx.send(beat).await.is_err() {
+                    return;
+                }
+            }
         }
-        drop(replies);
     }
 }
 

@@ -8,11 +8,14 @@
 //! - `transactions`: the sink's transactions — committed once, never from a fenced epoch, only
 //!   for completed checkpoints;
 //! - `log`: the replicated log kept every acknowledged record once, in sequence, and its high
-//!   watermark never went back.
+//!   watermark never went back;
+//! - `manager`: at most one manager acts at a time, each under its own lease, and job epochs
+//!   only move forward across leaderships.
 
 pub mod consistency;
 pub mod delivery;
 pub mod log;
+pub mod manager;
 pub mod reference;
 pub mod transactions;
 

@@ -1,0 +1,154 @@
+//! The manager checker: at most one manager acts at a time, and each under its own lease.
+//!
+//! Read from the managers' `LeaseAcquired { lease }` and `Acting { lease, epoch }` events (one
+//! `Acting` per command sent to a worker), with their simulated times. Invariants:
+//! - each lease epoch is acquired once, by one manager;
+//! - a manager acts only under a lease it acquired, and only after acquiring it;
+//! - leaderships do not overlap: nothing is done under lease `l` at or after the first act
+//!   under a later lease `l' > l` (a deposed manager that still sends commands is acting);
+//! - job epochs only move forward across leaderships: every job epoch commanded under `l'` is
+//!   above every epoch commanded under an earlier `l` (a successor that reused an epoch could
+//!   not be told apart from its predecessor by the workers and the sink).
+
+use std::collections::BTreeMap;
+
+use faultline_engine::cluster::NodeId;
+use faultline_engine::observe::TraceEvent;
+use faultline_reports::Violation;
+
+use super::push_examples as push;
+
+/// One lease's tenure as the trace shows it.
+#[derive(Default)]
+struct Tenure {
+    holders: Vec<(u64, NodeId)>,
+    /// Acts: (ms, node, job epoch).
+    acts: Vec<(u64, NodeId, u64)>,
+}
+
+/// Checks the managers' lease and acting events, `(ms, node, event)` in trace order.
+pub fn check(events: &[(u64, NodeId, TraceEvent)]) -> Vec<Violation> {
+    let tenures = tenures(events);
+    let mut v = Vec::new();
+    push(&mut v, "manager-lease-shared", &shared_leases(&tenures));
+    push(&mut v, "manager-acting-without-lease", &unleased_acts(&tenures));
+    push(&mut v, "manager-acting-concurrently", &overlaps(&tenures));
+    push(&mut v, "manager-epoch-reused", &epoch_reuse(&tenures));
+    v
+}
+
+fn tenures(events: &[(u64, NodeId, TraceEvent)]) -> BTreeMap<u64, Tenure> {
+    let mut tenures: BTreeMap<u64, Tenure> = BTreeMap::new();
+    for (ms, node, event) in events {
+        match *event {
+            TraceEvent::LeaseAcquired { lease } => tenures.entry(lease).or_default().holders.push((*ms, *node)),
+            TraceEvent::Acting { lease, epoch } => tenures.entry(lease).or_default().acts.push((*ms, *node, epoch)),
+            _ => {}
+        }
+    }
+    tenures
+}
+
+fn shared_leases(tenures: &BTreeMap<u64, Tenure>) -> Vec<String> {
+    let shared = tenures.iter().filter(|(_, t)| t.holders.len() > 1);
+    shared
+        .map(|(lease, t)| {
+            let names: Vec<String> = t.holders.iter().map(|(ms, n)| format!("{} at {ms} ms", n.name())).collect();
+            format!("lease {lease} acquired by {}", names.join(" and "))
+        })
+        .collect()
+}
+
+fn unleased_acts(tenures: &BTreeMap<u64, Tenure>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (lease, t) in tenures {
+        for &(ms, node, epoch) in &t.acts {
+            let leased = t.holders.iter().any(|&(since, holder)| holder == node && since <= ms);
+            if !leased {
+                out.push(format!("{} acted under lease {lease} (epoch {epoch}) at {ms} ms without it", node.name()));
+            }
+        }
+    }
+    out
+}
+
+fn overlaps(tenures: &BTreeMap<u64, Tenure>) -> Vec<String> {
+    let mut out = Vec::new();
+    let leases: Vec<(&u64, &Tenure)> = tenures.iter().collect();
+    for (i, (lease, t)) in leases.iter().enumerate() {
+        let later_start = leases[i + 1..]
+            .iter()
+            .filter_map(|(l, later)| later.acts.iter().map(|a| a.0).min().map(|ms| (ms, **l)))
+            .min();
+        let Some((start, successor)) = later_start else { continue };
+        for &(ms, node, epoch) in t.acts.iter().filter(|a| a.0 >= start) {
+            out.push(format!(
+                "{} acted under lease {lease} (epoch {epoch}) at {ms} ms; lease {successor} acted from {start} ms",
+                node.name()
+            ));
+        }
+    }
+    out
+}
+
+fn epoch_reuse(tenures: &BTreeMap<u64, Tenure>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut highest: Option<(u64, u64)> = None; // (job epoch, lease)
+    for (lease, t) in tenures {
+        if let (Some((epoch, earlier)), Some(lowest)) = (highest, t.acts.iter().map(|a| a.2).min()) {
+            if lowest <= epoch {
+                out.push(format!("lease {lease} commanded epoch {lowest}; lease {earlier} had commanded {epoch}"));
+            }
+        }
+        if let Some(top) = t.acts.iter().map(|a| a.2).max() {
+            if highest.is_none_or(|(e, _)| top > e) {
+                highest = Some((top, *lease));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_engine::cluster::Role;
+
+    const A: NodeId = NodeId { role: Role::Manager, index: 0 };
+    const B: NodeId = NodeId { role: Role::Manager, index: 1 };
+
+    fn acquired(ms: u64, node: NodeId, lease: u64) -> (u64, NodeId, TraceEvent) {
+        (ms, node, TraceEvent::LeaseAcquired { lease })
+    }
+
+    fn acted(ms: u64, node: NodeId, lease: u64, epoch: u64) -> (u64, NodeId, TraceEvent) {
+        (ms, node, TraceEvent::Acting { lease, epoch })
+    }
+
+    fn invariants(events: &[(u64, NodeId, TraceEvent)]) -> Vec<String> {
+        check(events).into_iter().map(|v| v.invariant).collect()
+    }
+
+    #[test]
+    fn a_clean_failover_passes() {
+        let events =
+            [acquired(10, A, 1), acted(20, A, 1, 1), acted(30, A, 1, 2), acquired(600, B, 2), acted(610, B, 2, 3)];
+        assert!(check(&events).is_empty());
+    }
+
+    #[test]
+    fn a_deposed_manager_that_keeps_commanding_is_caught() {
+        let events = [acquired(10, A, 1), acted(20, A, 1, 1), acquired(600, B, 2), acted(610, B, 2, 2), acted(620, A, 1, 1)];
+        assert_eq!(invariants(&events), ["manager-acting-concurrently"]);
+    }
+
+    #[test]
+    fn a_reused_epoch_a_shared_lease_and_an_unleased_act_are_caught() {
+        let reuse = [acquired(10, A, 1), acted(20, A, 1, 4), acquired(600, B, 2), acted(610, B, 2, 4)];
+        assert_eq!(invariants(&reuse), ["manager-epoch-reused"]);
+        let shared = [acquired(10, A, 1), acquired(11, B, 1)];
+        assert_eq!(invariants(&shared), ["manager-lease-shared"]);
+        let unleased = [acquired(10, A, 1), acted(20, B, 1, 1)];
+        assert_eq!(invariants(&unleased), ["manager-acting-without-lease"]);
+    }
+}
