@@ -58,6 +58,9 @@ pub struct FaultRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
     pub action: String,
+    /// For a crash: how long until the node restarts (absent: it stays down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_after_ms: Option<u64>,
     /// Whether the fault hit something: a live node, or a link that carried traffic meanwhile.
     pub effective: bool,
     /// The fault waited for a checkpoint to be in flight, and struck during it.
@@ -108,6 +111,15 @@ pub struct SwarmRecord {
     pub passed: u64,
     pub failed: Vec<SwarmFailure>,
     pub wall_ms: f64,
+    /// Faults that took effect across the sweep, per failure class.
+    #[serde(default)]
+    pub effective_faults: std::collections::BTreeMap<String, u64>,
+    /// Seeds whose run had at least one recovery.
+    #[serde(default)]
+    pub seeds_with_recovery: u64,
+    /// Seeds with two or more nodes down at once.
+    #[serde(default)]
+    pub seeds_with_simultaneous_crashes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

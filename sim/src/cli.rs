@@ -248,6 +248,14 @@ fn run_swarm(
             record.seeds,
             record.wall_ms / 1000.0
         );
+        let by_class: Vec<String> = record.effective_faults.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        _ = writeln!(
+            out,
+            "effective faults: {} · seeds with a recovery: {} · with several nodes down at once: {}",
+            if by_class.is_empty() { "none".to_string() } else { by_class.join(", ") },
+            record.seeds_with_recovery,
+            record.seeds_with_simultaneous_crashes
+        );
         for f in &record.failed {
             let names: Vec<&str> = f.violations.iter().map(|v| v.invariant.as_str()).collect();
             _ = writeln!(out, "seed {} failed ({}): {}", f.seed, names.join(", "), f.repro);

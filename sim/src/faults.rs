@@ -108,13 +108,18 @@ impl Injector {
             target: fault.target.clone(),
             peer: fault.peer.clone(),
             action: fault.action.as_str().to_string(),
+            restart_after_ms: fault.restart_after_ms.filter(|_| fault.action == FaultAction::Crash),
             effective,
             mid_checkpoint: fault.mid_checkpoint,
         });
         if fault.action.is_link() {
             self.unsettled.borrow_mut().insert(index, (links.clone(), carried_before));
         }
-        self.clone().schedule_healing(fault, target, links, index);
+        // A crash of a node already down changes nothing, and its restart must not reboot the
+        // node that its earlier crash's restart brings back.
+        if effective || fault.action != FaultAction::Crash {
+            self.clone().schedule_healing(fault, target, links, index);
+        }
     }
 
     /// The directed links a link fault hits: target to peer (or to every other node) and back,

@@ -4,6 +4,7 @@
 //! (see `runner::run_isolated`), so a seed's run is the same whether it ran alone or in a swarm.
 //! Results are reported in seed order whatever order they finished in.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -53,14 +54,33 @@ pub fn swarm(
         .filter(|r| !r.passed())
         .map(|r| SwarmFailure { seed: r.seed, violations: r.violations.clone(), repro: r.repro.clone() })
         .collect();
+    let mut effective_faults = BTreeMap::new();
+    for fault in runs.iter().flat_map(|r| &r.faults).filter(|f| f.effective) {
+        *effective_faults.entry(fault.class.clone()).or_insert(0) += 1;
+    }
     let record = SwarmRecord {
         scenario: loaded.scenario.name.clone(),
         seeds,
         passed: seeds - failed.len() as u64,
         failed,
         wall_ms: wall.elapsed_ms(),
+        effective_faults,
+        seeds_with_recovery: runs.iter().filter(|r| !r.recoveries.is_empty()).count() as u64,
+        seeds_with_simultaneous_crashes: runs.iter().filter(|r| simultaneous_crashes(r)).count() as u64,
     };
     (record, runs)
+}
+
+/// Whether two or more nodes were down at once in a run: a crash struck while an earlier
+/// crash's node had not restarted yet. A crash without a restart keeps its node down.
+fn simultaneous_crashes(run: &RunRecord) -> bool {
+    let crashes: Vec<(u64, u64, &str)> = run
+        .faults
+        .iter()
+        .filter(|f| f.effective && f.action == "crash")
+        .map(|f| (f.at_ms, f.at_ms + f.restart_after_ms.unwrap_or(u64::MAX / 2), f.target.as_str()))
+        .collect();
+    crashes.iter().enumerate().any(|(i, a)| crashes[i + 1..].iter().any(|b| a.2 != b.2 && a.0 < b.1 && b.0 < a.1))
 }
 
 fn progress_bar(seeds: u64) -> ProgressBar {

@@ -65,7 +65,7 @@ use lease::Lease;
 use persisted::{Status, StoredJob};
 
 /// Messages to the manager, from the driver and from workers.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ManagerRequest {
     /// Submits job `job`, or attaches to it if it was submitted before.
     Submit {
@@ -106,6 +106,20 @@ pub enum ManagerRequest {
         checkpoint: u64,
         snapshot: TaskSnapshot,
     },
+}
+
+impl ManagerRequest {
+    /// The epoch of a worker's report on its subtasks' state (deployed, drained, finished,
+    /// failed); `None` for other messages.
+    pub fn state_epoch(&self) -> Option<u64> {
+        match *self {
+            ManagerRequest::Deployed { epoch, .. }
+            | ManagerRequest::SourceDrained { epoch, .. }
+            | ManagerRequest::TaskFinished { epoch, .. }
+            | ManagerRequest::TaskFailed { epoch, .. } => Some(epoch),
+            _ => None,
+        }
+    }
 }
 
 /// The manager's answers to the driver and to workers.
@@ -160,6 +174,9 @@ struct Job {
     /// When the driver last spoke; `None` once it is declared lost.
     driver_seen_ms: Option<u64>,
     epoch: u64,
+    /// The newest epoch written to the store: no command names a newer one, so a successor,
+    /// which starts above the stored epoch, never reuses an epoch this manager commanded.
+    durable_epoch: u64,
     tasks: BTreeMap<TaskId, TaskState>,
     sources: BTreeSet<TaskId>,
     /// Workers that have not yet confirmed this epoch's deployment.
@@ -174,6 +191,7 @@ struct Job {
 }
 
 impl Job {
+    /// A job whose record, at `epoch`, is durable in the store.
     fn new(id: u64, spec: JobSpec, status: Status, epoch: u64, timeout_ms: u64) -> Job {
         let now = clock::elapsed_ms();
         Job {
@@ -183,6 +201,7 @@ impl Job {
             driver: None,
             driver_seen_ms: Some(now),
             epoch,
+            durable_epoch: epoch,
             tasks: BTreeMap::new(),
             sources: BTreeSet::new(),
             deploying: BTreeSet::new(),
@@ -281,8 +300,8 @@ async fn handle(manager: &Shared, request: ManagerRequest, reply: &Rc<Tx<Manager
     match request {
         ManagerRequest::Submit { job, spec } => submit(manager, job, spec, reply.clone()).await,
         ManagerRequest::DriverHeartbeat { job } => {
-            driver_alive(manager, job);
-            _ = reply.send(ManagerResponse::Leader).await;
+            let answer = driver_alive(manager, job, reply);
+            _ = reply.send(answer).await;
         }
         ManagerRequest::Register { worker, incarnation }
         | ManagerRequest::Heartbeat { worker, incarnation } => {
@@ -376,9 +395,26 @@ fn attach(manager: &Shared, driver: Rc<Tx<ManagerResponse>>) -> ManagerResponse 
     ManagerResponse::Attached
 }
 
-fn driver_alive(manager: &Shared, id: u64) {
-    if let Some(job) = manager.borrow_mut().job.as_mut().filter(|j| j.id == id && j.driver.is_some()) {
-        job.driver_seen_ms = Some(clock::elapsed_ms());
+/// A driver heartbeat. The connection it came on is the driver's current one; a driver that was
+/// declared lost (it fell silent, or this manager just took over) is attached again by it.
+fn driver_alive(manager: &Shared, id: u64, reply: &Rc<Tx<ManagerResponse>>) -> ManagerResponse {
+    let attached = {
+        let mut m = manager.borrow_mut();
+        if m.finished.contains(&id) {
+            return ManagerResponse::JobFinished;
+        }
+        let Some(job) = m.job.as_mut().filter(|j| j.id == id) else { return ManagerResponse::Leader };
+        let attached = job.driver_seen_ms.is_some() && job.driver.is_some();
+        if attached {
+            job.driver = Some(reply.clone());
+            job.driver_seen_ms = Some(clock::elapsed_ms());
+        }
+        attached
+    };
+    if attached {
+        ManagerResponse::Leader
+    } else {
+        attach(manager, reply.clone())
     }
 }
 
@@ -415,13 +451,18 @@ async fn persist(manager: &Shared) -> bool {
     };
     let _turn = writes.lock().await;
     loop {
-        let (fence, bytes) = {
+        let (fence, record) = {
             let m = manager.borrow();
             let Some(job) = m.job.as_ref().filter(|_| m.lease.is_held(lease_epoch)) else { return false };
-            (m.lease.fence(), job.stored().encode())
+            (m.lease.fence(), job.stored())
         };
-        match store.put_fenced(&fence, persisted::JOB_KEY, bytes).await {
-            Ok(Ok(())) => return true,
+        match store.put_fenced(&fence, persisted::JOB_KEY, record.encode()).await {
+            Ok(Ok(())) => {
+                if let Some(job) = manager.borrow_mut().job.as_mut().filter(|j| j.id == record.id) {
+                    job.durable_epoch = job.durable_epoch.max(record.epoch);
+                }
+                return true;
+            }
             Ok(Err(_fenced)) => {
                 step_down(manager);
                 return false;
@@ -598,7 +639,9 @@ fn alive(manager: &Shared, worker: u32, incarnation: u64) {
     let rebooted = state.incarnation != incarnation;
     state.alive = true;
     state.incarnation = incarnation;
-    let epoch = m.job.as_ref().map_or(0, |j| j.epoch);
+    // The epoch in the store: a recovery whose epoch is not yet durable cancels every live
+    // worker itself once it is.
+    let epoch = m.job.as_ref().map_or(0, |j| j.durable_epoch);
     let hosted = m.job.as_ref().is_some_and(|j| j.tasks.values().any(|t| t.worker == worker));
     drop(m);
     if returned && epoch > 0 {
@@ -692,6 +735,8 @@ fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
     if !m.lease.acting() {
         return; // a deposed or lapsed manager sends nothing
     }
+    let durable = m.job.as_ref().map_or(0, |j| j.durable_epoch);
+    assert!(command.epoch() <= durable, "{command:?} names an epoch not yet in the store ({durable})");
     m.ctx.trace(TraceEvent::Acting { lease: m.lease.epoch(), epoch: command.epoch() });
     let now = clock::elapsed_ms();
     let fresh = WorkerState {

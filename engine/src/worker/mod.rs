@@ -68,7 +68,7 @@ pub async fn run(ctx: NodeContext) {
     let client = Rc::new(Client::bind().await);
     let store = Rc::new(StoreClient::new(&ctx, client.clone()));
     let interval = Duration::from_millis(ctx.cluster.settings.heartbeat_interval_ms);
-    let manager: ManagerLink = Rc::new(RefCell::new(None));
+    let manager: ManagerLink = Rc::new(RefCell::new(task::ManagerConn::default()));
     let incarnation = next_incarnation(&ctx);
     let worker = Rc::new(RefCell::new(Worker {
         ctx,
@@ -114,7 +114,7 @@ async fn heartbeat(worker: Shared, interval: Duration) {
         };
         let tx = Rc::new(tx);
         // Reports may go out before the answer comes back: the leader may deploy at once.
-        *worker.borrow().manager.borrow_mut() = Some(tx.clone());
+        worker.borrow().manager.borrow_mut().tx = Some(tx.clone());
         let registered = tx.send(ManagerRequest::Register { worker: me, incarnation }).await.is_ok()
             && matches!(
                 madsim::time::timeout(Duration::from_millis(timeout_ms), replies.recv()).await,
@@ -124,21 +124,9 @@ async fn heartbeat(worker: Shared, interval: Duration) {
             madsim::time::sleep(MANAGER_RETRY).await;
             continue;
         }
-        redeclare_deployed(&worker).await;
+        let manager = worker.borrow().manager.clone();
+        task::resend_journal(&manager).await;
         follow(&tx, &mut replies, (me, incarnation), interval, timeout_ms).await;
-    }
-}
-
-/// Tells a manager just registered with which epoch this worker runs, in case the report of
-/// its deployment went to a manager that no longer leads, or was lost with a connection.
-async fn redeclare_deployed(worker: &Shared) {
-    let (manager, me, epoch) = {
-        let w = worker.borrow();
-        let epoch = w.tasks.values().any(|t| t.epoch == w.newest_epoch).then_some(w.newest_epoch);
-        (w.manager.clone(), w.ctx.id.index, epoch)
-    };
-    if let Some(epoch) = epoch {
-        task::report(&manager, ManagerRequest::Deployed { epoch, worker: me }).await;
     }
 }
 

@@ -30,8 +30,19 @@ pub enum TaskEvent {
     Finish,
 }
 
-/// The worker's current connection to the manager, replaced when it reconnects.
-pub type ManagerLink = Rc<RefCell<Option<Rc<Tx<ManagerRequest>>>>>;
+/// The worker's current connection to the leading manager, replaced when it reconnects, and
+/// the journal of its subtasks' reports of the newest epoch.
+#[derive(Default)]
+pub struct ManagerConn {
+    pub tx: Option<Rc<Tx<ManagerRequest>>>,
+    /// `Deployed`, `SourceDrained`, `TaskFinished` and `TaskFailed` of the newest epoch: a
+    /// report can be lost with a connection, or sent to a manager that just lost the lease, so
+    /// the whole journal is sent again to every manager the worker registers with. The
+    /// manager takes each of them idempotently.
+    journal: Vec<ManagerRequest>,
+}
+
+pub type ManagerLink = Rc<RefCell<ManagerConn>>;
 
 /// Everything a running subtask needs.
 #[derive(Clone)]
@@ -70,12 +81,37 @@ pub async fn finish(tc: &TaskContext, outcome: TaskResult) {
     report(&tc.manager, message).await;
 }
 
-/// Sends a message to the manager if the worker is connected; a lost report is recovered by
-/// the manager's failure detection.
+/// Sends a message to the manager if the worker is connected, and journals a subtask's state
+/// report (see [`ManagerConn`]). A lost checkpoint acknowledgement is not sent again: its
+/// checkpoint times out and the next one is taken.
 pub async fn report(manager: &ManagerLink, message: ManagerRequest) {
-    let tx = manager.borrow().clone();
+    let tx = {
+        let mut m = manager.borrow_mut();
+        if let Some(epoch) = message.state_epoch() {
+            let newest = m.journal.iter().filter_map(ManagerRequest::state_epoch).max().unwrap_or(0);
+            if epoch >= newest {
+                m.journal.retain(|r| r.state_epoch() == Some(epoch));
+                m.journal.push(message.clone());
+            }
+        }
+        m.tx.clone()
+    };
     if let Some(tx) = tx {
         _ = tx.send(message).await;
+    }
+}
+
+/// Sends the journal of state reports to the manager just registered with.
+pub async fn resend_journal(manager: &ManagerLink) {
+    let (tx, journal) = {
+        let m = manager.borrow();
+        (m.tx.clone(), m.journal.clone())
+    };
+    let Some(tx) = tx else { return };
+    for message in journal {
+        if tx.send(message).await.is_err() {
+            return;
+        }
     }
 }
 
