@@ -106,6 +106,7 @@ fn execute(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord
     let deadline_ms = deadline_ms(scenario, &faults);
     let (ending, sim_time_ms) = rt.block_on(supervise(&world, faults, deadline_ms, injector.clone()));
     let applied = injector.applied.borrow().clone();
+    rt.block_on(release(&world));
     drop(rt);
     let simulate_ms = wall.elapsed_ms();
     let mut record = judge(loaded, seed, &world, ending, tamper);
@@ -150,6 +151,18 @@ async fn supervise(
     };
     injector.settle_all();
     (ending, TimeHandle::current().elapsed().as_millis() as u64)
+}
+
+/// Kills every node and lets the executor drop their tasks. A task waiting on a channel that
+/// its own state keeps alive (a node's `Rc` reaching the sender) is a cycle that dropping the
+/// runtime does not free: without this, every run would leak its cluster's memory, and a long
+/// swarm would run out of it.
+async fn release(world: &World) {
+    let handle = madsim::runtime::Handle::current();
+    for node in world.nodes.values() {
+        handle.kill(node.id());
+    }
+    madsim::time::sleep(Duration::from_millis(1)).await;
 }
 
 fn judge(

@@ -7,7 +7,9 @@
 //! - A contender reads the lease; once it has seen the same bytes for `manager_lease_ms` (the
 //!   holder stopped renewing), it takes the lease by compare-and-set with the next epoch. Any
 //!   renewal in between changes the bytes and makes the takeover fail.
-//! - A renewal that finds someone else's lease steps the manager down: it forgets the job.
+//! - A renewal that finds someone else's lease steps the manager down: it forgets the job. So
+//!   does a lease that lapsed (no renewal landed in time, e.g. the manager was paused): its
+//!   holder contends again, and takes the job over afresh if it wins.
 //!
 //! Both sides read one simulated clock, and a contender starts its wait only after the holder's
 //! last renewal landed, so a deposed holder has stopped acting before its successor starts.
@@ -86,6 +88,13 @@ impl Lease {
         self.loaded && self.held.is_some() && clock::elapsed_ms() < self.valid_until_ms
     }
 
+    /// Whether the lease held ran out without a renewal. A lapsed leader gives up its job
+    /// rather than resume it: commands it dropped meanwhile would leave its view of the job
+    /// wrong. It contends again like anyone, and a takeover reloads the job from the store.
+    pub fn lapsed(&self) -> bool {
+        self.loaded && self.held.is_some() && clock::elapsed_ms() >= self.valid_until_ms
+    }
+
     /// The fencing token of the lease held.
     pub fn fence(&self) -> Fence {
         let record = self.held.expect("a fence needs a held lease");
@@ -98,9 +107,11 @@ type Seen = Option<(Option<Vec<u8>>, u64)>;
 
 /// Keeps the lease, or contends for it, for the life of the node.
 pub(super) async fn run(manager: Shared) {
+    // Its own connection to the store, as a ZooKeeper session of its own: renewals never wait
+    // behind the job's writes.
     let (store, ttl) = {
         let m = manager.borrow();
-        (m.store.clone(), m.ctx.cluster.settings.manager_lease_ms)
+        (StoreClient::new(&m.ctx, m.client.clone()), m.ctx.cluster.settings.manager_lease_ms)
     };
     let period = Duration::from_millis((ttl / 4).max(1));
     let mut seen: Seen = None;
@@ -115,14 +126,22 @@ pub(super) async fn run(manager: Shared) {
 }
 
 async fn renew(manager: &Shared, store: &StoreClient, record: Record, ttl: u64) {
+    if manager.borrow().lease.lapsed() {
+        step_down(manager);
+        return;
+    }
     let next = Record { counter: record.counter + 1, ..record };
     let sent_ms = clock::elapsed_ms();
-    match store.cas(LEASE_KEY, Some(record.encode()), next.encode()).await {
+    let renewed = store.cas(LEASE_KEY, Some(record.encode()), next.encode()).await;
+    tracing::trace!(lease = record.epoch, counter = next.counter, sent_ms, ?renewed, "lease renewal");
+    match renewed {
         Ok(Ok(())) => {
             let mut m = manager.borrow_mut();
-            assert_eq!(m.lease.held, Some(record), "only this loop changes the lease held");
-            m.lease.held = Some(next);
-            m.lease.valid_until_ms = sent_ms + ttl;
+            // Unless the manager stepped down meanwhile: then the lease must run out unrenewed.
+            if m.lease.held == Some(record) {
+                m.lease.held = Some(next);
+                m.lease.valid_until_ms = sent_ms + ttl;
+            }
         }
         Ok(Err(_)) => step_down(manager),
         Err(_) => {} // the store is unreachable: the lease runs out unless a later renewal lands
@@ -132,6 +151,7 @@ async fn renew(manager: &Shared, store: &StoreClient, record: Record, ttl: u64) 
 async fn contend(manager: &Shared, store: &StoreClient, ttl: u64, seen: &mut Seen) {
     let Ok(current) = store.get(LEASE_KEY).await else { return };
     let now = clock::elapsed_ms();
+    tracing::trace!(current = ?current.as_deref().and_then(Record::decode), "lease observed");
     if seen.as_ref().map(|(bytes, _)| bytes) != Some(&current) {
         *seen = Some((current.clone(), now));
     }

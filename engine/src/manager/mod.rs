@@ -285,16 +285,9 @@ async fn serve(manager: Shared, reply: Rc<Tx<ManagerResponse>>, mut rx: Rx<Manag
 
 async fn handle(manager: &Shared, request: ManagerRequest, reply: &Rc<Tx<ManagerResponse>>) {
     if !manager.borrow().lease.acting() {
-        let asks_leader = matches!(
-            request,
-            ManagerRequest::Submit { .. }
-                | ManagerRequest::DriverHeartbeat { .. }
-                | ManagerRequest::Register { .. }
-                | ManagerRequest::Heartbeat { .. }
-        );
-        if asks_leader {
-            _ = reply.send(ManagerResponse::NotLeader).await;
-        }
+        // Every message is answered, so that a worker whose report went unheard registers
+        // again — with whichever manager leads by then — and sends its journal again.
+        _ = reply.send(ManagerResponse::NotLeader).await;
         return;
     }
     match request {
@@ -519,7 +512,8 @@ async fn take_over(manager: &Shared, record: lease::Record, valid_until_ms: u64)
     }
 }
 
-/// The lease is lost: forget the job and the workers; a successor has taken over.
+/// The lease is lost or lapsed: forget the job and the workers; a successor (perhaps this
+/// manager again) takes the job over from the store.
 fn step_down(manager: &Shared) {
     let mut m = manager.borrow_mut();
     if m.lease.epoch() == 0 {
@@ -592,6 +586,7 @@ fn restore_for(latest: Option<&crate::checkpoint::CheckpointMeta>, task: TaskId)
 }
 
 fn deployed(manager: &Shared, epoch: u64, worker: u32) {
+    tracing::trace!(epoch, worker, "deployed");
     let Some(mut job) = current(manager, epoch) else { return };
     let was_deploying = !job.deploying.is_empty();
     job.deploying.remove(&worker);
@@ -639,9 +634,9 @@ fn alive(manager: &Shared, worker: u32, incarnation: u64) {
     let rebooted = state.incarnation != incarnation;
     state.alive = true;
     state.incarnation = incarnation;
-    // The epoch in the store: a recovery whose epoch is not yet durable cancels every live
-    // worker itself once it is.
-    let epoch = m.job.as_ref().map_or(0, |j| j.durable_epoch);
+    // While a recovery's epoch is not yet durable, the recovery cancels every live worker
+    // itself once it is; and the epoch in the store may be a predecessor's.
+    let epoch = m.job.as_ref().filter(|j| j.durable_epoch == j.epoch).map_or(0, |j| j.epoch);
     let hosted = m.job.as_ref().is_some_and(|j| j.tasks.values().any(|t| t.worker == worker));
     drop(m);
     if returned && epoch > 0 {
@@ -660,6 +655,9 @@ async fn tick(manager: Shared) {
     let timeout_ms = manager.borrow().ctx.cluster.settings.heartbeat_timeout_ms;
     loop {
         madsim::time::sleep(TICK).await;
+        if manager.borrow().lease.lapsed() {
+            step_down(&manager);
+        }
         if !manager.borrow().lease.acting() {
             continue;
         }
@@ -733,7 +731,11 @@ fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
     let mut guard = manager.borrow_mut();
     let m = &mut *guard;
     if !m.lease.acting() {
-        return; // a deposed or lapsed manager sends nothing
+        // A deposed or lapsed manager sends nothing. Its view of the job would now be wrong (it
+        // believes the command sent), so it gives the job up; a takeover reloads it.
+        drop(guard);
+        step_down(manager);
+        return;
     }
     let durable = m.job.as_ref().map_or(0, |j| j.durable_epoch);
     assert!(command.epoch() <= durable, "{command:?} names an epoch not yet in the store ({durable})");

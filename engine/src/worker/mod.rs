@@ -120,6 +120,7 @@ async fn heartbeat(worker: Shared, interval: Duration) {
                 madsim::time::timeout(Duration::from_millis(timeout_ms), replies.recv()).await,
                 Ok(Ok(ManagerResponse::Leader))
             );
+        tracing::trace!(%addr, registered, "worker registration");
         if !registered {
             madsim::time::sleep(MANAGER_RETRY).await;
             continue;

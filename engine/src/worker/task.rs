@@ -96,6 +96,7 @@ pub async fn report(manager: &ManagerLink, message: ManagerRequest) {
         }
         m.tx.clone()
     };
+    tracing::trace!(?message, connected = tx.is_some(), "report");
     if let Some(tx) = tx {
         _ = tx.send(message).await;
     }
