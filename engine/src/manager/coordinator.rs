@@ -109,12 +109,16 @@ fn trigger(manager: &Shared, now: u64, is_final: bool) {
     m.ctx.trace(TraceEvent::CheckpointTriggered { checkpoint: id });
     drop(m);
     let manager = manager.clone();
+    let tenure = manager.borrow().lease.epoch();
     madsim::task::spawn_local(async move {
         if !count(&manager).await {
             abort(&manager, id);
             return;
         }
-        if manager.borrow().coordinator.pending.as_ref().is_some_and(|p| p.id == id) {
+        let m = manager.borrow();
+        let current = m.lease.is_held(tenure) && m.coordinator.pending.as_ref().is_some_and(|p| p.id == id);
+        drop(m);
+        if current {
             for worker in workers {
                 command(&manager, worker, WorkerCommand::Trigger { epoch, checkpoint: id });
             }
@@ -164,14 +168,16 @@ pub(super) fn ack(manager: &Shared, epoch: u64, checkpoint: u64, snapshot: TaskS
     if pending.acks.len() == subtasks {
         let pending = m.coordinator.pending.take().expect("matched above");
         m.coordinator.committing = true;
-        let fence = m.lease.fence();
+        let (fence, tenure) = (m.lease.fence(), m.lease.epoch());
         drop(m);
-        madsim::task::spawn_local(complete(manager.clone(), pending, fence));
+        madsim::task::spawn_local(complete(manager.clone(), pending, fence, tenure));
     }
 }
 
-/// Makes the checkpoint durable in the store, then announces it.
-async fn complete(manager: Shared, pending: Pending, fence: Fence) {
+/// Makes the checkpoint durable in the store, then announces it — unless the manager lost the
+/// lease of `tenure` meanwhile: a durable checkpoint is complete all the same (a successor
+/// restores it), but announcing it is the successor's business.
+async fn complete(manager: Shared, pending: Pending, fence: Fence, tenure: u64) {
     let Pending { id, epoch, acks, is_final, .. } = pending;
     let meta = CheckpointMeta { id, epoch, tasks: acks.into_values().collect() };
     let store = manager.borrow().store.clone();
@@ -185,14 +191,20 @@ async fn complete(manager: Shared, pending: Pending, fence: Fence) {
     }
     let durable = matches!(written, Ok(Ok(())));
     let mut m = manager.borrow_mut();
-    m.coordinator.committing = false;
+    let leads = m.lease.is_held(tenure);
+    if leads {
+        m.coordinator.committing = false;
+    }
     if !durable {
         m.ctx.trace(TraceEvent::CheckpointAborted { checkpoint: id });
         return;
     }
     tracing::debug!(checkpoint = id, epoch, "checkpoint complete");
-    m.coordinator.latest = Some(meta);
     m.ctx.trace(TraceEvent::CheckpointCompleted { checkpoint: id });
+    if !leads {
+        return;
+    }
+    m.coordinator.latest = Some(meta);
     let job = m.job.as_ref().filter(|j| j.epoch == epoch);
     let workers: BTreeSet<u32> =
         job.map(|j| j.tasks.values().map(|t| t.worker).collect()).unwrap_or_default();

@@ -355,7 +355,8 @@ async fn submit(manager: &Shared, id: u64, spec: JobSpec, driver: Rc<Tx<ManagerR
             ManagerResponse::JobFailed { reason: format!("job {id} refused: another job runs") }
         }
         Some(false) => {
-            if !persist(manager).await {
+            let tenure = manager.borrow().lease.epoch();
+            if !persist(manager).await || !manager.borrow().lease.is_held(tenure) {
                 return;
             }
             attach(manager, driver.clone());
@@ -478,8 +479,8 @@ async fn take_over(manager: &Shared, record: lease::Record, valid_until_ms: u64)
         m.ctx.trace(TraceEvent::LeaseAcquired { lease: record.epoch });
         m.store.clone()
     };
-    let Ok(found) = persisted::load(&store).await else {
-        tracing::warn!("manager: store unreachable while taking over");
+    let found = persisted::load(&store).await;
+    let Ok(found) = found.inspect_err(|e| tracing::warn!(%e, "manager: taking over failed")) else {
         step_down(manager);
         return;
     };
@@ -607,7 +608,8 @@ async fn finished(manager: &Shared, epoch: u64, task: TaskId) {
         }
         job.status = Status::Finished;
     }
-    if !persist(manager).await {
+    let tenure = manager.borrow().lease.epoch();
+    if !persist(manager).await || !manager.borrow().lease.is_held(tenure) {
         return;
     }
     let driver = {
@@ -697,6 +699,7 @@ fn recover(manager: Shared) {
         job.waiting_for_workers = false;
         job.epoch
     };
+    let tenure = manager.borrow().lease.epoch();
     madsim::task::spawn_local(async move {
         if !persist(&manager).await {
             return;
@@ -704,7 +707,8 @@ fn recover(manager: Shared) {
         coordinator::abort_for_recovery(&manager).await;
         let (live, checkpoint, status) = {
             let m = manager.borrow();
-            let Some(job) = m.job.as_ref().filter(|j| j.epoch == epoch) else {
+            let job = m.job.as_ref().filter(|j| j.epoch == epoch && m.lease.is_held(tenure));
+            let Some(job) = job else {
                 return; // a newer recovery took over
             };
             let live: Vec<u32> = m.workers.iter().filter(|(_, w)| w.alive).map(|(&i, _)| i).collect();

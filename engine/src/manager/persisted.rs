@@ -64,15 +64,20 @@ pub(super) struct Found {
     pub next_checkpoint: u64,
 }
 
-/// Reads the job, the latest completed checkpoint and the checkpoint counter.
+/// Reads the job, the latest completed checkpoint and the checkpoint counter. The reads are not
+/// one snapshot: a manager stalled between them may find the store moved on, and fails.
 pub(super) async fn load(store: &StoreClient) -> io::Result<Found> {
     let job = store.get(JOB_KEY).await?.map(|b| StoredJob::decode(&b));
     let history = store.list(checkpoint::HISTORY_PREFIX).await?;
     let latest_id = history.iter().filter_map(|k| checkpoint::history_id(k)).max();
     let latest = match latest_id {
         Some(id) => {
-            let bytes = store.get(&checkpoint::meta_key(id)).await?;
-            let bytes = bytes.expect("the latest completed checkpoint is retained");
+            // Gone only if a leader garbage-collected it after completing newer ones: this
+            // manager was stalled mid-load, and its lease is surely lost.
+            let Some(bytes) = store.get(&checkpoint::meta_key(id)).await? else {
+                let gone = format!("checkpoint {id} was collected while loading: a newer leader moved on");
+                return Err(io::Error::other(gone));
+            };
             Some(CheckpointMeta::decode(&bytes).expect("checkpoint metadata decodes"))
         }
         None => None,
