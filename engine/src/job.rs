@@ -11,8 +11,8 @@
 //! It does not run anything: workers do (see `worker`).
 
 use petgraph::graph::{DiGraph, NodeIndex};
-use serde::{Deserialize, Serialize};
 use petgraph::Direction;
+use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{SourcePosition, StateHandle};
 use crate::cluster::ClusterSpec;

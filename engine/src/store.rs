@@ -153,7 +153,12 @@ impl StoreClient {
     }
 
     /// A write that lands only while `fence` holds. `Ok(Err(Fenced))`: refused, nothing written.
-    pub async fn put_fenced(&self, fence: &Fence, key: &str, bytes: Vec<u8>) -> io::Result<Result<(), Fenced>> {
+    pub async fn put_fenced(
+        &self,
+        fence: &Fence,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> io::Result<Result<(), Fenced>> {
         let request =
             || StoreRequest::FencedPut { fence: fence.clone(), key: key.to_string(), bytes: bytes.clone() };
         match self.call(request).await? {

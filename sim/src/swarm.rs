@@ -80,7 +80,10 @@ fn simultaneous_crashes(run: &RunRecord) -> bool {
         .filter(|f| f.effective && f.action == "crash")
         .map(|f| (f.at_ms, f.at_ms + f.restart_after_ms.unwrap_or(u64::MAX / 2), f.target.as_str()))
         .collect();
-    crashes.iter().enumerate().any(|(i, a)| crashes[i + 1..].iter().any(|b| a.2 != b.2 && a.0 < b.1 && b.0 < a.1))
+    crashes
+        .iter()
+        .enumerate()
+        .any(|(i, a)| crashes[i + 1..].iter().any(|b| a.2 != b.2 && a.0 < b.1 && b.0 < a.1))
 }
 
 fn progress_bar(seeds: u64) -> ProgressBar {

@@ -64,6 +64,47 @@ fn sink_crashes_are_survived() {
 }
 
 #[test]
+fn manager_failover_is_survived_mid_checkpoint() {
+    let records = survives("fault-manager", "manager", 1..=6);
+    for r in &records {
+        let first = &r.faults[0];
+        assert!(first.mid_checkpoint && first.effective, "seed {}: {first:?}", r.seed);
+        assert!(!r.recoveries.is_empty(), "seed {}: the standby never restarted the job", r.seed);
+    }
+}
+
+#[test]
+fn a_lost_driver_is_survived_by_reattaching() {
+    let records = survives("fault-driver", "driver", 1..=6);
+    assert!(records.iter().all(|r| r.recoveries.is_empty()), "reattaching needs no recovery");
+}
+
+#[test]
+fn a_lost_driver_is_survived_by_restarting_the_job() {
+    let runs = runs("fault-driver", 1..=6, &["engine.driver_loss=restart-job"]);
+    for (code, r) in &runs {
+        assert_eq!(*code, 0, "seed {}: {:?}", r.seed, r.violations);
+        assert_eq!((r.output.lost, r.output.duplicates), (0, 0), "seed {}", r.seed);
+    }
+    // The job stops with its driver and resumes from a checkpoint: a recovery in most seeds
+    // (not all: a driver back within the heartbeat timeout is never declared lost).
+    let restarted = runs.iter().filter(|(_, r)| !r.recoveries.is_empty()).count();
+    assert!(restarted >= 4, "only {restarted} of six seeds restarted the job");
+}
+
+#[test]
+fn all_seven_classes_together_are_survived() {
+    let runs = runs("all-faults", 1..=8, &[]);
+    let mut classes = std::collections::BTreeSet::new();
+    for (code, r) in &runs {
+        assert_eq!(*code, 0, "seed {}: {:?}", r.seed, r.violations);
+        assert_eq!((r.output.lost, r.output.duplicates, r.output.wrong), (0, 0, 0), "seed {}", r.seed);
+        classes.extend(r.faults.iter().filter(|f| f.effective).map(|f| f.class.clone()));
+    }
+    assert_eq!(classes.len(), 7, "effective classes over eight seeds: {classes:?}");
+}
+
+#[test]
 fn a_link_fault_on_an_idle_link_is_not_effective() {
     // With parallelism 2 of 3 workers, the plan leaves worker-1 without a sink writer: a clog
     // between it and the sink meets no traffic. The same clog on worker-2's link does.

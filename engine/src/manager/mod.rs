@@ -132,7 +132,9 @@ pub enum ManagerResponse {
     Submitted,
     Attached,
     JobFinished,
-    JobFailed { reason: String },
+    JobFailed {
+        reason: String,
+    },
 }
 
 /// Manager to worker, in order on one connection. Every command names the job epoch it belongs

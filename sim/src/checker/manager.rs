@@ -41,8 +41,12 @@ fn tenures(events: &[(u64, NodeId, TraceEvent)]) -> BTreeMap<u64, Tenure> {
     let mut tenures: BTreeMap<u64, Tenure> = BTreeMap::new();
     for (ms, node, event) in events {
         match *event {
-            TraceEvent::LeaseAcquired { lease } => tenures.entry(lease).or_default().holders.push((*ms, *node)),
-            TraceEvent::Acting { lease, epoch } => tenures.entry(lease).or_default().acts.push((*ms, *node, epoch)),
+            TraceEvent::LeaseAcquired { lease } => {
+                tenures.entry(lease).or_default().holders.push((*ms, *node))
+            }
+            TraceEvent::Acting { lease, epoch } => {
+                tenures.entry(lease).or_default().acts.push((*ms, *node, epoch))
+            }
             _ => {}
         }
     }
@@ -53,7 +57,8 @@ fn shared_leases(tenures: &BTreeMap<u64, Tenure>) -> Vec<String> {
     let shared = tenures.iter().filter(|(_, t)| t.holders.len() > 1);
     shared
         .map(|(lease, t)| {
-            let names: Vec<String> = t.holders.iter().map(|(ms, n)| format!("{} at {ms} ms", n.name())).collect();
+            let names: Vec<String> =
+                t.holders.iter().map(|(ms, n)| format!("{} at {ms} ms", n.name())).collect();
             format!("lease {lease} acquired by {}", names.join(" and "))
         })
         .collect()
@@ -65,7 +70,10 @@ fn unleased_acts(tenures: &BTreeMap<u64, Tenure>) -> Vec<String> {
         for &(ms, node, epoch) in &t.acts {
             let leased = t.holders.iter().any(|&(since, holder)| holder == node && since <= ms);
             if !leased {
-                out.push(format!("{} acted under lease {lease} (epoch {epoch}) at {ms} ms without it", node.name()));
+                out.push(format!(
+                    "{} acted under lease {lease} (epoch {epoch}) at {ms} ms without it",
+                    node.name()
+                ));
             }
         }
     }
@@ -97,7 +105,9 @@ fn epoch_reuse(tenures: &BTreeMap<u64, Tenure>) -> Vec<String> {
     for (lease, t) in tenures {
         if let (Some((epoch, earlier)), Some(lowest)) = (highest, t.acts.iter().map(|a| a.2).min()) {
             if lowest <= epoch {
-                out.push(format!("lease {lease} commanded epoch {lowest}; lease {earlier} had commanded {epoch}"));
+                out.push(format!(
+                    "lease {lease} commanded epoch {lowest}; lease {earlier} had commanded {epoch}"
+                ));
             }
         }
         if let Some(top) = t.acts.iter().map(|a| a.2).max() {
@@ -131,14 +141,25 @@ mod tests {
 
     #[test]
     fn a_clean_failover_passes() {
-        let events =
-            [acquired(10, A, 1), acted(20, A, 1, 1), acted(30, A, 1, 2), acquired(600, B, 2), acted(610, B, 2, 3)];
+        let events = [
+            acquired(10, A, 1),
+            acted(20, A, 1, 1),
+            acted(30, A, 1, 2),
+            acquired(600, B, 2),
+            acted(610, B, 2, 3),
+        ];
         assert!(check(&events).is_empty());
     }
 
     #[test]
     fn a_deposed_manager_that_keeps_commanding_is_caught() {
-        let events = [acquired(10, A, 1), acted(20, A, 1, 1), acquired(600, B, 2), acted(610, B, 2, 2), acted(620, A, 1, 1)];
+        let events = [
+            acquired(10, A, 1),
+            acted(20, A, 1, 1),
+            acquired(600, B, 2),
+            acted(610, B, 2, 2),
+            acted(620, A, 1, 1),
+        ];
         assert_eq!(invariants(&events), ["manager-acting-concurrently"]);
     }
 
