@@ -338,25 +338,32 @@ fn current(manager: &Shared, epoch: u64) -> Option<std::cell::RefMut<'_, Job>> {
 /// A driver submits job `id`: a new job is made durable, then deployed; a known one is
 /// attached to (and resumed, if it was suspended for want of a driver).
 async fn submit(manager: &Shared, id: u64, spec: JobSpec, driver: Rc<Tx<ManagerResponse>>) {
-    let known = {
+    enum Found {
+        Finished,
+        Running,
+        Another,
+        New,
+    }
+    let found = {
         let mut m = manager.borrow_mut();
         let timeout_ms = m.ctx.cluster.settings.heartbeat_timeout_ms;
-        if m.finished.contains(&id) {
-            None
-        } else if let Some(job) = m.job.as_mut() {
-            Some(job.id == id)
-        } else {
-            m.job = Some(Job::new(id, spec, Status::Running, 1, timeout_ms));
-            Some(false)
+        match m.job.as_ref() {
+            _ if m.finished.contains(&id) => Found::Finished,
+            Some(job) if job.id == id => Found::Running,
+            Some(_) => Found::Another,
+            None => {
+                m.job = Some(Job::new(id, spec, Status::Running, 1, timeout_ms));
+                Found::New
+            }
         }
     };
-    let answer = match known {
-        None => ManagerResponse::JobFinished,
-        Some(true) => attach(manager, driver.clone()),
-        Some(false) if manager.borrow().job.as_ref().is_some_and(|j| j.id != id) => {
+    let answer = match found {
+        Found::Finished => ManagerResponse::JobFinished,
+        Found::Running => attach(manager, driver.clone()),
+        Found::Another => {
             ManagerResponse::JobFailed { reason: format!("job {id} refused: another job runs") }
         }
-        Some(false) => {
+        Found::New => {
             let tenure = manager.borrow().lease.epoch();
             if !persist(manager).await || !manager.borrow().lease.is_held(tenure) {
                 return;
