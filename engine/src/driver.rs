@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::cluster::manager_addr;
-use crate::manager::{ManagerRequest, ManagerResponse};
+use crate::manager::{next_answer, ManagerRequest, ManagerResponse};
 use crate::net::{Client, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 
@@ -62,22 +62,12 @@ fn job_id(ctx: &NodeContext) -> u64 {
 /// Follows the job on one manager connection. Returns whether the job ended; `false` means
 /// this manager does not lead (or went silent) and the other should be tried.
 async fn watch(ctx: &NodeContext, job: u64, tx: &Tx<ManagerRequest>, rx: &mut Rx<ManagerResponse>) -> bool {
-    let settings = &ctx.cluster.settings;
-    let interval = Duration::from_millis(settings.heartbeat_interval_ms);
+    let beat = || ManagerRequest::DriverHeartbeat { job };
     let mut heard_ms = clock::elapsed_ms();
     loop {
-        let response = match madsim::time::timeout(interval, rx.recv()).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(_)) => return false,
-            Err(_) => {
-                let silent = clock::elapsed_ms() > heard_ms + settings.heartbeat_timeout_ms;
-                if silent || tx.send(ManagerRequest::DriverHeartbeat { job }).await.is_err() {
-                    return false;
-                }
-                continue;
-            }
+        let Some(response) = next_answer(tx, rx, beat, &ctx.cluster.settings, &mut heard_ms).await else {
+            return false;
         };
-        heard_ms = clock::elapsed_ms();
         match response {
             ManagerResponse::Leader => {}
             ManagerResponse::NotLeader => return false,

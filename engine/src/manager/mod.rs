@@ -137,6 +137,34 @@ pub enum ManagerResponse {
     },
 }
 
+/// The client side of a connection to a manager, for workers and the driver: waits for the
+/// manager's next answer, sending `beat()` whenever `heartbeat_interval_ms` passes in silence.
+/// `None`: the connection broke, or the manager has been silent past `heartbeat_timeout_ms`
+/// since `heard_ms` (which an answer moves on).
+pub async fn next_answer(
+    tx: &Tx<ManagerRequest>,
+    rx: &mut Rx<ManagerResponse>,
+    beat: impl Fn() -> ManagerRequest,
+    settings: &crate::cluster::Settings,
+    heard_ms: &mut u64,
+) -> Option<ManagerResponse> {
+    let interval = Duration::from_millis(settings.heartbeat_interval_ms);
+    loop {
+        match madsim::time::timeout(interval, rx.recv()).await {
+            Ok(answer) => {
+                *heard_ms = clock::elapsed_ms();
+                return answer.ok();
+            }
+            Err(_) => {
+                let silent = clock::elapsed_ms() > *heard_ms + settings.heartbeat_timeout_ms;
+                if silent || tx.send(beat()).await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// Manager to worker, in order on one connection. Every command names the job epoch it belongs
 /// to; a worker drops commands older than the newest epoch it has seen.
 #[derive(Debug)]
@@ -470,13 +498,12 @@ async fn persist(manager: &Shared) -> bool {
                 step_down(manager);
                 return false;
             }
-            Err(_) => madsim::time::sleep(Duration::from_millis(manager_retry_ms(manager))).await,
+            Err(_) => {
+                let retry_ms = manager.borrow().ctx.cluster.settings.request_timeout_ms;
+                madsim::time::sleep(Duration::from_millis(retry_ms)).await;
+            }
         }
     }
-}
-
-fn manager_retry_ms(manager: &Shared) -> u64 {
-    manager.borrow().ctx.cluster.settings.request_timeout_ms
 }
 
 /// This manager won the lease: load the job and what it needs to restore it, then restart it
@@ -596,7 +623,6 @@ fn restore_for(latest: Option<&crate::checkpoint::CheckpointMeta>, task: TaskId)
 }
 
 fn deployed(manager: &Shared, epoch: u64, worker: u32) {
-    tracing::trace!(epoch, worker, "deployed");
     let Some(mut job) = current(manager, epoch) else { return };
     let was_deploying = !job.deploying.is_empty();
     job.deploying.remove(&worker);

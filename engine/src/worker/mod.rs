@@ -29,7 +29,7 @@ use crate::channel::{self, ChannelMsg, ChannelReply};
 use crate::clock;
 use crate::cluster::{self, WORKER_CONTROL_PORT, WORKER_DATA_PORT};
 use crate::job::{TaskId, TaskSpec};
-use crate::manager::{ManagerRequest, ManagerResponse, WorkerCommand};
+use crate::manager::{self, ManagerRequest, ManagerResponse, WorkerCommand};
 use crate::net::{Client, Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::store::StoreClient;
@@ -67,7 +67,6 @@ pub async fn run(ctx: NodeContext) {
     ctx.trace(TraceEvent::Boot);
     let client = Rc::new(Client::bind().await);
     let store = Rc::new(StoreClient::new(&ctx, client.clone()));
-    let interval = Duration::from_millis(ctx.cluster.settings.heartbeat_interval_ms);
     let manager: ManagerLink = Rc::new(RefCell::new(task::ManagerConn::default()));
     let incarnation = next_incarnation(&ctx);
     let worker = Rc::new(RefCell::new(Worker {
@@ -79,7 +78,7 @@ pub async fn run(ctx: NodeContext) {
         incarnation,
         newest_epoch: 0,
     }));
-    madsim::task::spawn_local(heartbeat(worker.clone(), interval));
+    madsim::task::spawn_local(heartbeat(worker.clone()));
     madsim::task::spawn_local(serve_data(worker.clone()));
     serve_control(worker).await;
 }
@@ -97,7 +96,7 @@ fn next_incarnation(ctx: &NodeContext) -> u64 {
 /// Keeps a connection to the leading manager and heartbeats on it. It tries the managers in
 /// turn until one answers `Leader`, and moves on when the one it follows answers `NotLeader`
 /// or stays silent for `heartbeat_timeout_ms`.
-async fn heartbeat(worker: Shared, interval: Duration) {
+async fn heartbeat(worker: Shared) {
     let (client, me, incarnation, timeout_ms) = {
         let w = worker.borrow();
         (w.client.clone(), w.ctx.id.index, w.incarnation, w.ctx.cluster.settings.heartbeat_timeout_ms)
@@ -127,7 +126,8 @@ async fn heartbeat(worker: Shared, interval: Duration) {
         }
         let manager = worker.borrow().manager.clone();
         task::resend_journal(&manager).await;
-        follow(&tx, &mut replies, (me, incarnation), interval, timeout_ms).await;
+        let ctx = worker.borrow().ctx.clone();
+        follow(&tx, &mut replies, (me, incarnation), &ctx).await;
     }
 }
 
@@ -135,24 +135,15 @@ async fn heartbeat(worker: Shared, interval: Duration) {
 async fn follow(
     tx: &Tx<ManagerRequest>,
     replies: &mut Rx<ManagerResponse>,
-    (worker, incarnation): (u32, u64),
-    interval: Duration,
-    timeout_ms: u64,
+    me: (u32, u64),
+    ctx: &NodeContext,
 ) {
+    let (worker, incarnation) = me;
+    let beat = || ManagerRequest::Heartbeat { worker, incarnation };
     let mut heard_ms = clock::elapsed_ms();
-    loop {
-        match madsim::time::timeout(interval, replies.recv()).await {
-            Ok(Ok(ManagerResponse::Leader)) => heard_ms = clock::elapsed_ms(),
-            Ok(_) => return,
-            Err(_) => {
-                let silent = clock::elapsed_ms() > heard_ms + timeout_ms;
-                let beat = ManagerRequest::Heartbeat { worker, incarnation };
-                if silent || tx.send(beat).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
+    while let Some(ManagerResponse::Leader) =
+        manager::next_answer(tx, replies, beat, &ctx.cluster.settings, &mut heard_ms).await
+    {}
 }
 
 async fn serve_control(worker: Shared) {
