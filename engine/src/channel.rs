@@ -11,23 +11,43 @@
 //!    (at most one checkpoint is in flight, so barriers are bounded too).
 //! 5. `End` closes the channel: the upstream subtask has no more records.
 //!
-//! Order is the stream's FIFO order. It does not retransmit: a reset channel fails the subtask.
+//! Order is the stream's FIFO order. It does not retransmit: a reset channel fails the subtask
+//! under rollback recovery; under replication the subtask waits for the manager to replace
+//! whatever broke it.
+//!
+//! The same channels carry a passive primary's changelog to its standbys: `Base` (its state at
+//! a barrier), then `Changes` after every batch it applies, `Barrier(n)` where checkpoint n cuts
+//! the changelog, and `End`. They cost no credit.
+//!
+//! Each end names the sender's generation: a restarted source or a promoted primary opens new
+//! channels, and the receiver drops what an older generation still sends.
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::checkpoint::StateSnapshot;
 use crate::job::TaskId;
 use crate::net::{Client, Rx, Tx};
+use crate::operators::aggregate::Changes;
 use crate::record::StreamRecord;
+
+/// The sending subtask of a channel, and which of its generations sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Upstream {
+    pub task: TaskId,
+    pub generation: u32,
+}
 
 /// Upstream to downstream.
 #[derive(Debug)]
 pub enum ChannelMsg {
-    Hello { epoch: u64, from: TaskId, to: TaskId },
+    Hello { epoch: u64, from: Upstream, to: TaskId },
     Batch(Vec<StreamRecord>),
     Barrier(u64),
     End,
+    Base { checkpoint: u64, state: StateSnapshot },
+    Changes(Changes),
 }
 
 /// Downstream to upstream.
@@ -54,13 +74,22 @@ impl ChannelSender {
         client: &Client,
         addr: SocketAddr,
         epoch: u64,
-        from: TaskId,
+        from: Upstream,
         to: TaskId,
     ) -> io::Result<Self> {
-        for _ in 0..HELLO_ATTEMPTS {
-            let (tx, mut rx) = client
-                .connect_retrying::<ChannelMsg, ChannelReply>(addr, HELLO_RETRY, HELLO_ATTEMPTS)
-                .await?;
+        Self::open_within(client, addr, (epoch, from, to), HELLO_ATTEMPTS).await
+    }
+
+    /// Opens a channel, giving up after `attempts` refused connections or rejected hellos.
+    pub async fn open_within(
+        client: &Client,
+        addr: SocketAddr,
+        (epoch, from, to): (u64, Upstream, TaskId),
+        attempts: u32,
+    ) -> io::Result<Self> {
+        for _ in 0..attempts {
+            let (tx, mut rx) =
+                client.connect_retrying::<ChannelMsg, ChannelReply>(addr, HELLO_RETRY, attempts).await?;
             tx.send(ChannelMsg::Hello { epoch, from, to }).await?;
             match rx.recv().await? {
                 ChannelReply::Accepted { credits } => {
@@ -83,8 +112,10 @@ impl ChannelSender {
                 other => panic!("unexpected {other:?} on an open channel"),
             }
         }
+        // The credit is spent once the batch is out: a send cancelled while waiting keeps it.
+        self.tx.send(ChannelMsg::Batch(batch)).await?;
         self.credits -= 1;
-        self.tx.send(ChannelMsg::Batch(batch)).await
+        Ok(())
     }
 
     /// Sends barrier `checkpoint` after every batch sent so far.
@@ -95,35 +126,52 @@ impl ChannelSender {
     pub async fn end(&mut self) -> io::Result<()> {
         self.tx.send(ChannelMsg::End).await
     }
+
+    /// Sends a replication message (`Base` or `Changes`); these cost no credit.
+    pub async fn replicate(&mut self, message: ChannelMsg) -> io::Result<()> {
+        assert!(matches!(message, ChannelMsg::Base { .. } | ChannelMsg::Changes(_)));
+        self.tx.send(message).await
+    }
 }
 
 /// What a channel delivers to its downstream subtask.
 pub enum Delivery {
     /// A channel was accepted: credits for it are returned through `credit`.
     Opened {
-        from: TaskId,
+        from: Upstream,
         credit: Tx<ChannelReply>,
     },
     Batch {
-        from: TaskId,
+        from: Upstream,
         records: Vec<StreamRecord>,
     },
     Barrier {
-        from: TaskId,
+        from: Upstream,
         checkpoint: u64,
     },
     End {
-        from: TaskId,
+        from: Upstream,
     },
     /// The channel was reset before it ended: the upstream subtask or its worker failed.
     Broken {
-        from: TaskId,
+        from: Upstream,
+    },
+    /// A primary's state at barrier `checkpoint` (to a standby).
+    Base {
+        from: Upstream,
+        checkpoint: u64,
+        state: StateSnapshot,
+    },
+    /// A primary's changelog entry (to a standby).
+    Changes {
+        from: Upstream,
+        changes: Changes,
     },
 }
 
 /// Forwards one accepted channel's messages into the downstream subtask's inbox.
 pub async fn forward<T>(
-    from: TaskId,
+    from: Upstream,
     mut rx: Rx<ChannelMsg>,
     inbox: tokio::sync::mpsc::UnboundedSender<T>,
     wrap: fn(Delivery) -> T,
@@ -133,6 +181,8 @@ pub async fn forward<T>(
             Ok(ChannelMsg::Batch(records)) => Delivery::Batch { from, records },
             Ok(ChannelMsg::Barrier(checkpoint)) => Delivery::Barrier { from, checkpoint },
             Ok(ChannelMsg::End) => Delivery::End { from },
+            Ok(ChannelMsg::Base { checkpoint, state }) => Delivery::Base { from, checkpoint, state },
+            Ok(ChannelMsg::Changes(changes)) => Delivery::Changes { from, changes },
             Ok(ChannelMsg::Hello { .. }) => panic!("second hello on channel from {from:?}"),
             Err(_) => Delivery::Broken { from },
         };

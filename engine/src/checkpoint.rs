@@ -48,10 +48,12 @@ pub struct CheckpointMeta {
     pub tasks: Vec<TaskSnapshot>,
 }
 
-/// A keyed state snapshot: per key `(count, sum)`, and the in-flight records it must replay.
+/// A keyed state snapshot: per key `(count, sum)`, per partition the next offset not yet
+/// applied, and the in-flight records it must replay.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateSnapshot {
     pub entries: Vec<(u64, u64, i64)>,
+    pub offsets: Vec<(u32, u64)>,
     pub in_flight: Vec<StreamRecord>,
 }
 
@@ -167,6 +169,11 @@ impl StateSnapshot {
             body.extend_from_slice(&count.to_le_bytes());
             body.extend_from_slice(&sum.to_le_bytes());
         }
+        body.extend_from_slice(&(self.offsets.len() as u64).to_le_bytes());
+        for &(partition, offset) in &self.offsets {
+            body.extend_from_slice(&partition.to_le_bytes());
+            body.extend_from_slice(&offset.to_le_bytes());
+        }
         body.extend_from_slice(&(self.in_flight.len() as u64).to_le_bytes());
         for r in &self.in_flight {
             body.extend_from_slice(&r.key.to_le_bytes());
@@ -174,6 +181,8 @@ impl StateSnapshot {
             body.extend_from_slice(&r.event_time_ms.to_le_bytes());
             body.extend_from_slice(&r.cause.producer.to_le_bytes());
             body.extend_from_slice(&r.cause.seq.to_le_bytes());
+            body.extend_from_slice(&r.partition.to_le_bytes());
+            body.extend_from_slice(&r.offset.to_le_bytes());
         }
         codec::framed(&body)
     }
@@ -183,15 +192,18 @@ impl StateSnapshot {
         let mut r = Reader::new(codec::first_frame(bytes)?);
         let n = r.u64();
         let entries = (0..n).map(|_| (r.u64(), r.u64(), r.i64())).collect();
+        let o = r.u64();
+        let offsets = (0..o).map(|_| (r.u32(), r.u64())).collect();
         let m = r.u64();
         let in_flight = (0..m)
             .map(|_| {
                 let (key, value, event_time_ms) = (r.u64(), r.i64(), r.u64());
                 let cause = Cause { producer: r.u32(), seq: r.u64() };
-                StreamRecord { key, value, event_time_ms, cause }
+                let (partition, offset) = (r.u32(), r.u64());
+                StreamRecord { key, value, event_time_ms, cause, partition, offset }
             })
             .collect();
-        Some(StateSnapshot { entries, in_flight })
+        Some(StateSnapshot { entries, offsets, in_flight })
     }
 }
 
@@ -226,9 +238,13 @@ mod tests {
 
     #[test]
     fn state_round_trips() {
-        let record =
-            StreamRecord { key: 1, value: -4, event_time_ms: 9, cause: Cause { producer: 1, seq: 5 } };
-        let state = StateSnapshot { entries: vec![(1, 2, -3), (5, 1, 8)], in_flight: vec![record] };
+        let cause = Cause { producer: 1, seq: 5 };
+        let record = StreamRecord { key: 1, value: -4, event_time_ms: 9, cause, partition: 2, offset: 77 };
+        let state = StateSnapshot {
+            entries: vec![(1, 2, -3), (5, 1, 8)],
+            offsets: vec![(2, 78)],
+            in_flight: vec![record],
+        };
         assert_eq!(StateSnapshot::decode(&state.encode()), Some(state));
     }
 }

@@ -113,6 +113,9 @@ pub struct Settings {
     pub heartbeat_timeout_ms: u64,
     /// How long a manager's leadership lasts without a renewal.
     pub manager_lease_ms: u64,
+    /// A planted bug, for the checkers' tests: a promoted standby keeps the changelog segments
+    /// its primary never committed.
+    pub test_keep_uncommitted: bool,
 }
 
 /// The managers: the one that leads at boot, and the standby.

@@ -86,6 +86,38 @@ pub struct JobSpec {
     pub sink: SinkMode,
     pub checkpoints: CheckpointSettings,
     pub driver_loss: DriverLoss,
+    pub recovery: Recovery,
+    /// Copies of each stateful subtask besides its primary: standbys under passive replication,
+    /// secondaries under active replication (0 under rollback).
+    pub replicas: u32,
+}
+
+/// How the job survives the loss of a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Recovery {
+    /// Every subtask restarts from the latest completed checkpoint, and the input since is
+    /// replayed.
+    Rollback,
+    /// Each stateful subtask streams its state changelog to standbys; a lost primary is replaced
+    /// by its most caught-up standby, which replays only the input since the last commit.
+    PassiveReplication,
+    /// Every stateful subtask runs as `replicas + 1` copies fed the same input; a lost primary
+    /// is replaced by a secondary at once, with no replay.
+    ActiveReplication,
+}
+
+impl Recovery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recovery::Rollback => "rollback",
+            Recovery::PassiveReplication => "passive-replication",
+            Recovery::ActiveReplication => "active-replication",
+        }
+    }
+
+    pub fn replicated(self) -> bool {
+        self != Recovery::Rollback
+    }
 }
 
 /// What the manager does when the driver is lost (silent past the heartbeat timeout).
@@ -209,8 +241,9 @@ pub enum TaskInput {
 /// Where a subtask's output goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskOutput {
-    /// Key-by exchange to the next chain's subtasks; `workers[i]` hosts subtask i.
-    Exchange { downstream_chain: u32, workers: Vec<u32> },
+    /// Key-by exchange to the next chain's subtasks; `targets[i]` are the workers whose copies
+    /// of subtask i take its input: the primary, or under active replication every replica.
+    Exchange { downstream_chain: u32, targets: Vec<Vec<u32>> },
     /// The external sink node.
     Sink,
 }
@@ -226,12 +259,32 @@ pub struct Restore {
     pub state: Option<StateHandle>,
 }
 
+/// What a copy of a stateful subtask does (sources are always `Primary`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaRole {
+    /// Takes the input, writes the output to the sink, checkpoints.
+    Primary,
+    /// Passive replication: applies its primary's changelog, committed checkpoint by checkpoint.
+    Standby,
+    /// Active replication: processes the same input as the primary and holds its output back.
+    Secondary,
+}
+
 /// One deployable subtask.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskSpec {
     pub id: TaskId,
     pub worker: u32,
     pub epoch: u64,
+    /// Counts the subtask's restarts and promotions within the epoch: channels, reports and sink
+    /// writes of an older generation are refused.
+    pub generation: u32,
+    pub role: ReplicaRole,
+    /// Which copy this is (0: the primary at deployment).
+    pub replica: u32,
+    /// A passive primary's standbys: the workers it streams its changelog to.
+    pub standbys: Vec<u32>,
+    pub recovery: Recovery,
     pub semantics: Semantics,
     pub alignment: Alignment,
     pub sink: SinkMode,
@@ -246,6 +299,26 @@ impl TaskSpec {
     pub fn is_source(&self) -> bool {
         matches!(self.input, TaskInput::Partitions(_))
     }
+
+    /// The epoch this subtask writes to the sink under: the job epoch, then the generation, so
+    /// that a promoted copy fences the primary it replaced.
+    pub fn writer_epoch(&self) -> u64 {
+        writer_epoch(self.epoch, self.generation)
+    }
+}
+
+pub fn writer_epoch(epoch: u64, generation: u32) -> u64 {
+    assert!(generation < 1 << 16, "generation {generation} overflows the writer epoch");
+    epoch << 16 | u64::from(generation)
+}
+
+/// The workers hosting the copies of stateful subtask `subtask`: replica r on the r-th live
+/// worker after the primary's slot, so copies never share a worker.
+pub fn replica_workers(subtask: u32, copies: u32, workers: &[u32]) -> Vec<u32> {
+    let n = workers.len() as u32;
+    assert!(copies <= n, "{copies} copies need as many workers, {n} are live");
+    let first = placement(1, subtask, n);
+    (0..copies).map(|r| workers[((first + r) % n) as usize]).collect()
 }
 
 /// The slot (0-based, among the live workers) hosting subtask `subtask` of chain `chain`.
@@ -259,14 +332,35 @@ pub fn plan(cluster: &ClusterSpec, job: &JobSpec, epoch: u64, workers: &[u32]) -
     assert!(!workers.is_empty(), "a plan needs at least one live worker");
     let chains = JobGraph::build(&job.pipeline).chains();
     assert!(job.parallelism > 0, "parallelism must be positive");
+    let replicas = job.replicas.min(workers.len() as u32 - 1);
     let mut tasks = Vec::new();
     for (c, ops) in chains.iter().enumerate() {
         for subtask in 0..job.parallelism {
-            let at = Placement { chain: c as u32, subtask, epoch, workers };
-            tasks.push(task_spec(cluster, job, chains.len() as u32, ops, at));
+            let at = Placement { chain: c as u32, subtask, epoch, workers, replicas };
+            let primary = task_spec(cluster, job, chains.len() as u32, ops, at);
+            tasks.extend(copies(&primary, at));
+            tasks.push(primary);
         }
     }
     tasks
+}
+
+/// A stateful primary's standbys or secondaries, and the primary's list of its standbys.
+fn copies(primary: &TaskSpec, at: Placement<'_>) -> Vec<TaskSpec> {
+    if primary.is_source() || !primary.recovery.replicated() {
+        return Vec::new();
+    }
+    let role = match primary.recovery {
+        Recovery::PassiveReplication => ReplicaRole::Standby,
+        _ => ReplicaRole::Secondary,
+    };
+    let hosts = replica_workers(at.subtask, at.replicas + 1, at.workers);
+    assert_eq!(hosts[0], primary.worker, "the primary is the first copy");
+    hosts[1..]
+        .iter()
+        .enumerate()
+        .map(|(r, &worker)| TaskSpec { worker, role, replica: r as u32 + 1, ..primary.clone() })
+        .collect()
 }
 
 /// Where one subtask goes.
@@ -276,11 +370,21 @@ struct Placement<'a> {
     subtask: u32,
     epoch: u64,
     workers: &'a [u32],
+    /// Copies of each stateful subtask besides the primary.
+    replicas: u32,
 }
 
 impl Placement<'_> {
     fn worker_of(&self, chain: u32, subtask: u32) -> u32 {
         self.workers[placement(chain, subtask, self.workers.len() as u32) as usize]
+    }
+
+    /// The workers taking the input of subtask `subtask` of the stateful chain.
+    fn targets_of(&self, job: &JobSpec, subtask: u32) -> Vec<u32> {
+        match job.recovery {
+            Recovery::ActiveReplication => replica_workers(subtask, self.replicas + 1, self.workers),
+            _ => vec![self.worker_of(1, subtask)],
+        }
     }
 }
 
@@ -303,15 +407,27 @@ fn task_spec(
         TaskOutput::Sink
     } else {
         assert!(chain + 1 < chains, "a chain without a sink must feed another");
-        let workers = (0..parallelism).map(|i| at.worker_of(chain + 1, i)).collect();
-        TaskOutput::Exchange { downstream_chain: chain + 1, workers }
+        assert_eq!(chain + 2, chains, "the exchange feeds the last, stateful chain");
+        let targets = (0..parallelism).map(|i| at.targets_of(job, i)).collect();
+        TaskOutput::Exchange { downstream_chain: chain + 1, targets }
     };
     let operators =
         ops.iter().copied().filter(|op| !matches!(op, OperatorKind::Source | OperatorKind::Sink)).collect();
+    let standbys = match job.recovery {
+        Recovery::PassiveReplication if input_is_channels(ops) => {
+            replica_workers(subtask, at.replicas + 1, at.workers)[1..].to_vec()
+        }
+        _ => Vec::new(),
+    };
     TaskSpec {
         id: TaskId { chain, subtask },
         worker: at.worker_of(chain, subtask),
         epoch,
+        generation: 0,
+        role: ReplicaRole::Primary,
+        replica: 0,
+        standbys,
+        recovery: job.recovery,
         semantics: job.semantics,
         alignment: job.alignment(),
         sink: job.sink,
@@ -320,6 +436,10 @@ fn task_spec(
         operators,
         output,
     }
+}
+
+fn input_is_channels(ops: &[OperatorKind]) -> bool {
+    ops[0] != OperatorKind::Source
 }
 
 #[cfg(test)]
@@ -334,6 +454,22 @@ mod tests {
         assert_eq!(chains[0][0], OperatorKind::Source);
         assert_eq!(chains[0].len(), 3);
         assert_eq!(chains[1], vec![OperatorKind::RunningAggregate, OperatorKind::Sink]);
+    }
+
+    #[test]
+    fn copies_land_on_distinct_workers_starting_with_the_primary() {
+        for subtask in 0..4 {
+            let hosts = replica_workers(subtask, 3, &[0, 1, 2, 3]);
+            assert_eq!(hosts[0], placement(1, subtask, 4));
+            let distinct: std::collections::BTreeSet<_> = hosts.iter().collect();
+            assert_eq!(distinct.len(), 3);
+        }
+    }
+
+    #[test]
+    fn writer_epochs_order_by_epoch_then_generation() {
+        assert!(writer_epoch(1, 5) < writer_epoch(2, 0));
+        assert!(writer_epoch(2, 0) < writer_epoch(2, 1));
     }
 
     #[test]

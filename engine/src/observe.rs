@@ -75,6 +75,20 @@ pub enum TraceEvent {
     DriverLost,
     /// The job stopped with its driver (`restart-job`): epoch `epoch` runs nothing.
     JobSuspended { epoch: u64 },
+    /// Workers were lost under replication: `promoted` copies took over as primaries and
+    /// `restarted` sources were started again, within `epoch` and with no rollback; `checkpoint`
+    /// is the latest completed one, what the promoted copies' state and the sink agree on.
+    Failover { epoch: u64, checkpoint: u64, promoted: u32, restarted: u32 },
+    /// A standby or secondary took over as primary; `caught_up`: it held the state of the
+    /// latest completed checkpoint without reading the store.
+    Promoted { operator: u32, subtask: u32, generation: u32, caught_up: bool },
+    /// A subtask read this much state from the store.
+    StateLoaded { bytes: u64 },
+    /// A passive primary sent a standby its state as a base.
+    StateShipped { bytes: u64 },
+    /// Writer epoch `epoch` of sink writer `writer` delivered its first output the sink had not
+    /// seen before, after `rewritten` records it had.
+    OutputResumed { writer: u32, epoch: u64, rewritten: u64 },
 }
 
 impl TraceEvent {
@@ -115,6 +129,15 @@ impl TraceEvent {
             JobAttached => (28, [0; 3]),
             DriverLost => (29, [0; 3]),
             JobSuspended { epoch } => (30, [epoch, 0, 0]),
+            Failover { epoch, checkpoint, promoted, restarted } => {
+                (31, [epoch, checkpoint, u64::from(promoted) << 32 | u64::from(restarted)])
+            }
+            Promoted { operator, subtask, generation, caught_up } => {
+                (32, [operator.into(), subtask.into(), u64::from(generation) << 1 | u64::from(caught_up)])
+            }
+            StateLoaded { bytes } => (33, [bytes, 0, 0]),
+            StateShipped { bytes } => (34, [bytes, 0, 0]),
+            OutputResumed { writer, epoch, rewritten } => (35, [writer.into(), epoch, rewritten]),
         }
     }
 }

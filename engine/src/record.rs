@@ -44,6 +44,10 @@ pub struct StreamRecord {
     pub value: i64,
     pub event_time_ms: u64,
     pub cause: Cause,
+    /// Where the record is in the log: a stateful subtask that replays input (a promoted copy,
+    /// or one fed by a restarted source) skips offsets it already applied.
+    pub partition: u32,
+    pub offset: u64,
 }
 
 /// The stable identity of an output record: the key and the key's output sequence number (1-based).

@@ -117,8 +117,48 @@ struct Open {
     next_batch: u64,
 }
 
+/// Measurement, not durable state: when each writer epoch's output first moves past what the
+/// sink had already received (how long its output took to resume after a recovery, and how
+/// many records it produced again first).
+#[derive(Default)]
+struct Progress {
+    /// Per key, the highest output sequence number received.
+    seen: BTreeMap<u64, u64>,
+    /// Per writer: its newest epoch, the records it re-sent since, and whether it moved past.
+    writers: BTreeMap<u32, (u64, u64, bool)>,
+}
+
+impl Progress {
+    fn observe(&mut self, ctx: &NodeContext, writer: u32, epoch: u64, records: &[OutputRecord]) {
+        let mut new = false;
+        let mut old = 0;
+        for r in records {
+            let seen = self.seen.entry(r.id.key).or_default();
+            if r.id.seq > *seen {
+                *seen = r.id.seq;
+                new = true;
+            } else if !new {
+                old += 1;
+            }
+        }
+        let w = self.writers.entry(writer).or_insert((epoch, 0, false));
+        if w.0 != epoch {
+            *w = (epoch, 0, false);
+        }
+        if w.2 {
+            return;
+        }
+        w.1 += old;
+        if new {
+            w.2 = true;
+            ctx.trace(TraceEvent::OutputResumed { writer, epoch, rewritten: w.1 });
+        }
+    }
+}
+
 struct Sink {
     ctx: NodeContext,
+    progress: Progress,
     fence: BTreeMap<u32, u64>,
     open: BTreeMap<TxnId, Open>,
     prepared: BTreeMap<TxnId, Prepared>,
@@ -153,6 +193,7 @@ impl Sink {
         let events = ctx.disk.read(SINK_LOG).map(|b| read_events(&b)).unwrap_or_default();
         let mut sink = Sink {
             ctx,
+            progress: Progress::default(),
             fence: BTreeMap::new(),
             open: BTreeMap::new(),
             prepared: BTreeMap::new(),
@@ -231,12 +272,14 @@ impl Sink {
     }
 
     fn append(&mut self, writer: u32, epoch: u64, records: Vec<OutputRecord>) {
+        self.progress.observe(&self.ctx, writer, epoch, &records);
         let n = records.len() as u64;
         self.log(SinkEvent::Append { writer, epoch, records });
         self.ctx.trace(TraceEvent::SinkCommitted { writer, records: n });
     }
 
     fn upsert(&mut self, writer: u32, epoch: u64, records: Vec<OutputRecord>) {
+        self.progress.observe(&self.ctx, writer, epoch, &records);
         let changed: Vec<OutputRecord> =
             records.into_iter().filter(|r| self.upserted.get(&r.id) != Some(r)).collect();
         if !changed.is_empty() {
@@ -257,6 +300,8 @@ impl Sink {
             return SinkResponse::Aborted { txn };
         }
         if batch_seq == open.next_batch {
+            self.progress.observe(&self.ctx, txn.writer, txn.epoch, &records);
+            let open = self.open.get_mut(&txn).expect("opened above");
             open.records.extend(records);
             open.next_batch += 1;
         }

@@ -93,8 +93,27 @@ pub struct RecoveryRecord {
     /// When every subtask of the new epoch was deployed.
     pub recovered_at_ms: u64,
     pub epoch: u64,
-    /// The checkpoint restored (0: restarted from the beginning).
+    /// The checkpoint restored (0: restarted from the beginning); for a failover, the latest
+    /// completed checkpoint, which nothing rolled back to.
     pub checkpoint: u64,
+    /// `"rollback"`: every subtask restarted from `checkpoint`; `"failover"`: replicated copies
+    /// took over the lost primaries, and lost sources restarted, with no rollback.
+    pub kind: String,
+    /// From the fault to its detection.
+    pub detection_ms: u64,
+    /// When the recovered sink writers' output first moved past what the sink had already
+    /// received (absent: it never did, or no writer was replaced).
+    pub output_resumed_at_ms: Option<u64>,
+    /// From the fault until output resumed.
+    pub time_to_resume_ms: Option<u64>,
+    /// Output records the recovered writers produced again (the sink had received them before)
+    /// until their output resumed: the input this recovery replayed through the state.
+    pub records_replayed: u64,
+    /// State read from the store or shipped to standbys, until the next recovery.
+    pub state_bytes_transferred: u64,
+    /// Failover: copies promoted to primary, and sources restarted.
+    pub promoted: u32,
+    pub sources_restarted: u32,
 }
 
 impl RunRecord {

@@ -55,6 +55,14 @@ pub struct RandomFaults {
     /// The probability that a drawn fault waits for a checkpoint in flight (`mid_checkpoint`).
     #[serde(default)]
     pub mid_checkpoint: f64,
+    /// Each draw strikes this many distinct targets of its class at once, drawn from the range
+    /// (at most every target the class has): `[1, 2]` crashes one or two workers together.
+    #[serde(default = "default_simultaneous")]
+    pub simultaneous: [u32; 2],
+}
+
+fn default_simultaneous() -> [u32; 2] {
+    [1, 1]
 }
 
 fn default_loss_rate() -> [f64; 2] {
@@ -131,7 +139,9 @@ impl FaultPlan {
         let mut faults = self.scheduled.clone();
         if let Some(random) = &self.random {
             let mut rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ 0x6661_756c_7473));
-            faults.extend((0..random.count).map(|_| random.draw(&mut rng, cluster)));
+            for _ in 0..random.count {
+                faults.extend(random.draw(&mut rng, cluster));
+            }
         }
         faults.sort_by_key(|f| f.at_ms);
         faults
@@ -143,7 +153,22 @@ impl FaultPlan {
 }
 
 impl RandomFaults {
-    fn draw(&self, rng: &mut ChaCha8Rng, cluster: &ClusterSpec) -> Fault {
+    /// One draw: a fault, struck at `simultaneous` distinct targets at once.
+    fn draw(&self, rng: &mut ChaCha8Rng, cluster: &ClusterSpec) -> Vec<Fault> {
+        let fault = self.draw_one(rng, cluster);
+        let [lo, hi] = self.simultaneous;
+        let n = if lo == hi { lo } else { rng.gen_range(lo..=hi) } as usize;
+        if n <= 1 {
+            return vec![fault];
+        }
+        let targets = targets_of(fault.class, cluster);
+        let struck = targets.choose_multiple(rng, n.min(targets.len()));
+        struck
+            .map(|&(target, peer)| Fault { target: target.name(), peer: peer.map(NodeId::name), ..fault.clone() })
+            .collect()
+    }
+
+    fn draw_one(&self, rng: &mut ChaCha8Rng, cluster: &ClusterSpec) -> Fault {
         let class = *self.classes.choose(rng).expect("validated: at least one class");
         let allowed: Vec<FaultAction> = actions_of(class)
             .iter()

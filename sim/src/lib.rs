@@ -17,6 +17,7 @@ pub mod disk;
 pub mod fault_plan;
 pub mod faults;
 pub mod logging;
+pub mod recoveries;
 pub mod runner;
 pub mod scenario;
 pub mod swarm;

@@ -13,7 +13,6 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use faultline_engine::observe::TraceEvent;
 use faultline_engine::record::OutputRecord;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -111,7 +110,7 @@ fn execute(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord
     let simulate_ms = wall.elapsed_ms();
     let mut record = judge(loaded, seed, &world, ending, tamper);
     record.sim_time_ms = sim_time_ms;
-    record.recoveries = recoveries(&world.recorder.recovery_events(), &applied);
+    record.recoveries = crate::recoveries::recoveries(&world.recorder.recovery_events(), &applied);
     let checkpoints = world.recorder.checkpoints_completed();
     record.violations.extend(vacuity(scenario, &applied, &record.recoveries, &checkpoints));
     record.faults = applied;
@@ -242,23 +241,6 @@ fn partition_logs(world: &World) -> BTreeMap<u32, Vec<LogRecord>> {
             (p, records)
         })
         .collect()
-}
-
-/// Pairs each recovery start with the restoration of its epoch and the fault before it.
-fn recoveries(events: &[(u64, TraceEvent)], faults: &[FaultRecord]) -> Vec<RecoveryRecord> {
-    let mut out = Vec::new();
-    for (at, event) in events {
-        let TraceEvent::RecoveryStarted { epoch, checkpoint } = *event else { continue };
-        let restored = events.iter().find_map(|(t, e)| match e {
-            TraceEvent::JobRestored { epoch: done } if *done == epoch => Some(*t),
-            _ => None,
-        });
-        let Some(recovered_at_ms) = restored else { continue };
-        let fault_at_ms =
-            faults.iter().filter(|f| f.effective && f.at_ms <= *at).map(|f| f.at_ms).max().unwrap_or(*at);
-        out.push(RecoveryRecord { fault_at_ms, detected_at_ms: *at, recovered_at_ms, epoch, checkpoint });
-    }
-    out
 }
 
 /// Checks that the run tested what it claims: a fault took effect, and a checkpoint completed

@@ -78,6 +78,8 @@ pub enum SemanticsName {
 #[serde(rename_all = "kebab-case")]
 pub enum RecoveryName {
     Rollback,
+    PassiveReplication,
+    ActiveReplication,
 }
 
 /// What the manager does when the driver is lost: see `engine::job::DriverLoss`.
@@ -113,6 +115,10 @@ pub struct Engine {
     pub semantics: SemanticsName,
     #[serde(default = "defaults::recovery")]
     pub recovery: RecoveryName,
+    /// Copies of each stateful subtask besides its primary (replicated recovery only): k, for
+    /// k-fault tolerance.
+    #[serde(default)]
+    pub replicas: u32,
     #[serde(default = "defaults::sink")]
     pub sink: SinkName,
     /// 0 turns periodic checkpoints off (the final one at end of input still runs).
@@ -152,6 +158,10 @@ pub struct Engine {
     /// that a missing sync is caught.
     #[serde(default)]
     pub test_skip_sync: Option<String>,
+    /// Test-only: a promoted passive standby keeps the changelog its primary never committed
+    /// (KAFKA-9891's class of bug), to prove the checkers catch it.
+    #[serde(default)]
+    pub test_keep_uncommitted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -357,6 +367,8 @@ impl RecoveryName {
     pub fn as_str(self) -> &'static str {
         match self {
             RecoveryName::Rollback => "rollback",
+            RecoveryName::PassiveReplication => "passive-replication",
+            RecoveryName::ActiveReplication => "active-replication",
         }
     }
 }
@@ -538,6 +550,40 @@ fn set_in_array(
     }
 }
 
+/// Replicated recovery needs k ≥ 1 copies on distinct workers, exactly-once and aligned
+/// checkpoints (a changelog segment, like a secondary's held output, is cut where the sink
+/// transaction is).
+fn validate_replication(e: &Engine) -> Result<(), (String, String)> {
+    let fail = |field: &str, message: String| Err((field.to_string(), message));
+    let recovery = e.recovery.as_str();
+    if e.recovery == RecoveryName::Rollback {
+        if e.replicas > 0 {
+            let m = format!("rollback keeps no replicas (not {}); set engine.recovery to replicate", e.replicas);
+            return fail("engine.replicas", m);
+        }
+        return Ok(());
+    }
+    if e.replicas == 0 {
+        return fail("engine.replicas", format!("{recovery} needs at least 1 replica"));
+    }
+    if e.replicas + 1 > e.workers {
+        let m = format!(
+            "{} replicas and the primary need {} distinct workers; engine.workers is {}",
+            e.replicas,
+            e.replicas + 1,
+            e.workers
+        );
+        return fail("engine.replicas", m);
+    }
+    if e.semantics != SemanticsName::ExactlyOnce {
+        return fail("engine.semantics", format!("{recovery} runs exactly-once, not {}", e.semantics.as_str()));
+    }
+    if e.checkpoint_mode != CheckpointModeName::Aligned {
+        return fail("engine.checkpoint_mode", format!("{recovery} needs aligned checkpoints"));
+    }
+    Ok(())
+}
+
 /// Checks values that parse but cannot run. Returns the dotted field and what is wrong.
 pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
     let fail = |field: &str, message: String| Err((field.to_string(), message));
@@ -625,6 +671,7 @@ fn validate_engine(e: &Engine) -> Result<(), (String, String)> {
     if e.retained_checkpoints == 0 {
         return fail("engine.retained_checkpoints", "must be at least 1".into());
     }
+    validate_replication(e)?;
     for (field, v) in [
         ("engine.request_timeout_ms", e.request_timeout_ms),
         ("engine.fetch_wait_ms", e.fetch_wait_ms),
@@ -672,6 +719,10 @@ fn validate_random(s: &Scenario, r: &crate::fault_plan::RandomFaults) -> Result<
     }
     if !(0.0..=1.0).contains(&r.mid_checkpoint) {
         return fail("mid_checkpoint", format!("{} is not a probability in [0, 1]", r.mid_checkpoint));
+    }
+    let [lo, hi] = r.simultaneous;
+    if lo == 0 || lo > hi {
+        return fail("simultaneous", format!("[{lo}, {hi}] must be a range of at least 1 target"));
     }
     Ok(())
 }

@@ -82,7 +82,12 @@ impl Observer for Recorder {
             TraceEvent::StaleEpoch { .. } => s.stale_epoch += 1,
             TraceEvent::WorkerDead { .. }
             | TraceEvent::RecoveryStarted { .. }
-            | TraceEvent::JobRestored { .. } => s.recovery_events.push((now_ms, event.clone())),
+            | TraceEvent::JobRestored { .. }
+            | TraceEvent::Failover { .. }
+            | TraceEvent::Promoted { .. }
+            | TraceEvent::StateLoaded { .. }
+            | TraceEvent::StateShipped { .. }
+            | TraceEvent::OutputResumed { .. } => s.recovery_events.push((now_ms, event.clone())),
             TraceEvent::ProduceAcked { .. }
             | TraceEvent::HighWatermark { .. }
             | TraceEvent::Truncated { .. }
@@ -144,7 +149,8 @@ impl Recorder {
         self.state.lock().unwrap().checkpoints_aborted
     }
 
-    /// Worker deaths, recovery starts and restorations, with their simulated ms.
+    /// Worker deaths, recovery starts and restorations, failovers and promotions, state
+    /// transfers and output resumptions, with their simulated ms.
     pub fn recovery_events(&self) -> Vec<(u64, TraceEvent)> {
         self.state.lock().unwrap().recovery_events.clone()
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role, Settings};
 use faultline_engine::disk::DiskRef;
 use faultline_engine::job::{
-    CheckpointMode, CheckpointSettings, DriverLoss, JobSpec, PipelineSpec, Semantics, SinkMode,
+    CheckpointMode, CheckpointSettings, Recovery, DriverLoss, JobSpec, PipelineSpec, Semantics, SinkMode,
 };
 use faultline_engine::net::LinkFaults;
 use faultline_engine::observe::{NodeContext, ObserverRef};
@@ -21,7 +21,7 @@ use faultline_engine::{broker, driver, manager, producer, sink, store, worker};
 use madsim::runtime::{NodeHandle, Runtime};
 
 use crate::disk::SimDisk;
-use crate::scenario::{CheckpointModeName, DriverLossName, Scenario, SemanticsName, SinkName};
+use crate::scenario::{CheckpointModeName, DriverLossName, RecoveryName, Scenario, SemanticsName, SinkName};
 use crate::trace::Recorder;
 
 /// A built world: the nodes of one run and what outlives them.
@@ -91,6 +91,12 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
                 DriverLossName::Reattach => DriverLoss::Reattach,
                 DriverLossName::RestartJob => DriverLoss::RestartJob,
             },
+            recovery: match e.recovery {
+                RecoveryName::Rollback => Recovery::Rollback,
+                RecoveryName::PassiveReplication => Recovery::PassiveReplication,
+                RecoveryName::ActiveReplication => Recovery::ActiveReplication,
+            },
+            replicas: e.replicas,
         },
         settings: Settings {
             batch_records: e.batch_records,
@@ -101,6 +107,7 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
             heartbeat_interval_ms: e.heartbeat_interval_ms,
             heartbeat_timeout_ms: e.heartbeat_timeout_ms,
             manager_lease_ms: e.manager_lease_ms,
+            test_keep_uncommitted: e.test_keep_uncommitted,
         },
     }
 }

@@ -155,8 +155,11 @@ fn abort(manager: &Shared, id: u64) {
 }
 
 /// Records a subtask's acknowledgement; completes the checkpoint once every subtask acked.
-pub(super) fn ack(manager: &Shared, epoch: u64, checkpoint: u64, snapshot: TaskSnapshot) {
-    let Some(job) = current(manager, epoch) else { return };
+pub(super) fn ack(manager: &Shared, epoch: u64, generation: u32, checkpoint: u64, snapshot: TaskSnapshot) {
+    let Some(mut job) = current(manager, epoch) else { return };
+    if job.running(snapshot.task, generation).is_none() {
+        return; // a replaced generation's acknowledgement
+    }
     let subtasks = job.tasks.len();
     drop(job);
     let mut m = manager.borrow_mut();
@@ -206,8 +209,7 @@ async fn complete(manager: Shared, pending: Pending, fence: Fence, tenure: u64) 
     }
     m.coordinator.latest = Some(meta);
     let job = m.job.as_ref().filter(|j| j.epoch == epoch);
-    let workers: BTreeSet<u32> =
-        job.map(|j| j.tasks.values().map(|t| t.worker).collect()).unwrap_or_default();
+    let workers: BTreeSet<u32> = job.map(|j| j.workers()).unwrap_or_default();
     let sources: BTreeSet<u32> =
         job.map(|j| j.sources.iter().map(|s| j.tasks[s].worker).collect()).unwrap_or_default();
     m.coordinator.finishing = is_final && job.is_some();

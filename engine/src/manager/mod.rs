@@ -43,6 +43,7 @@
 //! resumes from the latest checkpoint when a driver attaches.
 
 mod coordinator;
+mod failover;
 mod lease;
 mod persisted;
 
@@ -91,20 +92,31 @@ pub enum ManagerRequest {
     SourceDrained {
         epoch: u64,
         task: TaskId,
+        generation: u32,
     },
     TaskFinished {
         epoch: u64,
         task: TaskId,
+        generation: u32,
     },
     TaskFailed {
         epoch: u64,
         task: TaskId,
+        generation: u32,
         reason: String,
     },
     CheckpointAck {
         epoch: u64,
+        generation: u32,
         checkpoint: u64,
         snapshot: TaskSnapshot,
+    },
+    /// A passive standby holds its primary's changelog up to barrier `through`.
+    StandbyProgress {
+        epoch: u64,
+        task: TaskId,
+        replica: u32,
+        through: u64,
     },
 }
 
@@ -174,6 +186,11 @@ pub enum WorkerCommand {
     Complete { epoch: u64, checkpoint: u64 },
     Finish { epoch: u64 },
     Cancel { epoch: u64 },
+    /// Abort every subtask of `epoch` and older: the worker was replaced within the epoch.
+    Reset { epoch: u64 },
+    Promote { epoch: u64, task: TaskId, promotion: crate::worker::Promotion },
+    /// The local sources send destination `subtask`'s input to the copies on `workers`.
+    Rewire { epoch: u64, subtask: u32, workers: Vec<u32> },
 }
 
 impl WorkerCommand {
@@ -183,16 +200,31 @@ impl WorkerCommand {
             | WorkerCommand::Trigger { epoch, .. }
             | WorkerCommand::Complete { epoch, .. }
             | WorkerCommand::Finish { epoch }
-            | WorkerCommand::Cancel { epoch } => epoch,
+            | WorkerCommand::Cancel { epoch }
+            | WorkerCommand::Reset { epoch }
+            | WorkerCommand::Promote { epoch, .. }
+            | WorkerCommand::Rewire { epoch, .. } => epoch,
         }
     }
 }
 
+/// A primary subtask (or a source) of the current epoch.
 #[derive(Default)]
 struct TaskState {
     worker: u32,
+    /// The generation running: reports from older ones are dropped.
+    generation: u32,
     drained: bool,
     finished: bool,
+}
+
+/// A standby or secondary of a stateful subtask.
+#[derive(Clone, Copy, Debug)]
+struct CopyState {
+    worker: u32,
+    replica: u32,
+    /// A standby's reported changelog progress: the newest barrier it holds.
+    through: u64,
 }
 
 struct Job {
@@ -208,6 +240,8 @@ struct Job {
     /// which starts above the stored epoch, never reuses an epoch this manager commanded.
     durable_epoch: u64,
     tasks: BTreeMap<TaskId, TaskState>,
+    /// Each stateful subtask's standbys or secondaries.
+    copies: BTreeMap<TaskId, Vec<CopyState>>,
     sources: BTreeSet<TaskId>,
     /// Workers that have not yet confirmed this epoch's deployment.
     deploying: BTreeSet<u32>,
@@ -233,6 +267,7 @@ impl Job {
             epoch,
             durable_epoch: epoch,
             tasks: BTreeMap::new(),
+            copies: BTreeMap::new(),
             sources: BTreeSet::new(),
             deploying: BTreeSet::new(),
             waiting_for_workers: false,
@@ -243,6 +278,17 @@ impl Job {
 
     fn stored(&self) -> StoredJob {
         StoredJob { id: self.id, status: self.status, epoch: self.epoch, spec: self.spec.clone() }
+    }
+
+    /// Every worker hosting a subtask or a copy of one.
+    fn workers(&self) -> BTreeSet<u32> {
+        let copies = self.copies.values().flatten().map(|c| c.worker);
+        self.tasks.values().map(|t| t.worker).chain(copies).collect()
+    }
+
+    /// The task state of `task`, if `generation` is the one running.
+    fn running(&mut self, task: TaskId, generation: u32) -> Option<&mut TaskState> {
+        self.tasks.get_mut(&task).filter(|t| t.generation == generation)
     }
 }
 
@@ -332,20 +378,29 @@ async fn handle(manager: &Shared, request: ManagerRequest, reply: &Rc<Tx<Manager
             _ = reply.send(ManagerResponse::Leader).await;
         }
         ManagerRequest::Deployed { epoch, worker } => deployed(manager, epoch, worker),
-        ManagerRequest::SourceDrained { epoch, task } => {
-            if let Some(mut job) = current(manager, epoch) {
-                job.tasks.entry(task).or_default().drained = true;
+        ManagerRequest::SourceDrained { epoch, task, generation } => {
+            if let Some(t) = current(manager, epoch).as_mut().and_then(|j| j.running(task, generation)) {
+                t.drained = true;
             }
         }
-        ManagerRequest::TaskFinished { epoch, task } => finished(manager, epoch, task).await,
-        ManagerRequest::TaskFailed { epoch, task, reason } => {
-            if current(manager, epoch).is_some() {
+        ManagerRequest::TaskFinished { epoch, task, generation } => {
+            finished(manager, epoch, task, generation).await
+        }
+        ManagerRequest::TaskFailed { epoch, task, generation, reason } => {
+            if current(manager, epoch).as_mut().and_then(|j| j.running(task, generation)).is_some() {
                 tracing::info!(?task, %reason, "subtask failed: recovering");
                 recover(manager.clone());
             }
         }
-        ManagerRequest::CheckpointAck { epoch, checkpoint, snapshot } => {
-            coordinator::ack(manager, epoch, checkpoint, snapshot);
+        ManagerRequest::CheckpointAck { epoch, generation, checkpoint, snapshot } => {
+            coordinator::ack(manager, epoch, generation, checkpoint, snapshot);
+        }
+        ManagerRequest::StandbyProgress { epoch, task, replica, through } => {
+            let mut job = current(manager, epoch);
+            let copies = job.as_mut().and_then(|j| j.copies.get_mut(&task)).into_iter().flatten();
+            for copy in copies.filter(|c| c.replica == replica) {
+                copy.through = copy.through.max(through);
+            }
         }
     }
 }
@@ -601,8 +656,15 @@ fn deploy(manager: &Shared) {
     for task in &mut tasks {
         task.restore = restore_for(latest.as_ref(), task.id);
     }
+    let (primaries, copies): (Vec<&TaskSpec>, Vec<&TaskSpec>) =
+        tasks.iter().partition(|t| t.role == job::ReplicaRole::Primary);
     job.tasks =
-        tasks.iter().map(|t| (t.id, TaskState { worker: t.worker, ..TaskState::default() })).collect();
+        primaries.iter().map(|t| (t.id, TaskState { worker: t.worker, ..TaskState::default() })).collect();
+    job.copies = BTreeMap::new();
+    for c in copies {
+        let copy = CopyState { worker: c.worker, replica: c.replica, through: 0 };
+        job.copies.entry(c.id).or_default().push(copy);
+    }
     job.sources = tasks.iter().filter(|t| t.is_source()).map(|t| t.id).collect();
     job.deploying = tasks.iter().map(|t| t.worker).collect();
     let epoch = job.epoch;
@@ -634,10 +696,11 @@ fn deployed(manager: &Shared, epoch: u64, worker: u32) {
 }
 
 /// A subtask finished; once all have, the job is recorded finished and the driver told.
-async fn finished(manager: &Shared, epoch: u64, task: TaskId) {
+async fn finished(manager: &Shared, epoch: u64, task: TaskId, generation: u32) {
     {
         let Some(mut job) = current(manager, epoch) else { return };
-        job.tasks.entry(task).or_default().finished = true;
+        let Some(t) = job.running(task, generation) else { return };
+        t.finished = true;
         if job.status != Status::Running || !job.tasks.values().all(|t| t.finished) {
             return;
         }
@@ -674,14 +737,17 @@ fn alive(manager: &Shared, worker: u32, incarnation: u64) {
     // While a recovery's epoch is not yet durable, the recovery cancels every live worker
     // itself once it is; and the epoch in the store may be a predecessor's.
     let epoch = m.job.as_ref().filter(|j| j.durable_epoch == j.epoch).map_or(0, |j| j.epoch);
-    let hosted = m.job.as_ref().is_some_and(|j| j.tasks.values().any(|t| t.worker == worker));
+    let hosted = m.job.as_ref().is_some_and(|j| j.workers().contains(&worker));
+    let replicated = m.job.as_ref().is_some_and(|j| j.spec.recovery.replicated());
     drop(m);
     if returned && epoch > 0 {
-        command(manager, worker, WorkerCommand::Cancel { epoch });
+        // Under replication the epoch goes on without the worker: what it runs is stale.
+        let reset = if replicated { WorkerCommand::Reset { epoch } } else { WorkerCommand::Cancel { epoch } };
+        command(manager, worker, reset);
     }
     if rebooted && !returned && hosted {
         manager.borrow().ctx.trace(TraceEvent::WorkerDead { worker });
-        recover(manager.clone());
+        failover::lost(manager, &[worker]);
     }
     deploy_when_ready(manager);
 }
@@ -714,7 +780,7 @@ async fn tick(manager: Shared) {
             m.ctx.trace(TraceEvent::WorkerDead { worker: *worker });
         }
         if !dead.is_empty() && manager.borrow().job.is_some() {
-            recover(manager.clone());
+            failover::lost(&manager, &dead);
         }
         check_driver(&manager, now);
         deploy_when_ready(&manager);

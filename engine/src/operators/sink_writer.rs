@@ -9,8 +9,9 @@
 //!   checkpoint complete it `Commit`s up to it. A writer restored from checkpoint n first sends
 //!   `Recover { upto: n }`.
 //!
-//! Every request carries the subtask's epoch; `Fenced` means this writer is a zombie, and the
-//! subtask fails. Requests are resent, unchanged (same transaction id and write number), on a
+//! Every request carries the subtask's writer epoch (its job epoch, then its generation: a
+//! promoted copy outranks the primary it replaced); `Fenced` means this writer is a zombie, and
+//! the subtask fails. Requests are resent, unchanged (same transaction id and write number), on a
 //! fresh connection after `request_timeout_ms`, at most `MAX_ATTEMPTS` times; then the subtask
 //! fails and the job recovers from its latest checkpoint. `Aborted` (the sink crashed and lost
 //! the open transaction) fails the subtask at once.
@@ -50,7 +51,7 @@ impl SinkWriter {
             client,
             conn: None,
             writer: spec.id.subtask,
-            epoch: spec.epoch,
+            epoch: spec.writer_epoch(),
             mode: spec.sink,
             resend_appends: spec.semantics != Semantics::AtMostOnce,
             txn: 0,

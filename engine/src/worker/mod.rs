@@ -9,12 +9,16 @@
 //!   reports; the worker follows leadership from `manager` to `manager-standby` and back.
 //!
 //! `Cancel { epoch }` aborts every local subtask of an older epoch: its tasks are dropped, its
-//! connections reset. A worker that was paused past its heartbeat timeout comes back running
+//! connections reset. `Reset { epoch }` also aborts those of the epoch itself: under
+//! replication a worker declared dead is replaced within the epoch, so whatever it still runs
+//! when it returns is stale. `Promote` hands a local standby or secondary its promotion;
+//! `Rewire` points the local sources' exchange at a destination's new copies. A worker that was paused past its heartbeat timeout comes back running
 //! old-epoch subtasks — a zombie — until the manager's `Cancel` reaches it; meanwhile the sink
 //! and the channels refuse it by epoch.
 
 mod channel_task;
 mod source_task;
+mod standby_task;
 mod task;
 
 use std::cell::RefCell;
@@ -26,6 +30,7 @@ use madsim::task::JoinHandle;
 use tokio::sync::mpsc;
 
 use crate::channel::{self, ChannelMsg, ChannelReply};
+use crate::operators::key_by::Rewires;
 use crate::clock;
 use crate::cluster::{self, WORKER_CONTROL_PORT, WORKER_DATA_PORT};
 use crate::job::{TaskId, TaskSpec};
@@ -33,14 +38,18 @@ use crate::manager::{self, ManagerRequest, ManagerResponse, WorkerCommand};
 use crate::net::{Client, Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::store::StoreClient;
-pub use task::TaskEvent;
+pub use task::{Promotion, TaskEvent};
 use task::{ManagerLink, TaskContext};
 
 /// A subtask running on this worker.
 struct LocalTask {
     epoch: u64,
+    generation: u32,
+    /// Numbers the worker's deployments: a task ending removes only its own entry.
+    serial: u64,
     source: bool,
     inbox: mpsc::UnboundedSender<TaskEvent>,
+    rewires: Rewires,
     handle: JoinHandle<()>,
 }
 
@@ -54,6 +63,7 @@ struct Worker {
     incarnation: u64,
     /// The newest epoch any command named: commands from older epochs are stale.
     newest_epoch: u64,
+    deployments: u64,
 }
 
 type Shared = Rc<RefCell<Worker>>;
@@ -77,6 +87,7 @@ pub async fn run(ctx: NodeContext) {
         manager,
         incarnation,
         newest_epoch: 0,
+        deployments: 0,
     }));
     madsim::task::spawn_local(heartbeat(worker.clone()));
     madsim::task::spawn_local(serve_data(worker.clone()));
@@ -187,6 +198,26 @@ async fn handle_command(worker: &Shared, command: WorkerCommand) {
         }
         WorkerCommand::Finish { .. } => route(worker, epoch, true, || TaskEvent::Finish),
         WorkerCommand::Cancel { .. } => cancel_older(worker, epoch),
+        WorkerCommand::Reset { .. } => cancel_older(worker, epoch + 1),
+        WorkerCommand::Promote { task, promotion, .. } => promote(worker, epoch, task, promotion),
+        WorkerCommand::Rewire { subtask, workers, .. } => {
+            let w = worker.borrow();
+            for t in w.tasks.values().filter(|t| t.epoch == epoch && t.source) {
+                t.rewires.post(subtask, workers.clone());
+            }
+        }
+    }
+}
+
+/// Hands the local copy of `task` its promotion.
+fn promote(worker: &Shared, epoch: u64, task: TaskId, promotion: Promotion) {
+    let mut w = worker.borrow_mut();
+    match w.tasks.get_mut(&task).filter(|t| t.epoch == epoch) {
+        Some(local) => {
+            local.generation = promotion.generation;
+            _ = local.inbox.send(TaskEvent::Promote(promotion));
+        }
+        None => tracing::warn!(?task, epoch, "promotion for a copy this worker does not run"),
     }
 }
 
@@ -226,26 +257,36 @@ fn deploy(worker: &Shared, spec: TaskSpec) {
             client: w.client.clone(),
             store: w.store.clone(),
             manager: w.manager.clone(),
+            rewires: Rewires::default(),
             spec: spec.clone(),
         }
     };
     let (inbox, events) = mpsc::unbounded_channel();
-    let (id, epoch) = (spec.id, spec.epoch);
+    let (id, epoch, generation) = (spec.id, spec.epoch, spec.generation);
+    let serial = {
+        let mut w = worker.borrow_mut();
+        w.deployments += 1;
+        w.deployments
+    };
     tc.ctx.trace(TraceEvent::TaskDeployed { operator: id.chain, subtask: id.subtask });
     let done = worker.clone();
+    let rewires = tc.rewires.clone();
     let handle = madsim::task::spawn_local(async move {
-        let outcome = task::run(tc.clone(), events).await;
+        let (outcome, spec) = task::run(tc.clone(), events).await;
         {
             let mut w = done.borrow_mut();
-            if w.tasks.get(&id).is_some_and(|t| t.epoch == epoch) {
+            if w.tasks.get(&id).is_some_and(|t| t.serial == serial) {
                 w.tasks.remove(&id);
             }
         }
-        task::finish(&tc, outcome).await;
+        task::finish(&tc, &spec, outcome).await;
     });
-    let local = LocalTask { epoch, source: spec.is_source(), inbox, handle };
+    let local = LocalTask { epoch, generation, serial, source: spec.is_source(), inbox, rewires, handle };
     if let Some(previous) = worker.borrow_mut().tasks.insert(id, local) {
-        assert!(previous.epoch < epoch, "subtask {id:?} deployed twice in epoch {epoch}");
+        assert!(
+            (previous.epoch, previous.generation) < (epoch, generation),
+            "subtask {id:?} deployed twice in epoch {epoch}, generation {generation}"
+        );
         previous.handle.abort();
     }
 }

@@ -10,6 +10,8 @@
 //!    in flight at a crash are never processed at all.
 //! 3. Once every partition reached end-of-stream it reports `SourceDrained` and waits: the
 //!    coordinator then takes a final checkpoint, and `Finish` ends the output channels.
+//! 4. Under replication, `Complete(n)` lets the exchange's backlog go up to barrier n, and a
+//!    rewire posted by the worker moves a destination's channels to its new copies.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::checkpoint::{self, SourcePosition, TaskSnapshot};
 use crate::job::{Semantics, TaskInput, TaskOutput};
+use crate::channel::Upstream;
+use crate::job::Recovery;
 use crate::manager::ManagerRequest;
-use crate::operators::key_by::KeyByExchange;
+use crate::operators::key_by::{KeyByExchange, Wiring};
 use crate::operators::{self, source, Stateless};
 use crate::record::{Cause, Payload, StreamRecord};
 
@@ -36,21 +40,26 @@ pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>)
     let mut fetched =
         source::start(&source.tc.ctx, source.tc.client.clone(), source.positions.values().copied());
     let mut drained = false;
+    let rewires = source.exchange.rewires().clone();
     loop {
         if !drained && source.drained() {
             drained = true;
-            let (epoch, task) = (source.tc.spec.epoch, source.tc.spec.id);
-            task::report(&source.tc.manager, ManagerRequest::SourceDrained { epoch, task }).await;
+            let (epoch, task, generation) = (source.tc.spec.epoch, source.tc.spec.id, source.tc.spec.generation);
+            task::report(&source.tc.manager, ManagerRequest::SourceDrained { epoch, task, generation }).await;
+        }
+        if !rewires.is_empty() {
+            source.exchange.apply_rewires().await.map_err(|e| e.to_string())?;
         }
         tokio::select! {
             biased;
             event = inbox.recv() => match event {
                 Some(TaskEvent::Trigger(n)) => source.checkpoint(n).await?,
                 Some(TaskEvent::Finish) => return source.exchange.end().await.map_err(|e| e.to_string()),
-                Some(TaskEvent::Complete(_)) => {}
-                Some(TaskEvent::Channel(_)) => panic!("a source has no input channels"),
+                Some(TaskEvent::Complete(n)) => source.exchange.complete(n),
+                Some(TaskEvent::Channel(_) | TaskEvent::Promote(_)) => panic!("not for a source"),
                 None => return Err("the worker dropped the inbox".into()),
             },
+            _ = rewires.posted() => {}
             batch = fetched.recv(), if !drained => match batch {
                 Some(batch) => source.process(batch).await?,
                 None => return Err("partition fetchers stopped".into()),
@@ -62,7 +71,7 @@ pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>)
 impl Source {
     async fn start(tc: TaskContext) -> Result<Self, String> {
         let TaskInput::Partitions(partitions) = &tc.spec.input else { panic!("not a source") };
-        let TaskOutput::Exchange { downstream_chain, workers } = &tc.spec.output else {
+        let TaskOutput::Exchange { downstream_chain, targets } = &tc.spec.output else {
             panic!("a source feeds an exchange")
         };
         let mut positions: BTreeMap<u32, SourcePosition> =
@@ -78,8 +87,19 @@ impl Source {
                 }
             }
         }
-        let senders = task::open_channels(&tc, *downstream_chain, workers).await?;
-        let exchange = KeyByExchange::new(senders, tc.ctx.cluster.settings.batch_records);
+        let wiring = Wiring {
+            client: tc.client.clone(),
+            epoch: tc.spec.epoch,
+            from: Upstream { task: tc.spec.id, generation: tc.spec.generation },
+            downstream_chain: *downstream_chain,
+            tolerate_breaks: tc.spec.recovery.replicated(),
+            backlog: tc.spec.recovery == Recovery::PassiveReplication,
+            rewires: tc.rewires.clone(),
+        };
+        let batch_records = tc.ctx.cluster.settings.batch_records;
+        let exchange = KeyByExchange::open(wiring, targets, batch_records)
+            .await
+            .map_err(|e| format!("opening the exchange: {e}"))?;
         Ok(Source { stateless: tc.stateless(), tc, exchange, positions })
     }
 
@@ -106,10 +126,11 @@ impl Source {
             let bytes = checkpoint::encode_position(position);
             self.tc.store.put(&key, bytes).await.map_err(|e| e.to_string())?;
         }
-        for r in &batch.records {
+        for (offset, r) in (batch.offset..).zip(&batch.records) {
             let Payload::Data(e) = r.payload else { continue };
             let cause = Cause { producer: r.producer, seq: r.seq };
-            let record = StreamRecord { key: e.key, value: e.value, event_time_ms: e.event_time_ms, cause };
+            let (key, value, event_time_ms, partition) = (e.key, e.value, e.event_time_ms, batch.partition);
+            let record = StreamRecord { key, value, event_time_ms, cause, partition, offset };
             if let Some(record) = operators::apply_all(&self.stateless, record) {
                 self.exchange.push(record).await.map_err(|e| e.to_string())?;
             }

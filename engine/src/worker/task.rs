@@ -6,13 +6,13 @@ use std::rc::Rc;
 
 use tokio::sync::mpsc;
 
-use crate::channel::{ChannelSender, Delivery};
-use crate::checkpoint::TaskSnapshot;
-use crate::cluster::{NodeId, Role, WORKER_DATA_PORT};
-use crate::job::{TaskId, TaskSpec};
+use crate::channel::Delivery;
+use crate::checkpoint::{StateHandle, TaskSnapshot};
+use crate::job::{ReplicaRole, TaskSpec};
 use crate::manager::ManagerRequest;
 use crate::net::{Client, Tx};
 use crate::observe::{NodeContext, TraceEvent};
+use crate::operators::key_by::Rewires;
 use crate::operators::Stateless;
 use crate::store::StoreClient;
 
@@ -28,6 +28,22 @@ pub enum TaskEvent {
     Complete(u64),
     /// The final checkpoint completed: end the output channels (sources).
     Finish,
+    /// This standby or secondary takes over as its subtask's primary.
+    Promote(Promotion),
+}
+
+/// What a copy promoted to primary is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promotion {
+    /// The generation it writes and reports under from now on.
+    pub generation: u32,
+    /// The latest completed checkpoint: what the sink committed, and the state a new primary
+    /// starts from (changes after it were never committed).
+    pub upto: u64,
+    /// This subtask's state in that checkpoint, for a standby that has not caught up to it.
+    pub state: Option<StateHandle>,
+    /// Passive replication: the standbys the new primary streams its changelog to.
+    pub standbys: Vec<u32>,
 }
 
 /// The worker's current connection to the leading manager, replaced when it reconnects, and
@@ -51,31 +67,41 @@ pub struct TaskContext {
     pub client: Rc<Client>,
     pub store: Rc<StoreClient>,
     pub manager: ManagerLink,
+    /// New copies for a source's destinations, posted by the worker.
+    pub rewires: Rewires,
     pub spec: TaskSpec,
 }
 
 pub type TaskResult = Result<(), String>;
 
-/// Runs a subtask to completion.
-pub async fn run(tc: TaskContext, inbox: mpsc::UnboundedReceiver<TaskEvent>) -> TaskResult {
+/// Runs a subtask to completion; returns its outcome and the spec it ended under (a promoted
+/// copy ends as a primary of a newer generation).
+pub async fn run(tc: TaskContext, inbox: mpsc::UnboundedReceiver<TaskEvent>) -> (TaskResult, TaskSpec) {
     if tc.spec.is_source() {
-        source_task::run(tc, inbox).await
+        let spec = tc.spec.clone();
+        (source_task::run(tc, inbox).await, spec)
     } else {
         channel_task::run(tc, inbox).await
     }
 }
 
-/// Reports a subtask's end to the manager.
-pub async fn finish(tc: &TaskContext, outcome: TaskResult) {
-    let (id, epoch) = (tc.spec.id, tc.spec.epoch);
+/// Reports a primary's end to the manager; a standby or secondary ends silently.
+pub async fn finish(tc: &TaskContext, spec: &TaskSpec, outcome: TaskResult) {
+    let (task, epoch, generation) = (spec.id, spec.epoch, spec.generation);
+    if spec.role != ReplicaRole::Primary {
+        if let Err(reason) = outcome {
+            tracing::info!(?task, epoch, replica = spec.replica, %reason, "a copy ended");
+        }
+        return;
+    }
     let message = match outcome {
         Ok(()) => {
-            tc.ctx.trace(TraceEvent::TaskFinished { operator: id.chain, subtask: id.subtask });
-            ManagerRequest::TaskFinished { epoch, task: id }
+            tc.ctx.trace(TraceEvent::TaskFinished { operator: task.chain, subtask: task.subtask });
+            ManagerRequest::TaskFinished { epoch, task, generation }
         }
         Err(reason) => {
-            tracing::warn!(task = ?id, epoch, %reason, "subtask failed");
-            ManagerRequest::TaskFailed { epoch, task: id, reason }
+            tracing::warn!(?task, epoch, %reason, "subtask failed");
+            ManagerRequest::TaskFailed { epoch, task, generation, reason }
         }
     };
     report(&tc.manager, message).await;
@@ -118,30 +144,12 @@ pub async fn resend_journal(manager: &ManagerLink) {
 
 /// Acknowledges checkpoint `checkpoint` with this subtask's snapshot.
 pub async fn ack(tc: &TaskContext, checkpoint: u64, snapshot: TaskSnapshot) {
-    let epoch = tc.spec.epoch;
-    report(&tc.manager, ManagerRequest::CheckpointAck { epoch, checkpoint, snapshot }).await;
+    let (epoch, generation) = (tc.spec.epoch, tc.spec.generation);
+    report(&tc.manager, ManagerRequest::CheckpointAck { epoch, generation, checkpoint, snapshot }).await;
 }
 
 impl TaskContext {
     pub fn stateless(&self) -> Vec<Stateless> {
         self.spec.operators.iter().filter_map(|&k| Stateless::from_kind(k)).collect()
     }
-}
-
-/// Opens one channel to every downstream subtask, in subtask order.
-pub async fn open_channels(
-    tc: &TaskContext,
-    downstream_chain: u32,
-    workers: &[u32],
-) -> Result<Vec<ChannelSender>, String> {
-    let mut senders = Vec::with_capacity(workers.len());
-    for (subtask, &worker) in workers.iter().enumerate() {
-        let to = TaskId { chain: downstream_chain, subtask: subtask as u32 };
-        let addr = NodeId::new(Role::Worker, worker).addr(WORKER_DATA_PORT);
-        let sender = ChannelSender::open(&tc.client, addr, tc.spec.epoch, tc.spec.id, to)
-            .await
-            .map_err(|e| format!("opening channel to {}.{}: {e}", to.chain, to.subtask))?;
-        senders.push(sender);
-    }
-    Ok(senders)
 }

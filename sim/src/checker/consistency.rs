@@ -178,7 +178,14 @@ mod tests {
 
     #[test]
     fn an_unaligned_cut_passes_with_its_in_flight_records() {
-        let late = StreamRecord { key: 2, value: 7, event_time_ms: 0, cause: Cause { producer: 0, seq: 1 } };
+        let late = StreamRecord {
+            key: 2,
+            value: 7,
+            event_time_ms: 0,
+            cause: Cause { producer: 0, seq: 1 },
+            partition: 0,
+            offset: 0,
+        };
         let c = captured(2, vec![(1, 1, 5)], vec![late]);
         assert!(check(&[c], &log(), &pipeline()).is_empty());
     }
