@@ -104,9 +104,9 @@ impl Observer for Recorder {
 /// Reads a just-completed checkpoint's metadata and states from the store's disk.
 fn capture(disk: &SimDisk, id: u64) -> Option<CapturedCheckpoint> {
     let meta = CheckpointMeta::decode(&disk.read(&checkpoint::meta_key(id))?)?;
-    let handles = meta.tasks.iter().filter_map(|t| t.state.as_ref());
+    let handles = meta.tasks.iter().filter_map(|t| Some((t.task.subtask, t.state.as_ref()?)));
     let states = handles
-        .map(|h| disk.read(&h.key).and_then(|b| StateSnapshot::decode(&b)))
+        .map(|(subtask, h)| Some((subtask, disk.read(&h.key).and_then(|b| StateSnapshot::decode(&b))?)))
         .collect::<Option<Vec<_>>>()?;
     Some(CapturedCheckpoint { meta, states })
 }

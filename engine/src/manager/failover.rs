@@ -72,6 +72,7 @@ fn plan(job: &Job, finishing: bool, dead: &[u32], live: &[u32]) -> Option<Plan> 
     for (&id, task) in job.tasks.iter().filter(|(_, t)| dead.contains(&t.worker)) {
         if job.sources.contains(&id) {
             let slot = job::placement(id.chain, id.subtask, live.len() as u32);
+            tracing::debug!(task = ?id, from = task.worker, to = live[slot as usize], "failover: source lost");
             plan.restarted.push((id, live[slot as usize]));
             continue;
         }

@@ -732,6 +732,10 @@ fn alive(manager: &Shared, worker: u32, incarnation: u64) {
     state.last_heartbeat_ms = now;
     let returned = !state.alive;
     let rebooted = state.incarnation != incarnation;
+    if rebooted {
+        // The old queue's connection went with the old incarnation: commands start afresh.
+        state.queue = None;
+    }
     state.alive = true;
     state.incarnation = incarnation;
     // While a recovery's epoch is not yet durable, the recovery cancels every live worker

@@ -68,6 +68,13 @@ impl Rewires {
     }
 }
 
+/// Resolves once a rewire of destination `subtask` is posted.
+async fn rewired(rewires: &Rewires, subtask: u32) {
+    while !rewires.has(subtask) {
+        rewires.posted().await;
+    }
+}
+
 /// How the exchange opens channels.
 pub struct Wiring {
     pub client: Rc<Client>,
@@ -165,21 +172,17 @@ impl KeyByExchange {
     async fn send_to_copy(&mut self, target: usize, c: usize, message: Sent) -> io::Result<()> {
         let rewires = self.wiring.rewires.clone();
         let Some(sender) = self.dests[target].copies[c].sender.as_mut() else { return Ok(()) };
-        let sent = loop {
-            if rewires.has(target as u32) {
-                break Ok(());
+        let send = async {
+            match message {
+                Sent::Batch(batch) => sender.send(batch).await,
+                Sent::Barrier(checkpoint) => sender.barrier(checkpoint).await,
+                Sent::End => sender.end().await,
             }
-            let send = async {
-                match message.clone() {
-                    Sent::Batch(batch) => sender.send(batch).await,
-                    Sent::Barrier(checkpoint) => sender.barrier(checkpoint).await,
-                    Sent::End => sender.end().await,
-                }
-            };
-            tokio::select! {
-                sent = send => break sent,
-                _ = rewires.posted() => {}
-            }
+        };
+        let sent = tokio::select! {
+            biased;
+            _ = rewired(&rewires, target as u32) => Ok(()),
+            sent = send => sent,
         };
         self.settle(target, c, sent)
     }
@@ -260,11 +263,16 @@ impl KeyByExchange {
         let w = &self.wiring;
         let to = TaskId { chain: w.downstream_chain, subtask };
         let addr = NodeId::new(Role::Worker, worker).addr(WORKER_DATA_PORT);
-        let opened = ChannelSender::open(&w.client, addr, w.epoch, w.from, to).await;
+        // A copy on a dead worker refuses connections for a long while: a rewire of the
+        // destination interrupts the attempt.
+        let opened = tokio::select! {
+            opened = ChannelSender::open(&w.client, addr, w.epoch, w.from, to) => Some(opened),
+            _ = rewired(&w.rewires, subtask) => None,
+        };
         let mut sender = match opened {
-            Ok(sender) => sender,
-            Err(e) if !w.tolerate_breaks => return Err(e),
-            Err(_) => return Ok(Copy { worker, sender: None }),
+            Some(Ok(sender)) => sender,
+            Some(Err(e)) if !w.tolerate_breaks => return Err(e),
+            Some(Err(_)) | None => return Ok(Copy { worker, sender: None }),
         };
         let batches: Vec<Vec<StreamRecord>> = self.dests[subtask as usize]
             .backlog
