@@ -59,8 +59,8 @@ impl Rewires {
         self.pending.borrow().is_empty()
     }
 
-    fn has(&self, subtask: u32) -> bool {
-        self.pending.borrow().contains_key(&subtask)
+    fn drops(&self, subtask: u32, worker: u32) -> bool {
+        self.pending.borrow().get(&subtask).is_some_and(|workers| !workers.contains(&worker))
     }
 
     fn take(&self) -> BTreeMap<u32, Vec<u32>> {
@@ -68,9 +68,10 @@ impl Rewires {
     }
 }
 
-/// Resolves once a rewire of destination `subtask` is posted.
-async fn rewired(rewires: &Rewires, subtask: u32) {
-    while !rewires.has(subtask) {
+/// Resolves once a rewire of destination `subtask` is posted that drops the copy on `worker`
+/// (a copy that stays must get everything, in order).
+async fn rewired_away(rewires: &Rewires, subtask: u32, worker: u32) {
+    while !rewires.drops(subtask, worker) {
         rewires.posted().await;
     }
 }
@@ -171,7 +172,9 @@ impl KeyByExchange {
     /// the rewire applies before the next send.
     async fn send_to_copy(&mut self, target: usize, c: usize, message: Sent) -> io::Result<()> {
         let rewires = self.wiring.rewires.clone();
-        let Some(sender) = self.dests[target].copies[c].sender.as_mut() else { return Ok(()) };
+        let copy = &mut self.dests[target].copies[c];
+        let worker = copy.worker;
+        let Some(sender) = copy.sender.as_mut() else { return Ok(()) };
         let send = async {
             match message {
                 Sent::Batch(batch) => sender.send(batch).await,
@@ -181,7 +184,7 @@ impl KeyByExchange {
         };
         let sent = tokio::select! {
             biased;
-            _ = rewired(&rewires, target as u32) => Ok(()),
+            _ = rewired_away(&rewires, target as u32, worker) => Ok(()),
             sent = send => sent,
         };
         self.settle(target, c, sent)
@@ -267,7 +270,7 @@ impl KeyByExchange {
         // destination interrupts the attempt.
         let opened = tokio::select! {
             opened = ChannelSender::open(&w.client, addr, w.epoch, w.from, to) => Some(opened),
-            _ = rewired(&w.rewires, subtask) => None,
+            _ = rewired_away(&w.rewires, subtask, worker) => None,
         };
         let mut sender = match opened {
             Some(Ok(sender)) => sender,
