@@ -96,7 +96,7 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
                 RecoveryName::PassiveReplication => Recovery::PassiveReplication,
                 RecoveryName::ActiveReplication => Recovery::ActiveReplication,
             },
-            replicas: e.replicas,
+            replicas: if e.recovery == RecoveryName::Rollback { 0 } else { e.replicas },
         },
         settings: Settings {
             batch_records: e.batch_records,

@@ -277,14 +277,17 @@ impl KeyByExchange {
             Some(Err(e)) if !w.tolerate_breaks => return Err(e),
             Some(Err(_)) | None => return Ok(Copy { worker, sender: None }),
         };
-        let batches: Vec<Vec<StreamRecord>> = self.dests[subtask as usize]
+        // The backlog goes out in full batches: fewer round trips for credits.
+        let records: Vec<StreamRecord> = self.dests[subtask as usize]
             .backlog
             .iter()
-            .filter_map(|s| match s {
-                Sent::Batch(b) => Some(b.clone()),
-                Sent::Barrier(_) | Sent::End => None,
+            .flat_map(|s| match s {
+                Sent::Batch(b) => b.as_slice(),
+                Sent::Barrier(_) | Sent::End => &[],
             })
+            .copied()
             .collect();
+        let batches: Vec<Vec<StreamRecord>> = records.chunks(self.batch_records).map(<[_]>::to_vec).collect();
         tracing::debug!(subtask, worker, batches = batches.len(), "exchange: opened a copy");
         for batch in batches {
             if sender.send(batch).await.is_err() {
