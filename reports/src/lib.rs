@@ -171,6 +171,13 @@ pub struct BenchRecord {
     pub no_checkpoints_records_per_s: f64,
     /// Engine with checkpoints / engine without, in records per wall second.
     pub checkpoint_ratio: f64,
+    /// The replicas (k) the replicated sides ran with, on the same scenario with no faults.
+    pub replicas: u32,
+    pub passive_records_per_s: f64,
+    pub active_records_per_s: f64,
+    /// Steady-state cost against rollback: 1 − replicated rate / rollback rate.
+    pub passive_overhead: f64,
+    pub active_overhead: f64,
 }
 
 /// One JSON line for a record, as `--json` prints it.

@@ -45,7 +45,23 @@ pub enum Side {
     Engine,
     /// The engine with periodic checkpoints off (only the final one).
     EngineNoCheckpoints,
+    /// The engine under passive replication, k = workers − 1 (at most 2), no faults.
+    EnginePassive,
+    /// The engine under active replication, likewise.
+    EngineActive,
     Baseline,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Engine => "engine",
+            Side::EngineNoCheckpoints => "engine-no-checkpoints",
+            Side::EnginePassive => "engine-passive",
+            Side::EngineActive => "engine-active",
+            Side::Baseline => "baseline",
+        }
+    }
 }
 
 /// The checkpoint interval the engine side runs with.
@@ -64,9 +80,12 @@ pub fn bench(
     let mut engine = Vec::new();
     let mut unchecked = Vec::new();
     let mut baseline = Vec::new();
+    let (mut passive, mut active) = (Vec::new(), Vec::new());
     for _ in 0..options.repeats {
         engine.push(child(Side::Engine).map_err(BenchError::Child)?);
         unchecked.push(child(Side::EngineNoCheckpoints).map_err(BenchError::Child)?);
+        passive.push(child(Side::EnginePassive).map_err(BenchError::Child)?);
+        active.push(child(Side::EngineActive).map_err(BenchError::Child)?);
         baseline.push(child(Side::Baseline).map_err(BenchError::Child)?);
     }
     let e = median_by(&mut engine, |r| r.wall_ms);
@@ -74,6 +93,8 @@ pub fn bench(
     let b = median_by(&mut baseline, |r| r.wall_ms);
     let rate = |r: &Round| options.events as f64 / (r.wall_ms / 1000.0);
     let (engine_rate, unchecked_rate, base_rate) = (rate(&e), rate(&u), rate(&b));
+    let passive_rate = rate(&median_by(&mut passive, |r| r.wall_ms));
+    let active_rate = rate(&median_by(&mut active, |r| r.wall_ms));
     Ok(BenchRecord {
         events: options.events,
         batch_records: options.batch_records as u64,
@@ -90,7 +111,17 @@ pub fn bench(
         checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS,
         no_checkpoints_records_per_s: unchecked_rate,
         checkpoint_ratio: engine_rate / unchecked_rate,
+        replicas: replicas(&loaded),
+        passive_records_per_s: passive_rate,
+        active_records_per_s: active_rate,
+        passive_overhead: 1.0 - passive_rate / engine_rate,
+        active_overhead: 1.0 - active_rate / engine_rate,
     })
+}
+
+/// The replicas the replication sides run with: as many as the workers allow, at most 2.
+fn replicas(loaded: &Loaded) -> u32 {
+    (loaded.scenario.engine.workers - 1).min(2)
 }
 
 fn hops(loaded: &Loaded) -> u64 {
@@ -107,9 +138,19 @@ pub fn measure(options: &BenchOptions, side: Side) -> Result<Round, BenchError> 
 
 fn measure_once(options: &BenchOptions, side: Side) -> Result<Round, BenchError> {
     let interval = if side == Side::EngineNoCheckpoints { 0 } else { CHECKPOINT_INTERVAL_MS };
-    let loaded = engine_scenario(options, interval)?;
+    let mut loaded = engine_scenario(options, interval)?;
+    let k = replicas(&loaded);
+    let recovery = match side {
+        Side::EnginePassive => Some("passive-replication"),
+        Side::EngineActive => Some("active-replication"),
+        _ => None,
+    };
+    if let Some(recovery) = recovery.filter(|_| k > 0) {
+        let sets = [format!("engine.recovery={recovery}"), format!("engine.replicas={k}")];
+        loaded = scenario::load(&options.scenario, &[loaded.sets.clone(), sets.to_vec()].concat())?;
+    }
     match side {
-        Side::Engine | Side::EngineNoCheckpoints => {
+        Side::Engine | Side::EngineNoCheckpoints | Side::EnginePassive | Side::EngineActive => {
             // The engine's rate counts the simulation only: the checkers' judging afterwards
             // is reported apart, since the baseline has nothing to judge.
             let (record, timings) = runner::run_isolated_timed(&loaded, 1);

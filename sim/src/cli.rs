@@ -315,11 +315,7 @@ fn bench_round(options: &BenchOptions, side: bench::Side, out: &mut dyn Write) -
 /// Runs one bench round in a child process of this executable and reads its JSON line.
 fn spawn_round(options: &BenchOptions, side: bench::Side) -> Result<bench::Round, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-    let side_name = match side {
-        bench::Side::Engine => "engine",
-        bench::Side::EngineNoCheckpoints => "engine-no-checkpoints",
-        bench::Side::Baseline => "baseline",
-    };
+    let side_name = side.name();
     let output = std::process::Command::new(exe)
         .args(["bench-round", "--side", side_name, "--scenario"])
         .arg(&options.scenario)
@@ -374,6 +370,15 @@ fn run_bench(options: BenchOptions, json: bool, out: &mut dyn Write) -> CliResul
         out,
         "checkpoints every {} ms: {:.0} records/s vs {:.0} with checkpoints off, ratio {:.3}",
         r.checkpoint_interval_ms, r.engine_records_per_s, r.no_checkpoints_records_per_s, r.checkpoint_ratio
+    );
+    _ = writeln!(
+        out,
+        "replication, k = {}: passive {:.0} records/s (overhead {:.1}%), active {:.0} records/s (overhead {:.1}%), vs rollback",
+        r.replicas,
+        r.passive_records_per_s,
+        100.0 * r.passive_overhead,
+        r.active_records_per_s,
+        100.0 * r.active_overhead
     );
     _ = writeln!(out, "judging the engine's run took {:.0} ms more", r.judge_wall_ms);
     Ok(EXIT_PASS)

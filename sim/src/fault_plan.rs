@@ -164,7 +164,11 @@ impl RandomFaults {
         let targets = targets_of(fault.class, cluster);
         let struck = targets.choose_multiple(rng, n.min(targets.len()));
         struck
-            .map(|&(target, peer)| Fault { target: target.name(), peer: peer.map(NodeId::name), ..fault.clone() })
+            .map(|&(target, peer)| Fault {
+                target: target.name(),
+                peer: peer.map(NodeId::name),
+                ..fault.clone()
+            })
             .collect()
     }
 

@@ -32,8 +32,13 @@ pub fn recoveries(events: &[(u64, TraceEvent)], faults: &[FaultRecord]) -> Vec<R
     out
 }
 
-fn recovery(events: &[(u64, TraceEvent)], start: usize, after_ms: u64, faults: &[FaultRecord]) -> Option<RecoveryRecord> {
-    let (started_ms, ref first) = events[start];
+fn recovery(
+    events: &[(u64, TraceEvent)],
+    start: usize,
+    after_ms: u64,
+    faults: &[FaultRecord],
+) -> Option<RecoveryRecord> {
+    let started_ms = events[start].0;
     let window = &events[start + 1..];
     let detected_at_ms = events[..start]
         .iter()
@@ -62,31 +67,7 @@ fn recovery(events: &[(u64, TraceEvent)], start: usize, after_ms: u64, faults: &
         promoted: 0,
         sources_restarted: 0,
     };
-    let writers: Vec<(u32, u64)> = match *first {
-        TraceEvent::RecoveryStarted { epoch, checkpoint } => {
-            r.kind = "rollback".into();
-            (r.epoch, r.checkpoint) = (epoch, checkpoint);
-            r.recovered_at_ms = window.iter().find_map(|(t, e)| match e {
-                TraceEvent::JobRestored { epoch: done } if *done == epoch => Some(*t),
-                _ => None,
-            })?;
-            let writer_epoch = writer_epoch(epoch, 0);
-            resumed(window).filter(|&(_, _, w, _)| w == writer_epoch).map(|(_, writer, w, _)| (writer, w)).collect()
-        }
-        TraceEvent::Failover { epoch, checkpoint, promoted, restarted } => {
-            r.kind = "failover".into();
-            (r.epoch, r.checkpoint, r.promoted, r.sources_restarted) = (epoch, checkpoint, promoted, restarted);
-            let mut writers = Vec::new();
-            for (t, e) in window {
-                if let TraceEvent::Promoted { subtask, generation, .. } = *e {
-                    r.recovered_at_ms = *t;
-                    writers.push((subtask, writer_epoch(epoch, generation)));
-                }
-            }
-            writers
-        }
-        _ => unreachable!("a recovery starts with a rollback or a failover"),
-    };
+    let writers = replaced_writers(&events[start].1, window, &mut r)?;
     for (t, writer, w, rewritten) in resumed(window) {
         if writers.contains(&(writer, w)) {
             r.records_replayed += rewritten;
@@ -102,6 +83,46 @@ fn recovery(events: &[(u64, TraceEvent)], start: usize, after_ms: u64, faults: &
         })
         .sum();
     Some(r)
+}
+
+/// Fills in what the recovery's first event says; returns the `(writer, writer epoch)` pairs
+/// it replaced, or `None` for a rollback that never finished deploying.
+fn replaced_writers(
+    first: &TraceEvent,
+    window: &[(u64, TraceEvent)],
+    r: &mut RecoveryRecord,
+) -> Option<Vec<(u32, u64)>> {
+    match *first {
+        TraceEvent::RecoveryStarted { epoch, checkpoint } => {
+            r.kind = "rollback".into();
+            (r.epoch, r.checkpoint) = (epoch, checkpoint);
+            r.recovered_at_ms = window.iter().find_map(|(t, e)| match e {
+                TraceEvent::JobRestored { epoch: done } if *done == epoch => Some(*t),
+                _ => None,
+            })?;
+            let fresh = writer_epoch(epoch, 0);
+            Some(
+                resumed(window)
+                    .filter(|&(_, _, w, _)| w == fresh)
+                    .map(|(_, writer, w, _)| (writer, w))
+                    .collect(),
+            )
+        }
+        TraceEvent::Failover { epoch, checkpoint, promoted, restarted } => {
+            r.kind = "failover".into();
+            (r.epoch, r.checkpoint, r.promoted, r.sources_restarted) =
+                (epoch, checkpoint, promoted, restarted);
+            let mut writers = Vec::new();
+            for (t, e) in window {
+                if let TraceEvent::Promoted { subtask, generation, .. } = *e {
+                    r.recovered_at_ms = *t;
+                    writers.push((subtask, writer_epoch(epoch, generation)));
+                }
+            }
+            Some(writers)
+        }
+        _ => unreachable!("a recovery starts with a rollback or a failover"),
+    }
 }
 
 /// `(at, writer, writer epoch, rewritten)` of each output resumption.

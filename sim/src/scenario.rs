@@ -572,7 +572,10 @@ fn validate_replication(e: &Engine) -> Result<(), (String, String)> {
         return fail("engine.replicas", m);
     }
     if e.semantics != SemanticsName::ExactlyOnce {
-        return fail("engine.semantics", format!("{recovery} runs exactly-once, not {}", e.semantics.as_str()));
+        return fail(
+            "engine.semantics",
+            format!("{recovery} runs exactly-once, not {}", e.semantics.as_str()),
+        );
     }
     if e.checkpoint_mode != CheckpointModeName::Aligned {
         return fail("engine.checkpoint_mode", format!("{recovery} needs aligned checkpoints"));

@@ -12,7 +12,7 @@ use std::time::Duration;
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role, Settings};
 use faultline_engine::disk::DiskRef;
 use faultline_engine::job::{
-    CheckpointMode, CheckpointSettings, Recovery, DriverLoss, JobSpec, PipelineSpec, Semantics, SinkMode,
+    CheckpointMode, CheckpointSettings, DriverLoss, JobSpec, PipelineSpec, Recovery, Semantics, SinkMode,
 };
 use faultline_engine::net::LinkFaults;
 use faultline_engine::observe::{NodeContext, ObserverRef};

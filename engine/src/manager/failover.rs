@@ -78,7 +78,9 @@ fn plan(job: &Job, finishing: bool, dead: &[u32], live: &[u32]) -> Option<Plan> 
         }
         let survivors = job.copies.get(&id).into_iter().flatten().filter(|c| !dead.contains(&c.worker));
         let chosen = match job.spec.recovery {
-            Recovery::PassiveReplication => survivors.max_by_key(|c| (c.through, std::cmp::Reverse(c.replica))),
+            Recovery::PassiveReplication => {
+                survivors.max_by_key(|c| (c.through, std::cmp::Reverse(c.replica)))
+            }
             _ => survivors.min_by_key(|c| c.replica),
         };
         tracing::debug!(task = ?id, worker = task.worker, ?chosen, "failover: primary lost");
@@ -186,7 +188,9 @@ fn send(manager: &Shared, plan: &Plan, epoch: u64) {
 /// The standbys a passive primary streams to.
 fn standbys(job: &Job, task: TaskId) -> Vec<u32> {
     match job.spec.recovery {
-        Recovery::PassiveReplication => job.copies.get(&task).into_iter().flatten().map(|c| c.worker).collect(),
+        Recovery::PassiveReplication => {
+            job.copies.get(&task).into_iter().flatten().map(|c| c.worker).collect()
+        }
         _ => Vec::new(),
     }
 }

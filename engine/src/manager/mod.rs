@@ -181,16 +181,39 @@ pub async fn next_answer(
 /// to; a worker drops commands older than the newest epoch it has seen.
 #[derive(Debug)]
 pub enum WorkerCommand {
-    Deploy { epoch: u64, tasks: Vec<TaskSpec> },
-    Trigger { epoch: u64, checkpoint: u64 },
-    Complete { epoch: u64, checkpoint: u64 },
-    Finish { epoch: u64 },
-    Cancel { epoch: u64 },
+    Deploy {
+        epoch: u64,
+        tasks: Vec<TaskSpec>,
+    },
+    Trigger {
+        epoch: u64,
+        checkpoint: u64,
+    },
+    Complete {
+        epoch: u64,
+        checkpoint: u64,
+    },
+    Finish {
+        epoch: u64,
+    },
+    Cancel {
+        epoch: u64,
+    },
     /// Abort every subtask of `epoch` and older: the worker was replaced within the epoch.
-    Reset { epoch: u64 },
-    Promote { epoch: u64, task: TaskId, promotion: crate::worker::Promotion },
+    Reset {
+        epoch: u64,
+    },
+    Promote {
+        epoch: u64,
+        task: TaskId,
+        promotion: crate::worker::Promotion,
+    },
     /// The local sources send destination `subtask`'s input to the copies on `workers`.
-    Rewire { epoch: u64, subtask: u32, workers: Vec<u32> },
+    Rewire {
+        epoch: u64,
+        subtask: u32,
+        workers: Vec<u32>,
+    },
 }
 
 impl WorkerCommand {

@@ -124,7 +124,14 @@ mod tests {
     use crate::record::Cause;
 
     fn at(key: u64, value: i64, offset: u64) -> StreamRecord {
-        StreamRecord { key, value, event_time_ms: 0, cause: Cause { producer: 0, seq: 0 }, partition: 0, offset }
+        StreamRecord {
+            key,
+            value,
+            event_time_ms: 0,
+            cause: Cause { producer: 0, seq: 0 },
+            partition: 0,
+            offset,
+        }
     }
 
     fn r(key: u64, value: i64) -> StreamRecord {
@@ -159,7 +166,8 @@ mod tests {
     fn dedup_skips_applied_offsets_and_changes_replay_onto_a_view() {
         let mut primary = RunningAggregate::from_view(View::default(), true);
         let mut standby = View::default();
-        let outputs: Vec<_> = [at(1, 5, 0), at(2, 1, 1), at(1, 2, 2)].iter().filter_map(|x| primary.process(x)).collect();
+        let outputs: Vec<_> =
+            [at(1, 5, 0), at(2, 1, 1), at(1, 2, 2)].iter().filter_map(|x| primary.process(x)).collect();
         standby.apply(&primary.changes(&outputs, [0].into_iter()));
         assert_eq!(standby, primary.snapshot());
         assert_eq!(primary.process(&at(1, 9, 1)), None, "offset 1 was applied");

@@ -165,7 +165,9 @@ impl ChannelTask {
     /// A transactional primary settles what earlier writers left, up to `checkpoint`.
     pub(super) async fn settle_sink(&mut self, checkpoint: u64) -> TaskResult {
         match &mut self.output {
-            Output::Sink(sink) if self.tc.spec.sink == SinkMode::Transactional => sink.recover(checkpoint).await,
+            Output::Sink(sink) if self.tc.spec.sink == SinkMode::Transactional => {
+                sink.recover(checkpoint).await
+            }
             _ => Ok(()),
         }
     }

@@ -30,16 +30,16 @@ use madsim::task::JoinHandle;
 use tokio::sync::mpsc;
 
 use crate::channel::{self, ChannelMsg, ChannelReply};
-use crate::operators::key_by::Rewires;
 use crate::clock;
 use crate::cluster::{self, WORKER_CONTROL_PORT, WORKER_DATA_PORT};
 use crate::job::{TaskId, TaskSpec};
 use crate::manager::{self, ManagerRequest, ManagerResponse, WorkerCommand};
 use crate::net::{Client, Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
+use crate::operators::key_by::Rewires;
 use crate::store::StoreClient;
-pub use task::{Promotion, TaskEvent};
 use task::{ManagerLink, TaskContext};
+pub use task::{Promotion, TaskEvent};
 
 /// A subtask running on this worker.
 struct LocalTask {

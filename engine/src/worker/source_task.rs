@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 
-use crate::checkpoint::{self, SourcePosition, TaskSnapshot};
-use crate::job::{Semantics, TaskInput, TaskOutput};
 use crate::channel::Upstream;
+use crate::checkpoint::{self, SourcePosition, TaskSnapshot};
 use crate::job::Recovery;
+use crate::job::{Semantics, TaskInput, TaskOutput};
 use crate::manager::ManagerRequest;
 use crate::operators::key_by::{KeyByExchange, Wiring};
 use crate::operators::{self, source, Stateless};
@@ -44,7 +44,8 @@ pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>)
     loop {
         if !drained && source.drained() {
             drained = true;
-            let (epoch, task, generation) = (source.tc.spec.epoch, source.tc.spec.id, source.tc.spec.generation);
+            let (epoch, task, generation) =
+                (source.tc.spec.epoch, source.tc.spec.id, source.tc.spec.generation);
             task::report(&source.tc.manager, ManagerRequest::SourceDrained { epoch, task, generation }).await;
         }
         if !rewires.is_empty() {

@@ -93,10 +93,13 @@ impl Standby {
             return false;
         }
         match delivery {
-            Delivery::Base { checkpoint, state, .. } if self.following.is_none_or(|g| from.generation >= g) => {
+            Delivery::Base { checkpoint, state, .. }
+                if self.following.is_none_or(|g| from.generation >= g) =>
+            {
                 self.following = Some(from.generation);
                 let base = View::decode(&state);
-                self.segments = vec![Segment { closed_by: Some(checkpoint), base: Some(base), changes: Vec::new() }];
+                self.segments =
+                    vec![Segment { closed_by: Some(checkpoint), base: Some(base), changes: Vec::new() }];
                 self.segments.push(Segment { closed_by: None, base: None, changes: Vec::new() });
                 self.progress(checkpoint).await;
             }
@@ -119,12 +122,14 @@ impl Standby {
     async fn progress(&self, through: u64) {
         let spec = &self.tc.spec;
         let (epoch, task, replica) = (spec.epoch, spec.id, spec.replica);
-        task::report(&self.tc.manager, ManagerRequest::StandbyProgress { epoch, task, replica, through }).await;
+        task::report(&self.tc.manager, ManagerRequest::StandbyProgress { epoch, task, replica, through })
+            .await;
     }
 
     /// Checkpoint `checkpoint` completed: every segment up to it is committed.
     fn apply_upto(&mut self, checkpoint: u64) {
-        while let Some(closed) = self.segments.first().and_then(|s| s.closed_by).filter(|&c| c <= checkpoint) {
+        while let Some(closed) = self.segments.first().and_then(|s| s.closed_by).filter(|&c| c <= checkpoint)
+        {
             let segment = self.segments.remove(0);
             apply(&mut self.committed, segment);
             self.committed_at = closed;

@@ -64,7 +64,11 @@ fn check_one(c: &CapturedCheckpoint, reference: &mut Reference<'_>) -> Result<()
     if positions.len() != reference.logs.len() {
         return Err(format!("positions cover {} of {} partitions", positions.len(), reference.logs.len()));
     }
-    let ahead = c.states.iter().flat_map(|(_, s)| &s.offsets).any(|(p, o)| positions.get(p).is_some_and(|pos| o > pos));
+    let ahead = c
+        .states
+        .iter()
+        .flat_map(|(_, s)| &s.offsets)
+        .any(|(p, o)| positions.get(p).is_some_and(|pos| o > pos));
     let expected = match ahead {
         false => reference.state_at(&positions)?,
         true => reference.state_per_subtask(&positions, &c.states),
@@ -122,7 +126,8 @@ impl Reference<'_> {
             let applied: BTreeMap<u32, u64> = snapshot.offsets.iter().copied().collect();
             for (&partition, &position) in positions {
                 let log = &self.logs[&partition];
-                let cut = (position.max(applied.get(&partition).copied().unwrap_or(0)) as usize).min(log.len());
+                let cut =
+                    (position.max(applied.get(&partition).copied().unwrap_or(0)) as usize).min(log.len());
                 let mut partial = State::new();
                 apply(&log[..cut], self.pipeline, &mut partial);
                 let owned = partial.into_iter().filter(|&(k, _)| subtask_for_key(k, parallelism) == *subtask);
