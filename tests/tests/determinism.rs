@@ -39,3 +39,11 @@ fn swarm_json_reports_every_seed() {
     assert_eq!(summary["passed"], 4);
     assert_eq!(summary["failed"], serde_json::json!([]));
 }
+
+#[test]
+fn replicated_failovers_are_deterministic() {
+    for name in ["replication-passive", "replication-active"] {
+        let outcome = faultline(&["run", &scenario(name), "--seed", "3", "--check-determinism", "--json"]);
+        assert_eq!(outcome.code, 0, "{name}: {outcome:?}");
+    }
+}

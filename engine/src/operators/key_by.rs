@@ -269,6 +269,7 @@ impl KeyByExchange {
         // A copy on a dead worker refuses connections for a long while: a rewire of the
         // destination interrupts the attempt.
         let opened = tokio::select! {
+            biased; // tokio's unbiased choice draws from an unseeded generator
             opened = ChannelSender::open(&w.client, addr, w.epoch, w.from, to) => Some(opened),
             _ = rewired_away(&w.rewires, subtask, worker) => None,
         };
