@@ -169,6 +169,21 @@ pub enum Delivery {
     },
 }
 
+impl Delivery {
+    /// The channel's sender.
+    pub fn from(&self) -> Upstream {
+        match self {
+            Delivery::Opened { from, .. }
+            | Delivery::Batch { from, .. }
+            | Delivery::Barrier { from, .. }
+            | Delivery::End { from }
+            | Delivery::Broken { from }
+            | Delivery::Base { from, .. }
+            | Delivery::Changes { from, .. } => *from,
+        }
+    }
+}
+
 /// Forwards one accepted channel's messages into the downstream subtask's inbox.
 pub async fn forward<T>(
     from: Upstream,

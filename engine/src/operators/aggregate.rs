@@ -30,16 +30,6 @@ pub struct Changes {
     pub offsets: Vec<(u32, u64)>,
 }
 
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.offsets.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
 #[derive(Default)]
 pub struct RunningAggregate {
     view: View,

@@ -129,7 +129,7 @@ impl ChannelTask {
             "stateful subtask restored"
         );
         let aggregate = RunningAggregate::restore(&restored, tc.spec.recovery.replicated());
-        let mut t = ChannelTask::new(tc, aggregate).await?;
+        let mut t = ChannelTask::new(tc, aggregate);
         let checkpoint = t.tc.spec.restore.checkpoint;
         t.settle_sink(checkpoint).await?;
         t.process(restored.in_flight).await?;
@@ -137,7 +137,7 @@ impl ChannelTask {
     }
 
     /// A task holding `aggregate`, with its output and standby streams set up for its role.
-    pub(super) async fn new(tc: TaskContext, aggregate: RunningAggregate) -> Result<Self, String> {
+    pub(super) fn new(tc: TaskContext, aggregate: RunningAggregate) -> Self {
         let TaskInput::Channels { upstream_parallelism, .. } = tc.spec.input else {
             panic!("not a channel task")
         };
@@ -146,7 +146,7 @@ impl ChannelTask {
             _ => Output::Sink(SinkWriter::new(&tc.ctx, tc.client.clone(), &tc.spec)),
         };
         let opening = open_standbys(&tc);
-        let t = ChannelTask {
+        ChannelTask {
             opening,
             stateless: tc.stateless(),
             aggregate,
@@ -158,8 +158,7 @@ impl ChannelTask {
             uncommitted: BTreeSet::new(),
             standbys: Vec::new(),
             tc,
-        };
-        Ok(t)
+        }
     }
 
     /// A transactional primary settles what earlier writers left, up to `checkpoint`.
@@ -217,7 +216,6 @@ impl ChannelTask {
     }
 
     async fn on_delivery(&mut self, delivery: Delivery) -> TaskResult {
-        tracing::trace!(task = ?self.tc.spec.id, delivery = delivery_name(&delivery), "delivery");
         match delivery {
             Delivery::Opened { from, credit } => self.on_opened(from, credit).await?,
             Delivery::Batch { from, records } if self.current(from) => self.on_batch(from, records).await?,
@@ -489,18 +487,6 @@ impl ChannelTask {
                 _ = sender.end().await;
             }
         }
-    }
-}
-
-fn delivery_name(d: &Delivery) -> String {
-    match d {
-        Delivery::Opened { from, .. } => format!("opened {from:?}"),
-        Delivery::Batch { from, records } => format!("batch {from:?} {}", records.len()),
-        Delivery::Barrier { from, checkpoint } => format!("barrier {from:?} {checkpoint}"),
-        Delivery::End { from } => format!("end {from:?}"),
-        Delivery::Broken { from } => format!("broken {from:?}"),
-        Delivery::Base { .. } => "base".into(),
-        Delivery::Changes { .. } => "changes".into(),
     }
 }
 

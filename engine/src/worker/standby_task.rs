@@ -78,15 +78,7 @@ pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>)
 impl Standby {
     /// Returns whether the stream ended: the primary finished, and so does the standby.
     async fn on_delivery(&mut self, delivery: Delivery) -> bool {
-        let from = match &delivery {
-            Delivery::Opened { from, .. }
-            | Delivery::Batch { from, .. }
-            | Delivery::Barrier { from, .. }
-            | Delivery::End { from }
-            | Delivery::Broken { from }
-            | Delivery::Base { from, .. }
-            | Delivery::Changes { from, .. } => *from,
-        };
+        let from = delivery.from();
         if from.task != self.tc.spec.id {
             // A source's channel, rewired here for the promotion.
             self.deferred.push(TaskEvent::Channel(delivery));
@@ -169,10 +161,7 @@ impl Standby {
         tracing::info!(task = ?id, upto = p.upto, caught_up, deferred = self.deferred.len(), "standby promoted");
         let tc = TaskContext { spec: spec.clone(), ..self.tc };
         let aggregate = RunningAggregate::from_view(self.committed, true);
-        let mut primary = match ChannelTask::new(tc, aggregate).await {
-            Ok(t) => t,
-            Err(e) => return (Err(e), spec),
-        };
+        let mut primary = ChannelTask::new(tc, aggregate);
         if let Err(e) = primary.settle_sink(p.upto).await {
             return (Err(e), spec);
         }
