@@ -22,6 +22,9 @@ pub struct RunRecord {
     pub events_in: u64,
     pub output: OutputCounts,
     pub violations: Vec<Violation>,
+    /// Every invariant the checkers judged in this run; each held unless a violation names it.
+    #[serde(default)]
+    pub invariants: Vec<String>,
     pub faults: Vec<FaultRecord>,
     pub checkpoints: CheckpointCounts,
     pub recoveries: Vec<RecoveryRecord>,
@@ -29,6 +32,77 @@ pub struct RunRecord {
     pub fencing: FencingCounts,
     /// The command that replays this run exactly.
     pub repro: String,
+    /// The faultline version that ran it.
+    #[serde(default)]
+    pub faultline_version: String,
+    /// Digest of the scenario as loaded, overrides applied: ties the record to its input.
+    #[serde(default)]
+    pub scenario_hash: String,
+    /// What a report adds (`--report`): time series, checkpoint spans and node lanes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
+}
+
+/// A run over simulated time, sampled in fixed buckets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The simulated time each sample covers.
+    pub bucket_ms: u64,
+    pub samples: Vec<Sample>,
+    /// Every checkpoint triggered, in trigger order.
+    pub checkpoints: Vec<CheckpointSpan>,
+    /// One lane per node, in cluster order (producers, brokers, managers, driver, workers,
+    /// store, sink), with the intervals it was not up.
+    pub nodes: Vec<NodeLane>,
+}
+
+/// One bucket `[at_ms, at_ms + bucket_ms)` of simulated time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at_ms: u64,
+    /// Records the sources read, per simulated second (replays count again).
+    pub input_per_s: f64,
+    /// Output records the sink committed, per simulated second.
+    pub output_per_s: f64,
+    /// End-to-end latency of the outputs first committed in this bucket: from the input's event
+    /// time (when the producer generated it) to the sink's commit. Absent when none committed.
+    pub latency_p50_ms: Option<u64>,
+    pub latency_p99_ms: Option<u64>,
+    /// At the bucket's end: inputs generated whose expected output was not committed yet.
+    pub in_flight: u64,
+    /// At the bucket's end: the state size of the latest completed checkpoint.
+    pub state_bytes: u64,
+}
+
+/// One checkpoint, from its trigger to its completion or abort.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointSpan {
+    pub id: u64,
+    pub started_at_ms: u64,
+    /// Absent when the run ended with it in flight.
+    pub ended_at_ms: Option<u64>,
+    /// `"completed"`, `"aborted"` or `"unfinished"`.
+    pub outcome: String,
+    /// The state snapshots it holds (completed checkpoints only).
+    pub state_bytes: Option<u64>,
+}
+
+/// A node's lane in the timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeLane {
+    pub node: String,
+    pub role: String,
+    /// When it was down or paused; up otherwise.
+    pub intervals: Vec<NodeInterval>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInterval {
+    pub from_ms: u64,
+    /// The run's end if it never came back.
+    pub to_ms: u64,
+    /// `"down"` or `"paused"`.
+    pub state: String,
 }
 
 /// The delivery checker's classification of the sink's committed output.
@@ -39,6 +113,24 @@ pub struct OutputCounts {
     pub duplicates: u64,
     pub lost: u64,
     pub wrong: u64,
+    /// The first few offending records of each kind, for reading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offending: Vec<OffendingRecord>,
+}
+
+/// A committed record the delivery checker objects to, or an expected one never committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffendingRecord {
+    /// `"lost"`, `"duplicate"` or `"wrong"`.
+    pub kind: String,
+    pub key: u64,
+    pub seq: u64,
+    /// The input it descends from, as `producer/seq`.
+    pub cause: String,
+    /// What the reference expects for this id (absent: it expects nothing).
+    pub expected: Option<String>,
+    /// What the sink committed (absent: nothing, the record was lost).
+    pub committed: Option<String>,
 }
 
 /// A broken invariant.
@@ -63,6 +155,10 @@ pub struct FaultRecord {
     pub restart_after_ms: Option<u64>,
     /// Whether the fault hit something: a live node, or a link that carried traffic meanwhile.
     pub effective: bool,
+    /// When a timed fault ended: the crashed node restarted, the paused one resumed, the link
+    /// healed (absent: it lasted to the end of the run, or had no duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healed_at_ms: Option<u64>,
     /// The fault waited for a checkpoint to be in flight, and struck during it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mid_checkpoint: bool,
@@ -178,6 +274,70 @@ pub struct BenchRecord {
     /// Steady-state cost against rollback: 1 − replicated rate / rollback rate.
     pub passive_overhead: f64,
     pub active_overhead: f64,
+}
+
+/// One comparison: the same seeds of one scenario under each value of one field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareRecord {
+    pub scenario: String,
+    pub faultline_version: String,
+    /// The dotted scenario field varied, e.g. `engine.recovery`.
+    pub field: String,
+    pub seeds: u64,
+    pub from: u64,
+    pub variants: Vec<VariantSummary>,
+    /// The seed whose throughput over time is overlaid: the first seed at which every variant
+    /// met the same effective faults (absent if none did).
+    pub representative_seed: Option<u64>,
+    pub wall_ms: f64,
+}
+
+/// One value of the varied field, over every seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VariantSummary {
+    pub value: String,
+    pub scenario_hash: String,
+    pub runs: u64,
+    pub passed: u64,
+    pub pass_rate: f64,
+    /// Recoveries over all seeds, and how many of them were failovers.
+    pub recoveries: u64,
+    pub failovers: u64,
+    /// Over every recovery whose output resumed: from the fault until output resumed.
+    pub median_recovery_ms: Option<f64>,
+    pub p99_recovery_ms: Option<f64>,
+    pub median_detection_ms: Option<f64>,
+    /// Median over seeds of input events per simulated second, submission to finish.
+    pub median_throughput_per_s: f64,
+    pub median_records_replayed: Option<f64>,
+    pub median_state_bytes_transferred: Option<f64>,
+    pub failed_seeds: Vec<u64>,
+    /// The representative seed's samples under this variant.
+    pub representative: Vec<Sample>,
+}
+
+/// A swarm's report: the sweep's record and one line per seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwarmReport {
+    pub swarm: SwarmRecord,
+    pub faultline_version: String,
+    pub scenario_hash: String,
+    pub seeds: Vec<SeedOutcome>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub verdict: String,
+    /// The invariants it broke.
+    pub violations: Vec<String>,
+    pub effective_faults: u64,
+    pub recoveries: u64,
+    pub sim_time_ms: u64,
+    pub trace_hash: String,
+    pub repro: String,
+    /// The seed's own report, relative to the swarm page (failing seeds have one).
+    pub report: Option<String>,
 }
 
 /// One JSON line for a record, as `--json` prints it.
