@@ -28,6 +28,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
+use crate::clock;
 use crate::cluster::SINK_PORT;
 use crate::codec::{self, Reader};
 use crate::net::{Listener, Rx, Tx};
@@ -228,7 +229,7 @@ impl Sink {
     /// Logs an event durably, then applies it.
     fn log(&mut self, event: SinkEvent) {
         let mut bytes = Vec::new();
-        encode_event(&event, &mut bytes);
+        encode_event(&event, clock::elapsed_ms(), &mut bytes);
         self.ctx.disk.append(SINK_LOG, bytes);
         self.ctx.disk.sync(SINK_LOG);
         self.apply(event);
@@ -379,9 +380,12 @@ fn header(event: &SinkEvent) -> (Header, &[OutputRecord]) {
     }
 }
 
-fn encode_event(event: &SinkEvent, out: &mut Vec<u8>) {
+/// Encodes one event, stamped with the sink's append time (as a log's append time is: the
+/// simulated ms at which the sink logged it).
+fn encode_event(event: &SinkEvent, at_ms: u64, out: &mut Vec<u8>) {
     let ((kind, writer, epoch, txn, checkpoint, by_epoch), records) = header(event);
-    let mut body = Vec::with_capacity(41 + records.len() * 44);
+    let mut body = Vec::with_capacity(49 + records.len() * 44);
+    body.extend_from_slice(&at_ms.to_le_bytes());
     body.push(kind);
     body.extend_from_slice(&writer.to_le_bytes());
     for word in [epoch, txn, checkpoint, by_epoch] {
@@ -395,8 +399,13 @@ fn encode_event(event: &SinkEvent, out: &mut Vec<u8>) {
     codec::put_frame(out, &body);
 }
 
-fn decode_event(body: &[u8]) -> SinkEvent {
+fn decode_event(body: &[u8]) -> (u64, SinkEvent) {
     let mut r = Reader::new(body);
+    let at_ms = r.u64();
+    (at_ms, decode_body(&mut r, body))
+}
+
+fn decode_body<'a>(r: &mut Reader<'a>, body: &'a [u8]) -> SinkEvent {
     let kind = r.u8();
     let writer = r.u32();
     let (epoch, txn, checkpoint, by_epoch) = (r.u64(), r.u64(), r.u64(), r.u64());
@@ -405,7 +414,7 @@ fn decode_event(body: &[u8]) -> SinkEvent {
         return SinkEvent::Commit { txn, checkpoint, by_epoch, upto: r.u64() };
     }
     let mut records = Vec::new();
-    for frame in codec::frames(r.bytes(body.len() - 37)).0 {
+    for frame in codec::frames(r.bytes(body.len() - 45)).0 {
         codec::decode_output_records(frame, &mut records);
     }
     match kind {
@@ -420,7 +429,32 @@ fn decode_event(body: &[u8]) -> SinkEvent {
 
 /// Every event in a sink log, in order (a torn tail is cut off).
 pub fn read_events(bytes: &[u8]) -> Vec<SinkEvent> {
+    read_events_timed(bytes).into_iter().map(|(_, e)| e).collect()
+}
+
+/// Every event in a sink log with the simulated ms at which the sink logged it.
+pub fn read_events_timed(bytes: &[u8]) -> Vec<(u64, SinkEvent)> {
     codec::frames(bytes).0.into_iter().map(decode_event).collect()
+}
+
+/// Each committed output record with the simulated ms at which it became visible to readers:
+/// its append, its transaction's commit, or its upsert (every write of an id, not only the last).
+pub fn read_committed_timed(bytes: &[u8]) -> Vec<(u64, OutputRecord)> {
+    let mut out = Vec::new();
+    let mut prepared: BTreeMap<TxnId, Vec<OutputRecord>> = BTreeMap::new();
+    for (at_ms, event) in read_events_timed(bytes) {
+        match event {
+            SinkEvent::Append { records, .. } | SinkEvent::Upsert { records, .. } => {
+                out.extend(records.into_iter().map(|r| (at_ms, r)))
+            }
+            SinkEvent::Prepare { txn, records, .. } => _ = prepared.insert(txn, records),
+            SinkEvent::Commit { txn, .. } => {
+                out.extend(prepared.remove(&txn).unwrap_or_default().into_iter().map(|r| (at_ms, r)))
+            }
+            SinkEvent::Abort { .. } | SinkEvent::Fence { .. } => {}
+        }
+    }
+    out
 }
 
 /// The committed output in a sink log: appended records and committed transactions' records in
@@ -465,10 +499,12 @@ mod tests {
             SinkEvent::Upsert { writer: 0, epoch: 1, records: vec![] },
         ];
         let mut bytes = Vec::new();
-        for e in &events {
-            encode_event(e, &mut bytes);
+        for (at_ms, e) in events.iter().enumerate() {
+            encode_event(e, at_ms as u64 * 10, &mut bytes);
         }
         assert_eq!(read_events(&bytes), events);
         assert_eq!(read_committed(&bytes).len(), 3, "the append and the committed prepare's two");
+        let times: Vec<u64> = read_committed_timed(&bytes).iter().map(|&(at, _)| at).collect();
+        assert_eq!(times, [0, 20, 20], "the append's time, then the commit's for the prepared two");
     }
 }
