@@ -1,8 +1,27 @@
 //! faultline-reports: the records a run leaves behind, and their renderings.
 //!
-//! It owns the serde shape of a run ([`RunRecord`]), a swarm ([`SwarmRecord`]) and a benchmark
-//! ([`BenchRecord`]). It depends on no other faultline crate, so a record saved as JSON can be
-//! rendered again without the simulator: the field names here are the CLI's `--json` contract.
+//! It owns the serde shape of a run ([`RunRecord`]), a swarm ([`SwarmRecord`], [`SwarmReport`]),
+//! a comparison ([`CompareRecord`]) and a benchmark ([`BenchRecord`]). It depends on no other
+//! faultline crate, so a record saved as JSON can be rendered again without the simulator: the
+//! field names here are the CLI's `--json` contract.
+//!
+//! The renderings: [`charts`] turns a record into data tables and SVG charts (plotters, SVG
+//! backend), [`html`] into self-contained HTML pages (run report, comparison, swarm summary),
+//! [`markdown`] into a run's summary to paste into an issue, and
+//! the `write_*` functions ([`write_run_report`], [`write_compare_report`],
+//! [`write_swarm_report`]) put a report's JSON, HTML and SVG files into a directory.
+
+pub mod charts;
+pub mod html;
+pub mod markdown;
+mod write;
+
+pub use charts::{
+    compare_chart_tables, compare_charts, run_chart_tables, run_charts, Chart, ChartError, ChartTable,
+};
+pub use html::{compare_html, run_html, swarm_html};
+pub use markdown::run_markdown;
+pub use write::{write_compare_report, write_run_report, write_swarm_report};
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +83,9 @@ pub struct Sample {
     pub input_per_s: f64,
     /// Output records the sink committed, per simulated second.
     pub output_per_s: f64,
+    /// Output records the sink committed from the start to this bucket's end.
+    #[serde(default)]
+    pub output_total: u64,
     /// End-to-end latency of the outputs first committed in this bucket: from the input's event
     /// time (when the producer generated it) to the sink's commit. Absent when none committed.
     pub latency_p50_ms: Option<u64>,
