@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use faultline_engine::cluster::NodeId;
 use faultline_engine::net::{Impairment, LinkFaults};
-use faultline_reports::FaultRecord;
+use faultline_reports::{FaultRecord, NodeInterval, NodeLane};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::time::TimeHandle;
@@ -42,6 +42,8 @@ pub struct Injector {
     by_name: BTreeMap<String, NodeId>,
     disks: BTreeMap<NodeId, std::sync::Arc<crate::disk::SimDisk>>,
     health: RefCell<BTreeMap<NodeId, Health>>,
+    /// Every change of a node's health: (simulated ms, node, new health).
+    changes: RefCell<Vec<(u64, NodeId, Health)>>,
     pub applied: RefCell<Vec<FaultRecord>>,
     /// Link faults not yet settled: their record's index, links and traffic before them.
     unsettled: RefCell<BTreeMap<usize, (Vec<Link>, u64)>>,
@@ -60,6 +62,7 @@ impl Injector {
             by_name: world.nodes.keys().map(|&id| (id.name(), id)).collect(),
             disks: world.disks.clone(),
             health: RefCell::new(health),
+            changes: RefCell::new(Vec::new()),
             applied: RefCell::new(Vec::new()),
             unsettled: RefCell::new(BTreeMap::new()),
             recorder: world.recorder.clone(),
@@ -109,6 +112,7 @@ impl Injector {
             peer: fault.peer.clone(),
             action: fault.action.as_str().to_string(),
             restart_after_ms: fault.restart_after_ms.filter(|_| fault.action == FaultAction::Crash),
+            healed_at_ms: None,
             effective,
             mid_checkpoint: fault.mid_checkpoint,
         });
@@ -154,7 +158,7 @@ impl Injector {
                 let up = health == Health::Up;
                 if up {
                     Handle::current().pause(self.world_nodes[&target].id());
-                    self.health.borrow_mut().insert(target, Health::Paused);
+                    self.set_health(target, Health::Paused);
                 }
                 up
             }
@@ -173,10 +177,31 @@ impl Injector {
         }
     }
 
+    fn set_health(&self, node: NodeId, health: Health) {
+        self.health.borrow_mut().insert(node, health);
+        self.changes.borrow_mut().push((now_ms(), node, health));
+    }
+
+    /// Each node's lane up to `end_ms`: the intervals it was down or paused, in cluster order.
+    pub fn node_lanes(&self, end_ms: u64) -> Vec<NodeLane> {
+        let changes = self.changes.borrow();
+        self.world_nodes
+            .keys()
+            .map(|&node| {
+                let mine = changes.iter().filter(|c| c.1 == node).map(|&(at, _, h)| (at, h));
+                NodeLane {
+                    node: node.name(),
+                    role: node.role.as_str().to_string(),
+                    intervals: intervals(mine, end_ms),
+                }
+            })
+            .collect()
+    }
+
     fn crash(&self, node: NodeId) -> bool {
         Handle::current().kill(self.world_nodes[&node].id());
         self.disks[&node].crash();
-        self.health.borrow_mut().insert(node, Health::Down);
+        self.set_health(node, Health::Down);
         true
     }
 
@@ -185,7 +210,7 @@ impl Injector {
             self.crash(node);
         }
         Handle::current().restart(self.world_nodes[&node].id());
-        self.health.borrow_mut().insert(node, Health::Up);
+        self.set_health(node, Health::Up);
         true
     }
 
@@ -225,13 +250,14 @@ impl Injector {
                 FaultAction::Pause => {
                     if self.health.borrow()[&target] == Health::Paused {
                         Handle::current().resume(self.world_nodes[&target].id());
-                        self.health.borrow_mut().insert(target, Health::Up);
+                        self.set_health(target, Health::Up);
                     }
                 }
                 FaultAction::Clog | FaultAction::Partition => self.clog(&links, false),
                 FaultAction::Loss | FaultAction::Latency => self.impair(&links, None),
                 FaultAction::Restart => unreachable!("restart has no healing"),
             }
+            self.applied.borrow_mut()[index].healed_at_ms = Some(now_ms());
             self.settle(index);
         });
     }
@@ -250,6 +276,31 @@ impl Injector {
             self.settle(index);
         }
     }
+}
+
+/// Folds a node's health changes into the intervals it was not up.
+fn intervals(changes: impl Iterator<Item = (u64, Health)>, end_ms: u64) -> Vec<NodeInterval> {
+    let mut out = Vec::new();
+    let mut current: Option<(u64, Health)> = None;
+    for (at, health) in changes.chain(std::iter::once((end_ms, Health::Up))) {
+        if let Some((from_ms, state)) = current.take() {
+            if state != health && at > from_ms {
+                let state = if state == Health::Down { "down" } else { "paused" };
+                out.push(NodeInterval { from_ms, to_ms: at.min(end_ms), state: state.to_string() });
+            } else if state == health {
+                current = Some((from_ms, state));
+                continue;
+            }
+        }
+        if health != Health::Up && at < end_ms {
+            current = Some((at, health));
+        }
+    }
+    out
+}
+
+fn now_ms() -> u64 {
+    TimeHandle::current().elapsed().as_millis() as u64
 }
 
 async fn sleep_until_ms(at_ms: u64) {

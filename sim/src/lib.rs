@@ -13,6 +13,7 @@ compile_error!(
 pub mod bench;
 pub mod checker;
 pub mod cli;
+pub mod compare;
 pub mod disk;
 pub mod fault_plan;
 pub mod faults;
@@ -21,6 +22,7 @@ pub mod recoveries;
 pub mod runner;
 pub mod scenario;
 pub mod swarm;
+pub mod timeline;
 pub mod trace;
 pub mod wall;
 pub mod world;

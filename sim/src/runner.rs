@@ -22,8 +22,8 @@ use faultline_engine::cluster::{NodeId, Role};
 use faultline_engine::codec;
 use faultline_engine::job::Semantics;
 use faultline_engine::record::LogRecord;
-use faultline_engine::sink::{read_committed, read_events, SinkEvent, SINK_LOG};
-use faultline_reports::{CheckpointCounts, FaultRecord, RecoveryRecord, RunRecord, Violation};
+use faultline_engine::sink::{read_committed, read_committed_timed, read_events, SinkEvent, SINK_LOG};
+use faultline_reports::{CheckpointCounts, FaultRecord, RecoveryRecord, RunRecord, Timeline, Violation};
 use madsim::runtime::Runtime;
 use madsim::time::TimeHandle;
 
@@ -56,20 +56,35 @@ pub struct Timings {
     pub judge_ms: f64,
 }
 
+/// What a run records beyond its verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// The record `--json` prints.
+    #[default]
+    Verdict,
+    /// With the timeline a report draws: time series, checkpoint spans, node lanes.
+    Timeline,
+}
+
 /// Runs one seed on a fresh thread and returns its record.
 pub fn run_isolated(loaded: &Loaded, seed: u64) -> RunRecord {
-    run_isolated_timed(loaded, seed).0
+    run_isolated_with(loaded, seed, Detail::Verdict).0
 }
 
 /// Like [`run_isolated`], with the split of wall time between simulation and checking.
 pub fn run_isolated_timed(loaded: &Loaded, seed: u64) -> (RunRecord, Timings) {
+    run_isolated_with(loaded, seed, Detail::Verdict)
+}
+
+/// Runs one seed on a fresh thread, recording `detail`.
+pub fn run_isolated_with(loaded: &Loaded, seed: u64, detail: Detail) -> (RunRecord, Timings) {
     let loaded = loaded.clone();
     // A fresh OS thread per run is the determinism rule, not a source of parallelism in the
     // simulation: the run itself stays on that one thread.
     #[allow(clippy::disallowed_methods)]
     let handle = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
-        .spawn(move || execute(&loaded, seed, |_| {}))
+        .spawn(move || execute(&loaded, seed, detail, |_| {}))
         .expect("spawning a run thread");
     match handle.join() {
         Ok(outcome) => outcome,
@@ -79,7 +94,7 @@ pub fn run_isolated_timed(loaded: &Loaded, seed: u64) -> (RunRecord, Timings) {
 
 /// Runs one seed on the current thread.
 pub fn run_seed(loaded: &Loaded, seed: u64) -> RunRecord {
-    execute(loaded, seed, |_| {}).0
+    execute(loaded, seed, Detail::Verdict, |_| {}).0
 }
 
 /// Runs one seed, letting `tamper` corrupt the committed output before the checkers read it.
@@ -89,10 +104,15 @@ pub fn run_seed_tampered(
     seed: u64,
     tamper: impl FnOnce(&mut Vec<OutputRecord>),
 ) -> RunRecord {
-    execute(loaded, seed, tamper).0
+    execute(loaded, seed, Detail::Verdict, tamper).0
 }
 
-fn execute(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord>)) -> (RunRecord, Timings) {
+fn execute(
+    loaded: &Loaded,
+    seed: u64,
+    detail: Detail,
+    tamper: impl FnOnce(&mut Vec<OutputRecord>),
+) -> (RunRecord, Timings) {
     let wall = WallClock::start();
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
@@ -113,6 +133,10 @@ fn execute(loaded: &Loaded, seed: u64, tamper: impl FnOnce(&mut Vec<OutputRecord
     record.recoveries = crate::recoveries::recoveries(&world.recorder.recovery_events(), &applied);
     let checkpoints = world.recorder.checkpoints_completed();
     record.violations.extend(vacuity(scenario, &applied, &record.recoveries, &checkpoints));
+    record.invariants.extend(vacuity_invariants(scenario));
+    if detail == Detail::Timeline {
+        record.timeline = Some(timeline(&world, sim_time_ms, injector.node_lanes(sim_time_ms)));
+    }
     record.faults = applied;
     if !record.violations.is_empty() {
         record.verdict = "fail".into();
@@ -210,7 +234,53 @@ fn judge(
         recoveries: Vec::new(),
         fencing: world.recorder.fencing(),
         repro: repro(loaded, seed),
+        faultline_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario_hash: crate::scenario::hash(&loaded.scenario),
+        invariants: judged_invariants(semantics),
+        timeline: None,
     }
+}
+
+/// The invariants the checkers judge under `semantics`, in the order they run.
+fn judged_invariants(semantics: Semantics) -> Vec<String> {
+    let mut names = delivery::invariants(semantics);
+    names.extend(transactions::INVARIANTS);
+    names.extend(log::INVARIANTS);
+    names.extend(manager::INVARIANTS);
+    if semantics == Semantics::ExactlyOnce {
+        names.extend(consistency::INVARIANTS);
+    }
+    names.extend(LIVENESS);
+    names.into_iter().map(String::from).collect()
+}
+
+/// The vacuity checks the scenario asks for.
+fn vacuity_invariants(scenario: &crate::scenario::Scenario) -> Vec<String> {
+    let checks = &scenario.checks;
+    [
+        (checks.require_effective_fault && !scenario.faults.is_empty(), "no-effective-fault"),
+        (checks.require_recovery, "no-recovery"),
+        (checks.require_checkpoint_after_recovery, "no-checkpoint-after-recovery"),
+    ]
+    .into_iter()
+    .filter(|&(on, _)| on)
+    .map(|(_, name)| name.to_string())
+    .collect()
+}
+
+/// The run over simulated time, from the recorder's trace, the sink's log and the reference.
+fn timeline(world: &World, sim_time_ms: u64, nodes: Vec<faultline_reports::NodeLane>) -> Timeline {
+    let cluster = &world.cluster;
+    let committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed_timed(&b)).unwrap_or_default();
+    let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
+    crate::timeline::build(crate::timeline::RunTrace {
+        sim_time_ms,
+        fetched: &world.recorder.fetched(),
+        committed: &committed,
+        expected: &expected,
+        checkpoints: world.recorder.checkpoint_spans(),
+        nodes,
+    })
 }
 
 /// Every event in the sink's durable log.

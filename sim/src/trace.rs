@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use faultline_engine::checkpoint::{self, CheckpointMeta, StateSnapshot};
 use faultline_engine::disk::Disk;
 
+use faultline_reports::CheckpointSpan;
+
 use crate::checker::consistency::CapturedCheckpoint;
 use crate::disk::SimDisk;
 
@@ -33,6 +35,10 @@ struct State {
     sink_fenced: u64,
     stale_epoch: u64,
     captured: Vec<CapturedCheckpoint>,
+    /// Records the sources read: (simulated ms, records).
+    fetched: Vec<(u64, u64)>,
+    /// Every checkpoint triggered, as a report draws it.
+    spans: Vec<CheckpointSpan>,
     /// What the log checker reads: acknowledgements, watermarks, truncations, elections.
     log_events: Vec<(NodeId, TraceEvent)>,
     /// What the manager checker reads: lease acquisitions and acts, with their simulated ms.
@@ -64,19 +70,31 @@ impl Observer for Recorder {
             TraceEvent::JobFinished => s.job_finished_at_ms = Some(now_ms),
             TraceEvent::JobFailed => s.job_failed_at_ms = Some(now_ms),
             TraceEvent::SinkCommitted { records, .. } => s.sink_committed += records,
-            TraceEvent::CheckpointTriggered { checkpoint } => s.in_flight = Some(checkpoint),
+            TraceEvent::Fetched { records, .. } => s.fetched.push((now_ms, records)),
+            TraceEvent::CheckpointTriggered { checkpoint } => {
+                s.in_flight = Some(checkpoint);
+                s.spans.push(CheckpointSpan {
+                    id: checkpoint,
+                    started_at_ms: now_ms,
+                    ended_at_ms: None,
+                    outcome: "unfinished".into(),
+                    state_bytes: None,
+                });
+            }
             TraceEvent::CheckpointCompleted { checkpoint } => {
                 s.in_flight = None;
                 s.checkpoints_completed.push((now_ms, checkpoint));
-                if let Some(captured) = self.store.get().and_then(|disk| capture(disk, checkpoint)) {
-                    s.captured.push(captured);
-                }
+                let captured = self.store.get().and_then(|disk| capture(disk, checkpoint));
+                let bytes = captured.as_ref().map(|(_, bytes)| *bytes);
+                s.end_span(checkpoint, now_ms, "completed", bytes);
+                s.captured.extend(captured.map(|(c, _)| c));
             }
             TraceEvent::CheckpointAborted { checkpoint } => {
                 s.checkpoints_aborted += 1;
                 if s.in_flight == Some(checkpoint) {
                     s.in_flight = None;
                 }
+                s.end_span(checkpoint, now_ms, "aborted", None);
             }
             TraceEvent::SinkFenced { .. } => s.sink_fenced += 1,
             TraceEvent::StaleEpoch { .. } => s.stale_epoch += 1,
@@ -101,14 +119,32 @@ impl Observer for Recorder {
     }
 }
 
-/// Reads a just-completed checkpoint's metadata and states from the store's disk.
-fn capture(disk: &SimDisk, id: u64) -> Option<CapturedCheckpoint> {
+impl State {
+    /// Ends the span of `checkpoint` still open, if it was seen triggered.
+    fn end_span(&mut self, checkpoint: u64, at_ms: u64, outcome: &str, state_bytes: Option<u64>) {
+        let open = self.spans.iter_mut().rev().find(|s| s.id == checkpoint && s.ended_at_ms.is_none());
+        if let Some(span) = open {
+            span.ended_at_ms = Some(at_ms);
+            span.outcome = outcome.to_string();
+            span.state_bytes = state_bytes;
+        }
+    }
+}
+
+/// Reads a just-completed checkpoint's metadata and states from the store's disk, and the bytes
+/// its states take there.
+fn capture(disk: &SimDisk, id: u64) -> Option<(CapturedCheckpoint, u64)> {
     let meta = CheckpointMeta::decode(&disk.read(&checkpoint::meta_key(id))?)?;
     let handles = meta.tasks.iter().filter_map(|t| Some((t.task.subtask, t.state.as_ref()?)));
+    let mut bytes = 0;
     let states = handles
-        .map(|(subtask, h)| Some((subtask, disk.read(&h.key).and_then(|b| StateSnapshot::decode(&b))?)))
+        .map(|(subtask, h)| {
+            let raw = disk.read(&h.key)?;
+            bytes += raw.len() as u64;
+            Some((subtask, StateSnapshot::decode(&raw)?))
+        })
         .collect::<Option<Vec<_>>>()?;
-    Some(CapturedCheckpoint { meta, states })
+    Some((CapturedCheckpoint { meta, states }, bytes))
 }
 
 impl Recorder {
@@ -163,6 +199,16 @@ impl Recorder {
     /// Lease acquisitions and manager acts, with their simulated ms, in trace order.
     pub fn manager_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
         self.state.lock().unwrap().manager_events.clone()
+    }
+
+    /// Records the sources read: (simulated ms, records), in trace order.
+    pub fn fetched(&self) -> Vec<(u64, u64)> {
+        self.state.lock().unwrap().fetched.clone()
+    }
+
+    /// Every checkpoint triggered, in trigger order, with how it ended.
+    pub fn checkpoint_spans(&self) -> Vec<CheckpointSpan> {
+        self.state.lock().unwrap().spans.clone()
     }
 
     /// What was refused from older epochs.

@@ -36,6 +36,9 @@ type State = BTreeMap<u64, (u64, i64)>;
 /// A key whose `(count, sum)` differs: the reference's and the snapshot's (absent: `None`).
 type Difference = (u64, Option<(u64, i64)>, Option<(u64, i64)>);
 
+/// The invariants this checker judges, by the names its violations carry.
+pub const INVARIANTS: [&str; 1] = ["checkpoint-inconsistent"];
+
 /// Checks every captured checkpoint against the partitions' logs.
 pub fn check(
     checkpoints: &[CapturedCheckpoint],

@@ -17,12 +17,15 @@
 
 use faultline_engine::job::Semantics;
 use faultline_engine::record::{Cause, OutputId, OutputRecord};
-use faultline_reports::{OutputCounts, Violation};
+use faultline_reports::{OffendingRecord, OutputCounts, Violation};
 
 use super::reference::{Expected, Want};
 
 /// How many offending records a violation quotes.
 const EXAMPLES: usize = 3;
+
+/// How many offending records of each kind a report lists.
+const OFFENDING: usize = 10;
 
 /// The checker's findings.
 #[derive(Debug, Default)]
@@ -32,6 +35,15 @@ pub struct Delivery {
     pub lost: Vec<OutputId>,
     pub duplicates: Vec<OutputRecord>,
     pub wrong: Vec<OutputRecord>,
+}
+
+/// The invariants `semantics` holds the output to, by the names its violations carry.
+pub fn invariants(semantics: Semantics) -> Vec<&'static str> {
+    match semantics {
+        Semantics::ExactlyOnce => vec!["delivery-lost", "delivery-duplicate", "delivery-wrong"],
+        Semantics::AtLeastOnce => vec!["delivery-lost", "delivery-wrong"],
+        Semantics::AtMostOnce => vec!["delivery-duplicate", "delivery-wrong"],
+    }
 }
 
 /// Classifies the committed output as `semantics` calls for.
@@ -116,8 +128,35 @@ impl Delivery {
             duplicates: self.duplicates.len() as u64,
             lost: self.lost.len() as u64,
             wrong: self.wrong.len() as u64,
+            offending: Vec::new(),
         };
+        self.counts.offending = self.offending(expected);
         self
+    }
+
+    /// The first few lost, duplicate and wrong records, each beside what the reference expects.
+    fn offending(&self, expected: &Expected) -> Vec<OffendingRecord> {
+        let lost = self.lost.iter().take(OFFENDING).map(|&id| ("lost", id, None));
+        let committed = |kind, rs: &[OutputRecord]| {
+            rs.iter().take(OFFENDING).map(move |r| (kind, r.id, Some(*r))).collect::<Vec<_>>()
+        };
+        let dup = committed("duplicate", &self.duplicates);
+        let wrong = committed("wrong", &self.wrong);
+        lost.chain(dup)
+            .chain(wrong)
+            .map(|(kind, id, got)| {
+                let want = expected.get(id);
+                let cause = got.map(|r| r.cause).or(want.map(|w| w.cause));
+                OffendingRecord {
+                    kind: kind.to_string(),
+                    key: id.key,
+                    seq: id.seq,
+                    cause: cause.map_or_else(String::new, |c| format!("{}/{}", c.producer, c.seq)),
+                    expected: want.map(|w| format!("count {} sum {}", w.count, w.sum)),
+                    committed: got.map(|r| format!("count {} sum {}", r.count, r.sum)),
+                }
+            })
+            .collect()
     }
 
     /// The violations of `semantics` these findings amount to.
@@ -167,9 +206,9 @@ mod tests {
     /// Key 1: inputs 0 and 2 (sums 5, 9); key 2: input 1 (sum 4).
     fn expected() -> Expected {
         let mut e = Expected::default();
-        e.push(1, 5, cause(0));
-        e.push(1, 9, cause(2));
-        e.push(2, 4, cause(1));
+        e.push(1, 5, cause(0), 0);
+        e.push(1, 9, cause(2), 2);
+        e.push(2, 4, cause(1), 1);
         e
     }
 
@@ -193,6 +232,10 @@ mod tests {
         assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (1, 1, 1));
         let names: Vec<_> = d.violations(Semantics::ExactlyOnce).into_iter().map(|v| v.invariant).collect();
         assert_eq!(names, ["delivery-lost", "delivery-duplicate", "delivery-wrong"]);
+        let listed: Vec<_> = d.counts.offending.iter().map(|o| (o.kind.as_str(), o.key, o.seq)).collect();
+        assert_eq!(listed, [("lost", 1, 2), ("duplicate", 1, 1), ("wrong", 2, 1)]);
+        assert_eq!(d.counts.offending[2].expected.as_deref(), Some("count 1 sum 4"));
+        assert_eq!(d.counts.offending[2].committed.as_deref(), Some("count 1 sum 99"));
     }
 
     #[test]

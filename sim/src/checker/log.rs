@@ -22,6 +22,9 @@ use faultline_reports::Violation;
 
 use super::push_examples as push;
 
+/// The invariants this checker judges, by the names its violations carry.
+pub const INVARIANTS: [&str; 3] = ["log-acked-record-lost", "log-sequence", "log-high-watermark-regressed"];
+
 /// Checks the trace's log events against each partition's final log.
 pub fn check(events: &[(NodeId, TraceEvent)], logs: &BTreeMap<u32, Vec<LogRecord>>) -> Vec<Violation> {
     let mut v = Vec::new();

@@ -26,6 +26,14 @@ struct Tenure {
     acts: Vec<(u64, NodeId, u64)>,
 }
 
+/// The invariants this checker judges, by the names its violations carry.
+pub const INVARIANTS: [&str; 4] = [
+    "manager-lease-shared",
+    "manager-acting-without-lease",
+    "manager-acting-concurrently",
+    "manager-epoch-reused",
+];
+
 /// Checks the managers' lease and acting events, `(ms, node, event)` in trace order.
 pub fn check(events: &[(u64, NodeId, TraceEvent)]) -> Vec<Violation> {
     let tenures = tenures(events);

@@ -19,6 +19,8 @@ pub struct Want {
     pub count: u64,
     pub sum: i64,
     pub cause: Cause,
+    /// The input's event time: when its producer generated it.
+    pub event_time_ms: u64,
 }
 
 /// The expected output: for each key, one entry per kept input in log order. The output
@@ -26,7 +28,7 @@ pub struct Want {
 /// inputs come from one producer, in its sequence order).
 #[derive(Debug, Default)]
 pub struct Expected {
-    outputs: BTreeMap<u64, Vec<(i64, Cause)>>,
+    outputs: BTreeMap<u64, Vec<(i64, Cause, u64)>>,
     len: usize,
 }
 
@@ -43,18 +45,24 @@ impl Expected {
     /// Every expected output, in id order — which is also (key, cause) order.
     pub fn iter(&self) -> impl Iterator<Item = (OutputId, Want)> + '_ {
         self.outputs.iter().flat_map(|(&key, outputs)| {
-            outputs.iter().enumerate().map(move |(i, &(sum, cause))| {
+            outputs.iter().enumerate().map(move |(i, &(sum, cause, event_time_ms))| {
                 let seq = i as u64 + 1;
-                (OutputId { key, seq }, Want { count: seq, sum, cause })
+                (OutputId { key, seq }, Want { count: seq, sum, cause, event_time_ms })
             })
         })
     }
 
+    /// What the reference expects for output `id`, if anything.
+    pub fn get(&self, id: OutputId) -> Option<Want> {
+        let &(sum, cause, event_time_ms) = self.outputs.get(&id.key)?.get(id.seq.checked_sub(1)? as usize)?;
+        Some(Want { count: id.seq, sum, cause, event_time_ms })
+    }
+
     /// Appends the next output of `key`.
-    pub fn push(&mut self, key: u64, sum: i64, cause: Cause) {
+    pub fn push(&mut self, key: u64, sum: i64, cause: Cause, event_time_ms: u64) {
         let outputs = self.outputs.entry(key).or_default();
-        assert!(outputs.last().is_none_or(|&(_, c)| c < cause), "a key's causes come in order");
-        outputs.push((sum, cause));
+        assert!(outputs.last().is_none_or(|&(_, c, _)| c < cause), "a key's causes come in order");
+        outputs.push((sum, cause, event_time_ms));
         self.len += 1;
     }
 }
@@ -75,8 +83,8 @@ pub fn running_aggregate(workload: &WorkloadSpec, pipeline: &PipelineSpec) -> Ex
             let seq = next_seq[partition as usize];
             next_seq[partition as usize] += 1;
             let Some(mapped) = map_filter(event.value, pipeline) else { continue };
-            let sum = expected.outputs.get(&event.key).and_then(|o| o.last()).map_or(0, |&(s, _)| s);
-            expected.push(event.key, sum.wrapping_add(mapped), Cause { producer, seq });
+            let sum = expected.outputs.get(&event.key).and_then(|o| o.last()).map_or(0, |&(s, _, _)| s);
+            expected.push(event.key, sum.wrapping_add(mapped), Cause { producer, seq }, event.event_time_ms);
         }
     }
     expected

@@ -15,6 +15,10 @@ use faultline_reports::Violation;
 
 use super::push_examples as push;
 
+/// The invariants this checker judges, by the names its violations carry.
+pub const INVARIANTS: [&str; 3] =
+    ["sink-commit-twice", "sink-fenced-epoch", "sink-commit-without-checkpoint"];
+
 /// Checks a sink log against the set of completed checkpoints.
 pub fn check(events: &[SinkEvent], completed: &BTreeSet<u64>) -> Vec<Violation> {
     let mut fence: BTreeMap<u32, u64> = BTreeMap::new();

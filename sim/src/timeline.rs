@@ -1,0 +1,187 @@
+//! A run over simulated time, for its report: rates, latency, in-flight records and state size
+//! sampled in fixed buckets, checkpoint spans and each node's lane.
+//!
+//! Everything here is read after the run, from what the run left: the recorder's trace (what
+//! the sources read, checkpoint spans), the sink's durable log (each event carries the simulated
+//! ms at which the sink logged it), the reference (each expected output's input event time) and
+//! the injector's health changes. Nothing in the engine is measured twice.
+//!
+//! End-to-end latency is the standard one: from an input's event time (when its producer
+//! generated it) to the first commit of its expected output at the sink. A record in flight is
+//! an input generated whose expected output is not committed yet; at the run's end the
+//! in-flight count is what was lost.
+
+use std::collections::BTreeMap;
+
+use faultline_engine::record::Cause;
+use faultline_reports::{CheckpointSpan, NodeLane, Sample, Timeline};
+
+use crate::checker::reference::Expected;
+
+/// The most samples a timeline has; the bucket is the smallest round width that keeps to it.
+const MAX_SAMPLES: u64 = 200;
+const ROUND_BUCKETS_MS: [u64; 12] = [10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 60_000];
+
+/// What a run left behind, as the timeline reads it.
+pub struct RunTrace<'a> {
+    pub sim_time_ms: u64,
+    /// Records the sources read: (simulated ms, records).
+    pub fetched: &'a [(u64, u64)],
+    /// Every committed output record with the simulated ms of its commit.
+    pub committed: &'a [(u64, faultline_engine::record::OutputRecord)],
+    pub expected: &'a Expected,
+    pub checkpoints: Vec<CheckpointSpan>,
+    pub nodes: Vec<NodeLane>,
+}
+
+/// Samples the run in buckets of simulated time.
+pub fn build(run: RunTrace<'_>) -> Timeline {
+    let bucket_ms = bucket_ms(run.sim_time_ms);
+    let buckets = run.sim_time_ms.div_ceil(bucket_ms).max(1) as usize;
+    let index = |ms: u64| ((ms / bucket_ms) as usize).min(buckets - 1);
+    let per_s = |n: u64| n as f64 * 1000.0 / bucket_ms as f64;
+
+    let mut input = vec![0u64; buckets];
+    for &(at, n) in run.fetched {
+        input[index(at)] += n;
+    }
+    let mut output = vec![0u64; buckets];
+    for (at, _) in run.committed {
+        output[index(*at)] += 1;
+    }
+    let flows = Flows::of(&run, bucket_ms, buckets);
+    let state = state_bytes(&run.checkpoints, bucket_ms, buckets);
+    let mut output_total = 0;
+    let samples = (0..buckets)
+        .map(|i| {
+            let (p50, p99) = percentiles(&flows.latencies[i]);
+            output_total += output[i];
+            Sample {
+                at_ms: i as u64 * bucket_ms,
+                input_per_s: per_s(input[i]),
+                output_per_s: per_s(output[i]),
+                output_total,
+                latency_p50_ms: p50,
+                latency_p99_ms: p99,
+                in_flight: flows.in_flight[i],
+                state_bytes: state[i],
+            }
+        })
+        .collect();
+    Timeline { bucket_ms, samples, checkpoints: run.checkpoints, nodes: run.nodes }
+}
+
+/// The smallest round bucket width giving at most [`MAX_SAMPLES`] samples.
+fn bucket_ms(sim_time_ms: u64) -> u64 {
+    ROUND_BUCKETS_MS
+        .into_iter()
+        .find(|&b| sim_time_ms.div_ceil(b) <= MAX_SAMPLES)
+        .unwrap_or_else(|| sim_time_ms.div_ceil(MAX_SAMPLES))
+}
+
+/// Per bucket: the latencies of the outputs first committed in it, and the records in flight
+/// at its end.
+struct Flows {
+    latencies: Vec<Vec<u64>>,
+    in_flight: Vec<u64>,
+}
+
+impl Flows {
+    fn of(run: &RunTrace<'_>, bucket_ms: u64, buckets: usize) -> Self {
+        let index = |ms: u64| ((ms / bucket_ms) as usize).min(buckets - 1);
+        let mut first: BTreeMap<(u64, Cause), u64> = BTreeMap::new();
+        for &(at, r) in run.committed {
+            first.entry((r.id.key, r.cause)).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+        }
+        let mut latencies = vec![Vec::new(); buckets];
+        // Net change of the in-flight count within each bucket: +1 as an input is generated,
+        // -1 as its output is first committed.
+        let mut delta = vec![0i64; buckets];
+        for (id, want) in run.expected.iter() {
+            delta[index(want.event_time_ms)] += 1;
+            if let Some(&at) = first.get(&(id.key, want.cause)) {
+                latencies[index(at)].push(at.saturating_sub(want.event_time_ms));
+                delta[index(at)] -= 1;
+            }
+        }
+        let mut level = 0i64;
+        let in_flight = delta
+            .iter()
+            .map(|d| {
+                level += d;
+                assert!(level >= 0, "more outputs committed than inputs generated");
+                level as u64
+            })
+            .collect();
+        Flows { latencies, in_flight }
+    }
+}
+
+/// Nearest-rank p50 and p99.
+fn percentiles(values: &[u64]) -> (Option<u64>, Option<u64>) {
+    if values.is_empty() {
+        return (None, None);
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = |p: f64| sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    (Some(rank(0.50)), Some(rank(0.99)))
+}
+
+/// Per bucket, the state size of the latest checkpoint completed by its end.
+fn state_bytes(spans: &[CheckpointSpan], bucket_ms: u64, buckets: usize) -> Vec<u64> {
+    let mut completed: Vec<(u64, u64)> =
+        spans.iter().filter_map(|s| Some((s.ended_at_ms?, s.state_bytes?))).collect();
+    completed.sort_by_key(|&(at, _)| at);
+    let mut next = completed.iter().peekable();
+    let mut current = 0;
+    (0..buckets as u64)
+        .map(|i| {
+            let end = (i + 1) * bucket_ms;
+            while let Some(&(_, bytes)) = next.next_if(|&&(at, _)| at < end) {
+                current = bytes;
+            }
+            current
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_round_and_few() {
+        assert_eq!(bucket_ms(0), 10);
+        assert_eq!(bucket_ms(2_000), 10);
+        assert_eq!(bucket_ms(2_001), 20);
+        assert_eq!(bucket_ms(60_000), 500);
+        assert_eq!(bucket_ms(100_000_000), 500_000);
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        assert_eq!(percentiles(&[]), (None, None));
+        assert_eq!(percentiles(&[7]), (Some(7), Some(7)));
+        let hundred: Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(percentiles(&hundred), (Some(50), Some(99)));
+    }
+
+    #[test]
+    fn state_size_steps_at_each_completed_checkpoint() {
+        let span = |id, end, outcome: &str, bytes| CheckpointSpan {
+            id,
+            started_at_ms: 0,
+            ended_at_ms: end,
+            outcome: outcome.into(),
+            state_bytes: bytes,
+        };
+        let spans = [
+            span(1, Some(15), "completed", Some(100)),
+            span(2, Some(25), "aborted", None),
+            span(3, Some(35), "completed", Some(300)),
+            span(4, None, "unfinished", None),
+        ];
+        assert_eq!(state_bytes(&spans, 10, 5), [0, 100, 100, 300, 300]);
+    }
+}
