@@ -1,4 +1,4 @@
-//! The `faultline` command line: `run`, `swarm`, `list`, `bench`.
+//! The `faultline` command line: `run`, `swarm`, `compare`, `report`, `list`, `bench`.
 //!
 //! Exit codes: 0 all checks hold, 1 safety violation, 2 bad input or usage, 3 liveness violation.
 //! With `--json`, stdout carries exactly one JSON object and nothing else; everything meant for
@@ -8,10 +8,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use faultline_reports::{to_json, RunRecord, Violation};
+use faultline_reports::{
+    to_json, CompareRecord, RunRecord, SeedOutcome, SwarmRecord, SwarmReport, Violation,
+};
 
 use crate::bench::{self, BenchError, BenchOptions};
-use crate::runner::{self, exit_code};
+use crate::compare::{self, CompareOptions, Vary};
+use crate::runner::{self, exit_code, Detail};
 use crate::scenario::{self, Loaded};
 use crate::swarm;
 
@@ -46,6 +49,9 @@ enum Command {
         /// Run the seed twice and fail if the trace hashes differ.
         #[arg(long)]
         check_determinism: bool,
+        /// Write report.json, report.html and the charts as SVG files into this directory.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
     },
     /// Run many seeds of one scenario in parallel.
     Swarm {
@@ -55,6 +61,36 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         from: u64,
         /// Threads to run seeds on (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        /// Write a summary page (swarm.html, swarm.json) into this directory, with a report of
+        /// every failing seed in seed-N/.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+    },
+    /// Render a saved run record (report.json, or a `run --json` line) as a report again.
+    Report {
+        record: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Run the same seeds under each value of one scenario field and compare them.
+    Compare {
+        scenario: PathBuf,
+        #[arg(long)]
+        seeds: u64,
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// The field and its values, e.g. engine.recovery=rollback,passive-replication,active-replication.
+        #[arg(long, value_name = "FIELD=VALUE,VALUE,…")]
+        vary: String,
+        /// Write compare.html, compare.json and the charts into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
         #[arg(long)]
         jobs: Option<usize>,
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -107,11 +143,17 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
         }
     };
     let result = match cli.command {
-        Command::Run { scenario, seed, sets, json, check_determinism } => {
-            run(&scenario, seed, &sets, json, check_determinism, out, err)
+        Command::Run { scenario, seed, sets, json, check_determinism, report } => {
+            let options = RunOptions { json, check_determinism, report };
+            run(&scenario, seed, &sets, &options, out, err)
         }
-        Command::Swarm { scenario, seeds, from, jobs, sets, json } => {
-            run_swarm(&scenario, seeds, from, jobs, &sets, json, out, err)
+        Command::Swarm { scenario, seeds, from, jobs, sets, json, report } => {
+            run_swarm(&scenario, SwarmOptions { seeds, from, jobs, json, report }, &sets, out, err)
+        }
+        Command::Report { record, out: dir } => render_saved(&record, &dir, err),
+        Command::Compare { scenario, seeds, from, vary, out: dir, jobs, sets, json } => {
+            let args = CompareArgs { seeds, from, jobs, sets, json, dir };
+            Vary::parse(&vary).and_then(|vary| run_compare(&scenario, &vary, &args, out, err))
         }
         Command::List { dir } => list(&dir, out, err),
         Command::BenchRound { side, scenario, events, batch_records } => {
@@ -137,16 +179,22 @@ fn load(path: &Path, sets: &[String]) -> Result<Loaded, String> {
     scenario::load(path, sets).map_err(|e| e.to_string())
 }
 
+struct RunOptions {
+    json: bool,
+    check_determinism: bool,
+    report: Option<PathBuf>,
+}
+
 fn run(
     path: &Path,
     seed: u64,
     sets: &[String],
-    json: bool,
-    check_determinism: bool,
+    options: &RunOptions,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
     let loaded = load(path, sets)?;
+    let json = options.json;
     if !json {
         let s = &loaded.scenario;
         _ = writeln!(
@@ -158,25 +206,53 @@ fn run(
             scenario::hash(s)
         );
     }
-    let mut record = runner::run_isolated(&loaded, seed);
-    if check_determinism {
-        let again = runner::run_isolated(&loaded, seed);
-        if again.trace_hash != record.trace_hash {
-            record.violations.push(Violation {
-                invariant: "determinism".into(),
-                detail: format!("trace hash {} then {}", record.trace_hash, again.trace_hash),
-            });
-            record.verdict = "fail".into();
-        } else if !json {
-            _ = writeln!(err, "determinism: the second run gave the same trace hash");
-        }
+    let detail = if options.report.is_some() { Detail::Timeline } else { Detail::Verdict };
+    let mut record = runner::run_isolated_with(&loaded, seed, detail).0;
+    if options.check_determinism {
+        check_determinism(&loaded, &mut record, json, err);
+    }
+    if let Some(dir) = &options.report {
+        write_report(&record, dir, err)?;
     }
     if json {
+        record.timeline = None;
         _ = writeln!(out, "{}", to_json(&record));
     } else {
         print_run(&record, out);
     }
     Ok(exit_code(&record))
+}
+
+/// Runs the seed again on a fresh thread; a different trace hash is a violation.
+fn check_determinism(loaded: &Loaded, record: &mut RunRecord, json: bool, err: &mut dyn Write) {
+    record.invariants.push("determinism".into());
+    let again = runner::run_isolated(loaded, record.seed);
+    if again.trace_hash != record.trace_hash {
+        record.violations.push(Violation {
+            invariant: "determinism".into(),
+            detail: format!("trace hash {} then {}", record.trace_hash, again.trace_hash),
+        });
+        record.verdict = "fail".into();
+    } else if !json {
+        _ = writeln!(err, "determinism: the second run gave the same trace hash");
+    }
+}
+
+/// Writes a run's report into `dir` and says where it is.
+fn write_report(record: &RunRecord, dir: &Path, err: &mut dyn Write) -> Result<(), String> {
+    faultline_reports::write_run_report(record, dir)
+        .map_err(|e| format!("cannot write the report into {}: {e}", dir.display()))?;
+    _ = writeln!(err, "report: {}", dir.join("report.html").display());
+    Ok(())
+}
+
+/// Renders a saved run record again.
+fn render_saved(path: &Path, dir: &Path, err: &mut dyn Write) -> CliResult {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let record: RunRecord = serde_json::from_str(text.trim())
+        .map_err(|e| format!("{}:{}:{}: not a run record: {e}", path.display(), e.line(), e.column()))?;
+    write_report(&record, dir, err)?;
+    Ok(EXIT_PASS)
 }
 
 fn print_run(r: &RunRecord, out: &mut dyn Write) {
@@ -216,53 +292,176 @@ fn print_run(r: &RunRecord, out: &mut dyn Write) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_swarm(
-    path: &Path,
+struct SwarmOptions {
     seeds: u64,
     from: u64,
     jobs: Option<usize>,
-    sets: &[String],
     json: bool,
+    report: Option<PathBuf>,
+}
+
+fn run_swarm(
+    path: &Path,
+    options: SwarmOptions,
+    sets: &[String],
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
+    let SwarmOptions { seeds, from, jobs, json, report } = options;
     if seeds == 0 {
         return Err("--seeds must be at least 1".into());
     }
     let loaded = load(path, sets)?;
-    let jobs = jobs.unwrap_or_else(default_jobs);
-    if jobs == 0 {
-        return Err("--jobs must be at least 1".into());
-    }
+    let jobs = resolve_jobs(jobs)?;
     let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (record, runs) = swarm::swarm(&loaded, from, seeds, jobs, progress);
+    if let Some(dir) = &report {
+        write_swarm_report(&loaded, &record, &runs, dir, err)?;
+    }
     if json {
         _ = writeln!(out, "{}", to_json(&record));
     } else {
-        _ = writeln!(
-            out,
-            "{}: {}/{} seeds passed in {:.1} s",
-            record.scenario,
-            record.passed,
-            record.seeds,
-            record.wall_ms / 1000.0
-        );
-        let by_class: Vec<String> = record.effective_faults.iter().map(|(c, n)| format!("{c} {n}")).collect();
-        _ = writeln!(
-            out,
-            "effective faults: {} · seeds with a recovery: {} · with several nodes down at once: {}",
-            if by_class.is_empty() { "none".to_string() } else { by_class.join(", ") },
-            record.seeds_with_recovery,
-            record.seeds_with_simultaneous_crashes
-        );
-        for f in &record.failed {
-            let names: Vec<&str> = f.violations.iter().map(|v| v.invariant.as_str()).collect();
-            _ = writeln!(out, "seed {} failed ({}): {}", f.seed, names.join(", "), f.repro);
-        }
+        print_swarm(&record, out);
     }
     _ = err.flush();
     Ok(runs.iter().map(exit_code).max_by_key(|&c| severity(c)).unwrap_or(EXIT_PASS))
+}
+
+fn resolve_jobs(jobs: Option<usize>) -> Result<usize, String> {
+    match jobs.unwrap_or_else(default_jobs) {
+        0 => Err("--jobs must be at least 1".into()),
+        jobs => Ok(jobs),
+    }
+}
+
+fn print_swarm(record: &SwarmRecord, out: &mut dyn Write) {
+    _ = writeln!(
+        out,
+        "{}: {}/{} seeds passed in {:.1} s",
+        record.scenario,
+        record.passed,
+        record.seeds,
+        record.wall_ms / 1000.0
+    );
+    let by_class: Vec<String> = record.effective_faults.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    _ = writeln!(
+        out,
+        "effective faults: {} · seeds with a recovery: {} · with several nodes down at once: {}",
+        if by_class.is_empty() { "none".to_string() } else { by_class.join(", ") },
+        record.seeds_with_recovery,
+        record.seeds_with_simultaneous_crashes
+    );
+    for f in &record.failed {
+        let names: Vec<&str> = f.violations.iter().map(|v| v.invariant.as_str()).collect();
+        _ = writeln!(out, "seed {} failed ({}): {}", f.seed, names.join(", "), f.repro);
+    }
+}
+
+/// Writes the swarm's page, and each failing seed's report (run again, with its timeline: a
+/// seed replays exactly) into `seed-N/`.
+fn write_swarm_report(
+    loaded: &Loaded,
+    record: &SwarmRecord,
+    runs: &[RunRecord],
+    dir: &Path,
+    err: &mut dyn Write,
+) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot write the swarm report into {}: {e}", dir.display());
+    let mut seeds = Vec::with_capacity(runs.len());
+    for run in runs {
+        let report = if run.passed() {
+            None
+        } else {
+            let again = runner::run_isolated_with(loaded, run.seed, Detail::Timeline).0;
+            let sub = format!("seed-{}", run.seed);
+            faultline_reports::write_run_report(&again, &dir.join(&sub)).map_err(fail)?;
+            Some(format!("{sub}/report.html"))
+        };
+        seeds.push(SeedOutcome {
+            seed: run.seed,
+            verdict: run.verdict.clone(),
+            violations: run.violations.iter().map(|v| v.invariant.clone()).collect(),
+            effective_faults: run.faults.iter().filter(|f| f.effective).count() as u64,
+            recoveries: run.recoveries.len() as u64,
+            sim_time_ms: run.sim_time_ms,
+            trace_hash: run.trace_hash.clone(),
+            repro: run.repro.clone(),
+            report,
+        });
+    }
+    let page = SwarmReport {
+        swarm: record.clone(),
+        faultline_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario_hash: scenario::hash(&loaded.scenario),
+        seeds,
+    };
+    faultline_reports::write_swarm_report(&page, dir).map_err(fail)?;
+    _ = writeln!(err, "report: {}", dir.join("swarm.html").display());
+    Ok(())
+}
+
+struct CompareArgs {
+    seeds: u64,
+    from: u64,
+    jobs: Option<usize>,
+    sets: Vec<String>,
+    json: bool,
+    dir: PathBuf,
+}
+
+fn run_compare(
+    path: &Path,
+    vary: &Vary,
+    args: &CompareArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CliResult {
+    if args.seeds == 0 {
+        return Err("--seeds must be at least 1".into());
+    }
+    let options = CompareOptions {
+        path,
+        sets: &args.sets,
+        vary,
+        from: args.from,
+        seeds: args.seeds,
+        jobs: resolve_jobs(args.jobs)?,
+        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let record = compare::compare(&options)?;
+    faultline_reports::write_compare_report(&record, &args.dir)
+        .map_err(|e| format!("cannot write the comparison into {}: {e}", args.dir.display()))?;
+    if args.json {
+        _ = writeln!(out, "{}", to_json(&record));
+    } else {
+        print_compare(&record, out);
+        _ = writeln!(err, "report: {}", args.dir.join("compare.html").display());
+    }
+    let all_passed = record.variants.iter().all(|v| v.passed == v.runs);
+    Ok(if all_passed { EXIT_PASS } else { EXIT_SAFETY })
+}
+
+fn print_compare(record: &CompareRecord, out: &mut dyn Write) {
+    let ms = |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{v:.1} ms"));
+    _ = writeln!(
+        out,
+        "{} · {} over {} seeds from {}",
+        record.scenario, record.field, record.seeds, record.from
+    );
+    for v in &record.variants {
+        _ = writeln!(
+            out,
+            "{:<22} passed {}/{} · recoveries {} ({} failovers) · recovery median {} p99 {} · {:.0} events/s",
+            v.value,
+            v.passed,
+            v.runs,
+            v.recoveries,
+            v.failovers,
+            ms(v.median_recovery_ms),
+            ms(v.p99_recovery_ms),
+            v.median_throughput_per_s
+        );
+    }
 }
 
 /// Safety failures outrank liveness failures.

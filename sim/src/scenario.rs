@@ -115,9 +115,9 @@ pub struct Engine {
     pub semantics: SemanticsName,
     #[serde(default = "defaults::recovery")]
     pub recovery: RecoveryName,
-    /// Copies of each stateful subtask besides its primary: k, for k-fault tolerance. Ignored
-    /// under rollback recovery.
-    #[serde(default)]
+    /// Copies of each stateful subtask besides its primary: k, for k-fault tolerance (default 1,
+    /// so that `--set engine.recovery=…` alone turns replication on). Ignored under rollback.
+    #[serde(default = "defaults::replicas")]
     pub replicas: u32,
     #[serde(default = "defaults::sink")]
     pub sink: SinkName,
@@ -270,6 +270,9 @@ mod defaults {
         1000
     }
     pub fn one() -> i64 {
+        1
+    }
+    pub fn replicas() -> u32 {
         1
     }
     pub fn recovery() -> RecoveryName {
