@@ -269,6 +269,14 @@ pub(crate) fn run_html_with(record: &RunRecord, charts: &Result<Vec<Chart>, Char
         class_legend(out, true);
     });
     section(&mut out, "throughput", "Throughput", |out| {
+        if let Some(t) = &record.timeline {
+            let caption = format!(
+                "Sampled every {} ms of simulated time; rates averaged over the trailing {} ms. \
+                 Latency: from an input's event time to its output's first commit at the sink.",
+                t.bucket_ms, t.rate_window_ms
+            );
+            paragraph(out, "caption", &caption);
+        }
         chart_or_note(out, charts, "throughput.svg", NO_TIMELINE);
         chart_or_note(out, charts, "in-flight.svg", "");
     });

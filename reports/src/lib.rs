@@ -67,6 +67,10 @@ pub struct RunRecord {
 pub struct Timeline {
     /// The simulated time each sample covers.
     pub bucket_ms: u64,
+    /// The trailing window rates are averaged over (at least a bucket; the checkpoint interval
+    /// when longer, since a transactional sink commits once per checkpoint).
+    #[serde(default)]
+    pub rate_window_ms: u64,
     pub samples: Vec<Sample>,
     /// Every checkpoint triggered, in trigger order.
     pub checkpoints: Vec<CheckpointSpan>,
@@ -79,9 +83,10 @@ pub struct Timeline {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub at_ms: u64,
-    /// Records the sources read, per simulated second (replays count again).
+    /// Records the sources read, per simulated second over the rate window ending with this
+    /// bucket (replays count again).
     pub input_per_s: f64,
-    /// Output records the sink committed, per simulated second.
+    /// Output records the sink committed, per simulated second over the rate window.
     pub output_per_s: f64,
     /// Output records the sink committed from the start to this bucket's end.
     #[serde(default)]

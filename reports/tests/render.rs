@@ -165,7 +165,13 @@ fn a_record_without_timeline_or_anything_renders() {
 
 /// Timelines with nothing in them, zero-length runs and data past the run's end.
 fn odd_records() -> Vec<RunRecord> {
-    let empty = Timeline { bucket_ms: 0, samples: Vec::new(), checkpoints: Vec::new(), nodes: Vec::new() };
+    let empty = Timeline {
+        bucket_ms: 0,
+        rate_window_ms: 0,
+        samples: Vec::new(),
+        checkpoints: Vec::new(),
+        nodes: Vec::new(),
+    };
     let zero = RunRecord { sim_time_ms: 0, timeline: Some(empty.clone()), ..fixture::empty_run_record() };
     let mut odd = fixture::run_record();
     odd.sim_time_ms = 0;

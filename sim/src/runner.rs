@@ -275,6 +275,7 @@ fn timeline(world: &World, sim_time_ms: u64, nodes: Vec<faultline_reports::NodeL
     let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
     crate::timeline::build(crate::timeline::RunTrace {
         sim_time_ms,
+        checkpoint_interval_ms: cluster.job.checkpoints.interval_ms,
         fetched: &world.recorder.fetched(),
         committed: &committed,
         expected: &expected,

@@ -25,6 +25,8 @@ const ROUND_BUCKETS_MS: [u64; 12] = [10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_
 /// What a run left behind, as the timeline reads it.
 pub struct RunTrace<'a> {
     pub sim_time_ms: u64,
+    /// The job's checkpoint interval (0: off): rates are averaged over at least that long.
+    pub checkpoint_interval_ms: u64,
     /// Records the sources read: (simulated ms, records).
     pub fetched: &'a [(u64, u64)],
     /// Every committed output record with the simulated ms of its commit.
@@ -39,7 +41,7 @@ pub fn build(run: RunTrace<'_>) -> Timeline {
     let bucket_ms = bucket_ms(run.sim_time_ms);
     let buckets = run.sim_time_ms.div_ceil(bucket_ms).max(1) as usize;
     let index = |ms: u64| ((ms / bucket_ms) as usize).min(buckets - 1);
-    let per_s = |n: u64| n as f64 * 1000.0 / bucket_ms as f64;
+    let window = run.checkpoint_interval_ms.div_ceil(bucket_ms).max(1) as usize;
 
     let mut input = vec![0u64; buckets];
     for &(at, n) in run.fetched {
@@ -51,6 +53,7 @@ pub fn build(run: RunTrace<'_>) -> Timeline {
     }
     let flows = Flows::of(&run, bucket_ms, buckets);
     let state = state_bytes(&run.checkpoints, bucket_ms, buckets);
+    let (input_rate, output_rate) = (rates(&input, window, bucket_ms), rates(&output, window, bucket_ms));
     let mut output_total = 0;
     let samples = (0..buckets)
         .map(|i| {
@@ -58,8 +61,8 @@ pub fn build(run: RunTrace<'_>) -> Timeline {
             output_total += output[i];
             Sample {
                 at_ms: i as u64 * bucket_ms,
-                input_per_s: per_s(input[i]),
-                output_per_s: per_s(output[i]),
+                input_per_s: input_rate[i],
+                output_per_s: output_rate[i],
                 output_total,
                 latency_p50_ms: p50,
                 latency_p99_ms: p99,
@@ -68,7 +71,29 @@ pub fn build(run: RunTrace<'_>) -> Timeline {
             }
         })
         .collect();
-    Timeline { bucket_ms, samples, checkpoints: run.checkpoints, nodes: run.nodes }
+    Timeline {
+        bucket_ms,
+        rate_window_ms: window as u64 * bucket_ms,
+        samples,
+        checkpoints: run.checkpoints,
+        nodes: run.nodes,
+    }
+}
+
+/// Per bucket, the count per simulated second over the trailing `window` buckets (fewer at the
+/// start).
+fn rates(counts: &[u64], window: usize, bucket_ms: u64) -> Vec<f64> {
+    let mut sum = 0;
+    (0..counts.len())
+        .map(|i| {
+            sum += counts[i];
+            if i >= window {
+                sum -= counts[i - window];
+            }
+            let span = (i + 1).min(window) as u64 * bucket_ms;
+            sum as f64 * 1000.0 / span as f64
+        })
+        .collect()
 }
 
 /// The smallest round bucket width giving at most [`MAX_SAMPLES`] samples.
@@ -157,6 +182,12 @@ mod tests {
         assert_eq!(bucket_ms(2_001), 20);
         assert_eq!(bucket_ms(60_000), 500);
         assert_eq!(bucket_ms(100_000_000), 500_000);
+    }
+
+    #[test]
+    fn rates_average_over_a_trailing_window() {
+        assert_eq!(rates(&[10, 0, 0, 20], 1, 10), [1000.0, 0.0, 0.0, 2000.0]);
+        assert_eq!(rates(&[10, 0, 0, 20], 2, 10), [1000.0, 500.0, 0.0, 1000.0]);
     }
 
     #[test]
