@@ -56,17 +56,8 @@ enum Command {
     /// Run many seeds of one scenario in parallel.
     Swarm {
         scenario: PathBuf,
-        #[arg(long)]
-        seeds: u64,
-        #[arg(long, default_value_t = 1)]
-        from: u64,
-        /// Threads to run seeds on (default: the machine's cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        sweep: Sweep,
         /// Write a summary page (swarm.html, swarm.json) into this directory, with a report of
         /// every failing seed in seed-N/.
         #[arg(long, value_name = "DIR")]
@@ -81,22 +72,14 @@ enum Command {
     /// Run the same seeds under each value of one scenario field and compare them.
     Compare {
         scenario: PathBuf,
-        #[arg(long)]
-        seeds: u64,
-        #[arg(long, default_value_t = 1)]
-        from: u64,
+        #[command(flatten)]
+        sweep: Sweep,
         /// The field and its values, e.g. engine.recovery=rollback,passive-replication,active-replication.
         #[arg(long, value_name = "FIELD=VALUE,VALUE,…")]
         vary: String,
         /// Write compare.html, compare.json and the charts into this directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        #[arg(long)]
-        jobs: Option<usize>,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// List the scenarios with their descriptions.
     List {
@@ -131,6 +114,36 @@ enum Command {
     },
 }
 
+/// The seeds a sweep runs, and how.
+#[derive(clap::Args, Debug)]
+struct Sweep {
+    #[arg(long)]
+    seeds: u64,
+    #[arg(long, default_value_t = 1)]
+    from: u64,
+    /// Threads to run seeds on (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+impl Sweep {
+    /// The seeds and threads, checked; whether to draw a progress bar.
+    fn checked(&self) -> Result<(usize, bool), String> {
+        if self.seeds == 0 {
+            return Err("--seeds must be at least 1".into());
+        }
+        let jobs = self.jobs.unwrap_or_else(default_jobs);
+        if jobs == 0 {
+            return Err("--jobs must be at least 1".into());
+        }
+        Ok((jobs, !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr())))
+    }
+}
+
 /// Runs the CLI on `args` (program name first); returns the exit code.
 pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let cli = match Cli::try_parse_from(args) {
@@ -147,13 +160,12 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             let options = RunOptions { json, check_determinism, report };
             run(&scenario, seed, &sets, &options, out, err)
         }
-        Command::Swarm { scenario, seeds, from, jobs, sets, json, report } => {
-            run_swarm(&scenario, SwarmOptions { seeds, from, jobs, json, report }, &sets, out, err)
+        Command::Swarm { scenario, sweep, report } => {
+            run_swarm(&scenario, &sweep, report.as_deref(), out, err)
         }
         Command::Report { record, out: dir } => render_saved(&record, &dir, err),
-        Command::Compare { scenario, seeds, from, vary, out: dir, jobs, sets, json } => {
-            let args = CompareArgs { seeds, from, jobs, sets, json, dir };
-            Vary::parse(&vary).and_then(|vary| run_compare(&scenario, &vary, &args, out, err))
+        Command::Compare { scenario, sweep, vary, out: dir } => {
+            Vary::parse(&vary).and_then(|vary| run_compare(&scenario, &vary, &sweep, &dir, out, err))
         }
         Command::List { dir } => list(&dir, out, err),
         Command::BenchRound { side, scenario, events, batch_records } => {
@@ -292,46 +304,26 @@ fn print_run(r: &RunRecord, out: &mut dyn Write) {
     }
 }
 
-struct SwarmOptions {
-    seeds: u64,
-    from: u64,
-    jobs: Option<usize>,
-    json: bool,
-    report: Option<PathBuf>,
-}
-
 fn run_swarm(
     path: &Path,
-    options: SwarmOptions,
-    sets: &[String],
+    sweep: &Sweep,
+    report: Option<&Path>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
-    let SwarmOptions { seeds, from, jobs, json, report } = options;
-    if seeds == 0 {
-        return Err("--seeds must be at least 1".into());
-    }
-    let loaded = load(path, sets)?;
-    let jobs = resolve_jobs(jobs)?;
-    let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (record, runs) = swarm::swarm(&loaded, from, seeds, jobs, progress);
-    if let Some(dir) = &report {
+    let (jobs, progress) = sweep.checked()?;
+    let loaded = load(path, &sweep.sets)?;
+    let (record, runs) = swarm::swarm(&loaded, sweep.from, sweep.seeds, jobs, progress);
+    if let Some(dir) = report {
         write_swarm_report(&loaded, &record, &runs, dir, err)?;
     }
-    if json {
+    if sweep.json {
         _ = writeln!(out, "{}", to_json(&record));
     } else {
         print_swarm(&record, out);
     }
     _ = err.flush();
     Ok(runs.iter().map(exit_code).max_by_key(|&c| severity(c)).unwrap_or(EXIT_PASS))
-}
-
-fn resolve_jobs(jobs: Option<usize>) -> Result<usize, String> {
-    match jobs.unwrap_or_else(default_jobs) {
-        0 => Err("--jobs must be at least 1".into()),
-        jobs => Ok(jobs),
-    }
 }
 
 fn print_swarm(record: &SwarmRecord, out: &mut dyn Write) {
@@ -400,42 +392,32 @@ fn write_swarm_report(
     Ok(())
 }
 
-struct CompareArgs {
-    seeds: u64,
-    from: u64,
-    jobs: Option<usize>,
-    sets: Vec<String>,
-    json: bool,
-    dir: PathBuf,
-}
-
 fn run_compare(
     path: &Path,
     vary: &Vary,
-    args: &CompareArgs,
+    sweep: &Sweep,
+    dir: &Path,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
-    if args.seeds == 0 {
-        return Err("--seeds must be at least 1".into());
-    }
+    let (jobs, progress) = sweep.checked()?;
     let options = CompareOptions {
         path,
-        sets: &args.sets,
+        sets: &sweep.sets,
         vary,
-        from: args.from,
-        seeds: args.seeds,
-        jobs: resolve_jobs(args.jobs)?,
-        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        from: sweep.from,
+        seeds: sweep.seeds,
+        jobs,
+        progress,
     };
     let record = compare::compare(&options)?;
-    faultline_reports::write_compare_report(&record, &args.dir)
-        .map_err(|e| format!("cannot write the comparison into {}: {e}", args.dir.display()))?;
-    if args.json {
+    faultline_reports::write_compare_report(&record, dir)
+        .map_err(|e| format!("cannot write the comparison into {}: {e}", dir.display()))?;
+    if sweep.json {
         _ = writeln!(out, "{}", to_json(&record));
     } else {
         print_compare(&record, out);
-        _ = writeln!(err, "report: {}", args.dir.join("compare.html").display());
+        _ = writeln!(err, "report: {}", dir.join("compare.html").display());
     }
     let all_passed = record.variants.iter().all(|v| v.passed == v.runs);
     Ok(if all_passed { EXIT_PASS } else { EXIT_SAFETY })
