@@ -366,6 +366,9 @@ fn recovery_row(faults: &[FaultRecord], r: &RecoveryRecord) -> Vec<Cell> {
     if r.kind == "failover" {
         kind = format!("failover ({} promoted, {} sources restarted)", r.promoted, r.sources_restarted);
     }
+    if r.superseded {
+        kind.push_str(", superseded before it finished");
+    }
     vec![
         class,
         text(cause.map_or("—", |f| f.target.as_str())),

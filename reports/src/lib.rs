@@ -237,6 +237,10 @@ pub struct RecoveryRecord {
     /// Failover: copies promoted to primary, and sources restarted.
     pub promoted: u32,
     pub sources_restarted: u32,
+    /// A later recovery began before this one finished deploying (another subtask failed, or
+    /// another worker died): `recovered_at_ms` is when it was superseded, and nothing resumed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
 }
 
 impl RunRecord {

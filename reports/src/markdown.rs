@@ -112,7 +112,7 @@ fn recoveries(out: &mut String, r: &RunRecord) {
             c.fault_at_ms,
             c.detected_at_ms,
             c.detection_ms,
-            cell(&c.kind),
+            cell(&if c.superseded { format!("{} (superseded)", c.kind) } else { c.kind.clone() }),
             c.records_replayed,
             c.state_bytes_transferred
         );

@@ -99,13 +99,14 @@ fn run_page_tells_verdict_invariants_recoveries_and_delivery() {
 
     let rows: Vec<String> =
         section(&doc, "recoveries").descendants().filter(|n| n.has_tag_name("tr")).map(text_of).collect();
-    // Header, three recoveries, header, six faults.
-    assert_eq!(rows.len(), 1 + 3 + 1 + 6, "{rows:#?}");
-    assert!(rows[1].starts_with("processorworker-1"), "{}", rows[1]);
-    assert!(rows[2].starts_with("networkworker-0"), "{}", rows[2]);
+    // Header, four recoveries, header, six faults.
+    assert_eq!(rows.len(), 1 + 4 + 1 + 6, "{rows:#?}");
+    assert!(rows[1].starts_with("processorworker-1") && rows[1].contains("superseded"), "{}", rows[1]);
+    assert!(rows[2].starts_with("processorworker-1"), "{}", rows[2]);
+    assert!(rows[3].starts_with("networkworker-0"), "{}", rows[3]);
     // The ineffective sink-link fault at 12 s does not cause the recovery at 17 s: the crash does.
-    assert!(rows[3].starts_with("processorworker-0"), "{}", rows[3]);
-    assert!(rows[3].contains('—'), "no resume time: {}", rows[3]);
+    assert!(rows[4].starts_with("processorworker-0"), "{}", rows[4]);
+    assert!(rows[4].contains('—'), "no resume time: {}", rows[4]);
     assert!(rows.iter().any(|r| r.contains("no effect")));
 
     let delivery = text_of(section(&doc, "delivery"));

@@ -129,7 +129,8 @@ fn summarise(
     runs: &[RunRecord],
     representative: Vec<faultline_reports::Sample>,
 ) -> VariantSummary {
-    let recoveries: Vec<_> = runs.iter().flat_map(|r| &r.recoveries).collect();
+    // Superseded rollbacks never resumed anything: a variant's recoveries are those that did.
+    let recoveries: Vec<_> = runs.iter().flat_map(|r| &r.recoveries).filter(|r| !r.superseded).collect();
     let resumed: Vec<f64> =
         recoveries.iter().filter_map(|r| r.time_to_resume_ms).map(|ms| ms as f64).collect();
     let detection: Vec<f64> = recoveries.iter().map(|r| r.detection_ms as f64).collect();
