@@ -23,12 +23,15 @@ use faultline_engine::codec;
 use faultline_engine::job::Semantics;
 use faultline_engine::record::LogRecord;
 use faultline_engine::sink::{read_committed, read_committed_timed, read_events, SinkEvent, SINK_LOG};
-use faultline_reports::{CheckpointCounts, FaultRecord, RecoveryRecord, RunRecord, Timeline, Violation};
+use faultline_reports::{
+    CheckpointCounts, FaultRecord, NodeLane, RecoveryRecord, RunRecord, Timeline, Violation,
+};
 use madsim::runtime::Runtime;
 use madsim::time::TimeHandle;
 
 use faultline_engine::disk::Disk;
 
+use crate::checker::reference::Expected;
 use crate::checker::{consistency, delivery, log, manager, reference, transactions};
 use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
@@ -128,14 +131,16 @@ fn execute(
     rt.block_on(release(&world));
     drop(rt);
     let simulate_ms = wall.elapsed_ms();
-    let mut record = judge(loaded, seed, &world, ending, tamper);
+    let cluster = &world.cluster;
+    let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
+    let mut record = judge(loaded, seed, &world, &expected, ending, tamper);
     record.sim_time_ms = sim_time_ms;
     record.recoveries = crate::recoveries::recoveries(&world.recorder.recovery_events(), &applied);
     let checkpoints = world.recorder.checkpoints_completed();
     record.violations.extend(vacuity(scenario, &applied, &record.recoveries, &checkpoints));
     record.invariants.extend(vacuity_invariants(scenario));
     if detail == Detail::Timeline {
-        record.timeline = Some(timeline(&world, sim_time_ms, injector.node_lanes(sim_time_ms)));
+        record.timeline = Some(timeline(&world, &expected, sim_time_ms, injector.node_lanes(sim_time_ms)));
     }
     record.faults = applied;
     if !record.violations.is_empty() {
@@ -192,15 +197,15 @@ fn judge(
     loaded: &Loaded,
     seed: u64,
     world: &World,
+    expected: &Expected,
     ending: Ending,
     tamper: impl FnOnce(&mut Vec<OutputRecord>),
 ) -> RunRecord {
     let cluster = &world.cluster;
     let mut committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed(&b)).unwrap_or_default();
     tamper(&mut committed);
-    let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
     let semantics = cluster.job.semantics;
-    let delivery = delivery::check(&expected, &committed, semantics);
+    let delivery = delivery::check(expected, &committed, semantics);
     let mut violations = delivery.violations(semantics);
     violations.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
     let logs = partition_logs(world);
@@ -269,16 +274,15 @@ fn vacuity_invariants(scenario: &crate::scenario::Scenario) -> Vec<String> {
 }
 
 /// The run over simulated time, from the recorder's trace, the sink's log and the reference.
-fn timeline(world: &World, sim_time_ms: u64, nodes: Vec<faultline_reports::NodeLane>) -> Timeline {
+fn timeline(world: &World, expected: &Expected, sim_time_ms: u64, nodes: Vec<NodeLane>) -> Timeline {
     let cluster = &world.cluster;
     let committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed_timed(&b)).unwrap_or_default();
-    let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
     crate::timeline::build(crate::timeline::RunTrace {
         sim_time_ms,
         checkpoint_interval_ms: cluster.job.checkpoints.interval_ms,
         fetched: &world.recorder.fetched(),
         committed: &committed,
-        expected: &expected,
+        expected,
         checkpoints: world.recorder.checkpoint_spans(),
         nodes,
     })

@@ -38,24 +38,16 @@ pub struct RunTrace<'a> {
 
 /// Samples the run in buckets of simulated time.
 pub fn build(run: RunTrace<'_>) -> Timeline {
-    let bucket_ms = bucket_ms(run.sim_time_ms);
-    let buckets = run.sim_time_ms.div_ceil(bucket_ms).max(1) as usize;
-    let index = |ms: u64| ((ms / bucket_ms) as usize).min(buckets - 1);
+    let b = Buckets::over(run.sim_time_ms);
+    let bucket_ms = b.width_ms;
     let window = run.checkpoint_interval_ms.div_ceil(bucket_ms).max(1) as usize;
-
-    let mut input = vec![0u64; buckets];
-    for &(at, n) in run.fetched {
-        input[index(at)] += n;
-    }
-    let mut output = vec![0u64; buckets];
-    for (at, _) in run.committed {
-        output[index(*at)] += 1;
-    }
-    let flows = Flows::of(&run, bucket_ms, buckets);
-    let state = state_bytes(&run.checkpoints, bucket_ms, buckets);
+    let input = b.sum(run.fetched.iter().copied());
+    let output = b.sum(run.committed.iter().map(|&(at, _)| (at, 1)));
+    let flows = Flows::of(&run, &b);
+    let state = state_bytes(&run.checkpoints, &b);
     let (input_rate, output_rate) = (rates(&input, window, bucket_ms), rates(&output, window, bucket_ms));
     let mut output_total = 0;
-    let samples = (0..buckets)
+    let samples = (0..b.count)
         .map(|i| {
             let (p50, p99) = percentiles(&flows.latencies[i]);
             output_total += output[i];
@@ -96,6 +88,32 @@ fn rates(counts: &[u64], window: usize, bucket_ms: u64) -> Vec<f64> {
         .collect()
 }
 
+/// The run's span cut into `count` buckets of `width_ms`; a time past the end falls in the last.
+struct Buckets {
+    width_ms: u64,
+    count: usize,
+}
+
+impl Buckets {
+    fn over(sim_time_ms: u64) -> Self {
+        let width_ms = bucket_ms(sim_time_ms);
+        Buckets { width_ms, count: sim_time_ms.div_ceil(width_ms).max(1) as usize }
+    }
+
+    fn index(&self, ms: u64) -> usize {
+        ((ms / self.width_ms) as usize).min(self.count - 1)
+    }
+
+    /// Per bucket, the sum of the amounts at the times in it.
+    fn sum(&self, items: impl Iterator<Item = (u64, u64)>) -> Vec<u64> {
+        let mut sums = vec![0; self.count];
+        for (at, n) in items {
+            sums[self.index(at)] += n;
+        }
+        sums
+    }
+}
+
 /// The smallest round bucket width giving at most [`MAX_SAMPLES`] samples.
 fn bucket_ms(sim_time_ms: u64) -> u64 {
     ROUND_BUCKETS_MS
@@ -112,8 +130,8 @@ struct Flows {
 }
 
 impl Flows {
-    fn of(run: &RunTrace<'_>, bucket_ms: u64, buckets: usize) -> Self {
-        let index = |ms: u64| ((ms / bucket_ms) as usize).min(buckets - 1);
+    fn of(run: &RunTrace<'_>, b: &Buckets) -> Self {
+        let (index, buckets) = (|ms| b.index(ms), b.count);
         let mut first: BTreeMap<(u64, Cause), u64> = BTreeMap::new();
         for &(at, r) in run.committed {
             first.entry((r.id.key, r.cause)).and_modify(|t| *t = (*t).min(at)).or_insert(at);
@@ -154,15 +172,15 @@ fn percentiles(values: &[u64]) -> (Option<u64>, Option<u64>) {
 }
 
 /// Per bucket, the state size of the latest checkpoint completed by its end.
-fn state_bytes(spans: &[CheckpointSpan], bucket_ms: u64, buckets: usize) -> Vec<u64> {
+fn state_bytes(spans: &[CheckpointSpan], b: &Buckets) -> Vec<u64> {
     let mut completed: Vec<(u64, u64)> =
         spans.iter().filter_map(|s| Some((s.ended_at_ms?, s.state_bytes?))).collect();
     completed.sort_by_key(|&(at, _)| at);
     let mut next = completed.iter().peekable();
     let mut current = 0;
-    (0..buckets as u64)
+    (0..b.count as u64)
         .map(|i| {
-            let end = (i + 1) * bucket_ms;
+            let end = (i + 1) * b.width_ms;
             while let Some(&(_, bytes)) = next.next_if(|&&(at, _)| at < end) {
                 current = bytes;
             }
@@ -213,6 +231,6 @@ mod tests {
             span(3, Some(35), "completed", Some(300)),
             span(4, None, "unfinished", None),
         ];
-        assert_eq!(state_bytes(&spans, 10, 5), [0, 100, 100, 300, 300]);
+        assert_eq!(state_bytes(&spans, &Buckets { width_ms: 10, count: 5 }), [0, 100, 100, 300, 300]);
     }
 }
