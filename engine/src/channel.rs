@@ -9,7 +9,11 @@
 //!    credit after it has processed a batch, so at most `credits` batches are ever buffered.
 //! 4. `Barrier(n)` marks the point in the stream where checkpoint n cuts it; it costs no credit
 //!    (at most one checkpoint is in flight, so barriers are bounded too).
-//! 5. `End` closes the channel: the upstream subtask has no more records.
+//! 5. `Watermark { at, idle }` follows the records it covers: the sender will send no record
+//!    with an event time below `at`; `idle` says the sender has nothing to send for now and
+//!    must not hold the receiver's watermark back until its next record. It costs no credit
+//!    (a sender only sends one when its watermark moved).
+//! 6. `End` closes the channel: the upstream subtask has no more records.
 //!
 //! Order is the stream's FIFO order. It does not retransmit: a reset channel fails the subtask
 //! under rollback recovery; under replication the subtask waits for the manager to replace
@@ -29,7 +33,7 @@ use std::time::Duration;
 use crate::checkpoint::StateSnapshot;
 use crate::job::TaskId;
 use crate::net::{Client, Rx, Tx};
-use crate::operators::aggregate::Changes;
+use crate::state::Changes;
 use crate::record::StreamRecord;
 
 /// The sending subtask of a channel, and which of its generations sends.
@@ -45,6 +49,7 @@ pub enum ChannelMsg {
     Hello { epoch: u64, from: Upstream, to: TaskId },
     Batch(Vec<StreamRecord>),
     Barrier(u64),
+    Watermark { at: u64, idle: bool },
     End,
     Base { checkpoint: u64, state: StateSnapshot },
     Changes(Changes),
@@ -118,6 +123,11 @@ impl ChannelSender {
         Ok(())
     }
 
+    /// Sends the sender's watermark (see the protocol).
+    pub async fn watermark(&mut self, at: u64, idle: bool) -> io::Result<()> {
+        self.tx.send(ChannelMsg::Watermark { at, idle }).await
+    }
+
     /// Sends barrier `checkpoint` after every batch sent so far.
     pub async fn barrier(&mut self, checkpoint: u64) -> io::Result<()> {
         self.tx.send(ChannelMsg::Barrier(checkpoint)).await
@@ -149,6 +159,11 @@ pub enum Delivery {
         from: Upstream,
         checkpoint: u64,
     },
+    Watermark {
+        from: Upstream,
+        at: u64,
+        idle: bool,
+    },
     End {
         from: Upstream,
     },
@@ -176,6 +191,7 @@ impl Delivery {
             Delivery::Opened { from, .. }
             | Delivery::Batch { from, .. }
             | Delivery::Barrier { from, .. }
+            | Delivery::Watermark { from, .. }
             | Delivery::End { from }
             | Delivery::Broken { from }
             | Delivery::Base { from, .. }
@@ -195,6 +211,7 @@ pub async fn forward<T>(
         let delivery = match rx.recv().await {
             Ok(ChannelMsg::Batch(records)) => Delivery::Batch { from, records },
             Ok(ChannelMsg::Barrier(checkpoint)) => Delivery::Barrier { from, checkpoint },
+            Ok(ChannelMsg::Watermark { at, idle }) => Delivery::Watermark { from, at, idle },
             Ok(ChannelMsg::End) => Delivery::End { from },
             Ok(ChannelMsg::Base { checkpoint, state }) => Delivery::Base { from, checkpoint, state },
             Ok(ChannelMsg::Changes(changes)) => Delivery::Changes { from, changes },

@@ -13,7 +13,8 @@
 
 use crate::codec::{self, Reader};
 use crate::job::TaskId;
-use crate::record::{Cause, StreamRecord};
+use crate::record::StreamRecord;
+use crate::state::{StateKey, Timer};
 
 /// How far a source subtask has consumed one partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct SourcePosition {
     pub offset: u64,
     /// End-of-stream records seen below `offset`.
     pub ended: u32,
+    /// The greatest event time read below `offset` (0: none): the partition's watermark state.
+    pub max_event_ms: u64,
 }
 
 /// Where a subtask's state snapshot is in the store.
@@ -48,12 +51,14 @@ pub struct CheckpointMeta {
     pub tasks: Vec<TaskSnapshot>,
 }
 
-/// A keyed state snapshot: per key `(count, sum)`, per partition the next offset not yet
-/// applied, and the in-flight records it must replay.
+/// A keyed state snapshot (see `state::View`): the values, the timers, per partition the next
+/// offset not yet applied, the input watermark, and the in-flight records it must replay.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateSnapshot {
-    pub entries: Vec<(u64, u64, i64)>,
+    pub entries: Vec<(StateKey, Vec<i64>)>,
+    pub timers: Vec<Timer>,
     pub offsets: Vec<(u32, u64)>,
+    pub watermark: u64,
     pub in_flight: Vec<StreamRecord>,
 }
 
@@ -77,16 +82,25 @@ pub fn offsets_key(partition: u32) -> String {
 }
 
 pub fn encode_position(p: &SourcePosition) -> Vec<u8> {
-    let mut body = Vec::with_capacity(16);
-    body.extend_from_slice(&p.partition.to_le_bytes());
-    body.extend_from_slice(&p.offset.to_le_bytes());
-    body.extend_from_slice(&p.ended.to_le_bytes());
+    let mut body = Vec::with_capacity(24);
+    put_position(&mut body, p);
     codec::framed(&body)
+}
+
+fn put_position(out: &mut Vec<u8>, p: &SourcePosition) {
+    out.extend_from_slice(&p.partition.to_le_bytes());
+    out.extend_from_slice(&p.offset.to_le_bytes());
+    out.extend_from_slice(&p.ended.to_le_bytes());
+    out.extend_from_slice(&p.max_event_ms.to_le_bytes());
+}
+
+fn get_position(r: &mut Reader<'_>) -> SourcePosition {
+    SourcePosition { partition: r.u32(), offset: r.u64(), ended: r.u32(), max_event_ms: r.u64() }
 }
 
 pub fn decode_position(bytes: &[u8]) -> Option<SourcePosition> {
     let mut r = Reader::new(codec::first_frame(bytes)?);
-    Some(SourcePosition { partition: r.u32(), offset: r.u64(), ended: r.u32() })
+    Some(get_position(&mut r))
 }
 
 pub fn history_key(id: u64) -> String {
@@ -136,9 +150,7 @@ impl TaskSnapshot {
         out.extend_from_slice(&self.task.subtask.to_le_bytes());
         out.extend_from_slice(&(self.positions.len() as u32).to_le_bytes());
         for p in &self.positions {
-            out.extend_from_slice(&p.partition.to_le_bytes());
-            out.extend_from_slice(&p.offset.to_le_bytes());
-            out.extend_from_slice(&p.ended.to_le_bytes());
+            put_position(out, p);
         }
         match &self.state {
             Some(h) => {
@@ -153,8 +165,7 @@ impl TaskSnapshot {
     fn decode_from(r: &mut Reader<'_>) -> Self {
         let task = TaskId { chain: r.u32(), subtask: r.u32() };
         let n = r.u32();
-        let positions =
-            (0..n).map(|_| SourcePosition { partition: r.u32(), offset: r.u64(), ended: r.u32() }).collect();
+        let positions = (0..n).map(|_| get_position(r)).collect();
         let state = (r.u8() == 1).then(|| StateHandle { key: get_str(r), bytes: r.u64() });
         TaskSnapshot { task, positions, state }
     }
@@ -162,27 +173,32 @@ impl TaskSnapshot {
 
 impl StateSnapshot {
     pub fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(8 + self.entries.len() * 24 + self.in_flight.len() * 44);
+        let mut body = Vec::with_capacity(32 + self.entries.len() * 40 + self.in_flight.len() * 97);
         body.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        for &(key, count, sum) in &self.entries {
-            body.extend_from_slice(&key.to_le_bytes());
-            body.extend_from_slice(&count.to_le_bytes());
-            body.extend_from_slice(&sum.to_le_bytes());
+        for (k, values) in &self.entries {
+            body.extend_from_slice(&k.key.to_le_bytes());
+            body.extend_from_slice(&k.ns.to_le_bytes());
+            body.extend_from_slice(&k.sub.to_le_bytes());
+            body.extend_from_slice(&(values.len() as u32).to_le_bytes());
+            for v in values {
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        body.extend_from_slice(&(self.timers.len() as u64).to_le_bytes());
+        for t in &self.timers {
+            body.extend_from_slice(&t.at_ms.to_le_bytes());
+            body.extend_from_slice(&t.key.to_le_bytes());
+            body.extend_from_slice(&t.tag.to_le_bytes());
         }
         body.extend_from_slice(&(self.offsets.len() as u64).to_le_bytes());
         for &(partition, offset) in &self.offsets {
             body.extend_from_slice(&partition.to_le_bytes());
             body.extend_from_slice(&offset.to_le_bytes());
         }
+        body.extend_from_slice(&self.watermark.to_le_bytes());
         body.extend_from_slice(&(self.in_flight.len() as u64).to_le_bytes());
         for r in &self.in_flight {
-            body.extend_from_slice(&r.key.to_le_bytes());
-            body.extend_from_slice(&r.value.to_le_bytes());
-            body.extend_from_slice(&r.event_time_ms.to_le_bytes());
-            body.extend_from_slice(&r.cause.producer.to_le_bytes());
-            body.extend_from_slice(&r.cause.seq.to_le_bytes());
-            body.extend_from_slice(&r.partition.to_le_bytes());
-            body.extend_from_slice(&r.offset.to_le_bytes());
+            codec::put_stream_record(&mut body, r);
         }
         codec::framed(&body)
     }
@@ -191,19 +207,21 @@ impl StateSnapshot {
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let mut r = Reader::new(codec::first_frame(bytes)?);
         let n = r.u64();
-        let entries = (0..n).map(|_| (r.u64(), r.u64(), r.i64())).collect();
-        let o = r.u64();
-        let offsets = (0..o).map(|_| (r.u32(), r.u64())).collect();
-        let m = r.u64();
-        let in_flight = (0..m)
+        let entries = (0..n)
             .map(|_| {
-                let (key, value, event_time_ms) = (r.u64(), r.i64(), r.u64());
-                let cause = Cause { producer: r.u32(), seq: r.u64() };
-                let (partition, offset) = (r.u32(), r.u64());
-                StreamRecord { key, value, event_time_ms, cause, partition, offset }
+                let k = StateKey { key: r.u64(), ns: r.u32(), sub: r.u64() };
+                let len = r.u32();
+                (k, (0..len).map(|_| r.i64()).collect())
             })
             .collect();
-        Some(StateSnapshot { entries, offsets, in_flight })
+        let t = r.u64();
+        let timers = (0..t).map(|_| Timer { at_ms: r.u64(), key: r.u64(), tag: r.u64() }).collect();
+        let o = r.u64();
+        let offsets = (0..o).map(|_| (r.u32(), r.u64())).collect();
+        let watermark = r.u64();
+        let m = r.u64();
+        let in_flight = (0..m).map(|_| codec::get_stream_record(&mut r)).collect();
+        Some(StateSnapshot { entries, timers, offsets, watermark, in_flight })
     }
 }
 
@@ -219,7 +237,7 @@ mod tests {
             tasks: vec![
                 TaskSnapshot {
                     task: TaskId { chain: 0, subtask: 1 },
-                    positions: vec![SourcePosition { partition: 3, offset: 99, ended: 1 }],
+                    positions: vec![SourcePosition { partition: 3, offset: 99, ended: 1, max_event_ms: 5 }],
                     state: None,
                 },
                 TaskSnapshot {
@@ -238,11 +256,24 @@ mod tests {
 
     #[test]
     fn state_round_trips() {
-        let cause = Cause { producer: 1, seq: 5 };
-        let record = StreamRecord { key: 1, value: -4, event_time_ms: 9, cause, partition: 2, offset: 77 };
+        let cause = crate::record::Cause { producer: 1, seq: 5 };
+        let record = StreamRecord {
+            id: 3,
+            kind: 1,
+            key: 1,
+            value: -4,
+            aux: [7, 8, 9],
+            event_time_ms: 9,
+            stream_time_ms: 12,
+            cause,
+            partition: 2,
+            offset: 77,
+        };
         let state = StateSnapshot {
-            entries: vec![(1, 2, -3), (5, 1, 8)],
+            entries: vec![(StateKey { key: 1, ns: 2, sub: 3 }, vec![2, -3]), (StateKey { key: 5, ns: 0, sub: 0 }, vec![])],
+            timers: vec![Timer { at_ms: 4, key: 1, tag: 9 }],
             offsets: vec![(2, 78)],
+            watermark: 41,
             in_flight: vec![record],
         };
         assert_eq!(StateSnapshot::decode(&state.encode()), Some(state));

@@ -136,6 +136,9 @@ pub struct ClusterSpec {
     pub workload: WorkloadSpec,
     pub job: JobSpec,
     pub settings: Settings,
+    /// The event time at the run's start (the workload's base time): the broker stamps stream
+    /// time as this plus the simulated time elapsed, so event and stream times compare.
+    pub base_time_ms: u64,
 }
 
 impl ClusterSpec {

@@ -6,10 +6,10 @@
 //!
 //! It does not encode wire messages: those move as typed values through the simulated network.
 
-use crate::record::{Cause, Event, LogRecord, OutputId, OutputRecord, Payload};
+use crate::record::{Cause, Event, LogRecord, OutputId, OutputRecord, Payload, Side, StreamRecord};
 
 /// Bytes of one encoded output record.
-const OUTPUT_RECORD_BYTES: usize = 44;
+const OUTPUT_RECORD_BYTES: usize = 61;
 
 /// Bytes of a frame's header: length and checksum.
 pub const HEADER_BYTES: usize = 8;
@@ -117,24 +117,71 @@ const LOG_BATCH_HEADER: usize = 8;
 
 /// Encodes a batch of log records, all appended in leader epoch `epoch`, as one frame.
 pub fn encode_log_records(epoch: u64, records: &[LogRecord], out: &mut Vec<u8>) {
-    out.reserve(HEADER_BYTES + LOG_BATCH_HEADER + records.len() * 37);
+    out.reserve(HEADER_BYTES + LOG_BATCH_HEADER + records.len() * 86);
     let start = begin_frame(out);
     let body = out;
     body.extend_from_slice(&epoch.to_le_bytes());
     for r in records {
         body.extend_from_slice(&r.producer.to_le_bytes());
         body.extend_from_slice(&r.seq.to_le_bytes());
+        body.extend_from_slice(&r.stream_time_ms.to_le_bytes());
         match r.payload {
             Payload::Data(e) => {
                 body.push(TAG_DATA);
-                body.extend_from_slice(&e.key.to_le_bytes());
-                body.extend_from_slice(&e.value.to_le_bytes());
-                body.extend_from_slice(&e.event_time_ms.to_le_bytes());
+                put_event(body, &e);
             }
             Payload::EndOfStream => body.push(TAG_END),
         }
     }
     end_frame(body, start);
+}
+
+/// Appends an event's fields.
+pub fn put_event(out: &mut Vec<u8>, e: &Event) {
+    out.extend_from_slice(&e.id.to_le_bytes());
+    out.push(e.kind);
+    out.extend_from_slice(&e.key.to_le_bytes());
+    out.extend_from_slice(&e.value.to_le_bytes());
+    for a in e.aux {
+        out.extend_from_slice(&a.to_le_bytes());
+    }
+    out.extend_from_slice(&e.event_time_ms.to_le_bytes());
+}
+
+pub fn get_event(r: &mut Reader<'_>) -> Event {
+    let (id, kind, key, value) = (r.u64(), r.u8(), r.u64(), r.i64());
+    let aux = [r.i64(), r.i64(), r.i64()];
+    Event { id, kind, key, value, aux, event_time_ms: r.u64() }
+}
+
+/// Appends a stream record's fields.
+pub fn put_stream_record(out: &mut Vec<u8>, r: &StreamRecord) {
+    let event = Event { id: r.id, kind: r.kind, key: r.key, value: r.value, aux: r.aux, event_time_ms: r.event_time_ms };
+    put_event(out, &event);
+    out.extend_from_slice(&r.stream_time_ms.to_le_bytes());
+    out.extend_from_slice(&r.cause.producer.to_le_bytes());
+    out.extend_from_slice(&r.cause.seq.to_le_bytes());
+    out.extend_from_slice(&r.partition.to_le_bytes());
+    out.extend_from_slice(&r.offset.to_le_bytes());
+}
+
+pub fn get_stream_record(r: &mut Reader<'_>) -> StreamRecord {
+    let e = get_event(r);
+    let stream_time_ms = r.u64();
+    let cause = Cause { producer: r.u32(), seq: r.u64() };
+    let (partition, offset) = (r.u32(), r.u64());
+    StreamRecord {
+        id: e.id,
+        kind: e.kind,
+        key: e.key,
+        value: e.value,
+        aux: e.aux,
+        event_time_ms: e.event_time_ms,
+        stream_time_ms,
+        cause,
+        partition,
+        offset,
+    }
 }
 
 /// Decodes a frame body written by [`encode_log_records`]; returns the batch's leader epoch.
@@ -157,14 +204,13 @@ pub fn decode_log_records_range(body: &[u8], skip: usize, take: usize, out: &mut
 }
 
 fn decode_log_record(r: &mut Reader<'_>) -> LogRecord {
-    let producer = r.u32();
-    let seq = r.u64();
+    let (producer, seq, stream_time_ms) = (r.u32(), r.u64(), r.u64());
     let payload = match r.u8() {
-        TAG_DATA => Payload::Data(Event { key: r.u64(), value: r.i64(), event_time_ms: r.u64() }),
+        TAG_DATA => Payload::Data(get_event(r)),
         TAG_END => Payload::EndOfStream,
         tag => panic!("log record with unknown tag {tag}: the checksum passed, so this is a bug"),
     };
-    LogRecord { producer, seq, payload }
+    LogRecord { producer, seq, stream_time_ms, payload }
 }
 
 /// Encodes a batch of output records as one frame body.
@@ -172,10 +218,12 @@ pub fn encode_output_records(records: &[OutputRecord], out: &mut Vec<u8>) {
     out.reserve(HEADER_BYTES + records.len() * OUTPUT_RECORD_BYTES);
     let start = begin_frame(out);
     for r in records {
+        out.push(r.id.side as u8);
         out.extend_from_slice(&r.id.key.to_le_bytes());
         out.extend_from_slice(&r.id.seq.to_le_bytes());
-        out.extend_from_slice(&r.count.to_le_bytes());
-        out.extend_from_slice(&r.sum.to_le_bytes());
+        for v in r.values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
         out.extend_from_slice(&r.cause.producer.to_le_bytes());
         out.extend_from_slice(&r.cause.seq.to_le_bytes());
     }
@@ -186,10 +234,15 @@ pub fn encode_output_records(records: &[OutputRecord], out: &mut Vec<u8>) {
 pub fn decode_output_records(body: &[u8], out: &mut Vec<OutputRecord>) {
     let mut r = Reader::new(body);
     while !r.is_empty() {
-        let id = OutputId { key: r.u64(), seq: r.u64() };
-        let (count, sum) = (r.u64(), r.i64());
+        let side = match r.u8() {
+            0 => Side::Main,
+            1 => Side::Late,
+            other => panic!("output record on unknown side {other}: the checksum passed, so this is a bug"),
+        };
+        let id = OutputId { side, key: r.u64(), seq: r.u64() };
+        let values = [r.i64(), r.i64(), r.i64(), r.i64()];
         let cause = Cause { producer: r.u32(), seq: r.u64() };
-        out.push(OutputRecord { id, count, sum, cause });
+        out.push(OutputRecord { id, values, cause });
     }
 }
 
@@ -202,9 +255,17 @@ mod tests {
             LogRecord {
                 producer: 3,
                 seq: 9,
-                payload: Payload::Data(Event { key: 7, value: -5, event_time_ms: 11 }),
+                stream_time_ms: 40,
+                payload: Payload::Data(Event {
+                    id: 12,
+                    kind: 2,
+                    key: 7,
+                    value: -5,
+                    aux: [1, -2, 3],
+                    event_time_ms: 11,
+                }),
             },
-            LogRecord { producer: 1, seq: 2, payload: Payload::EndOfStream },
+            LogRecord { producer: 1, seq: 2, stream_time_ms: 41, payload: Payload::EndOfStream },
         ]
     }
 

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{SourcePosition, StateHandle};
 use crate::cluster::ClusterSpec;
+pub use crate::pipeline::PipelineSpec;
+use crate::pipeline::{nexmark::Query, PipelineKind, WindowSpec};
 
 /// Delivery semantics the job promises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,20 +69,22 @@ pub struct CheckpointSettings {
     pub retained: u32,
 }
 
-/// The user's pipeline: source → map → filter → key-by → running aggregate → sink.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PipelineSpec {
-    /// The map step computes `value * map_scale + map_offset` (wrapping).
-    pub map_scale: i64,
-    pub map_offset: i64,
-    /// The filter step drops records whose mapped value is a multiple of this (0: keep all).
-    pub filter_drop_multiples_of: i64,
+/// Event time: how watermarks are made at the sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeSettings {
+    /// Bounded out-of-orderness: a partition's watermark is its greatest event time read,
+    /// minus this.
+    pub max_out_of_orderness_ms: u64,
+    /// A partition that yields no record for this long (simulated time) is idle: it no longer
+    /// holds the watermark back until it yields again. 0: never idle.
+    pub idle_timeout_ms: u64,
 }
 
 /// What the driver submits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
     pub pipeline: PipelineSpec,
+    pub time: TimeSettings,
     pub parallelism: u32,
     pub semantics: Semantics,
     pub sink: SinkMode,
@@ -165,7 +169,10 @@ pub enum OperatorKind {
     Source,
     Map { scale: i64, offset: i64 },
     Filter { drop_multiples_of: i64 },
-    RunningAggregate,
+    /// A Nexmark query's source-side step: keep the kinds it reads, re-key for its exchange.
+    NexmarkPrepare { query: Query, window: WindowSpec },
+    /// The pipeline's keyed operator of stage `stage` (0-based).
+    Keyed { stage: u32 },
     Sink,
 }
 
@@ -184,18 +191,30 @@ pub struct JobGraph {
 }
 
 impl JobGraph {
+    /// `source → stateless steps ⇒ keyed stage 0 (⇒ keyed stage 1) → sink`, where `⇒` is a
+    /// key-by exchange.
     pub fn build(spec: &PipelineSpec) -> Self {
         let mut graph = DiGraph::new();
-        let source = graph.add_node(OperatorKind::Source);
-        let map = graph.add_node(OperatorKind::Map { scale: spec.map_scale, offset: spec.map_offset });
-        let filter =
-            graph.add_node(OperatorKind::Filter { drop_multiples_of: spec.filter_drop_multiples_of });
-        let aggregate = graph.add_node(OperatorKind::RunningAggregate);
+        let mut last = graph.add_node(OperatorKind::Source);
+        let steps = match spec.kind {
+            PipelineKind::Nexmark(query) => vec![OperatorKind::NexmarkPrepare { query, window: spec.window }],
+            _ => vec![
+                OperatorKind::Map { scale: spec.map_scale, offset: spec.map_offset },
+                OperatorKind::Filter { drop_multiples_of: spec.filter_drop_multiples_of },
+            ],
+        };
+        for step in steps {
+            let next = graph.add_node(step);
+            graph.add_edge(last, next, Exchange::Forward);
+            last = next;
+        }
+        for stage in 0..stages(spec) {
+            let keyed = graph.add_node(OperatorKind::Keyed { stage });
+            graph.add_edge(last, keyed, Exchange::HashByKey);
+            last = keyed;
+        }
         let sink = graph.add_node(OperatorKind::Sink);
-        graph.add_edge(source, map, Exchange::Forward);
-        graph.add_edge(map, filter, Exchange::Forward);
-        graph.add_edge(filter, aggregate, Exchange::HashByKey);
-        graph.add_edge(aggregate, sink, Exchange::Forward);
+        graph.add_edge(last, sink, Exchange::Forward);
         JobGraph { graph }
     }
 
@@ -219,6 +238,14 @@ impl JobGraph {
     fn starts_chain(&self, node: NodeIndex) -> bool {
         let inputs: Vec<_> = self.graph.edges_directed(node, Direction::Incoming).collect();
         !(inputs.len() == 1 && *inputs[0].weight() == Exchange::Forward)
+    }
+}
+
+/// How many keyed stages a pipeline has.
+pub fn stages(spec: &PipelineSpec) -> u32 {
+    match spec.kind {
+        PipelineKind::Nexmark(query) => query.stages(),
+        _ => 1,
     }
 }
 
@@ -293,11 +320,22 @@ pub struct TaskSpec {
     /// The chain's operators between its input and its output (no Source, no Sink).
     pub operators: Vec<OperatorKind>,
     pub output: TaskOutput,
+    /// What the keyed operators are built from.
+    pub pipeline: PipelineSpec,
+    pub time: TimeSettings,
 }
 
 impl TaskSpec {
     pub fn is_source(&self) -> bool {
         matches!(self.input, TaskInput::Partitions(_))
+    }
+
+    /// The keyed stage this subtask runs, if any.
+    pub fn keyed_stage(&self) -> Option<u32> {
+        self.operators.iter().find_map(|op| match op {
+            OperatorKind::Keyed { stage } => Some(*stage),
+            _ => None,
+        })
     }
 
     /// The epoch this subtask writes to the sink under: the job epoch, then the generation, so
@@ -379,11 +417,14 @@ impl Placement<'_> {
         self.workers[placement(chain, subtask, self.workers.len() as u32) as usize]
     }
 
-    /// The workers taking the input of subtask `subtask` of the stateful chain.
-    fn targets_of(&self, job: &JobSpec, subtask: u32) -> Vec<u32> {
+    /// The workers taking the input of subtask `subtask` of chain `chain`.
+    fn targets_of(&self, job: &JobSpec, chain: u32, subtask: u32) -> Vec<u32> {
         match job.recovery {
-            Recovery::ActiveReplication => replica_workers(subtask, self.replicas + 1, self.workers),
-            _ => vec![self.worker_of(1, subtask)],
+            Recovery::ActiveReplication => {
+                assert_eq!(chain, 1, "replication runs pipelines with one keyed stage");
+                replica_workers(subtask, self.replicas + 1, self.workers)
+            }
+            _ => vec![self.worker_of(chain, subtask)],
         }
     }
 }
@@ -407,8 +448,7 @@ fn task_spec(
         TaskOutput::Sink
     } else {
         assert!(chain + 1 < chains, "a chain without a sink must feed another");
-        assert_eq!(chain + 2, chains, "the exchange feeds the last, stateful chain");
-        let targets = (0..parallelism).map(|i| at.targets_of(job, i)).collect();
+        let targets = (0..parallelism).map(|i| at.targets_of(job, chain + 1, i)).collect();
         TaskOutput::Exchange { downstream_chain: chain + 1, targets }
     };
     let operators =
@@ -435,6 +475,8 @@ fn task_spec(
         input,
         operators,
         output,
+        pipeline: job.pipeline.clone(),
+        time: job.time,
     }
 }
 
@@ -446,14 +488,32 @@ fn input_is_channels(ops: &[OperatorKind]) -> bool {
 mod tests {
     use super::*;
 
+    fn pipeline(kind: PipelineKind) -> PipelineSpec {
+        PipelineSpec {
+            kind,
+            map_scale: 2,
+            map_offset: 1,
+            filter_drop_multiples_of: 5,
+            window: WindowSpec::Tumbling { size_ms: 10 },
+            allowed_lateness_ms: 0,
+        }
+    }
+
     #[test]
     fn pipeline_fuses_into_two_chains() {
-        let spec = PipelineSpec { map_scale: 2, map_offset: 1, filter_drop_multiples_of: 5 };
-        let chains = JobGraph::build(&spec).chains();
+        let chains = JobGraph::build(&pipeline(PipelineKind::RunningAggregate)).chains();
         assert_eq!(chains.len(), 2);
         assert_eq!(chains[0][0], OperatorKind::Source);
         assert_eq!(chains[0].len(), 3);
-        assert_eq!(chains[1], vec![OperatorKind::RunningAggregate, OperatorKind::Sink]);
+        assert_eq!(chains[1], vec![OperatorKind::Keyed { stage: 0 }, OperatorKind::Sink]);
+    }
+
+    #[test]
+    fn two_stage_queries_make_three_chains() {
+        let chains = JobGraph::build(&pipeline(PipelineKind::Nexmark(Query::Q5))).chains();
+        assert_eq!(chains.len(), 3);
+        assert_eq!(chains[1], vec![OperatorKind::Keyed { stage: 0 }]);
+        assert_eq!(chains[2], vec![OperatorKind::Keyed { stage: 1 }, OperatorKind::Sink]);
     }
 
     #[test]

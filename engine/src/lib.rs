@@ -14,6 +14,7 @@ compile_error!(
      a RUSTFLAGS environment variable replaces it)"
 );
 
+pub mod api;
 pub mod broker;
 pub mod channel;
 pub mod checkpoint;
@@ -27,9 +28,11 @@ pub mod manager;
 pub mod net;
 pub mod observe;
 pub mod operators;
+pub mod pipeline;
 pub mod producer;
 pub mod record;
 pub mod sink;
+pub mod state;
 pub mod store;
 pub mod worker;
 pub mod workload;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::api::Registry;
 use crate::cluster::{ClusterSpec, NodeId};
 use crate::disk::DiskRef;
 
@@ -154,6 +155,8 @@ pub type ObserverRef = Arc<dyn Observer>;
 pub struct NodeContext {
     pub id: NodeId,
     pub cluster: Arc<ClusterSpec>,
+    /// The operators a `user` pipeline may name.
+    pub operators: Arc<Registry>,
     pub disk: DiskRef,
     pub observer: ObserverRef,
 }

@@ -1,7 +1,7 @@
 //! The producer node: emits its share of the seeded workload into the log, idempotently.
 //!
 //! # Protocol
-//! 1. Events become due at their event time (simulated ms since the run began) and queue per
+//! 1. Events become due at their emission time (simulated ms since the run began) and queue per
 //!    partition, numbered by a per-partition sequence: the n-th record this producer writes to a
 //!    partition carries seq n, whatever the batching.
 //! 2. A partition has at most one batch in flight; a batch leaves when full (`batch_records`),
@@ -26,7 +26,7 @@ use crate::codec::{self, Reader};
 use crate::net::{Client, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::record::{LogRecord, Payload};
-use crate::workload::ProducerEvents;
+use crate::workload::{Emitted, ProducerEvents};
 
 const PROGRESS_FILE: &str = "progress";
 
@@ -62,7 +62,7 @@ struct Producer {
     me: u32,
     events: ProducerEvents,
     /// The next event the workload will emit; `None` once it is exhausted.
-    upcoming: Option<(u32, crate::record::Event)>,
+    upcoming: Option<Emitted>,
     lanes: Vec<Lane>,
     client: Client,
     /// Connections to brokers, opened on first use and dropped on error.
@@ -125,9 +125,9 @@ impl Producer {
 
     fn generate(&mut self, now: u64) {
         let limit = 4 * self.ctx.cluster.settings.batch_records;
-        while let Some((p, event)) = self.upcoming {
-            let lane = &mut self.lanes[p as usize];
-            if event.event_time_ms > now || lane.queued.len() >= limit {
+        while let Some(Emitted { partition, emit_at_ms, event }) = self.upcoming {
+            let lane = &mut self.lanes[partition as usize];
+            if emit_at_ms > now || lane.queued.len() >= limit {
                 break;
             }
             self.upcoming = self.events.next();
@@ -136,7 +136,8 @@ impl Producer {
             if seq < lane.acked {
                 continue; // acknowledged before a restart
             }
-            push(lane, LogRecord { producer: self.me, seq, payload: Payload::Data(event) }, now);
+            let record = LogRecord { producer: self.me, seq, stream_time_ms: 0, payload: Payload::Data(event) };
+            push(lane, record, now);
         }
         if self.upcoming.is_none() {
             for lane in &mut self.lanes {
@@ -145,7 +146,8 @@ impl Producer {
                     let seq = lane.next_seq;
                     lane.next_seq += 1;
                     if seq >= lane.acked {
-                        push(lane, LogRecord { producer: self.me, seq, payload: Payload::EndOfStream }, now);
+                        let end = LogRecord { producer: self.me, seq, stream_time_ms: 0, payload: Payload::EndOfStream };
+                        push(lane, end, now);
                     }
                 }
             }
@@ -266,9 +268,9 @@ impl Producer {
     fn next_wake_ms(&self) -> u64 {
         let settings = self.ctx.cluster.settings.clone();
         let mut wake = clock::elapsed_ms() + settings.request_timeout_ms;
-        if let Some((p, event)) = self.upcoming {
-            if self.lanes[p as usize].queued.len() < 4 * settings.batch_records {
-                wake = wake.min(event.event_time_ms);
+        if let Some(next) = self.upcoming {
+            if self.lanes[next.partition as usize].queued.len() < 4 * settings.batch_records {
+                wake = wake.min(next.emit_at_ms);
             }
         }
         for lane in &self.lanes {

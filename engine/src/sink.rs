@@ -484,9 +484,8 @@ mod tests {
     #[test]
     fn events_round_trip() {
         let record = OutputRecord {
-            id: OutputId { key: 3, seq: 1 },
-            count: 1,
-            sum: -2,
+            id: OutputId::late(3, 1),
+            values: [1, -2, 3, i64::MIN],
             cause: Cause { producer: 1, seq: 4 },
         };
         let txn = TxnId { writer: 1, epoch: 2, txn: 3 };

@@ -1,20 +1,42 @@
-//! The seeded input workload: which events each producer emits, in which order, at which time.
+//! The seeded input workload: which events each producer emits, in which order, when, and
+//! with which event time.
 //!
 //! It is a pure function of the [`WorkloadSpec`]: producers replay it after a restart to resume
 //! where their durable progress says, and the checkers evaluate the same input independently.
 //!
-//! Keys are owned by producers (`key % producers`) and a key always maps to one log partition,
-//! so each key's events are totally ordered in the log: the per-key order the reference model
-//! assumes is fixed by the workload, not by interleavings the engine may choose.
+//! Two inputs:
+//! - **synthetic**: keyed integers. Keys are owned by producers (`key % producers`), so each
+//!   key's events are totally ordered in the log: the per-key order a running aggregate or a
+//!   count window depends on is fixed by the workload, not by interleavings the engine may
+//!   choose.
+//! - **nexmark**: the `nexmark` crate's persons, auctions and bids (see
+//!   [`crate::pipeline::nexmark`]); producer `p` of `P` generates event numbers `p, p + P, …`.
+//!
+//! Every partition has one writer: producer `p` writes partitions `p, p + P, …`, choosing among
+//! them by the event's key. A producer emits an event at its *nominal* time (milliseconds since
+//! the run began); the event time is the nominal one moved back by a seeded draw of up to
+//! `disorder_ms` and, for `late_per_mille` of the events, by `late_by_ms` more. With
+//! `disorder_ms` within the watermark's bound, and one writer per partition, no record is ever
+//! behind its partition's watermark.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
+use crate::pipeline::nexmark;
 use crate::record::Event;
 
+/// Where the input comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    Synthetic,
+    Nexmark,
+}
+
 /// Everything that determines the input.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadSpec {
+    pub input: Input,
     pub seed: u64,
     pub events: u64,
     pub keys: u64,
@@ -22,6 +44,9 @@ pub struct WorkloadSpec {
     pub producers: u32,
     pub rate_per_s: u64,
     pub value_max: i64,
+    pub disorder_ms: u64,
+    pub late_per_mille: u32,
+    pub late_by_ms: u64,
 }
 
 /// A 64-bit finaliser (splitmix64): a fixed, seedless hash for partitioning.
@@ -32,10 +57,20 @@ pub fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The log partition a key is written to.
-pub fn partition_of(key: u64, partitions: u32) -> u32 {
-    assert!(partitions > 0);
-    (mix64(key) % u64::from(partitions)) as u32
+/// The partition producer `producer` writes an event with `key` to: one of its own.
+pub fn partition_of(key: u64, producer: u32, producers: u32, partitions: u32) -> u32 {
+    assert!(producer < producers && producers <= partitions, "{producers} producers, {partitions} partitions");
+    let owned = (partitions - producer).div_ceil(producers);
+    producer + producers * (mix64(key) % u64::from(owned)) as u32
+}
+
+/// One event as a producer emits it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Emitted {
+    pub partition: u32,
+    /// When the producer emits it: simulated milliseconds since the run began.
+    pub emit_at_ms: u64,
+    pub event: Event,
 }
 
 impl WorkloadSpec {
@@ -56,43 +91,103 @@ impl WorkloadSpec {
     /// The events of one producer, in emission order.
     pub fn events_for(&self, producer: u32) -> ProducerEvents {
         assert!(producer < self.producers, "producer {producer} out of range");
-        assert!(self.keys >= u64::from(self.producers), "every producer must own a key");
         let stream_seed = mix64(self.seed ^ mix64(u64::from(producer) + 1));
+        let source = match self.input {
+            Input::Synthetic => {
+                assert!(self.keys >= u64::from(self.producers), "every producer must own a key");
+                Source::Synthetic
+            }
+            Input::Nexmark => {
+                let cfg = nexmark::config(self.seed, self.rate_per_s);
+                let generator = ::nexmark::EventGenerator::new(cfg.clone())
+                    .with_offset(u64::from(producer))
+                    .with_step(u64::from(self.producers));
+                Source::Nexmark(Box::new((generator, cfg)))
+            }
+        };
         ProducerEvents {
             spec: self.clone(),
             producer,
             emitted: 0,
             rng: ChaCha8Rng::seed_from_u64(stream_seed),
+            source,
+        }
+    }
+
+    /// The event time of the run's start: 0 for synthetic input, the generator's base time for
+    /// Nexmark.
+    pub fn base_time_ms(&self) -> u64 {
+        match self.input {
+            Input::Synthetic => 0,
+            Input::Nexmark => nexmark::config(self.seed, self.rate_per_s).base_time,
         }
     }
 }
 
-/// Iterator over one producer's events: `(partition, event)`.
+enum Source {
+    Synthetic,
+    Nexmark(Box<(::nexmark::EventGenerator, ::nexmark::config::NexmarkConfig)>),
+}
+
+/// Iterator over one producer's events.
 pub struct ProducerEvents {
     spec: WorkloadSpec,
     producer: u32,
     emitted: u64,
     rng: ChaCha8Rng,
+    source: Source,
 }
 
 impl Iterator for ProducerEvents {
-    type Item = (u32, Event);
+    type Item = Emitted;
 
-    fn next(&mut self) -> Option<(u32, Event)> {
-        let spec = &self.spec;
-        if self.emitted == spec.events_of(self.producer) {
+    fn next(&mut self) -> Option<Emitted> {
+        if self.emitted == self.spec.events_of(self.producer) {
             return None;
         }
-        // The producer's i-th event is global event i * producers + producer; global events are
-        // spread evenly over time at `rate_per_s`.
-        let global = self.emitted * u64::from(spec.producers) + u64::from(self.producer);
-        let event_time_ms = global * 1000 / spec.rate_per_s.max(1);
+        // The producer's i-th event is global event i * producers + producer.
+        let global = self.emitted * u64::from(self.spec.producers) + u64::from(self.producer);
+        let (mut event, emit_at_ms) = match &mut self.source {
+            Source::Synthetic => self.synthetic(global),
+            Source::Nexmark(g) => {
+                let (generator, cfg) = &mut **g;
+                let generated = generator.next().expect("the Nexmark generator never ends");
+                let event = nexmark::convert(global, &generated, cfg);
+                (event, event.event_time_ms - cfg.base_time)
+            }
+        };
+        event.event_time_ms -= self.lag(event.event_time_ms);
+        self.emitted += 1;
+        let spec = &self.spec;
+        let partition = partition_of(event.key, self.producer, spec.producers, spec.partitions);
+        Some(Emitted { partition, emit_at_ms, event })
+    }
+}
+
+impl ProducerEvents {
+    /// Global events are spread evenly over time at `rate_per_s`.
+    fn synthetic(&mut self, global: u64) -> (Event, u64) {
+        let spec = &self.spec;
+        let nominal = global * 1000 / spec.rate_per_s.max(1);
         let key_slot = self.rng.gen_range(0..spec.keys_of(self.producer));
         let key = key_slot * u64::from(spec.producers) + u64::from(self.producer);
         let value = self.rng.gen_range(-spec.value_max..=spec.value_max);
-        self.emitted += 1;
-        let event = Event { key, value, event_time_ms };
-        Some((partition_of(key, spec.partitions), event))
+        let event = Event { id: global, kind: 0, key, value, aux: [0; 3], event_time_ms: nominal };
+        (event, nominal)
+    }
+
+    /// How far the event time runs behind the nominal time (never below 0). No draw is made
+    /// when neither disorder nor late events are asked for, so such workloads stay as they were.
+    fn lag(&mut self, nominal: u64) -> u64 {
+        let spec = &self.spec;
+        let mut lag = 0;
+        if spec.disorder_ms > 0 {
+            lag += self.rng.gen_range(0..=spec.disorder_ms);
+        }
+        if spec.late_per_mille > 0 && self.rng.gen_range(0..1000) < spec.late_per_mille {
+            lag += spec.late_by_ms;
+        }
+        lag.min(nominal)
     }
 }
 
@@ -102,6 +197,7 @@ mod tests {
 
     fn spec() -> WorkloadSpec {
         WorkloadSpec {
+            input: Input::Synthetic,
             seed: 7,
             events: 1001,
             keys: 10,
@@ -109,18 +205,22 @@ mod tests {
             producers: 3,
             rate_per_s: 1000,
             value_max: 100,
+            disorder_ms: 0,
+            late_per_mille: 0,
+            late_by_ms: 0,
         }
     }
 
     #[test]
-    fn producers_split_events_and_own_their_keys() {
+    fn producers_split_events_and_own_their_keys_and_partitions() {
         let s = spec();
         let mut total = 0;
         for p in 0..s.producers {
-            for (partition, e) in s.events_for(p) {
-                assert_eq!(e.key % 3, u64::from(p));
-                assert!(e.key < s.keys);
-                assert_eq!(partition, partition_of(e.key, 4));
+            for e in s.events_for(p) {
+                assert_eq!(e.event.key % 3, u64::from(p));
+                assert!(e.event.key < s.keys);
+                assert_eq!(e.partition % 3, p);
+                assert!(e.partition < 4);
                 total += 1;
             }
         }
@@ -134,5 +234,31 @@ mod tests {
         assert_eq!(a, b);
         let other = WorkloadSpec { seed: 8, ..spec() };
         assert_ne!(a, other.events_for(1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn disorder_stays_within_its_bound_and_late_events_lag_further() {
+        let s = WorkloadSpec { disorder_ms: 30, late_per_mille: 100, late_by_ms: 500, ..spec() };
+        let mut late = 0;
+        for e in s.events_for(0) {
+            let lag = e.emit_at_ms - e.event.event_time_ms;
+            assert!(lag <= 530);
+            late += u64::from(lag > 30);
+        }
+        assert!(late > 0);
+    }
+
+    #[test]
+    fn nexmark_events_are_numbered_globally_and_paced_from_the_base_time() {
+        let s = WorkloadSpec { input: Input::Nexmark, producers: 2, events: 200, ..spec() };
+        let base = s.base_time_ms();
+        let ids: Vec<u64> = s.events_for(1).map(|e| e.event.id).collect();
+        assert_eq!(ids[..3], [1, 3, 5]);
+        let kinds: std::collections::BTreeSet<u8> =
+            (0..2).flat_map(|p| s.events_for(p)).map(|e| e.event.kind).collect();
+        assert_eq!(kinds.len(), 3, "persons, auctions and bids");
+        for e in s.events_for(0) {
+            assert_eq!(e.event.event_time_ms, base + e.emit_at_ms);
+        }
     }
 }

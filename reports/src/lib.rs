@@ -57,9 +57,35 @@ pub struct RunRecord {
     /// Digest of the scenario as loaded, overrides applied: ties the record to its input.
     #[serde(default)]
     pub scenario_hash: String,
+    /// Event time: the input's time skew and the records found late.
+    #[serde(default)]
+    pub time: TimeRecord,
     /// What a report adds (`--report`): time series, checkpoint spans and node lanes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+}
+
+/// Event time in a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeRecord {
+    /// Stream time (the log's append stamp) minus event time, over every input record in the
+    /// log: how far behind its own time each record entered the stream.
+    pub skew_ms: Skew,
+    /// Input records the job's late output holds (behind the watermark by more than the
+    /// allowed lateness).
+    pub late_records: u64,
+    /// The bounded out-of-orderness watermarks allowed, and the allowed lateness.
+    pub max_out_of_orderness_ms: u64,
+    pub allowed_lateness_ms: u64,
+}
+
+/// A distribution of skews, in milliseconds (nearest-rank percentiles; all 0 with no input).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skew {
+    pub min: i64,
+    pub p50: i64,
+    pub p99: i64,
+    pub max: i64,
 }
 
 /// A run over simulated time, sampled in fixed buckets.

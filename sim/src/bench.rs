@@ -242,8 +242,8 @@ async fn emit(to: SocketAddr, records: u64, batch: usize) {
 }
 
 fn record(i: u64) -> LogRecord {
-    let event = Event { key: i % 1000, value: i as i64, event_time_ms: i };
-    LogRecord { producer: 0, seq: i, payload: Payload::Data(event) }
+    let event = Event { id: i, kind: 0, key: i % 1000, value: i as i64, aux: [0; 3], event_time_ms: i };
+    LogRecord { producer: 0, seq: i, stream_time_ms: i, payload: Payload::Data(event) }
 }
 
 /// Forwards every batch to `next`; the last hop counts and answers back down the chain.

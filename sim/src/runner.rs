@@ -20,19 +20,20 @@ use faultline_engine::broker::metadata;
 use faultline_engine::checkpoint;
 use faultline_engine::cluster::{NodeId, Role};
 use faultline_engine::codec;
-use faultline_engine::job::Semantics;
-use faultline_engine::record::LogRecord;
+use faultline_engine::job::{JobSpec, Semantics};
+use faultline_engine::pipeline::PipelineKind;
+use faultline_engine::record::{LogRecord, Payload};
 use faultline_engine::sink::{read_committed, read_committed_timed, read_events, SinkEvent, SINK_LOG};
 use faultline_reports::{
-    CheckpointCounts, FaultRecord, NodeLane, RecoveryRecord, RunRecord, Timeline, Violation,
+    CheckpointCounts, FaultRecord, NodeLane, RecoveryRecord, RunRecord, Skew, TimeRecord, Timeline, Violation,
 };
 use madsim::runtime::Runtime;
 use madsim::time::TimeHandle;
 
 use faultline_engine::disk::Disk;
 
-use crate::checker::reference::Expected;
-use crate::checker::{consistency, delivery, log, manager, reference, transactions};
+use crate::checker::reference::{Expected, Input};
+use crate::checker::{consistency, delivery, late, log, manager, reference, transactions};
 use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
 use crate::scenario::Fault;
@@ -131,9 +132,13 @@ fn execute(
     rt.block_on(release(&world));
     drop(rt);
     let simulate_ms = wall.elapsed_ms();
-    let cluster = &world.cluster;
-    let expected = reference::running_aggregate(&cluster.workload, &cluster.job.pipeline);
-    let mut record = judge(loaded, seed, &world, &expected, ending, tamper);
+    let mut committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed(&b)).unwrap_or_default();
+    tamper(&mut committed);
+    let (results, late) = late::split(committed);
+    let inputs = reference::inputs(&world.cluster.workload);
+    let expected = reference::evaluate(&inputs, &world.cluster.job.pipeline, &late::late_ids(&late));
+    let output = Output { inputs: &inputs, expected: &expected, results: &results, late: &late };
+    let mut record = judge(loaded, seed, &world, output, ending);
     record.sim_time_ms = sim_time_ms;
     record.recoveries = crate::recoveries::recoveries(&world.recorder.recovery_events(), &applied);
     let checkpoints = world.recorder.checkpoints_completed();
@@ -193,32 +198,37 @@ async fn release(world: &World) {
     madsim::time::sleep(Duration::from_millis(1)).await;
 }
 
-fn judge(
-    loaded: &Loaded,
-    seed: u64,
-    world: &World,
-    expected: &Expected,
-    ending: Ending,
-    tamper: impl FnOnce(&mut Vec<OutputRecord>),
-) -> RunRecord {
+/// What the sink committed, split, and what the reference expects of it.
+struct Output<'a> {
+    inputs: &'a [Input],
+    expected: &'a Expected,
+    results: &'a [OutputRecord],
+    late: &'a [OutputRecord],
+}
+
+fn judge(loaded: &Loaded, seed: u64, world: &World, output: Output<'_>, ending: Ending) -> RunRecord {
     let cluster = &world.cluster;
-    let mut committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed(&b)).unwrap_or_default();
-    tamper(&mut committed);
-    let semantics = cluster.job.semantics;
-    let delivery = delivery::check(expected, &committed, semantics);
+    let (job, semantics) = (&cluster.job, cluster.job.semantics);
+    let delivery = delivery::check(output.expected, output.results, semantics);
     let mut violations = delivery.violations(semantics);
+    violations.extend(late::check(output.late, output.results, output.inputs, &job.pipeline, job.time));
+    if loaded.scenario.checks.no_late {
+        violations.extend(late::unexpected(output.late));
+    }
     violations.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
     let logs = partition_logs(world);
     violations.extend(log::check(&world.recorder.log_events(), &logs));
     violations.extend(manager::check(&world.recorder.manager_events()));
-    if semantics == Semantics::ExactlyOnce {
-        violations.extend(consistency::check(
-            &world.recorder.captured_checkpoints(),
-            &logs,
-            &cluster.job.pipeline,
-        ));
+    if judges_consistency(job) {
+        violations.extend(consistency::check(&world.recorder.captured_checkpoints(), &logs, &job.pipeline));
     }
     violations.extend(liveness(&ending));
+    let time = TimeRecord {
+        skew_ms: skew(&logs),
+        late_records: output.late.len() as u64,
+        max_out_of_orderness_ms: job.time.max_out_of_orderness_ms,
+        allowed_lateness_ms: job.pipeline.allowed_lateness_ms,
+    };
     RunRecord {
         scenario: loaded.scenario.name.clone(),
         seed,
@@ -241,22 +251,47 @@ fn judge(
         repro: repro(loaded, seed),
         faultline_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario_hash: crate::scenario::hash(&loaded.scenario),
-        invariants: judged_invariants(semantics),
+        invariants: judged_invariants(job),
+        time,
         timeline: None,
     }
 }
 
-/// The invariants the checkers judge under `semantics`, in the order they run.
-fn judged_invariants(semantics: Semantics) -> Vec<String> {
-    let mut names = delivery::invariants(semantics);
+/// Whether the checkpoint-consistency checker applies: exactly-once running aggregates.
+fn judges_consistency(job: &JobSpec) -> bool {
+    job.semantics == Semantics::ExactlyOnce && job.pipeline.kind == PipelineKind::RunningAggregate
+}
+
+/// The invariants the checkers judge for `job`, in the order they run.
+fn judged_invariants(job: &JobSpec) -> Vec<String> {
+    let mut names = delivery::invariants(job.semantics);
+    names.extend(late::INVARIANTS);
     names.extend(transactions::INVARIANTS);
     names.extend(log::INVARIANTS);
     names.extend(manager::INVARIANTS);
-    if semantics == Semantics::ExactlyOnce {
+    if judges_consistency(job) {
         names.extend(consistency::INVARIANTS);
     }
     names.extend(LIVENESS);
     names.into_iter().map(String::from).collect()
+}
+
+/// Stream time minus event time over every input record in the log.
+fn skew(logs: &BTreeMap<u32, Vec<LogRecord>>) -> Skew {
+    let mut skews: Vec<i64> = logs
+        .values()
+        .flatten()
+        .filter_map(|r| match r.payload {
+            Payload::Data(e) => Some(r.stream_time_ms as i64 - e.event_time_ms as i64),
+            Payload::EndOfStream => None,
+        })
+        .collect();
+    if skews.is_empty() {
+        return Skew::default();
+    }
+    skews.sort_unstable();
+    let rank = |p: f64| skews[((p * skews.len() as f64).ceil() as usize).clamp(1, skews.len()) - 1];
+    Skew { min: skews[0], p50: rank(0.5), p99: rank(0.99), max: skews[skews.len() - 1] }
 }
 
 /// The vacuity checks the scenario asks for.
@@ -266,6 +301,7 @@ fn vacuity_invariants(scenario: &crate::scenario::Scenario) -> Vec<String> {
         (checks.require_effective_fault && !scenario.faults.is_empty(), "no-effective-fault"),
         (checks.require_recovery, "no-recovery"),
         (checks.require_checkpoint_after_recovery, "no-checkpoint-after-recovery"),
+        (checks.no_late, "late-unexpected"),
     ]
     .into_iter()
     .filter(|&(on, _)| on)
@@ -283,6 +319,8 @@ fn timeline(world: &World, expected: &Expected, sim_time_ms: u64, nodes: Vec<Nod
         fetched: &world.recorder.fetched(),
         committed: &committed,
         expected,
+        base_time_ms: cluster.base_time_ms,
+        by_cause: cluster.job.pipeline.kind == PipelineKind::RunningAggregate,
         checkpoints: world.recorder.checkpoint_spans(),
         nodes,
     })

@@ -20,6 +20,8 @@ pub struct Scenario {
     pub description: String,
     pub workload: Workload,
     pub pipeline: Pipeline,
+    #[serde(default)]
+    pub time: Time,
     pub engine: Engine,
     #[serde(default)]
     pub network: Network,
@@ -29,12 +31,24 @@ pub struct Scenario {
     pub faults: FaultPlan,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputName {
+    /// Keyed integers.
+    Synthetic,
+    /// The Nexmark generator's persons, auctions and bids.
+    Nexmark,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
+    #[serde(default = "defaults::input")]
+    pub input: InputName,
     /// Input events, all producers together.
     pub events: u64,
-    /// Distinct keys; each producer owns `keys / producers` of them.
+    /// Distinct keys (synthetic input); each producer owns `keys / producers` of them.
+    #[serde(default = "defaults::keys")]
     pub keys: u64,
     /// Log partitions.
     pub partitions: u32,
@@ -45,6 +59,14 @@ pub struct Workload {
     /// Values are drawn uniformly from `-value_max..=value_max`.
     #[serde(default = "defaults::value_max")]
     pub value_max: i64,
+    /// Each event's time runs behind its emission by a draw of up to this (bounded disorder).
+    #[serde(default)]
+    pub disorder_ms: u64,
+    /// This many of every 1000 events run `late_by_ms` further behind.
+    #[serde(default)]
+    pub late_per_mille: u32,
+    #[serde(default)]
+    pub late_by_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +74,28 @@ pub struct Workload {
 pub enum PipelineKind {
     /// source → map → filter → key-by → running count and sum per key → sink.
     RunningAggregate,
+    /// source → map → filter → key-by → window (`window`) → sink.
+    Window,
+    /// source → map → filter → key-by → the registered operator `operator` → sink.
+    User,
+    NexmarkQ0,
+    NexmarkQ1,
+    NexmarkQ2,
+    NexmarkQ3,
+    NexmarkQ4,
+    NexmarkQ5,
+    NexmarkQ7,
+    NexmarkQ8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowName {
+    Tumbling,
+    Sliding,
+    Session,
+    CountTumbling,
+    CountSliding,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,6 +108,44 @@ pub struct Pipeline {
     pub map_offset: i64,
     #[serde(default)]
     pub filter_drop_multiples_of: i64,
+    /// The window of `window` and `user` pipelines (Nexmark's windowed queries have theirs).
+    #[serde(default)]
+    pub window: Option<WindowName>,
+    /// Time windows' length (Nexmark q5, q7, q8: default 10000).
+    #[serde(default)]
+    pub size_ms: Option<u64>,
+    /// Sliding time windows' slide (Nexmark q5: default 2000).
+    #[serde(default)]
+    pub slide_ms: Option<u64>,
+    /// Session windows' gap.
+    #[serde(default)]
+    pub gap_ms: Option<u64>,
+    /// Count windows' length and slide, in records.
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub slide: Option<u64>,
+    /// How far behind the watermark a record may be and still count.
+    #[serde(default)]
+    pub allowed_lateness_ms: u64,
+    /// A `user` pipeline's operator, by its registered name.
+    #[serde(default)]
+    pub operator: Option<String>,
+    /// A `user` pipeline's parameters.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, i64>,
+}
+
+/// Event time: how the sources make watermarks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Time {
+    /// A partition's watermark is its greatest event time read, minus this.
+    #[serde(default = "defaults::max_out_of_orderness_ms")]
+    pub max_out_of_orderness_ms: u64,
+    /// A partition silent this long stops holding the watermark back; 0: never.
+    #[serde(default)]
+    pub idle_timeout_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +274,10 @@ pub struct Checks {
     /// Every recovery must be followed by a completed checkpoint.
     #[serde(default)]
     pub require_checkpoint_after_recovery: bool,
+    /// No record may be late: the scenario keeps disorder within the watermark's bound and no
+    /// partition goes idle, so a late record means a watermark ran ahead of the input.
+    #[serde(default)]
+    pub no_late: bool,
 }
 
 /// The seven failure classes.
@@ -266,6 +352,15 @@ mod defaults {
     pub fn producers() -> u32 {
         2
     }
+    pub fn input() -> InputName {
+        InputName::Synthetic
+    }
+    pub fn keys() -> u64 {
+        100
+    }
+    pub fn max_out_of_orderness_ms() -> u64 {
+        100
+    }
     pub fn value_max() -> i64 {
         1000
     }
@@ -328,6 +423,12 @@ mod defaults {
     }
 }
 
+impl Default for Time {
+    fn default() -> Self {
+        Time { max_out_of_orderness_ms: defaults::max_out_of_orderness_ms(), idle_timeout_ms: 0 }
+    }
+}
+
 impl Default for Network {
     fn default() -> Self {
         Network { latency_ms_min: 1, latency_ms_max: 5, packet_loss_rate: 0.0 }
@@ -342,6 +443,7 @@ impl Default for Checks {
             require_effective_fault: true,
             require_recovery: false,
             require_checkpoint_after_recovery: false,
+            no_late: false,
         }
     }
 }
@@ -609,7 +711,20 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
     if w.value_max < 0 || w.value_max > 1 << 40 {
         return fail("workload.value_max", format!("must be 0 to 2^40, not {}", w.value_max));
     }
+    if w.partitions < w.producers {
+        let m = format!("every producer writes partitions of its own: {} producers need at least as many", w.producers);
+        return fail("workload.partitions", m);
+    }
+    if s.checks.no_late && (w.late_per_mille > 0 || w.disorder_ms > s.time.max_out_of_orderness_ms || s.time.idle_timeout_ms > 0) {
+        let m = "needs late_per_mille = 0, disorder_ms within time.max_out_of_orderness_ms and no idle timeout: \
+                 otherwise records may legitimately be late";
+        return fail("checks.no_late", m.into());
+    }
+    if w.late_per_mille > 1000 {
+        return fail("workload.late_per_mille", format!("must be at most 1000, not {}", w.late_per_mille));
+    }
     validate_engine(e)?;
+    crate::pipelines::validate(s)?;
     if let Some((node, _)) = e.test_skip_sync.as_deref().and_then(|s| s.split_once(':')) {
         let nodes = crate::world::node_names(s);
         if !nodes.iter().any(|n| n == node) {

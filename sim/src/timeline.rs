@@ -6,14 +6,15 @@
 //! ms at which the sink logged it), the reference (each expected output's input event time) and
 //! the injector's health changes. Nothing in the engine is measured twice.
 //!
-//! End-to-end latency is the standard one: from an input's event time (when its producer
-//! generated it) to the first commit of its expected output at the sink. A record in flight is
-//! an input generated whose expected output is not committed yet; at the run's end the
-//! in-flight count is what was lost.
+//! End-to-end latency is the standard one: from the event time at which an expected output
+//! became determinable (its input's, for a record-at-a-time pipeline; its window's end, for a
+//! window) to its first commit at the sink. A record in flight is an output determinable but
+//! not committed yet; at the run's end the in-flight count is what was lost. Event times are
+//! taken relative to the workload's base time, so they compare with simulated time.
 
 use std::collections::BTreeMap;
 
-use faultline_engine::record::Cause;
+use faultline_engine::record::{Cause, OutputId, Side};
 use faultline_reports::{CheckpointSpan, NodeLane, Sample, Timeline};
 
 use crate::checker::reference::Expected;
@@ -32,6 +33,11 @@ pub struct RunTrace<'a> {
     /// Every committed output record with the simulated ms of its commit.
     pub committed: &'a [(u64, faultline_engine::record::OutputRecord)],
     pub expected: &'a Expected,
+    /// The event time of the run's start.
+    pub base_time_ms: u64,
+    /// Match commits to expected outputs by key and cause rather than by id: a running
+    /// aggregate's ids shift under replays that other semantics allow.
+    pub by_cause: bool,
     pub checkpoints: Vec<CheckpointSpan>,
     pub nodes: Vec<NodeLane>,
 }
@@ -132,18 +138,23 @@ struct Flows {
 impl Flows {
     fn of(run: &RunTrace<'_>, b: &Buckets) -> Self {
         let (index, buckets) = (|ms| b.index(ms), b.count);
-        let mut first: BTreeMap<(u64, Cause), u64> = BTreeMap::new();
-        for &(at, r) in run.committed {
-            first.entry((r.id.key, r.cause)).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+        let matching = |id: OutputId, cause: Cause| match run.by_cause {
+            true => (OutputId { seq: 0, ..id }, cause),
+            false => (id, Cause { producer: 0, seq: 0 }),
+        };
+        let mut first: BTreeMap<(OutputId, Cause), u64> = BTreeMap::new();
+        for &(at, r) in run.committed.iter().filter(|(_, r)| r.id.side == Side::Main) {
+            first.entry(matching(r.id, r.cause)).and_modify(|t| *t = (*t).min(at)).or_insert(at);
         }
         let mut latencies = vec![Vec::new(); buckets];
         // Net change of the in-flight count within each bucket: +1 as an input is generated,
         // -1 as its output is first committed.
         let mut delta = vec![0i64; buckets];
         for (id, want) in run.expected.iter() {
-            delta[index(want.event_time_ms)] += 1;
-            if let Some(&at) = first.get(&(id.key, want.cause)) {
-                latencies[index(at)].push(at.saturating_sub(want.event_time_ms));
+            let ready = want.ready_ms.saturating_sub(run.base_time_ms);
+            delta[index(ready)] += 1;
+            if let Some(&at) = first.get(&matching(id, want.cause)) {
+                latencies[index(at)].push(at.saturating_sub(ready));
                 delta[index(at)] -= 1;
             }
         }

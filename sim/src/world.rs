@@ -12,16 +12,18 @@ use std::time::Duration;
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role, Settings};
 use faultline_engine::disk::DiskRef;
 use faultline_engine::job::{
-    CheckpointMode, CheckpointSettings, DriverLoss, JobSpec, PipelineSpec, Recovery, Semantics, SinkMode,
+    CheckpointMode, CheckpointSettings, DriverLoss, JobSpec, Recovery, Semantics, SinkMode,
 };
 use faultline_engine::net::LinkFaults;
 use faultline_engine::observe::{NodeContext, ObserverRef};
-use faultline_engine::workload::WorkloadSpec;
+use faultline_engine::workload::{Input, WorkloadSpec};
 use faultline_engine::{broker, driver, manager, producer, sink, store, worker};
 use madsim::runtime::{NodeHandle, Runtime};
 
 use crate::disk::SimDisk;
-use crate::scenario::{CheckpointModeName, DriverLossName, RecoveryName, Scenario, SemanticsName, SinkName};
+use crate::scenario::{
+    CheckpointModeName, DriverLossName, InputName, RecoveryName, Scenario, SemanticsName, SinkName,
+};
 use crate::trace::Recorder;
 
 /// A built world: the nodes of one run and what outlives them.
@@ -45,32 +47,38 @@ pub fn madsim_config(s: &Scenario) -> madsim::Config {
 
 /// The cluster a scenario describes, with the workload seeded from the run's seed.
 pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
-    let (w, e, p) = (&s.workload, &s.engine, &s.pipeline);
+    let (w, e) = (&s.workload, &s.engine);
     let semantics = match e.semantics {
         SemanticsName::AtMostOnce => Semantics::AtMostOnce,
         SemanticsName::AtLeastOnce => Semantics::AtLeastOnce,
         SemanticsName::ExactlyOnce => Semantics::ExactlyOnce,
+    };
+    let workload = WorkloadSpec {
+        input: match w.input {
+            InputName::Synthetic => Input::Synthetic,
+            InputName::Nexmark => Input::Nexmark,
+        },
+        seed,
+        events: w.events,
+        keys: w.keys,
+        partitions: w.partitions,
+        producers: w.producers,
+        rate_per_s: w.rate_per_s,
+        value_max: w.value_max,
+        disorder_ms: w.disorder_ms,
+        late_per_mille: w.late_per_mille,
+        late_by_ms: w.late_by_ms,
     };
     ClusterSpec {
         producers: w.producers,
         brokers: e.brokers,
         workers: e.workers,
         replication_factor: e.replication_factor,
-        workload: WorkloadSpec {
-            seed,
-            events: w.events,
-            keys: w.keys,
-            partitions: w.partitions,
-            producers: w.producers,
-            rate_per_s: w.rate_per_s,
-            value_max: w.value_max,
-        },
+        base_time_ms: workload.base_time_ms(),
+        workload,
         job: JobSpec {
-            pipeline: PipelineSpec {
-                map_scale: p.map_scale,
-                map_offset: p.map_offset,
-                filter_drop_multiples_of: p.filter_drop_multiples_of,
-            },
+            pipeline: crate::pipelines::spec(s),
+            time: crate::pipelines::time(s),
             parallelism: e.parallelism,
             semantics,
             sink: match e.sink {
@@ -122,6 +130,7 @@ impl World {
     pub fn build(rt: &Runtime, cluster: ClusterSpec) -> World {
         rt.add_simulator::<LinkFaults>();
         let cluster = Arc::new(cluster);
+        let operators = Arc::new(crate::pipelines::registry());
         let recorder = Arc::new(Recorder::default());
         let mut world =
             World { cluster: cluster.clone(), disks: BTreeMap::new(), nodes: BTreeMap::new(), recorder };
@@ -130,6 +139,7 @@ impl World {
             let ctx = NodeContext {
                 id,
                 cluster: cluster.clone(),
+                operators: operators.clone(),
                 disk: disk.clone() as DiskRef,
                 observer: world.recorder.clone() as ObserverRef,
             };

@@ -36,7 +36,7 @@ fn a_duplicate_record_is_caught() {
 
 #[test]
 fn a_wrong_record_is_caught() {
-    let record = tampered(&[], |out| out[3].sum += 1);
+    let record = tampered(&[], |out| out[3].values[1] += 1);
     assert_eq!(record.output.wrong, 1);
     assert_eq!(record.output.lost, 0, "a wrong value is classified wrong, not lost as well");
     assert!(invariants(&record).contains(&"delivery-wrong"));

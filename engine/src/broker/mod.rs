@@ -177,10 +177,16 @@ impl Broker {
         Broker { ctx, client, store, replicas }
     }
 
+    /// Stream time: the run's base event time plus the simulated time elapsed.
+    fn stream_time_ms(&self) -> u64 {
+        self.ctx.cluster.base_time_ms + clock::elapsed_ms()
+    }
+
     fn produce(&mut self, partition: u32, producer: u32, records: &[LogRecord], reply: Reply) {
         let end_seq = records.last().expect("empty produce batch").seq + 1;
+        let now_ms = self.stream_time_ms();
         let replica = self.replicas.get_mut(&partition).expect("checked by caller");
-        let end_offset = match replica.log.append_produced(replica.epoch, producer, records) {
+        let end_offset = match replica.log.append_produced(replica.epoch, producer, records, now_ms) {
             Appended::New { base_offset, end_offset } => {
                 let records = end_offset - base_offset;
                 self.ctx.trace(TraceEvent::Appended { partition, base_offset, records });

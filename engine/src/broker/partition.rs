@@ -171,9 +171,10 @@ impl Partition {
         self.runs.get(next).map_or(self.log_end, |&(_, start)| start)
     }
 
-    /// Appends a producer's batch as the leader of `epoch`, dropping records it already holds.
-    /// Panics on a sequence gap: a producer never sends past an unacknowledged batch.
-    pub fn append_produced(&mut self, epoch: u64, producer: u32, batch: &[LogRecord]) -> Appended {
+    /// Appends a producer's batch as the leader of `epoch`, dropping records it already holds,
+    /// and stamps the fresh ones with stream time `now_ms`. Panics on a sequence gap: a producer
+    /// never sends past an unacknowledged batch.
+    pub fn append_produced(&mut self, epoch: u64, producer: u32, batch: &[LogRecord], now_ms: u64) -> Appended {
         let state = self.producers.get(&producer).copied().unwrap_or_default();
         let first = batch.first().expect("empty produce batch");
         assert!(
@@ -189,7 +190,9 @@ impl Partition {
             return Appended::Duplicate { end_offset: state.end_offset };
         }
         let base_offset = self.log_end;
-        self.append_durably(epoch, &batch[skip..]);
+        let fresh: Vec<LogRecord> =
+            batch[skip..].iter().map(|r| LogRecord { stream_time_ms: now_ms, ..*r }).collect();
+        self.append_durably(epoch, &fresh);
         Appended::New { base_offset, end_offset: self.log_end }
     }
 

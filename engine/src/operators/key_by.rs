@@ -98,6 +98,7 @@ struct Copy {
 enum Sent {
     Batch(Vec<StreamRecord>),
     Barrier(u64),
+    Watermark { at: u64, idle: bool },
     End,
 }
 
@@ -179,6 +180,7 @@ impl KeyByExchange {
             match message {
                 Sent::Batch(batch) => sender.send(batch).await,
                 Sent::Barrier(checkpoint) => sender.barrier(checkpoint).await,
+                Sent::Watermark { at, idle } => sender.watermark(at, idle).await,
                 Sent::End => sender.end().await,
             }
         };
@@ -213,6 +215,17 @@ impl KeyByExchange {
                 self.dests[target].backlog.push_back(Sent::Barrier(checkpoint));
             }
             self.send_to_copies(target, Sent::Barrier(checkpoint)).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, then sends a watermark on every channel (it is not kept in the backlog: a new
+    /// copy gets the next one).
+    pub async fn watermark(&mut self, at: u64, idle: bool) -> io::Result<()> {
+        self.flush().await?;
+        self.apply_rewires().await?;
+        for target in 0..self.dests.len() {
+            self.send_to_copies(target, Sent::Watermark { at, idle }).await?;
         }
         Ok(())
     }
@@ -284,7 +297,7 @@ impl KeyByExchange {
             .iter()
             .flat_map(|s| match s {
                 Sent::Batch(b) => b.as_slice(),
-                Sent::Barrier(_) | Sent::End => &[],
+                Sent::Barrier(_) | Sent::Watermark { .. } | Sent::End => &[],
             })
             .copied()
             .collect();

@@ -1,18 +1,21 @@
 //! The operators a subtask runs, one per file.
 //!
-//! Stateless operators (`map`, `filter`) transform one [`StreamRecord`] at a time; `key_by`
-//! routes records to downstream subtasks; `aggregate` holds keyed state; `source` reads the log
-//! and `sink_writer` writes to the sink node. Chaining them into a running subtask is the
-//! worker's job (`worker::source_task`, `worker::channel_task`).
+//! Stateless operators (`map`, `filter`, a Nexmark query's source-side step) transform one
+//! [`StreamRecord`] at a time; `key_by` routes records to downstream subtasks; `keyed` holds the
+//! keyed, stateful operators, written against the public API (`crate::api`); `source` reads
+//! the log and `sink_writer` writes to the sink node. Chaining them into a running subtask is
+//! the worker's job (`worker::source_task`, `worker::channel_task`).
 
-pub mod aggregate;
 pub mod filter;
 pub mod key_by;
+pub mod keyed;
 pub mod map;
 pub mod sink_writer;
 pub mod source;
 
 use crate::job::OperatorKind;
+use crate::pipeline::nexmark::Query;
+use crate::pipeline::WindowSpec;
 use crate::record::StreamRecord;
 
 /// A record-at-a-time operator that keeps no state.
@@ -20,6 +23,7 @@ use crate::record::StreamRecord;
 pub enum Stateless {
     Map(map::Map),
     Filter(filter::Filter),
+    NexmarkPrepare(Query, WindowSpec),
 }
 
 impl Stateless {
@@ -30,6 +34,7 @@ impl Stateless {
             OperatorKind::Filter { drop_multiples_of } => {
                 Some(Stateless::Filter(filter::Filter { drop_multiples_of }))
             }
+            OperatorKind::NexmarkPrepare { query, window } => Some(Stateless::NexmarkPrepare(query, window)),
             _ => None,
         }
     }
@@ -38,6 +43,7 @@ impl Stateless {
         match self {
             Stateless::Map(m) => Some(m.apply(record)),
             Stateless::Filter(f) => f.keep(&record).then_some(record),
+            Stateless::NexmarkPrepare(query, window) => keyed::nexmark::prepare(*query, *window, record),
         }
     }
 }

@@ -1,6 +1,16 @@
-//! A channel-input subtask: merges its input channels, runs the keyed running aggregate, writes
-//! to the sink, and takes part in checkpoints. It runs as a primary, or as an active
-//! replication secondary (same input, output held back), until promoted.
+//! A channel-input subtask: a keyed stage. It merges its input channels, runs the pipeline's
+//! keyed operator for its stage (through the public operator API, over the keyed state
+//! backend), writes to the sink or — an intermediate stage — to the next key-by exchange, and
+//! takes part in checkpoints. It runs as a primary, or as an active replication secondary
+//! (same input, output held back), until promoted.
+//!
+//! # Event time
+//! Each input carries its sender's watermark; the stage's is the minimum over inputs that are
+//! neither ended nor idle (it never goes back, and starts at the restored state's). When it
+//! rises, due timers fire in `(time, key, tag)` order, the operator sees `on_watermark`, and an
+//! intermediate stage passes the watermark on after the output it caused. A record reaching an
+//! event-time operator with `event_time + allowed_lateness < watermark` is late: it goes to the
+//! late output (through later stages, marked, to the sink) and not to the operator.
 //!
 //! # Protocol (barrier n)
 //! - `Aligned` (exactly-once): an input that delivered barrier n is held — its batches queue
@@ -14,6 +24,9 @@
 //!   arrived. Restoring replays them.
 //! - `None` (at-least-once, at-most-once): nothing is held; the view is taken when the last
 //!   barrier n arrives, so it may include records from after the barrier on other inputs.
+//!
+//! An intermediate stage forwards barrier n downstream once its snapshot is taken, and `End`
+//! once every input ended.
 //!
 //! A restored subtask loads its view from the store, settles the sink (`Recover`), and replays
 //! the view's in-flight records before anything else. It finishes when every input ended and
@@ -35,16 +48,18 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tokio::sync::mpsc;
 
+use crate::api::{Context, Emit, Operator};
 use crate::channel::{ChannelMsg, ChannelReply, ChannelSender, Delivery, Upstream};
 use crate::checkpoint::{self, StateHandle, StateSnapshot, TaskSnapshot};
 use crate::cluster::{NodeId, Role, WORKER_DATA_PORT};
-use crate::job::{Alignment, ReplicaRole, SinkMode, TaskInput, TaskSpec};
+use crate::job::{Alignment, ReplicaRole, SinkMode, TaskInput, TaskOutput, TaskSpec};
 use crate::net::Tx;
 use crate::observe::TraceEvent;
-use crate::operators::aggregate::{Changes, RunningAggregate, View};
+use crate::operators::key_by::{KeyByExchange, Wiring};
 use crate::operators::sink_writer::SinkWriter;
-use crate::operators::{self, Stateless};
-use crate::record::{OutputRecord, StreamRecord};
+use crate::operators::{self, keyed, Stateless};
+use crate::record::{OutputId, OutputRecord, StreamRecord};
+use crate::state::{Changes, KeyedState, View};
 
 use super::task::{self, Promotion, TaskContext, TaskEvent, TaskResult};
 
@@ -55,8 +70,17 @@ struct Input {
     ended: bool,
     /// Delivered the pending checkpoint's barrier.
     at_barrier: bool,
-    /// Batches held back by alignment.
-    held: VecDeque<Vec<StreamRecord>>,
+    /// What alignment held back, in channel order.
+    held: VecDeque<Held>,
+    /// The sender's watermark, and whether it said it is idle.
+    watermark: u64,
+    idle: bool,
+}
+
+/// A delivery held back by alignment.
+enum Held {
+    Batch(Vec<StreamRecord>),
+    Watermark { at: u64, idle: bool },
 }
 
 /// A checkpoint whose barriers are arriving.
@@ -76,7 +100,13 @@ struct Segment {
 enum Output {
     Sink(SinkWriter),
     Held(Vec<Segment>),
+    /// An intermediate stage's key-by exchange to the next stage.
+    Exchange(KeyByExchange),
 }
+
+/// The `kind` of a late record carried through later stages to the sink (its own kind moves to
+/// `aux[0]`, and the watermark that found it late to `aux[1]`).
+pub const LATE_KIND: u8 = u8::MAX;
 
 /// A passive primary's changelog stream to one standby.
 struct StandbyLink {
@@ -89,7 +119,13 @@ struct StandbyLink {
 pub(super) struct ChannelTask {
     tc: TaskContext,
     stateless: Vec<Stateless>,
-    aggregate: RunningAggregate,
+    operator: Box<dyn Operator>,
+    state: KeyedState,
+    /// Skip input offsets already applied (replicated recovery replays input from the last
+    /// commit, or from a restarted source, into copies that kept their state).
+    dedup: bool,
+    /// The watermark last passed downstream (intermediate stages), and whether as idle.
+    passed: (u64, bool),
     output: Output,
     buffer: Vec<OutputRecord>,
     inputs: BTreeMap<crate::job::TaskId, Input>,
@@ -100,6 +136,8 @@ pub(super) struct ChannelTask {
     standbys: Vec<StandbyLink>,
     /// Channels to standbys, opened in the background (a standby's worker may be down).
     opening: mpsc::UnboundedReceiver<StandbyLink>,
+    /// What the operator emitted and is not yet routed.
+    emitted: Vec<Emit>,
 }
 
 pub async fn run(tc: TaskContext, inbox: mpsc::UnboundedReceiver<TaskEvent>) -> (TaskResult, TaskSpec) {
@@ -124,32 +162,35 @@ impl ChannelTask {
             epoch = tc.spec.epoch,
             role = ?tc.spec.role,
             checkpoint = tc.spec.restore.checkpoint,
-            keys = restored.entries.len(),
+            values = restored.entries.len(),
             in_flight = restored.in_flight.len(),
             "stateful subtask restored"
         );
-        let aggregate = RunningAggregate::restore(&restored, tc.spec.recovery.replicated());
-        let mut t = ChannelTask::new(tc, aggregate);
+        let mut t = ChannelTask::new(tc, View::decode(&restored)).await?;
         let checkpoint = t.tc.spec.restore.checkpoint;
         t.settle_sink(checkpoint).await?;
         t.process(restored.in_flight).await?;
         Ok(t)
     }
 
-    /// A task holding `aggregate`, with its output and standby streams set up for its role.
-    pub(super) fn new(tc: TaskContext, aggregate: RunningAggregate) -> Self {
+    /// A task holding `view`, with its operator built and its output and standby streams set
+    /// up for its role.
+    pub(super) async fn new(tc: TaskContext, view: View) -> Result<Self, String> {
         let TaskInput::Channels { upstream_parallelism, .. } = tc.spec.input else {
             panic!("not a channel task")
         };
-        let output = match tc.spec.role {
-            ReplicaRole::Secondary => Output::Held(vec![Segment { closed_by: None, records: Vec::new() }]),
-            _ => Output::Sink(SinkWriter::new(&tc.ctx, tc.client.clone(), &tc.spec)),
-        };
+        let stage = tc.spec.keyed_stage().expect("a channel task runs a keyed stage");
+        let operator = keyed::build(&tc.spec.pipeline, stage, &tc.ctx.operators)?;
+        let output = open_output(&tc).await?;
         let opening = open_standbys(&tc);
-        ChannelTask {
+        let watermark = view.watermark;
+        Ok(ChannelTask {
             opening,
             stateless: tc.stateless(),
-            aggregate,
+            operator,
+            state: KeyedState::new(view, !tc.spec.standbys.is_empty()),
+            dedup: tc.spec.recovery.replicated(),
+            passed: (watermark, false),
             output,
             buffer: Vec::new(),
             inputs: BTreeMap::new(),
@@ -157,8 +198,9 @@ impl ChannelTask {
             pending: None,
             uncommitted: BTreeSet::new(),
             standbys: Vec::new(),
+            emitted: Vec::new(),
             tc,
-        }
+        })
     }
 
     /// A transactional primary settles what earlier writers left, up to `checkpoint`.
@@ -196,6 +238,9 @@ impl ChannelTask {
             }
         }
         self.flush().await?;
+        if let Output::Exchange(exchange) = &mut self.output {
+            exchange.end().await.map_err(|e| e.to_string())?;
+        }
         self.end_standbys().await;
         Ok(())
     }
@@ -203,6 +248,10 @@ impl ChannelTask {
     fn done(&self) -> bool {
         let ended = self.inputs.values().filter(|i| i.ended).count() == self.upstream;
         ended && self.pending.is_none() && self.uncommitted.is_empty()
+    }
+
+    fn intermediate(&self) -> bool {
+        matches!(self.output, Output::Exchange(_))
     }
 
     async fn on_event(&mut self, event: TaskEvent) -> TaskResult {
@@ -222,8 +271,12 @@ impl ChannelTask {
             Delivery::Barrier { from, checkpoint } if self.current(from) => {
                 self.on_barrier(from, checkpoint).await?
             }
+            Delivery::Watermark { from, at, idle } if self.current(from) => {
+                self.on_watermark(from, at, idle).await?
+            }
             Delivery::End { from } if self.current(from) => {
                 self.inputs.entry(from.task).or_default().ended = true;
+                self.advance().await?;
                 self.flush().await?;
             }
             Delivery::Broken { from } if self.current(from) && !self.tc.spec.recovery.replicated() => {
@@ -231,7 +284,10 @@ impl ChannelTask {
             }
             // Replicated: the manager restarts the source, whose new channel replaces this one.
             Delivery::Broken { .. } => {}
-            Delivery::Batch { .. } | Delivery::Barrier { .. } | Delivery::End { .. } => {
+            Delivery::Batch { .. }
+            | Delivery::Barrier { .. }
+            | Delivery::Watermark { .. }
+            | Delivery::End { .. } => {
                 self.tc.ctx.trace(TraceEvent::StaleEpoch { epoch: self.tc.spec.epoch });
             }
             Delivery::Base { .. } | Delivery::Changes { .. } => panic!("a changelog sent to a primary"),
@@ -252,7 +308,8 @@ impl ChannelTask {
             return Ok(());
         }
         let replaced = input.credit.is_some();
-        *input = Input { generation: from.generation, credit: Some(credit), ..Input::default() };
+        let watermark = self.state.watermark();
+        *input = Input { generation: from.generation, credit: Some(credit), watermark, ..Input::default() };
         if replaced && self.pending.is_some() {
             self.abandon_pending().await?;
         }
@@ -263,7 +320,7 @@ impl ChannelTask {
         let alignment = self.tc.spec.alignment;
         let input = self.inputs.entry(from.task).or_default();
         if alignment == Alignment::Aligned && input.at_barrier {
-            input.held.push_back(records);
+            input.held.push_back(Held::Batch(records));
             return Ok(());
         }
         if let Some(pending) = self.pending.as_mut().filter(|_| alignment == Alignment::Unaligned) {
@@ -286,8 +343,7 @@ impl ChannelTask {
         }
         if self.pending.is_none() {
             let view = if self.tc.spec.alignment == Alignment::Unaligned {
-                self.pre_commit(checkpoint).await?;
-                Some(self.aggregate.snapshot())
+                Some(self.cut(checkpoint).await?)
             } else {
                 None
             };
@@ -311,12 +367,9 @@ impl ChannelTask {
         let Pending { checkpoint, view, in_flight } = self.pending.take().expect("a barrier is pending");
         let view = match view {
             Some(view) => view,
-            None => {
-                self.pre_commit(checkpoint).await?;
-                self.aggregate.snapshot()
-            }
+            None => self.cut(checkpoint).await?,
         };
-        if matches!(self.output, Output::Sink(_)) {
+        if !matches!(self.output, Output::Held(_)) {
             self.replicate_barrier(checkpoint, &view).await;
             madsim::task::spawn_local(write_snapshot(self.tc.clone(), checkpoint, view, in_flight));
         }
@@ -331,6 +384,18 @@ impl ChannelTask {
         self.release_held().await
     }
 
+    /// Checkpoint `checkpoint` cuts the stream here: the operator is told, its output so far
+    /// goes into the transaction prepared for the checkpoint (or, from an intermediate stage,
+    /// ahead of the barrier passed on), and the state is snapshotted.
+    async fn cut(&mut self, checkpoint: u64) -> Result<View, String> {
+        let lateness = self.tc.spec.pipeline.allowed_lateness_ms;
+        let mut ctx = Context::new(&mut self.state, None, lateness, &mut self.emitted);
+        self.operator.on_checkpoint(checkpoint, &mut ctx);
+        self.route().await?;
+        self.pre_commit(checkpoint).await?;
+        Ok(self.state.snapshot())
+    }
+
     /// Processes what alignment held back and lowers every input's barrier flag.
     async fn release_held(&mut self) -> TaskResult {
         let from: Vec<_> = self.inputs.keys().copied().collect();
@@ -338,9 +403,14 @@ impl ChannelTask {
             let input = self.inputs.get_mut(&id).expect("listed above");
             input.at_barrier = false;
             let held: Vec<_> = input.held.drain(..).collect();
-            for records in held {
-                self.process(records).await?;
-                self.credit(id).await;
+            for delivery in held {
+                match delivery {
+                    Held::Batch(records) => {
+                        self.process(records).await?;
+                        self.credit(id).await;
+                    }
+                    Held::Watermark { at, idle } => self.input_watermark(id, at, idle).await?,
+                }
             }
         }
         Ok(())
@@ -361,6 +431,7 @@ impl ChannelTask {
                 segments.last_mut().expect("an open segment").closed_by = Some(checkpoint);
                 segments.push(Segment { closed_by: None, records: Vec::new() });
             }
+            Output::Exchange(exchange) => exchange.barrier(checkpoint).await.map_err(|e| e.to_string())?,
         }
         Ok(())
     }
@@ -374,36 +445,147 @@ impl ChannelTask {
                 }
             }
             Output::Held(segments) => segments.retain(|s| s.closed_by.is_none_or(|c| c > checkpoint)),
+            Output::Exchange(exchange) => exchange.complete(checkpoint),
         }
         Ok(())
     }
 
     async fn process(&mut self, records: Vec<StreamRecord>) -> TaskResult {
         let batch_records = self.tc.ctx.cluster.settings.batch_records;
-        let replicate = !self.standbys.is_empty();
-        let mut changed = Vec::new();
+        let first_stage = self.tc.spec.keyed_stage() == Some(0);
         let mut partitions = BTreeSet::new();
         for record in records {
             let Some(record) = operators::apply_all(&self.stateless, record) else { continue };
-            let Some(output) = self.aggregate.process(&record) else { continue };
-            if replicate {
-                changed.push(output);
+            if first_stage {
+                if self.dedup && record.offset < self.state.next_offset(record.partition) {
+                    continue;
+                }
+                self.state.applied(record.partition, record.offset);
                 partitions.insert(record.partition);
             }
-            self.buffer.push(output);
-            if self.buffer.len() >= batch_records {
-                self.flush().await?;
+            self.handle(record);
+            if self.emitted.len() >= batch_records {
+                self.route().await?;
             }
         }
+        self.route().await?;
         self.flush().await?;
-        if replicate && !changed.is_empty() {
-            let changes = self.aggregate.changes(&changed, partitions.into_iter());
-            self.replicate_changes(changes).await;
+        if let Some(changes) = self.state.take_changes(partitions.into_iter()) {
+            if !changes.changes.is_empty() {
+                self.replicate_changes(changes).await;
+            }
         }
         Ok(())
     }
 
+    /// One record: a late one to the late output, the others to the operator.
+    fn handle(&mut self, record: StreamRecord) {
+        if record.kind == LATE_KIND {
+            let w = record.aux[1] as u64;
+            let original = StreamRecord { kind: record.aux[0] as u8, ..record };
+            self.emitted.push(Emit::Output(late_output(&original, w)));
+            return;
+        }
+        let lateness = self.tc.spec.pipeline.allowed_lateness_ms;
+        let w = self.state.watermark();
+        if self.operator.event_time() && record.event_time_ms.saturating_add(lateness) < w {
+            let late = match self.intermediate() {
+                true => Emit::Forward(late_carrier(&record, w)),
+                false => Emit::Output(late_output(&record, w)),
+            };
+            self.emitted.push(late);
+            return;
+        }
+        let mut ctx = Context::new(&mut self.state, Some(record.key), lateness, &mut self.emitted);
+        self.operator.on_record(&record, &mut ctx);
+    }
+
+    /// Sends what the operator emitted on: results to the sink's buffer, records to the exchange.
+    async fn route(&mut self) -> TaskResult {
+        let batch_records = self.tc.ctx.cluster.settings.batch_records;
+        for emit in std::mem::take(&mut self.emitted) {
+            match (emit, &mut self.output) {
+                (Emit::Forward(r), Output::Exchange(exchange)) => {
+                    exchange.push(r).await.map_err(|e| e.to_string())?
+                }
+                (Emit::Output(o), Output::Sink(_) | Output::Held(_)) => {
+                    self.buffer.push(o);
+                    if self.buffer.len() >= batch_records {
+                        self.flush().await?;
+                    }
+                }
+                (emit, _) => panic!("{emit:?} does not fit stage {:?}", self.tc.spec.keyed_stage()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_watermark(&mut self, from: Upstream, at: u64, idle: bool) -> TaskResult {
+        let input = self.inputs.entry(from.task).or_default();
+        if self.tc.spec.alignment == Alignment::Aligned && input.at_barrier {
+            input.held.push_back(Held::Watermark { at, idle });
+            return Ok(());
+        }
+        self.input_watermark(from.task, at, idle).await
+    }
+
+    async fn input_watermark(&mut self, from: crate::job::TaskId, at: u64, idle: bool) -> TaskResult {
+        let input = self.inputs.entry(from).or_default();
+        input.watermark = input.watermark.max(at);
+        input.idle = idle;
+        self.advance().await
+    }
+
+    /// The minimum watermark over inputs neither ended nor idle (`None`: all open ones are
+    /// idle), and whether the stage itself is idle. An input not yet connected holds it.
+    fn combined(&self) -> (Option<u64>, bool) {
+        if self.inputs.len() < self.upstream {
+            return (None, false);
+        }
+        let mut open = self.inputs.values().filter(|i| !i.ended).peekable();
+        if open.peek().is_none() {
+            return (Some(u64::MAX), false);
+        }
+        match open.filter(|i| !i.idle).map(|i| i.watermark).min() {
+            Some(w) => (Some(w), false),
+            None => (None, true),
+        }
+    }
+
+    /// Raises the stage's watermark to what its inputs allow: fires due timers, tells the
+    /// operator, and passes the watermark (or the stage's idleness) downstream.
+    async fn advance(&mut self) -> TaskResult {
+        let (w, idle) = self.combined();
+        if let Some(w) = w.filter(|&w| w > self.state.watermark()) {
+            self.state.advance_watermark(w);
+            self.fire(w);
+            self.route().await?;
+            self.flush().await?;
+        }
+        let pass = (self.state.watermark(), idle);
+        if let Output::Exchange(exchange) = &mut self.output {
+            if pass != self.passed {
+                self.passed = pass;
+                exchange.watermark(pass.0, pass.1).await.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self, w: u64) {
+        let lateness = self.tc.spec.pipeline.allowed_lateness_ms;
+        while let Some(timer) = self.state.pop_due(w) {
+            let mut ctx = Context::new(&mut self.state, Some(timer.key), lateness, &mut self.emitted);
+            self.operator.on_timer(timer, &mut ctx);
+        }
+        let mut ctx = Context::new(&mut self.state, None, lateness, &mut self.emitted);
+        self.operator.on_watermark(w, &mut ctx);
+    }
+
     async fn flush(&mut self) -> TaskResult {
+        if let Output::Exchange(exchange) = &mut self.output {
+            return exchange.flush().await.map_err(|e| e.to_string());
+        }
         if self.buffer.is_empty() {
             return Ok(());
         }
@@ -414,6 +596,7 @@ impl ChannelTask {
                 segments.last_mut().expect("an open segment").records.extend(records);
                 Ok(())
             }
+            Output::Exchange(_) => unreachable!("handled above"),
         }
     }
 
@@ -488,6 +671,44 @@ impl ChannelTask {
             }
         }
     }
+}
+
+/// The output for the subtask's role and place: the sink (a primary of the last stage), held
+/// segments (an active secondary), or the exchange to the next stage.
+async fn open_output(tc: &TaskContext) -> Result<Output, String> {
+    match (&tc.spec.output, tc.spec.role) {
+        (TaskOutput::Exchange { downstream_chain, targets }, _) => {
+            let wiring = Wiring {
+                client: tc.client.clone(),
+                epoch: tc.spec.epoch,
+                from: Upstream { task: tc.spec.id, generation: tc.spec.generation },
+                downstream_chain: *downstream_chain,
+                tolerate_breaks: false,
+                backlog: false,
+                rewires: tc.rewires.clone(),
+            };
+            let batch_records = tc.ctx.cluster.settings.batch_records;
+            let exchange = KeyByExchange::open(wiring, targets, batch_records)
+                .await
+                .map_err(|e| format!("opening the exchange: {e}"))?;
+            Ok(Output::Exchange(exchange))
+        }
+        (TaskOutput::Sink, ReplicaRole::Secondary) => {
+            Ok(Output::Held(vec![Segment { closed_by: None, records: Vec::new() }]))
+        }
+        (TaskOutput::Sink, _) => Ok(Output::Sink(SinkWriter::new(&tc.ctx, tc.client.clone(), &tc.spec))),
+    }
+}
+
+/// What the late output holds for a record found late at watermark `w`.
+fn late_output(r: &StreamRecord, w: u64) -> OutputRecord {
+    let values = [r.event_time_ms as i64, w as i64, i64::from(r.kind), r.value];
+    OutputRecord { id: OutputId::late(r.key, r.id), values, cause: r.cause }
+}
+
+/// A late record marked for the stages after this one to pass to the sink.
+fn late_carrier(r: &StreamRecord, w: u64) -> StreamRecord {
+    StreamRecord { kind: LATE_KIND, aux: [i64::from(r.kind), w as i64, 0], ..*r }
 }
 
 /// Opens the channels to a passive primary's standbys in the background; each opened one

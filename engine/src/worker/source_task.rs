@@ -12,6 +12,13 @@
 //!    coordinator then takes a final checkpoint, and `Finish` ends the output channels.
 //! 4. Under replication, `Complete(n)` lets the exchange's backlog go up to barrier n, and a
 //!    rewire posted by the worker moves a destination's channels to its new copies.
+//! 5. Watermarks: each partition's is its greatest event time read minus the bounded
+//!    out-of-orderness (`u64::MAX` once ended); the subtask's is the minimum over its partitions
+//!    that are not idle, sent on every output channel after the records it covers whenever it
+//!    rises. A partition that yields no record for the idle timeout stops counting until it
+//!    yields again; when all of them are idle the subtask says so, and its downstream stops
+//!    waiting for it. The greatest event time per partition is part of the checkpointed
+//!    position, so a restored source resumes its watermark where the checkpoint cut it.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::channel::Upstream;
 use crate::checkpoint::{self, SourcePosition, TaskSnapshot};
+use crate::clock;
 use crate::job::Recovery;
 use crate::job::{Semantics, TaskInput, TaskOutput};
 use crate::manager::ManagerRequest;
@@ -33,6 +41,10 @@ struct Source {
     stateless: Vec<Stateless>,
     exchange: KeyByExchange,
     positions: BTreeMap<u32, SourcePosition>,
+    /// Per partition, when it last yielded a record (simulated ms).
+    last_read_ms: BTreeMap<u32, u64>,
+    /// The watermark last sent, and whether it was sent as idle.
+    sent: (u64, bool),
 }
 
 pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>) -> TaskResult {
@@ -41,6 +53,8 @@ pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>)
         source::start(&source.tc.ctx, source.tc.client.clone(), source.positions.values().copied());
     let mut drained = false;
     let rewires = source.exchange.rewires().clone();
+    let idle_timeout = source.tc.spec.time.idle_timeout_ms;
+    let tick = std::time::Duration::from_millis((idle_timeout / 4).max(10));
     loop {
         if !drained && source.drained() {
             drained = true;
@@ -65,6 +79,7 @@ pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>)
                 Some(batch) => source.process(batch).await?,
                 None => return Err("partition fetchers stopped".into()),
             },
+            _ = madsim::time::sleep(tick), if idle_timeout > 0 && !drained => source.emit_watermark().await?,
         }
     }
 }
@@ -75,8 +90,10 @@ impl Source {
         let TaskOutput::Exchange { downstream_chain, targets } = &tc.spec.output else {
             panic!("a source feeds an exchange")
         };
-        let mut positions: BTreeMap<u32, SourcePosition> =
-            partitions.iter().map(|&p| (p, SourcePosition { partition: p, offset: 0, ended: 0 })).collect();
+        let mut positions: BTreeMap<u32, SourcePosition> = partitions
+            .iter()
+            .map(|&p| (p, SourcePosition { partition: p, offset: 0, ended: 0, max_event_ms: 0 }))
+            .collect();
         for p in &tc.spec.restore.positions {
             positions.insert(p.partition, *p);
         }
@@ -101,7 +118,9 @@ impl Source {
         let exchange = KeyByExchange::open(wiring, targets, batch_records)
             .await
             .map_err(|e| format!("opening the exchange: {e}"))?;
-        Ok(Source { stateless: tc.stateless(), tc, exchange, positions })
+        let now = clock::elapsed_ms();
+        let last_read_ms = positions.keys().map(|&p| (p, now)).collect();
+        Ok(Source { stateless: tc.stateless(), tc, exchange, positions, last_read_ms, sent: (0, false) })
     }
 
     fn drained(&self) -> bool {
@@ -122,6 +141,12 @@ impl Source {
         assert_eq!(batch.offset, position.offset, "partition {} fetched out of order", batch.partition);
         position.offset += batch.records.len() as u64;
         position.ended += batch.records.iter().filter(|r| r.payload == Payload::EndOfStream).count() as u32;
+        for r in &batch.records {
+            if let Payload::Data(e) = r.payload {
+                position.max_event_ms = position.max_event_ms.max(e.event_time_ms);
+            }
+        }
+        self.last_read_ms.insert(batch.partition, clock::elapsed_ms());
         if self.tc.spec.semantics == Semantics::AtMostOnce {
             let key = checkpoint::offsets_key(batch.partition);
             let bytes = checkpoint::encode_position(position);
@@ -129,13 +154,53 @@ impl Source {
         }
         for (offset, r) in (batch.offset..).zip(&batch.records) {
             let Payload::Data(e) = r.payload else { continue };
-            let cause = Cause { producer: r.producer, seq: r.seq };
-            let (key, value, event_time_ms, partition) = (e.key, e.value, e.event_time_ms, batch.partition);
-            let record = StreamRecord { key, value, event_time_ms, cause, partition, offset };
+            let record = StreamRecord {
+                id: e.id,
+                kind: e.kind,
+                key: e.key,
+                value: e.value,
+                aux: e.aux,
+                event_time_ms: e.event_time_ms,
+                stream_time_ms: r.stream_time_ms,
+                cause: Cause { producer: r.producer, seq: r.seq },
+                partition: batch.partition,
+                offset,
+            };
             if let Some(record) = operators::apply_all(&self.stateless, record) {
                 self.exchange.push(record).await.map_err(|e| e.to_string())?;
             }
         }
-        self.exchange.flush().await.map_err(|e| e.to_string())
+        self.exchange.flush().await.map_err(|e| e.to_string())?;
+        self.emit_watermark().await
+    }
+
+    /// The subtask's watermark, and whether every partition still open is idle.
+    fn watermark(&self) -> (u64, bool) {
+        let producers = self.tc.ctx.cluster.producers;
+        let time = self.tc.spec.time;
+        let now = clock::elapsed_ms();
+        let mut open = self.positions.values().filter(|p| p.ended < producers).peekable();
+        if open.peek().is_none() {
+            return (u64::MAX, false);
+        }
+        let active = open
+            .filter(|p| time.idle_timeout_ms == 0 || now - self.last_read_ms[&p.partition] < time.idle_timeout_ms)
+            .map(|p| p.max_event_ms.saturating_sub(time.max_out_of_orderness_ms))
+            .min();
+        match active {
+            Some(w) => (w, false),
+            None => (self.sent.0, true),
+        }
+    }
+
+    /// Sends the watermark if it rose, or if the subtask became idle or stopped being idle.
+    async fn emit_watermark(&mut self) -> TaskResult {
+        let (at, idle) = self.watermark();
+        let at = at.max(self.sent.0);
+        if (at, idle) != self.sent {
+            self.sent = (at, idle);
+            self.exchange.watermark(at, idle).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }

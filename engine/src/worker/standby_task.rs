@@ -24,7 +24,7 @@ use crate::channel::Delivery;
 use crate::job::{ReplicaRole, TaskSpec};
 use crate::manager::ManagerRequest;
 use crate::observe::TraceEvent;
-use crate::operators::aggregate::{Changes, RunningAggregate, View};
+use crate::state::{Changes, View};
 
 use super::channel_task::{self, ChannelTask};
 use super::task::{self, Promotion, TaskContext, TaskEvent, TaskResult};
@@ -160,8 +160,10 @@ impl Standby {
         });
         tracing::info!(task = ?id, upto = p.upto, caught_up, deferred = self.deferred.len(), "standby promoted");
         let tc = TaskContext { spec: spec.clone(), ..self.tc };
-        let aggregate = RunningAggregate::from_view(self.committed, true);
-        let mut primary = ChannelTask::new(tc, aggregate);
+        let mut primary = match ChannelTask::new(tc, self.committed).await {
+            Ok(primary) => primary,
+            Err(e) => return (Err(e), spec),
+        };
         if let Err(e) = primary.settle_sink(p.upto).await {
             return (Err(e), spec);
         }

@@ -11,7 +11,9 @@
 //! then the offset it applied up to (a restore replays from the source position, and skips up
 //! to there). The check takes, per subtask and partition, the further of the two.
 //!
-//! Only exactly-once checkpoints promise this; at-least-once ones are not consistent cuts.
+//! Only exactly-once checkpoints promise this; at-least-once ones are not consistent cuts. The
+//! reference state here is the running aggregate's (key → count and sum, in namespace 0), so
+//! the check runs for running-aggregate pipelines.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +23,6 @@ use faultline_engine::operators::key_by::subtask_for_key;
 use faultline_engine::record::{LogRecord, Payload};
 use faultline_reports::Violation;
 
-use super::reference::map_filter;
 
 /// A completed checkpoint as the store held it when it completed.
 #[derive(Clone, Debug)]
@@ -144,7 +145,7 @@ impl Reference<'_> {
 fn apply(records: &[LogRecord], pipeline: &PipelineSpec, state: &mut State) {
     for r in records {
         let Payload::Data(e) = r.payload else { continue };
-        if let Some(value) = map_filter(e.value, pipeline) {
+        if let Some(value) = pipeline.map_filter(e.value) {
             let (count, sum) = state.entry(e.key).or_insert((0, 0));
             *count += 1;
             *sum = sum.wrapping_add(value);
@@ -156,8 +157,9 @@ fn apply(records: &[LogRecord], pipeline: &PipelineSpec, state: &mut State) {
 fn snapshot_state(states: &[(u32, StateSnapshot)]) -> State {
     let mut state = State::new();
     for (_, s) in states {
-        for &(key, count, sum) in &s.entries {
-            let previous = state.insert(key, (count, sum));
+        for (k, v) in s.entries.iter().filter(|(k, _)| k.ns == 0 && k.sub == 0) {
+            let previous = state.insert(k.key, (v[0] as u64, v[1]));
+            let key = k.key;
             assert!(previous.is_none(), "key {key} in two subtasks' state: the key-by exchange is broken");
         }
     }
@@ -179,19 +181,29 @@ mod tests {
     use super::*;
     use faultline_engine::checkpoint::{SourcePosition, TaskSnapshot};
     use faultline_engine::job::TaskId;
+    use faultline_engine::pipeline::{PipelineKind, WindowSpec};
     use faultline_engine::record::{Cause, Event, StreamRecord};
+    use faultline_engine::state::StateKey;
 
     fn log() -> BTreeMap<u32, Vec<LogRecord>> {
         let r = |seq, key, value| LogRecord {
             producer: 0,
             seq,
-            payload: Payload::Data(Event { key, value, event_time_ms: 0 }),
+            stream_time_ms: 0,
+            payload: Payload::Data(Event { id: seq, kind: 0, key, value, aux: [0; 3], event_time_ms: 0 }),
         };
         BTreeMap::from([(0, vec![r(0, 1, 5), r(1, 2, 7), r(2, 1, 1)])])
     }
 
     fn pipeline() -> PipelineSpec {
-        PipelineSpec { map_scale: 1, map_offset: 0, filter_drop_multiples_of: 0 }
+        PipelineSpec {
+            kind: PipelineKind::RunningAggregate,
+            map_scale: 1,
+            map_offset: 0,
+            filter_drop_multiples_of: 0,
+            window: WindowSpec::Tumbling { size_ms: 1 },
+            allowed_lateness_ms: 0,
+        }
     }
 
     fn captured(
@@ -201,13 +213,13 @@ mod tests {
     ) -> CapturedCheckpoint {
         let source = TaskSnapshot {
             task: TaskId { chain: 0, subtask: 0 },
-            positions: vec![SourcePosition { partition: 0, offset, ended: 0 }],
+            positions: vec![SourcePosition { partition: 0, offset, ended: 0, max_event_ms: 0 }],
             state: None,
         };
-        CapturedCheckpoint {
-            meta: CheckpointMeta { id: 4, epoch: 1, tasks: vec![source] },
-            states: vec![(0, StateSnapshot { entries, offsets: Vec::new(), in_flight })],
-        }
+        let entries =
+            entries.into_iter().map(|(key, count, sum)| (StateKey { key, ns: 0, sub: 0 }, vec![count as i64, sum])).collect();
+        let state = StateSnapshot { entries, in_flight, ..StateSnapshot::default() };
+        CapturedCheckpoint { meta: CheckpointMeta { id: 4, epoch: 1, tasks: vec![source] }, states: vec![(0, state)] }
     }
 
     #[test]
@@ -219,9 +231,13 @@ mod tests {
     #[test]
     fn an_unaligned_cut_passes_with_its_in_flight_records() {
         let late = StreamRecord {
+            id: 1,
+            kind: 0,
             key: 2,
             value: 7,
+            aux: [0; 3],
             event_time_ms: 0,
+            stream_time_ms: 0,
             cause: Cause { producer: 0, seq: 1 },
             partition: 0,
             offset: 0,

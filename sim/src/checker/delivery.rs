@@ -62,7 +62,7 @@ pub fn check_by_id(expected: &Expected, committed: &[OutputRecord]) -> Delivery 
         expected.iter().map(|(id, want)| (id, id, want)),
         &sorted,
         |r| r.id,
-        |r, want| (r.count, r.sum, r.cause) == (want.count, want.sum, want.cause),
+        |r, want| (r.values, r.cause) == (want.values, want.cause),
     )
     .finish(expected, committed)
 }
@@ -152,8 +152,8 @@ impl Delivery {
                     key: id.key,
                     seq: id.seq,
                     cause: cause.map_or_else(String::new, |c| format!("{}/{}", c.producer, c.seq)),
-                    expected: want.map(|w| format!("count {} sum {}", w.count, w.sum)),
-                    committed: got.map(|r| format!("count {} sum {}", r.count, r.sum)),
+                    expected: want.map(|w| format!("{:?}", w.values)),
+                    committed: got.map(|r| format!("{:?}", r.values)),
                 }
             })
             .collect()
@@ -181,10 +181,7 @@ impl Delivery {
 
 fn show(r: &OutputRecord) -> String {
     let Cause { producer, seq } = r.cause;
-    format!(
-        "key {} seq {} = (count {}, sum {}) from producer {producer} seq {seq}",
-        r.id.key, r.id.seq, r.count, r.sum
-    )
+    format!("key {} seq {} = {:?} from producer {producer} seq {seq}", r.id.key, r.id.seq, r.values)
 }
 
 fn violation<T: std::fmt::Debug>(invariant: &str, n: usize, items: &[T], semantics: Semantics) -> Violation {
@@ -205,15 +202,16 @@ mod tests {
 
     /// Key 1: inputs 0 and 2 (sums 5, 9); key 2: input 1 (sum 4).
     fn expected() -> Expected {
-        let mut e = Expected::default();
-        e.push(1, 5, cause(0), 0);
-        e.push(1, 9, cause(2), 2);
-        e.push(2, 4, cause(1), 1);
-        e
+        let want = |n: i64, sum, from| Want { values: [n, sum, 0, 0], cause: cause(from), ready_ms: from };
+        Expected::from_unsorted(vec![
+            (OutputId::main(1, 1), want(1, 5, 0)),
+            (OutputId::main(1, 2), want(2, 9, 2)),
+            (OutputId::main(2, 1), want(1, 4, 1)),
+        ])
     }
 
     fn out(key: u64, seq: u64, sum: i64, from: u64) -> OutputRecord {
-        OutputRecord { id: OutputId { key, seq }, count: seq, sum, cause: cause(from) }
+        OutputRecord { id: OutputId::main(key, seq), values: [seq as i64, sum, 0, 0], cause: cause(from) }
     }
 
     #[test]
@@ -234,8 +232,8 @@ mod tests {
         assert_eq!(names, ["delivery-lost", "delivery-duplicate", "delivery-wrong"]);
         let listed: Vec<_> = d.counts.offending.iter().map(|o| (o.kind.as_str(), o.key, o.seq)).collect();
         assert_eq!(listed, [("lost", 1, 2), ("duplicate", 1, 1), ("wrong", 2, 1)]);
-        assert_eq!(d.counts.offending[2].expected.as_deref(), Some("count 1 sum 4"));
-        assert_eq!(d.counts.offending[2].committed.as_deref(), Some("count 1 sum 99"));
+        assert_eq!(d.counts.offending[2].expected.as_deref(), Some("[1, 4, 0, 0]"));
+        assert_eq!(d.counts.offending[2].committed.as_deref(), Some("[1, 99, 0, 0]"));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Checkers: independent judges of a run, one per file, outside the engine.
 //!
-//! - `reference`: a sequential, fault-free evaluation of the pipeline over the whole input;
+//! - `reference`: a batch, fault-free evaluation of the pipeline over the whole input, minus
+//!   the records the run found late;
 //! - `delivery`: classifies every difference between the sink's committed output and the
 //!   reference as lost, duplicate or wrong, and judges it against the promised semantics;
+//! - `late`: the late records the sink committed were late, once each, and with the window
+//!   results account for every input;
 //! - `consistency`: each completed checkpoint's state equals the reference state after exactly
 //!   the input its source positions cover;
 //! - `transactions`: the sink's transactions — committed once, never from a fenced epoch, only
@@ -14,6 +17,7 @@
 
 pub mod consistency;
 pub mod delivery;
+pub mod late;
 pub mod log;
 pub mod manager;
 pub mod reference;
