@@ -75,7 +75,12 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     /// A context over `state`, collecting into `out`, with `key` in scope.
-    pub fn new(state: &'a mut KeyedState, key: Option<u64>, lateness_ms: u64, out: &'a mut Vec<Emit>) -> Self {
+    pub fn new(
+        state: &'a mut KeyedState,
+        key: Option<u64>,
+        lateness_ms: u64,
+        out: &'a mut Vec<Emit>,
+    ) -> Self {
         Context { state, key, lateness_ms, out }
     }
 

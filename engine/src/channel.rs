@@ -33,8 +33,8 @@ use std::time::Duration;
 use crate::checkpoint::StateSnapshot;
 use crate::job::TaskId;
 use crate::net::{Client, Rx, Tx};
-use crate::state::Changes;
 use crate::record::StreamRecord;
+use crate::state::Changes;
 
 /// The sending subtask of a channel, and which of its generations sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

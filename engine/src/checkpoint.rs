@@ -270,7 +270,10 @@ mod tests {
             offset: 77,
         };
         let state = StateSnapshot {
-            entries: vec![(StateKey { key: 1, ns: 2, sub: 3 }, vec![2, -3]), (StateKey { key: 5, ns: 0, sub: 0 }, vec![])],
+            entries: vec![
+                (StateKey { key: 1, ns: 2, sub: 3 }, vec![2, -3]),
+                (StateKey { key: 5, ns: 0, sub: 0 }, vec![]),
+            ],
             timers: vec![Timer { at_ms: 4, key: 1, tag: 9 }],
             offsets: vec![(2, 78)],
             watermark: 41,

@@ -156,7 +156,14 @@ pub fn get_event(r: &mut Reader<'_>) -> Event {
 
 /// Appends a stream record's fields.
 pub fn put_stream_record(out: &mut Vec<u8>, r: &StreamRecord) {
-    let event = Event { id: r.id, kind: r.kind, key: r.key, value: r.value, aux: r.aux, event_time_ms: r.event_time_ms };
+    let event = Event {
+        id: r.id,
+        kind: r.kind,
+        key: r.key,
+        value: r.value,
+        aux: r.aux,
+        event_time_ms: r.event_time_ms,
+    };
     put_event(out, &event);
     out.extend_from_slice(&r.stream_time_ms.to_le_bytes());
     out.extend_from_slice(&r.cause.producer.to_le_bytes());

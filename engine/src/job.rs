@@ -167,12 +167,22 @@ impl JobSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OperatorKind {
     Source,
-    Map { scale: i64, offset: i64 },
-    Filter { drop_multiples_of: i64 },
+    Map {
+        scale: i64,
+        offset: i64,
+    },
+    Filter {
+        drop_multiples_of: i64,
+    },
     /// A Nexmark query's source-side step: keep the kinds it reads, re-key for its exchange.
-    NexmarkPrepare { query: Query, window: WindowSpec },
+    NexmarkPrepare {
+        query: Query,
+        window: WindowSpec,
+    },
     /// The pipeline's keyed operator of stage `stage` (0-based).
-    Keyed { stage: u32 },
+    Keyed {
+        stage: u32,
+    },
     Sink,
 }
 

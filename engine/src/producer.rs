@@ -136,7 +136,8 @@ impl Producer {
             if seq < lane.acked {
                 continue; // acknowledged before a restart
             }
-            let record = LogRecord { producer: self.me, seq, stream_time_ms: 0, payload: Payload::Data(event) };
+            let record =
+                LogRecord { producer: self.me, seq, stream_time_ms: 0, payload: Payload::Data(event) };
             push(lane, record, now);
         }
         if self.upcoming.is_none() {
@@ -146,7 +147,12 @@ impl Producer {
                     let seq = lane.next_seq;
                     lane.next_seq += 1;
                     if seq >= lane.acked {
-                        let end = LogRecord { producer: self.me, seq, stream_time_ms: 0, payload: Payload::EndOfStream };
+                        let end = LogRecord {
+                            producer: self.me,
+                            seq,
+                            stream_time_ms: 0,
+                            payload: Payload::EndOfStream,
+                        };
                         push(lane, end, now);
                     }
                 }

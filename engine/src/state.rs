@@ -251,8 +251,7 @@ mod tests {
         for (at, key) in [(5, 2), (3, 9), (5, 1), (8, 0)] {
             s.set_timer(Timer { at_ms: at, key, tag: 0 });
         }
-        let due: Vec<(u64, u64)> =
-            std::iter::from_fn(|| s.pop_due(5)).map(|t| (t.at_ms, t.key)).collect();
+        let due: Vec<(u64, u64)> = std::iter::from_fn(|| s.pop_due(5)).map(|t| (t.at_ms, t.key)).collect();
         assert_eq!(due, [(3, 9), (5, 1), (5, 2)]);
         let range: Vec<u64> = {
             s.put(k(1, 2, 4), vec![]);

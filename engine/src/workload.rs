@@ -44,6 +44,8 @@ pub struct WorkloadSpec {
     pub producers: u32,
     pub rate_per_s: u64,
     pub value_max: i64,
+    /// Synthetic input: how many streams (kinds `0..streams`) the events are spread over.
+    pub streams: u32,
     pub disorder_ms: u64,
     pub late_per_mille: u32,
     pub late_by_ms: u64,
@@ -59,7 +61,10 @@ pub fn mix64(mut x: u64) -> u64 {
 
 /// The partition producer `producer` writes an event with `key` to: one of its own.
 pub fn partition_of(key: u64, producer: u32, producers: u32, partitions: u32) -> u32 {
-    assert!(producer < producers && producers <= partitions, "{producers} producers, {partitions} partitions");
+    assert!(
+        producer < producers && producers <= partitions,
+        "{producers} producers, {partitions} partitions"
+    );
     let owned = (partitions - producer).div_ceil(producers);
     producer + producers * (mix64(key) % u64::from(owned)) as u32
 }
@@ -172,7 +177,9 @@ impl ProducerEvents {
         let key_slot = self.rng.gen_range(0..spec.keys_of(self.producer));
         let key = key_slot * u64::from(spec.producers) + u64::from(self.producer);
         let value = self.rng.gen_range(-spec.value_max..=spec.value_max);
-        let event = Event { id: global, kind: 0, key, value, aux: [0; 3], event_time_ms: nominal };
+        // No draw for one stream, so single-stream workloads stay as they were.
+        let kind = if spec.streams > 1 { self.rng.gen_range(0..spec.streams) as u8 } else { 0 };
+        let event = Event { id: global, kind, key, value, aux: [0; 3], event_time_ms: nominal };
         (event, nominal)
     }
 
@@ -205,6 +212,7 @@ mod tests {
             producers: 3,
             rate_per_s: 1000,
             value_max: 100,
+            streams: 1,
             disorder_ms: 0,
             late_per_mille: 0,
             late_by_ms: 0,

@@ -333,6 +333,27 @@ pub struct BenchRecord {
     pub active_overhead: f64,
 }
 
+/// One pipeline's throughput (`faultline bench --pipeline NAME`): input events per wall second
+/// through the whole simulated cluster with checkpoints on and every checker judging the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineBenchRecord {
+    pub pipeline: String,
+    pub events: u64,
+    pub repeats: u64,
+    pub checkpoint_interval_ms: u64,
+    /// Input events per wall second, simulation and judging together.
+    pub events_per_s: f64,
+    /// Input events per wall second of the simulation alone.
+    pub simulate_events_per_s: f64,
+    pub wall_ms: f64,
+    pub judge_wall_ms: f64,
+    pub sim_time_ms: u64,
+    /// The Nexmark guide's per-core figure for Flink, where it has one.
+    pub flink_per_core_events_per_s: Option<f64>,
+    /// `events_per_s` over the Flink figure.
+    pub ratio_to_flink: Option<f64>,
+}
+
 /// One comparison: the same seeds of one scenario under each value of one field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompareRecord {

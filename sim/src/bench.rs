@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 
 use faultline_engine::record::{Event, LogRecord, Payload};
-use faultline_reports::BenchRecord;
+use faultline_reports::{BenchRecord, PipelineBenchRecord};
 use madsim::net::Endpoint;
 use madsim::runtime::Runtime;
 use madsim::time::TimeHandle;
@@ -267,4 +267,73 @@ async fn relay(at: SocketAddr, next: Option<SocketAddr>, records: u64) {
         done.recv().await.unwrap();
     }
     back.send(Box::new(())).await.unwrap();
+}
+
+/// Nexmark's published per-core throughput for Flink, in input events per second (the
+/// Nexmark project's guide), for comparison.
+pub const FLINK_PER_CORE: [(&str, f64); 8] = [
+    ("nexmark-q0", 155_000.0),
+    ("nexmark-q1", 158_000.0),
+    ("nexmark-q2", 175_000.0),
+    ("nexmark-q3", 152_000.0),
+    ("nexmark-q4", 34_000.0),
+    ("nexmark-q5", 22_000.0),
+    ("nexmark-q7", 12_000.0),
+    ("nexmark-q8", 146_000.0),
+];
+
+/// The pipelines `--pipeline nexmark` stands for.
+pub const NEXMARK_BENCH: [&str; 6] =
+    ["nexmark-q0", "nexmark-q1", "nexmark-q2", "nexmark-q5", "nexmark-q7", "nexmark-q8"];
+
+/// A pipeline's throughput: its scenario (`scenarios/NAME.toml`) without faults, with
+/// checkpoints every `CHECKPOINT_INTERVAL_MS`, `events` input events at a rate that keeps the
+/// producers' batches full, judged by every checker. Each round runs on a fresh thread after an
+/// unmeasured warm-up; the median round is reported.
+pub fn bench_pipeline(
+    scenario: &std::path::Path,
+    name: &str,
+    events: u64,
+    repeats: usize,
+) -> Result<PipelineBenchRecord, BenchError> {
+    assert!(repeats > 0);
+    let sets = vec![
+        format!("workload.events={events}"),
+        format!("workload.rate_per_s={}", events.clamp(1000, 1_000_000)),
+        "engine.batch_records=1024".to_string(),
+        format!("engine.checkpoint_interval_ms={CHECKPOINT_INTERVAL_MS}"),
+        "faults.random.count=0".to_string(),
+        "checks.max_sim_time_ms=36000000".to_string(),
+    ];
+    let loaded = scenario::load(scenario, &sets)?;
+    let round = || -> Result<Round, BenchError> {
+        let (record, timings) = runner::run_isolated_timed(&loaded, 1);
+        if !record.passed() {
+            return Err(BenchError::EngineFailed(record.repro.clone(), format!("{:?}", record.violations)));
+        }
+        Ok(Round {
+            wall_ms: timings.simulate_ms + timings.judge_ms,
+            sim_ms: record.sim_time_ms,
+            judge_ms: timings.judge_ms,
+        })
+    };
+    round()?;
+    let mut rounds = (0..repeats).map(|_| round()).collect::<Result<Vec<_>, _>>()?;
+    let r = median_by(&mut rounds, |r| r.wall_ms);
+    let per_s = |ms: f64| events as f64 / (ms / 1000.0);
+    let flink = FLINK_PER_CORE.iter().find(|(n, _)| *n == name).map(|&(_, f)| f);
+    let events_per_s = per_s(r.wall_ms);
+    Ok(PipelineBenchRecord {
+        pipeline: name.to_string(),
+        events,
+        repeats: repeats as u64,
+        checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS,
+        events_per_s,
+        simulate_events_per_s: per_s(r.wall_ms - r.judge_ms),
+        wall_ms: r.wall_ms,
+        judge_wall_ms: r.judge_ms,
+        sim_time_ms: r.sim_ms,
+        flink_per_core_events_per_s: flink,
+        ratio_to_flink: flink.map(|f| events_per_s / f),
+    })
 }

@@ -109,6 +109,11 @@ enum Command {
         /// Measured rounds of each side (medians are reported).
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// Measure pipelines instead: `scenarios/NAME.toml` without faults, every checker on,
+        /// beside Nexmark's per-core figures for Flink. `nexmark` stands for q0, q1, q2, q5,
+        /// q7 and q8. Repeatable.
+        #[arg(long = "pipeline", value_name = "NAME")]
+        pipelines: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -172,7 +177,10 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             let options = BenchOptions { scenario, events, batch_records, repeats: 1 };
             bench_round(&options, side, out)
         }
-        Command::Bench { scenario, events, batch_records, repeats, json } => {
+        Command::Bench { pipelines, events, repeats, json, .. } if !pipelines.is_empty() => {
+            run_pipeline_bench(&pipelines, events, repeats, json, out)
+        }
+        Command::Bench { scenario, events, batch_records, repeats, json, .. } => {
             run_bench(BenchOptions { scenario, events, batch_records, repeats }, json, out)
         }
     };
@@ -512,6 +520,57 @@ fn spawn_round(options: &BenchOptions, side: bench::Side) -> Result<bench::Round
         ));
     }
     serde_json::from_str(stdout.trim()).map_err(|e| format!("{side_name} round printed {stdout:?}: {e}"))
+}
+
+/// `bench --pipeline`: each named pipeline's throughput, beside Flink's per-core figure.
+fn run_pipeline_bench(
+    names: &[String],
+    events: u64,
+    repeats: usize,
+    json: bool,
+    out: &mut dyn Write,
+) -> CliResult {
+    if events == 0 || repeats == 0 {
+        return Err("--events and --repeats must be at least 1".into());
+    }
+    let names: Vec<String> = names
+        .iter()
+        .flat_map(|n| match n.as_str() {
+            "nexmark" => bench::NEXMARK_BENCH.iter().map(|s| s.to_string()).collect(),
+            _ => vec![n.clone()],
+        })
+        .collect();
+    if !json {
+        _ = writeln!(out, "{events} input events per run, checkpoints every {} ms, every checker on; medians of {repeats} rounds", bench::CHECKPOINT_INTERVAL_MS);
+        _ = writeln!(
+            out,
+            "{:<20} {:>14} {:>16} {:>16} {:>8}",
+            "pipeline", "events/s", "simulation only", "Flink per core", "ratio"
+        );
+    }
+    for name in names {
+        let path = PathBuf::from(format!("scenarios/{name}.toml"));
+        let record = match bench::bench_pipeline(&path, &name, events, repeats) {
+            Ok(record) => record,
+            Err(e @ BenchError::EngineFailed(..)) => {
+                _ = writeln!(out, "{e}");
+                return Ok(EXIT_SAFETY);
+            }
+            Err(e) => return Err(format!("pipeline {name}: {e}")),
+        };
+        if json {
+            _ = writeln!(out, "{}", to_json(&record));
+            continue;
+        }
+        let flink = record.flink_per_core_events_per_s.map_or("-".into(), |f| format!("{f:.0}"));
+        let ratio = record.ratio_to_flink.map_or("-".into(), |r| format!("{r:.2}x"));
+        _ = writeln!(
+            out,
+            "{:<20} {:>14.0} {:>16.0} {:>16} {:>8}",
+            record.pipeline, record.events_per_s, record.simulate_events_per_s, flink, ratio
+        );
+    }
+    Ok(EXIT_PASS)
 }
 
 fn run_bench(options: BenchOptions, json: bool, out: &mut dyn Write) -> CliResult {

@@ -39,6 +39,8 @@ pub fn spec(s: &Scenario) -> PipelineSpec {
     let kind = match p.kind {
         PipelineKind::RunningAggregate => Kind::RunningAggregate,
         PipelineKind::Window => Kind::Window,
+        PipelineKind::WindowJoin => Kind::WindowJoin,
+        PipelineKind::IntervalJoin => Kind::IntervalJoin { bound_ms: p.bound_ms.unwrap_or(0) },
         PipelineKind::User => Kind::User {
             name: p.operator.clone().unwrap_or_default(),
             params: p.params.iter().map(|(k, &v)| (k.clone(), v)).collect(),
@@ -114,9 +116,19 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
 
 fn validate_window(s: &Scenario) -> Result<(), Problem> {
     let p = &s.pipeline;
-    let needs = matches!(p.kind, PipelineKind::Window | PipelineKind::User);
+    let needs = matches!(p.kind, PipelineKind::Window | PipelineKind::User | PipelineKind::WindowJoin);
     if needs && p.window.is_none() {
         return fail("pipeline.window", format!("pipeline `{}` needs a window", kind_name(p.kind)));
+    }
+    let joins = matches!(p.kind, PipelineKind::WindowJoin | PipelineKind::IntervalJoin);
+    if joins && s.workload.streams != 2 {
+        return fail("workload.streams", format!("a join reads two streams, not {}", s.workload.streams));
+    }
+    if p.kind == PipelineKind::WindowJoin && p.window != Some(WindowName::Tumbling) {
+        return fail("pipeline.window", "the window join runs over tumbling windows");
+    }
+    if p.kind == PipelineKind::IntervalJoin && p.bound_ms.is_none() {
+        return fail("pipeline.bound_ms", "the interval join needs its bound");
     }
     let Some(w) = window(s) else { return Ok(()) };
     let fixed = match p.kind {
@@ -152,7 +164,10 @@ fn validate_user(s: &Scenario) -> Result<(), Problem> {
     let registry = registry();
     let Some(name) = &s.pipeline.operator else {
         let names: Vec<&str> = registry.names().collect();
-        return fail("pipeline.operator", format!("a user pipeline names its operator: {}", names.join(", ")));
+        return fail(
+            "pipeline.operator",
+            format!("a user pipeline names its operator: {}", names.join(", ")),
+        );
     };
     let Some(factory) = registry.get(name) else {
         let names: Vec<&str> = registry.names().collect();
@@ -170,7 +185,10 @@ fn validate_recovery(s: &Scenario) -> Result<(), Problem> {
     }
     let pipeline = spec(s);
     if faultline_engine::job::stages(&pipeline) > 1 {
-        return fail("engine.recovery", format!("{} has two keyed stages; replication runs one", pipeline.label()));
+        return fail(
+            "engine.recovery",
+            format!("{} has two keyed stages; replication runs one", pipeline.label()),
+        );
     }
     if e.recovery == RecoveryName::ActiveReplication && pipeline.event_time() {
         let m = format!(

@@ -59,6 +59,10 @@ pub struct Workload {
     /// Values are drawn uniformly from `-value_max..=value_max`.
     #[serde(default = "defaults::value_max")]
     pub value_max: i64,
+    /// Synthetic input: the events are spread over this many streams (kinds `0..streams`); the
+    /// joins read two.
+    #[serde(default = "defaults::streams")]
+    pub streams: u32,
     /// Each event's time runs behind its emission by a draw of up to this (bounded disorder).
     #[serde(default)]
     pub disorder_ms: u64,
@@ -76,6 +80,10 @@ pub enum PipelineKind {
     RunningAggregate,
     /// source → map → filter → key-by → window (`window`) → sink.
     Window,
+    /// Two streams → map → filter → key-by → pairs in the same tumbling window → sink.
+    WindowJoin,
+    /// Two streams → map → filter → key-by → pairs at most `bound_ms` apart → sink.
+    IntervalJoin,
     /// source → map → filter → key-by → the registered operator `operator` → sink.
     User,
     NexmarkQ0,
@@ -128,6 +136,9 @@ pub struct Pipeline {
     /// How far behind the watermark a record may be and still count.
     #[serde(default)]
     pub allowed_lateness_ms: u64,
+    /// The interval join's bound: pairs whose event times are at most this far apart.
+    #[serde(default)]
+    pub bound_ms: Option<u64>,
     /// A `user` pipeline's operator, by its registered name.
     #[serde(default)]
     pub operator: Option<String>,
@@ -357,6 +368,9 @@ mod defaults {
     }
     pub fn keys() -> u64 {
         100
+    }
+    pub fn streams() -> u32 {
+        1
     }
     pub fn max_out_of_orderness_ms() -> u64 {
         100
@@ -712,11 +726,19 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
         return fail("workload.value_max", format!("must be 0 to 2^40, not {}", w.value_max));
     }
     if w.partitions < w.producers {
-        let m = format!("every producer writes partitions of its own: {} producers need at least as many", w.producers);
+        let m = format!(
+            "every producer writes partitions of its own: {} producers need at least as many",
+            w.producers
+        );
         return fail("workload.partitions", m);
     }
-    if s.checks.no_late && (w.late_per_mille > 0 || w.disorder_ms > s.time.max_out_of_orderness_ms || s.time.idle_timeout_ms > 0) {
-        let m = "needs late_per_mille = 0, disorder_ms within time.max_out_of_orderness_ms and no idle timeout: \
+    if s.checks.no_late
+        && (w.late_per_mille > 0
+            || w.disorder_ms > s.time.max_out_of_orderness_ms
+            || s.time.idle_timeout_ms > 0)
+    {
+        let m =
+            "needs late_per_mille = 0, disorder_ms within time.max_out_of_orderness_ms and no idle timeout: \
                  otherwise records may legitimately be late";
         return fail("checks.no_late", m.into());
     }

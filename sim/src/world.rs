@@ -53,22 +53,7 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
         SemanticsName::AtLeastOnce => Semantics::AtLeastOnce,
         SemanticsName::ExactlyOnce => Semantics::ExactlyOnce,
     };
-    let workload = WorkloadSpec {
-        input: match w.input {
-            InputName::Synthetic => Input::Synthetic,
-            InputName::Nexmark => Input::Nexmark,
-        },
-        seed,
-        events: w.events,
-        keys: w.keys,
-        partitions: w.partitions,
-        producers: w.producers,
-        rate_per_s: w.rate_per_s,
-        value_max: w.value_max,
-        disorder_ms: w.disorder_ms,
-        late_per_mille: w.late_per_mille,
-        late_by_ms: w.late_by_ms,
-    };
+    let workload = workload_spec(s, seed);
     ClusterSpec {
         producers: w.producers,
         brokers: e.brokers,
@@ -117,6 +102,28 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
             manager_lease_ms: e.manager_lease_ms,
             test_keep_uncommitted: e.test_keep_uncommitted,
         },
+    }
+}
+
+/// The workload a scenario describes, seeded from the run's seed.
+fn workload_spec(s: &Scenario, seed: u64) -> WorkloadSpec {
+    let w = &s.workload;
+    WorkloadSpec {
+        input: match w.input {
+            InputName::Synthetic => Input::Synthetic,
+            InputName::Nexmark => Input::Nexmark,
+        },
+        seed,
+        events: w.events,
+        keys: w.keys,
+        partitions: w.partitions,
+        producers: w.producers,
+        rate_per_s: w.rate_per_s,
+        value_max: w.value_max,
+        streams: w.streams,
+        disorder_ms: w.disorder_ms,
+        late_per_mille: w.late_per_mille,
+        late_by_ms: w.late_by_ms,
     }
 }
 

@@ -174,7 +174,13 @@ impl Partition {
     /// Appends a producer's batch as the leader of `epoch`, dropping records it already holds,
     /// and stamps the fresh ones with stream time `now_ms`. Panics on a sequence gap: a producer
     /// never sends past an unacknowledged batch.
-    pub fn append_produced(&mut self, epoch: u64, producer: u32, batch: &[LogRecord], now_ms: u64) -> Appended {
+    pub fn append_produced(
+        &mut self,
+        epoch: u64,
+        producer: u32,
+        batch: &[LogRecord],
+        now_ms: u64,
+    ) -> Appended {
         let state = self.producers.get(&producer).copied().unwrap_or_default();
         let first = batch.first().expect("empty produce batch");
         assert!(

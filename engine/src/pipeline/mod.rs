@@ -31,6 +31,12 @@
 //!
 //! A window's values are `[count, sum, min, max]` of the (mapped) values in it; its cause is
 //! that of the record with the greatest event id in it.
+//!
+//! # Joins (`window-join`, `interval-join`; two synthetic streams, kinds 0 = left, 1 = right)
+//! Every pair of a non-late left and a non-late right record with the same key, and either in
+//! the same tumbling window (window join) or with event times at most `bound_ms` apart
+//! (interval join): id `(left event id, right event id)`, values `[key, left value, right
+//! value, right time − left time]`, the cause of the one with the greater event id.
 
 pub mod nexmark;
 
@@ -59,6 +65,11 @@ pub enum PipelineKind {
     RunningAggregate,
     /// Synthetic input; map, filter, key by key, per key the `window`'s `[count, sum, min, max]`.
     Window,
+    /// Synthetic input of two streams (kinds 0 and 1); map, filter, key by key, and the pairs of
+    /// a left and a right record in the same tumbling `window` (see `operators::keyed::join`).
+    WindowJoin,
+    /// As `WindowJoin`, pairing records whose event times are at most `bound_ms` apart.
+    IntervalJoin { bound_ms: u64 },
     /// Synthetic input; map, filter, key by key, then the operator registered under `name`
     /// (outside the engine), given `params`.
     User { name: String, params: Vec<(String, i64)> },
@@ -109,6 +120,7 @@ impl PipelineSpec {
         match &self.kind {
             PipelineKind::RunningAggregate => false,
             PipelineKind::Window | PipelineKind::User { .. } => self.window.event_time(),
+            PipelineKind::WindowJoin | PipelineKind::IntervalJoin { .. } => true,
             PipelineKind::Nexmark(q) => q.event_time(),
         }
     }
@@ -133,6 +145,8 @@ impl PipelineSpec {
         match &self.kind {
             PipelineKind::RunningAggregate => "running-aggregate".into(),
             PipelineKind::Window => "window".into(),
+            PipelineKind::WindowJoin => "window-join".into(),
+            PipelineKind::IntervalJoin { .. } => "interval-join".into(),
             PipelineKind::User { name, .. } => format!("user:{name}"),
             PipelineKind::Nexmark(q) => q.name().into(),
         }

@@ -180,7 +180,10 @@ mod tests {
         assert_ne!(config(1, 1000).base_time, config(2, 1000).base_time);
         let events = |seed| {
             let cfg = config(seed, 1000);
-            nexmark::EventGenerator::new(cfg.clone()).take(100).map(|e| convert(0, &e, &cfg)).collect::<Vec<_>>()
+            nexmark::EventGenerator::new(cfg.clone())
+                .take(100)
+                .map(|e| convert(0, &e, &cfg))
+                .collect::<Vec<_>>()
         };
         assert_eq!(events(1), events(1));
         assert_ne!(events(1), events(2));

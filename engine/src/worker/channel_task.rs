@@ -19,7 +19,8 @@
 //!   releases the held inputs. The view is written to the store asynchronously; the
 //!   acknowledgement follows the write.
 //! - `Unaligned` (exactly-once): at the *first* barrier n the subtask flushes, pre-commits and
-//!   takes its view at once; records that still arrive on other inputs before their barrier n are
+//!   takes its view at once (a barrier from an input already at the end of time, as before the
+//!   final checkpoint, aligns instead: nothing after the final cut would ever be committed); records that still arrive on other inputs before their barrier n are
 //!   processed and also logged as in-flight, and stored with the view once every barrier n has
 //!   arrived. Restoring replays them.
 //! - `None` (at-least-once, at-most-once): nothing is held; the view is taken when the last
@@ -290,7 +291,12 @@ impl ChannelTask {
             | Delivery::End { .. } => {
                 self.tc.ctx.trace(TraceEvent::StaleEpoch { epoch: self.tc.spec.epoch });
             }
-            Delivery::Base { .. } | Delivery::Changes { .. } => panic!("a changelog sent to a primary"),
+            // The primary this promoted copy replaced, still alive (paused or cut off), streams
+            // its changelog to the standby it had: stale, like its other messages.
+            Delivery::Base { from, .. } | Delivery::Changes { from, .. } => {
+                assert!(from.generation < self.tc.spec.generation, "a changelog sent to a primary");
+                self.tc.ctx.trace(TraceEvent::StaleEpoch { epoch: self.tc.spec.epoch });
+            }
         }
         Ok(())
     }
@@ -316,14 +322,21 @@ impl ChannelTask {
         Ok(())
     }
 
+    /// Whether inputs that delivered the pending barrier are held back: under alignment, and
+    /// under unaligned checkpoints when the barrier is aligned after all (see `on_barrier`).
+    fn holds(&self) -> bool {
+        self.tc.spec.alignment != Alignment::None && self.pending.as_ref().is_some_and(|p| p.view.is_none())
+    }
+
     async fn on_batch(&mut self, from: Upstream, records: Vec<StreamRecord>) -> TaskResult {
-        let alignment = self.tc.spec.alignment;
+        let holds = self.holds();
         let input = self.inputs.entry(from.task).or_default();
-        if alignment == Alignment::Aligned && input.at_barrier {
+        if holds && input.at_barrier {
             input.held.push_back(Held::Batch(records));
             return Ok(());
         }
-        if let Some(pending) = self.pending.as_mut().filter(|_| alignment == Alignment::Unaligned) {
+        // An unaligned cut was taken: what still arrives before its barrier is in flight.
+        if let Some(pending) = self.pending.as_mut().filter(|p| p.view.is_some()) {
             if !input.at_barrier {
                 pending.in_flight.extend_from_slice(&records);
             }
@@ -342,7 +355,13 @@ impl ChannelTask {
             _ => {}
         }
         if self.pending.is_none() {
-            let view = if self.tc.spec.alignment == Alignment::Unaligned {
+            // Unaligned: cut at the first barrier — unless it comes from an input at the end of
+            // time. That input's sources drained, as before every final checkpoint; what the
+            // other inputs still deliver before their barriers (the rest of the input, and the
+            // end-of-time watermark that fires every window) must be inside the checkpoint, or
+            // its output would wait for a checkpoint that never comes. Such a barrier aligns.
+            let drained = self.inputs.get(&from.task).is_some_and(|i| i.watermark == u64::MAX);
+            let view = if self.tc.spec.alignment == Alignment::Unaligned && !drained {
                 Some(self.cut(checkpoint).await?)
             } else {
                 None
@@ -521,8 +540,9 @@ impl ChannelTask {
     }
 
     async fn on_watermark(&mut self, from: Upstream, at: u64, idle: bool) -> TaskResult {
+        let holds = self.holds();
         let input = self.inputs.entry(from.task).or_default();
-        if self.tc.spec.alignment == Alignment::Aligned && input.at_barrier {
+        if holds && input.at_barrier {
             input.held.push_back(Held::Watermark { at, idle });
             return Ok(());
         }
@@ -537,12 +557,14 @@ impl ChannelTask {
     }
 
     /// The minimum watermark over inputs neither ended nor idle (`None`: all open ones are
-    /// idle), and whether the stage itself is idle. An input not yet connected holds it.
+    /// idle), and whether the stage itself is idle. An input not yet connected holds it; one
+    /// at the end of time counts as ended — its `u64::MAX` must not carry the stage past an
+    /// idle input, whose records would all be late when it resumes.
     fn combined(&self) -> (Option<u64>, bool) {
         if self.inputs.len() < self.upstream {
             return (None, false);
         }
-        let mut open = self.inputs.values().filter(|i| !i.ended).peekable();
+        let mut open = self.inputs.values().filter(|i| !i.ended && i.watermark < u64::MAX).peekable();
         if open.peek().is_none() {
             return (Some(u64::MAX), false);
         }
@@ -553,16 +575,19 @@ impl ChannelTask {
     }
 
     /// Raises the stage's watermark to what its inputs allow: fires due timers, tells the
-    /// operator, and passes the watermark (or the stage's idleness) downstream.
+    /// operator, and passes the watermark downstream — never as idle: every subtask of this
+    /// stage hears every source, so its watermark moves whenever any source's does, and a
+    /// downstream stage that ran ahead of one briefly behind would find the records that
+    /// subtask emits next late.
     async fn advance(&mut self) -> TaskResult {
-        let (w, idle) = self.combined();
+        let (w, _idle) = self.combined();
         if let Some(w) = w.filter(|&w| w > self.state.watermark()) {
             self.state.advance_watermark(w);
             self.fire(w);
             self.route().await?;
             self.flush().await?;
         }
-        let pass = (self.state.watermark(), idle);
+        let pass = (self.state.watermark(), false);
         if let Output::Exchange(exchange) = &mut self.output {
             if pass != self.passed {
                 self.passed = pass;

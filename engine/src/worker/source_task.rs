@@ -184,7 +184,9 @@ impl Source {
             return (u64::MAX, false);
         }
         let active = open
-            .filter(|p| time.idle_timeout_ms == 0 || now - self.last_read_ms[&p.partition] < time.idle_timeout_ms)
+            .filter(|p| {
+                time.idle_timeout_ms == 0 || now - self.last_read_ms[&p.partition] < time.idle_timeout_ms
+            })
             .map(|p| p.max_event_ms.saturating_sub(time.max_out_of_orderness_ms))
             .min();
         match active {

@@ -23,7 +23,6 @@ use faultline_engine::operators::key_by::subtask_for_key;
 use faultline_engine::record::{LogRecord, Payload};
 use faultline_reports::Violation;
 
-
 /// A completed checkpoint as the store held it when it completed.
 #[derive(Clone, Debug)]
 pub struct CapturedCheckpoint {
@@ -216,10 +215,15 @@ mod tests {
             positions: vec![SourcePosition { partition: 0, offset, ended: 0, max_event_ms: 0 }],
             state: None,
         };
-        let entries =
-            entries.into_iter().map(|(key, count, sum)| (StateKey { key, ns: 0, sub: 0 }, vec![count as i64, sum])).collect();
+        let entries = entries
+            .into_iter()
+            .map(|(key, count, sum)| (StateKey { key, ns: 0, sub: 0 }, vec![count as i64, sum]))
+            .collect();
         let state = StateSnapshot { entries, in_flight, ..StateSnapshot::default() };
-        CapturedCheckpoint { meta: CheckpointMeta { id: 4, epoch: 1, tasks: vec![source] }, states: vec![(0, state)] }
+        CapturedCheckpoint {
+            meta: CheckpointMeta { id: 4, epoch: 1, tasks: vec![source] },
+            states: vec![(0, state)],
+        }
     }
 
     #[test]

@@ -56,7 +56,10 @@ pub fn check(
     for r in late {
         let [t, _, kind, _] = r.values;
         match by_id.get(&r.id.seq) {
-            Some(i) if i.event.event_time_ms as i64 == t && i64::from(i.event.kind) == kind && kept(i, pipeline) => {}
+            Some(i)
+                if i.event.event_time_ms as i64 == t
+                    && i64::from(i.event.kind) == kind
+                    && kept(i, pipeline) => {}
             _ => unknown.push(format!("event {} (time {t}, kind {kind})", r.id.seq)),
         }
         if !seen.insert(r.id.seq) {
@@ -88,12 +91,20 @@ pub fn unexpected(late: &[OutputRecord]) -> Option<Violation> {
 /// Whether the pipeline reads the input at all (its kind, its filters).
 fn kept(i: &Input, pipeline: &PipelineSpec) -> bool {
     match pipeline.kind {
-        PipelineKind::Nexmark(q) => q.reads(i.event.kind) && (q != Query::Q2 || faultline_engine::pipeline::nexmark::q2_keeps(i.event.key)),
+        PipelineKind::Nexmark(q) => {
+            q.reads(i.event.kind)
+                && (q != Query::Q2 || faultline_engine::pipeline::nexmark::q2_keeps(i.event.key))
+        }
         _ => pipeline.map_filter(i.event.value).is_some(),
     }
 }
 
-fn implausible(late: &[OutputRecord], inputs: &[Input], pipeline: &PipelineSpec, time: TimeSettings) -> Vec<String> {
+fn implausible(
+    late: &[OutputRecord],
+    inputs: &[Input],
+    pipeline: &PipelineSpec,
+    time: TimeSettings,
+) -> Vec<String> {
     let newest = inputs.iter().map(|i| i.event.event_time_ms).max().unwrap_or(0);
     let ceiling = newest.saturating_sub(time.max_out_of_orderness_ms);
     let lateness = pipeline.allowed_lateness_ms;
@@ -116,7 +127,12 @@ fn implausible(late: &[OutputRecord], inputs: &[Input], pipeline: &PipelineSpec,
 }
 
 /// The accounting identity for pipelines whose results count their records.
-fn accounting(results: &[OutputRecord], late: u64, inputs: &[Input], pipeline: &PipelineSpec) -> Option<String> {
+fn accounting(
+    results: &[OutputRecord],
+    late: u64,
+    inputs: &[Input],
+    pipeline: &PipelineSpec,
+) -> Option<String> {
     let per_record = match (&pipeline.kind, pipeline.window) {
         (PipelineKind::Window | PipelineKind::User { .. }, WindowSpec::Sliding { size_ms, slide_ms }) => {
             size_ms / slide_ms

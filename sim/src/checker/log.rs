@@ -127,8 +127,12 @@ mod tests {
     }
 
     fn log(seqs: &[(u32, u64)]) -> BTreeMap<u32, Vec<LogRecord>> {
-        let records =
-            seqs.iter().map(|&(producer, seq)| LogRecord { producer, seq, stream_time_ms: 0, payload: Payload::EndOfStream });
+        let records = seqs.iter().map(|&(producer, seq)| LogRecord {
+            producer,
+            seq,
+            stream_time_ms: 0,
+            payload: Payload::EndOfStream,
+        });
         BTreeMap::from([(0, records.collect())])
     }
 

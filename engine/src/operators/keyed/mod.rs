@@ -4,6 +4,7 @@
 //! [`build`] picks the operator a pipeline runs at a keyed stage; a `user` pipeline's comes
 //! from the registry.
 
+pub mod join;
 pub mod nexmark;
 pub mod running;
 pub mod window;
@@ -17,6 +18,8 @@ pub fn build(pipeline: &PipelineSpec, stage: u32, registry: &Registry) -> Result
     match &pipeline.kind {
         PipelineKind::RunningAggregate => Ok(Box::new(running::RunningAggregate)),
         PipelineKind::Window => Ok(Box::new(window::WindowAggregate { window: pipeline.window })),
+        PipelineKind::WindowJoin => Ok(Box::new(join::WindowJoin { size_ms: pipeline.window.size_ms() })),
+        PipelineKind::IntervalJoin { bound_ms } => Ok(Box::new(join::IntervalJoin { bound_ms: *bound_ms })),
         PipelineKind::User { name, .. } => {
             let factory = registry.get(name).ok_or_else(|| format!("no operator is registered as {name}"))?;
             factory(pipeline)

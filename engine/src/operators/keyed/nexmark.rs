@@ -81,7 +81,12 @@ impl Operator for Q3Join {
             let person = [r.aux[1], r.aux[0], r.value];
             ctx.put(0, 0, person.to_vec());
             for (auction, cause) in ctx.entries(1) {
-                ctx.output(r.key, auction, [person[0], person[1], person[2], auction as i64], cause_of(&cause));
+                ctx.output(
+                    r.key,
+                    auction,
+                    [person[0], person[1], person[2], auction as i64],
+                    cause_of(&cause),
+                );
             }
             ctx.clear(1);
         } else if let Some(p) = ctx.get(0, 0).map(<[i64]>::to_vec) {

@@ -38,7 +38,9 @@ impl Operator for WindowAggregate {
     fn on_timer(&self, timer: Timer, ctx: &mut Context<'_>) {
         let (ns, id) = match self.window {
             WindowSpec::Session { .. } => (SESSIONS, None),
-            WindowSpec::CountTumbling { .. } | WindowSpec::CountSliding { .. } => (WINDOWS, Some(timer.tag + 1)),
+            WindowSpec::CountTumbling { .. } | WindowSpec::CountSliding { .. } => {
+                (WINDOWS, Some(timer.tag + 1))
+            }
             _ => (WINDOWS, Some(timer.tag)),
         };
         let Some(v) = ctx.get(ns, timer.tag).map(<[i64]>::to_vec) else { return };
@@ -172,7 +174,8 @@ mod tests {
         let rs = [(1, 5), (4, 1), (6, 2)];
         assert_eq!(run(WindowSpec::Tumbling { size_ms: 5 }, &rs), [(5, [2, 6, 1, 5]), (10, [1, 2, 2, 2])]);
         let sliding = run(WindowSpec::Sliding { size_ms: 4, slide_ms: 2 }, &rs);
-        let want = [(2, [1, 5, 5, 5]), (4, [1, 5, 5, 5]), (6, [1, 1, 1, 1]), (8, [2, 3, 1, 2]), (10, [1, 2, 2, 2])];
+        let want =
+            [(2, [1, 5, 5, 5]), (4, [1, 5, 5, 5]), (6, [1, 1, 1, 1]), (8, [2, 3, 1, 2]), (10, [1, 2, 2, 2])];
         assert_eq!(sliding, want);
     }
 
@@ -188,7 +191,10 @@ mod tests {
     #[test]
     fn count_windows_fire_when_full_and_the_rest_at_the_end() {
         let rs: Vec<(u64, i64)> = (1..=5).map(|v| (0, v)).collect();
-        assert_eq!(run(WindowSpec::CountTumbling { size: 2 }, &rs), [(1, [2, 3, 1, 2]), (2, [2, 7, 3, 4]), (3, [1, 5, 5, 5])]);
+        assert_eq!(
+            run(WindowSpec::CountTumbling { size: 2 }, &rs),
+            [(1, [2, 3, 1, 2]), (2, [2, 7, 3, 4]), (3, [1, 5, 5, 5])]
+        );
         let sliding = run(WindowSpec::CountSliding { size: 4, slide: 2 }, &rs);
         assert_eq!(sliding, [(1, [4, 10, 1, 4]), (2, [3, 12, 3, 5]), (3, [1, 5, 5, 5])]);
     }

@@ -10,6 +10,7 @@
 //! dispatch by pipeline; `running` evaluates the running aggregate, `windows` the keyed windows
 //! and the `top-n` user pipeline, `nexmark` the Nexmark queries.
 
+mod joins;
 mod nexmark;
 mod running;
 mod windows;
@@ -105,6 +106,14 @@ pub fn evaluate(inputs: &[Input], pipeline: &PipelineSpec, late: &BTreeSet<u64>)
     match &pipeline.kind {
         PipelineKind::RunningAggregate => running::running_aggregate(&mapped(kept, pipeline)),
         PipelineKind::Window => windows::window(&mapped(kept, pipeline), pipeline.window),
+        PipelineKind::WindowJoin => {
+            let pairing = joins::Pairing::Window { size_ms: pipeline.window.size_ms() };
+            Expected::from_unsorted(joins::join(&mapped(kept, pipeline), pairing))
+        }
+        PipelineKind::IntervalJoin { bound_ms } => {
+            let pairing = joins::Pairing::Interval { bound_ms: *bound_ms };
+            Expected::from_unsorted(joins::join(&mapped(kept, pipeline), pairing))
+        }
         PipelineKind::User { name, .. } if name == "top-n" => {
             windows::top_n(&mapped(kept, pipeline), pipeline)
         }
@@ -132,7 +141,7 @@ fn latest_cause(records: &[&Input]) -> Cause {
 
 /// Hand-built inputs for the unit tests.
 #[cfg(test)]
-mod build {
+pub(super) mod build {
     use faultline_engine::pipeline::{PipelineKind, PipelineSpec, WindowSpec};
     use faultline_engine::record::{Cause, Event};
 
@@ -192,6 +201,7 @@ mod tests {
             producers: 2,
             rate_per_s: 100,
             value_max: 50,
+            streams: 1,
             disorder_ms: 20,
             late_per_mille: 0,
             late_by_ms: 0,

@@ -402,6 +402,7 @@ mod tests {
                 producers: 2,
                 rate_per_s: 1000,
                 value_max: 0,
+                streams: 1,
                 disorder_ms: 50,
                 late_per_mille: 0,
                 late_by_ms: 0,
