@@ -114,6 +114,9 @@ enum Command {
         /// q7 and q8. Repeatable.
         #[arg(long = "pipeline", value_name = "NAME")]
         pipelines: Vec<String>,
+        /// Where `--pipeline` finds its scenarios.
+        #[arg(long, default_value = "scenarios")]
+        scenarios: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -177,8 +180,8 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             let options = BenchOptions { scenario, events, batch_records, repeats: 1 };
             bench_round(&options, side, out)
         }
-        Command::Bench { pipelines, events, repeats, json, .. } if !pipelines.is_empty() => {
-            run_pipeline_bench(&pipelines, events, repeats, json, out)
+        Command::Bench { pipelines, scenarios, events, repeats, json, .. } if !pipelines.is_empty() => {
+            run_pipeline_bench(&PipelineBench { names: pipelines, scenarios, events, repeats }, json, out)
         }
         Command::Bench { scenario, events, batch_records, repeats, json, .. } => {
             run_bench(BenchOptions { scenario, events, batch_records, repeats }, json, out)
@@ -522,14 +525,18 @@ fn spawn_round(options: &BenchOptions, side: bench::Side) -> Result<bench::Round
     serde_json::from_str(stdout.trim()).map_err(|e| format!("{side_name} round printed {stdout:?}: {e}"))
 }
 
-/// `bench --pipeline`: each named pipeline's throughput, beside Flink's per-core figure.
-fn run_pipeline_bench(
-    names: &[String],
+/// What `bench --pipeline` measures.
+struct PipelineBench {
+    names: Vec<String>,
+    scenarios: PathBuf,
     events: u64,
     repeats: usize,
-    json: bool,
-    out: &mut dyn Write,
-) -> CliResult {
+}
+
+/// `bench --pipeline`: each named pipeline's throughput, beside Flink's per-core figure.
+fn run_pipeline_bench(options: &PipelineBench, json: bool, out: &mut dyn Write) -> CliResult {
+    let PipelineBench { names, events, repeats, .. } = options;
+    let (events, repeats) = (*events, *repeats);
     if events == 0 || repeats == 0 {
         return Err("--events and --repeats must be at least 1".into());
     }
@@ -549,7 +556,7 @@ fn run_pipeline_bench(
         );
     }
     for name in names {
-        let path = PathBuf::from(format!("scenarios/{name}.toml"));
+        let path = options.scenarios.join(format!("{name}.toml"));
         let record = match bench::bench_pipeline(&path, &name, events, repeats) {
             Ok(record) => record,
             Err(e @ BenchError::EngineFailed(..)) => {

@@ -114,7 +114,46 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     validate_recovery(s)
 }
 
+/// Fields given that the pipeline would ignore are mistakes: say so rather than run without them.
+fn validate_applicable(s: &Scenario) -> Result<(), Problem> {
+    let p = &s.pipeline;
+    let window = window(s).filter(|_| p.kind != PipelineKind::RunningAggregate);
+    let timed = matches!(window, Some(WindowSpec::Tumbling { .. } | WindowSpec::Sliding { .. }));
+    let counted = matches!(window, Some(WindowSpec::CountTumbling { .. } | WindowSpec::CountSliding { .. }));
+    let given = [
+        ("size_ms", p.size_ms.is_some(), timed),
+        ("slide_ms", p.slide_ms.is_some(), matches!(window, Some(WindowSpec::Sliding { .. }))),
+        ("gap_ms", p.gap_ms.is_some(), matches!(window, Some(WindowSpec::Session { .. }))),
+        ("size", p.size.is_some(), counted),
+        ("slide", p.slide.is_some(), matches!(window, Some(WindowSpec::CountSliding { .. }))),
+        ("bound_ms", p.bound_ms.is_some(), p.kind == PipelineKind::IntervalJoin),
+        ("operator", p.operator.is_some(), p.kind == PipelineKind::User),
+        ("params", !p.params.is_empty(), p.kind == PipelineKind::User),
+    ];
+    match given.into_iter().find(|&(_, set, applies)| set && !applies) {
+        Some((field, _, _)) => {
+            let m = format!(
+                "does not apply to pipeline `{}`{}",
+                kind_name(p.kind),
+                match p.window {
+                    Some(w) => format!(
+                        " with a {} window",
+                        toml::Value::try_from(w)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default()
+                    ),
+                    None => String::new(),
+                }
+            );
+            fail(&format!("pipeline.{field}"), m)
+        }
+        None => Ok(()),
+    }
+}
+
 fn validate_window(s: &Scenario) -> Result<(), Problem> {
+    validate_applicable(s)?;
     let p = &s.pipeline;
     let needs = matches!(p.kind, PipelineKind::Window | PipelineKind::User | PipelineKind::WindowJoin);
     if needs && p.window.is_none() {

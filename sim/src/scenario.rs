@@ -613,7 +613,8 @@ fn apply_sets(text: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
         let (key, raw) = assignment
             .split_once('=')
             .ok_or_else(|| fail("expected key=value, e.g. engine.parallelism=2".into()))?;
-        let value = parse_value(raw);
+        // `key=` removes the field: its default applies (or the scenario says what is missing).
+        let value = (!raw.is_empty()).then(|| parse_value(raw));
         set_path(&mut table, key, value).map_err(fail)?;
         let parsed = Scenario::deserialize(toml::Value::Table(table.clone()))
             .map_err(|e| fail(e.message().to_string()))?;
@@ -631,7 +632,7 @@ fn parse_value(raw: &str) -> toml::Value {
     }
 }
 
-fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+fn set_path(table: &mut toml::Table, key: &str, value: Option<toml::Value>) -> Result<(), String> {
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(format!("`{key}` is not a dotted field path"));
@@ -650,7 +651,11 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()
             _ => return Err(format!("`{part}` is not a table")),
         };
     }
-    current.insert(parts[parts.len() - 1].to_string(), value);
+    let last = parts[parts.len() - 1].to_string();
+    match value {
+        Some(value) => _ = current.insert(last, value),
+        None => _ = current.remove(&last),
+    }
     Ok(())
 }
 
@@ -658,7 +663,7 @@ fn set_in_array(
     items: &mut [toml::Value],
     index: usize,
     rest: &[&str],
-    value: toml::Value,
+    value: Option<toml::Value>,
     key: &str,
 ) -> Result<(), String> {
     let len = items.len();

@@ -395,7 +395,7 @@ mod tests {
         fn input() -> Vec<Input> {
             let workload = WorkloadSpec {
                 input: Source::Nexmark,
-                seed: 11,
+                seed: 7, // one whose 2000 events hold q3 and q8 matches (seeds shift the ids)
                 events: 2000,
                 keys: 2,
                 partitions: 3,
