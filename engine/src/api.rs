@@ -20,6 +20,12 @@
 //! timers, watermarks) and nothing else. Given the same input it makes the same state and the
 //! same output, which is what lets the checkers compare a faulty run with the reference.
 //!
+//! # Testing
+//! [`run_to_end`] drives an operator without a cluster — records, then the end of time with
+//! every timer — and [`test_record`] makes its input; the built-in windows, the joins and the
+//! example `topn` operator test themselves that way. Under faults, give the operator a scenario
+//! (`kind = "user"`) and let `faultline swarm` do the rest.
+//!
 //! # Registering
 //! A pipeline of kind `user` names its operator; a [`Registry`] maps names to factories. The
 //! simulator registers the built-in names and any others it is given before the run, and every
@@ -179,4 +185,44 @@ impl Registry {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.factories.keys().map(String::as_str)
     }
+}
+
+/// What [`run_to_end`] saw an operator do.
+pub struct Run {
+    pub outputs: Vec<OutputRecord>,
+    pub forwarded: Vec<StreamRecord>,
+    /// The state left once every timer fired.
+    pub state: KeyedState,
+}
+
+/// Runs `op` as a keyed stage would, without a cluster, for an operator's unit tests: each of
+/// `records` in order with its key in scope, then the end of time — the watermark at
+/// `u64::MAX`, every timer firing in order, `on_watermark` last. Lateness is the stage's to
+/// decide, so every record reaches `on_record`.
+pub fn run_to_end(op: &dyn Operator, records: &[StreamRecord], lateness_ms: u64) -> Run {
+    let mut state = KeyedState::default();
+    let mut emitted = Vec::new();
+    for r in records {
+        op.on_record(r, &mut Context::new(&mut state, Some(r.key), lateness_ms, &mut emitted));
+    }
+    state.advance_watermark(u64::MAX);
+    while let Some(timer) = state.pop_due(u64::MAX) {
+        op.on_timer(timer, &mut Context::new(&mut state, Some(timer.key), lateness_ms, &mut emitted));
+    }
+    op.on_watermark(u64::MAX, &mut Context::new(&mut state, None, lateness_ms, &mut emitted));
+    let (mut outputs, mut forwarded) = (Vec::new(), Vec::new());
+    for e in emitted {
+        match e {
+            Emit::Output(o) => outputs.push(o),
+            Emit::Forward(r) => forwarded.push(r),
+        }
+    }
+    Run { outputs, forwarded, state }
+}
+
+/// A record for an operator's unit tests: its id, cause sequence number and offset are `id`,
+/// its stream time its event time `t`.
+pub fn test_record(id: u64, kind: u8, key: u64, t: u64, value: i64) -> StreamRecord {
+    let event = crate::record::Event { id, kind, key, value, aux: [0; 3], event_time_ms: t };
+    StreamRecord::of(&event, t, Cause { producer: 0, seq: id }, 0, id)
 }

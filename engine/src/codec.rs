@@ -177,18 +177,7 @@ pub fn get_stream_record(r: &mut Reader<'_>) -> StreamRecord {
     let stream_time_ms = r.u64();
     let cause = Cause { producer: r.u32(), seq: r.u64() };
     let (partition, offset) = (r.u32(), r.u64());
-    StreamRecord {
-        id: e.id,
-        kind: e.kind,
-        key: e.key,
-        value: e.value,
-        aux: e.aux,
-        event_time_ms: e.event_time_ms,
-        stream_time_ms,
-        cause,
-        partition,
-        offset,
-    }
+    StreamRecord::of(&e, stream_time_ms, cause, partition, offset)
 }
 
 /// Decodes a frame body written by [`encode_log_records`]; returns the batch's leader epoch.

@@ -72,6 +72,24 @@ pub struct StreamRecord {
     pub offset: u64,
 }
 
+impl StreamRecord {
+    /// The stream record of a log record's event.
+    pub fn of(e: &Event, stream_time_ms: u64, cause: Cause, partition: u32, offset: u64) -> Self {
+        StreamRecord {
+            id: e.id,
+            kind: e.kind,
+            key: e.key,
+            value: e.value,
+            aux: e.aux,
+            event_time_ms: e.event_time_ms,
+            stream_time_ms,
+            cause,
+            partition,
+            offset,
+        }
+    }
+}
+
 /// Which output stream a record belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Side {

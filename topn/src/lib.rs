@@ -93,44 +93,18 @@ impl Operator for TopN {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faultline_engine::api::Emit;
-    use faultline_engine::state::KeyedState;
-
-    fn record(id: u64, t: u64, value: i64) -> StreamRecord {
-        StreamRecord {
-            id,
-            kind: 0,
-            key: 4,
-            value,
-            aux: [0; 3],
-            event_time_ms: t,
-            stream_time_ms: t,
-            cause: Cause { producer: 1, seq: id },
-            partition: 0,
-            offset: id,
-        }
-    }
+    use faultline_engine::api::{run_to_end, test_record};
 
     #[test]
     fn keeps_the_largest_values_per_window() {
-        let op = TopN { n: 2, size_ms: 10 };
-        let mut state = KeyedState::default();
-        let mut out = Vec::new();
-        for (id, t, v) in [(0, 1, 5), (1, 3, 9), (2, 4, 7), (3, 12, -1), (4, 2, 9)] {
-            op.on_record(&record(id, t, v), &mut Context::new(&mut state, Some(4), 0, &mut out));
-        }
-        state.advance_watermark(u64::MAX);
-        while let Some(timer) = state.pop_due(u64::MAX) {
-            op.on_timer(timer, &mut Context::new(&mut state, Some(timer.key), 0, &mut out));
-        }
-        let got: Vec<(u64, [i64; 4], u64)> = out
+        let records: Vec<StreamRecord> = [(0, 1, 5), (1, 3, 9), (2, 4, 7), (3, 12, -1), (4, 2, 9)]
             .iter()
-            .map(|e| match e {
-                Emit::Output(o) => (o.id.seq, o.values, o.cause.seq),
-                Emit::Forward(_) => panic!("top-n outputs"),
-            })
+            .map(|&(id, t, v)| test_record(id, 0, 4, t, v))
             .collect();
+        let run = run_to_end(&TopN { n: 2, size_ms: 10 }, &records, 0);
+        let got: Vec<(u64, [i64; 4], u64)> =
+            run.outputs.iter().map(|o| (o.id.seq, o.values, o.cause.seq)).collect();
         assert_eq!(got, [(10, [4, 9, 9, i64::MIN], 4), (20, [1, -1, i64::MIN, i64::MIN], 3)]);
-        assert!(state.is_empty());
+        assert!(run.state.is_empty());
     }
 }

@@ -154,18 +154,8 @@ impl Source {
         }
         for (offset, r) in (batch.offset..).zip(&batch.records) {
             let Payload::Data(e) = r.payload else { continue };
-            let record = StreamRecord {
-                id: e.id,
-                kind: e.kind,
-                key: e.key,
-                value: e.value,
-                aux: e.aux,
-                event_time_ms: e.event_time_ms,
-                stream_time_ms: r.stream_time_ms,
-                cause: Cause { producer: r.producer, seq: r.seq },
-                partition: batch.partition,
-                offset,
-            };
+            let cause = Cause { producer: r.producer, seq: r.seq };
+            let record = StreamRecord::of(&e, r.stream_time_ms, cause, batch.partition, offset);
             if let Some(record) = operators::apply_all(&self.stateless, record) {
                 self.exchange.push(record).await.map_err(|e| e.to_string())?;
             }

@@ -103,43 +103,18 @@ impl Operator for IntervalJoin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Emit;
-    use crate::state::KeyedState;
-
-    fn record(id: u64, kind: u8, t: u64, value: i64) -> StreamRecord {
-        StreamRecord {
-            id,
-            kind,
-            key: 7,
-            value,
-            aux: [0; 3],
-            event_time_ms: t,
-            stream_time_ms: t,
-            cause: Cause { producer: 0, seq: id },
-            partition: 0,
-            offset: id,
-        }
-    }
+    use crate::api::{run_to_end, test_record};
 
     fn run(op: &dyn Operator, records: &[StreamRecord]) -> Vec<(u64, u64, [i64; 4])> {
-        let mut state = KeyedState::default();
-        let mut out = Vec::new();
-        for r in records {
-            op.on_record(r, &mut Context::new(&mut state, Some(7), 0, &mut out));
-        }
-        while let Some(timer) = state.pop_due(u64::MAX) {
-            op.on_timer(timer, &mut Context::new(&mut state, Some(timer.key), 0, &mut out));
-        }
-        assert!(state.is_empty(), "every buffered record left");
-        let mut pairs: Vec<_> = out
-            .iter()
-            .map(|e| match e {
-                Emit::Output(o) => (o.id.key, o.id.seq, o.values),
-                Emit::Forward(_) => panic!("joins output"),
-            })
-            .collect();
+        let run = run_to_end(op, records, 0);
+        assert!(run.state.is_empty(), "every buffered record left");
+        let mut pairs: Vec<_> = run.outputs.iter().map(|o| (o.id.key, o.id.seq, o.values)).collect();
         pairs.sort_unstable();
         pairs
+    }
+
+    fn record(id: u64, kind: u8, t: u64, value: i64) -> StreamRecord {
+        test_record(id, kind, 7, t, value)
     }
 
     #[test]

@@ -128,45 +128,17 @@ fn add_counted(r: &StreamRecord, size: u64, slide: u64, ctx: &mut Context<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Emit;
-    use crate::record::Cause;
-    use crate::state::KeyedState;
+    use crate::api::{run_to_end, test_record};
 
-    fn record(id: u64, t: u64, value: i64) -> StreamRecord {
-        StreamRecord {
-            id,
-            kind: 0,
-            key: 1,
-            value,
-            aux: [0; 3],
-            event_time_ms: t,
-            stream_time_ms: t,
-            cause: Cause { producer: 0, seq: id },
-            partition: 0,
-            offset: id,
-        }
-    }
-
-    /// Runs records then the end of time through a window; returns `(id, values)` per output.
+    /// Runs records `(time, value)` of key 1 then the end of time through a window; returns
+    /// `(id, values)` per output.
     fn run(window: WindowSpec, records: &[(u64, i64)]) -> Vec<(u64, [i64; 4])> {
-        let op = WindowAggregate { window };
-        let mut state = KeyedState::default();
-        let mut out = Vec::new();
-        for (i, &(t, v)) in records.iter().enumerate() {
-            op.on_record(&record(i as u64, t, v), &mut Context::new(&mut state, Some(1), 0, &mut out));
-        }
-        state.advance_watermark(u64::MAX);
-        while let Some(timer) = state.pop_due(u64::MAX) {
-            op.on_timer(timer, &mut Context::new(&mut state, Some(timer.key), 0, &mut out));
-        }
-        assert!(state.view().timers.is_empty(), "every window fired");
-        assert!(state.view().entries.keys().all(|k| k.ns == SEEN), "and was cleared");
-        out.iter()
-            .map(|e| match e {
-                Emit::Output(o) => (o.id.seq, o.values),
-                Emit::Forward(_) => panic!("windows output"),
-            })
-            .collect()
+        let records: Vec<StreamRecord> =
+            records.iter().enumerate().map(|(i, &(t, v))| test_record(i as u64, 0, 1, t, v)).collect();
+        let run = run_to_end(&WindowAggregate { window }, &records, 0);
+        assert!(run.state.view().timers.is_empty(), "every window fired");
+        assert!(run.state.view().entries.keys().all(|k| k.ns == SEEN), "and was cleared");
+        run.outputs.iter().map(|o| (o.id.seq, o.values)).collect()
     }
 
     #[test]
