@@ -90,6 +90,23 @@ impl StreamRecord {
     }
 }
 
+impl StreamRecord {
+    /// A record an operator derives for the next keyed stage: no stream time and no log
+    /// position of its own (dedup by offset applies to first stages only).
+    pub fn derived(
+        id: u64,
+        kind: u8,
+        key: u64,
+        value: i64,
+        aux: [i64; 3],
+        event_time_ms: u64,
+        cause: Cause,
+    ) -> Self {
+        let event = Event { id, kind, key, value, aux, event_time_ms };
+        StreamRecord::of(&event, 0, cause, 0, 0)
+    }
+}
+
 /// Which output stream a record belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Side {

@@ -137,18 +137,15 @@ impl Operator for Q4Close {
         let Some(mut a) = ctx.get(0, 0).map(<[i64]>::to_vec) else { return };
         if a[5] >= 0 {
             let auction = ctx.key();
-            ctx.forward(StreamRecord {
-                id: auction,
-                kind: AUCTION,
-                key: a[2] as u64,
-                value: a[5],
-                aux: [auction as i64, a[1], 0],
-                event_time_ms: a[1] as u64,
-                stream_time_ms: 0,
-                cause: cause_of(&a[3..5]),
-                partition: 0,
-                offset: 0,
-            });
+            ctx.forward(StreamRecord::derived(
+                auction,
+                AUCTION,
+                a[2] as u64,
+                a[5],
+                [auction as i64, a[1], 0],
+                a[1] as u64,
+                cause_of(&a[3..5]),
+            ));
         }
         // Kept, closed, so that bids arriving after the close are not buffered as orphans.
         a[CLOSED] = 1;
@@ -213,18 +210,15 @@ impl Operator for Q5Count {
         let Some(v) = ctx.get(0, end).map(<[i64]>::to_vec) else { return };
         ctx.remove(0, end);
         let auction = ctx.key();
-        ctx.forward(StreamRecord {
-            id: auction,
-            kind: BID,
-            key: end,
-            value: v[0],
-            aux: [auction as i64, 0, 0],
-            event_time_ms: end - 1,
-            stream_time_ms: 0,
-            cause: cause_of(&v[2..4]),
-            partition: 0,
-            offset: 0,
-        });
+        ctx.forward(StreamRecord::derived(
+            auction,
+            BID,
+            end,
+            v[0],
+            [auction as i64, 0, 0],
+            end - 1,
+            cause_of(&v[2..4]),
+        ));
     }
 
     fn event_time(&self) -> bool {
