@@ -276,7 +276,11 @@ impl ChannelTask {
                 self.on_watermark(from, at, idle).await?
             }
             Delivery::End { from } if self.current(from) => {
-                self.inputs.entry(from.task).or_default().ended = true;
+                let input = self.inputs.entry(from.task).or_default();
+                // End follows the final checkpoint: whatever it still made fire would never be
+                // committed. Every input passes the end of time before its final barrier.
+                assert_eq!(input.watermark, u64::MAX, "input {from:?} ended before the end of time");
+                input.ended = true;
                 self.advance().await?;
                 self.flush().await?;
             }

@@ -8,7 +8,8 @@
 //! 2. Under at-most-once it commits its positions to the store *before* processing each batch,
 //!    and a restarted source resumes from those: an input is never processed twice, and inputs
 //!    in flight at a crash are never processed at all.
-//! 3. Once every partition reached end-of-stream it reports `SourceDrained` and waits: the
+//! 3. Once every partition reached end-of-stream it sends the end-of-time watermark
+//!    (`u64::MAX`), even when restored already drained, then reports `SourceDrained` and waits: the
 //!    coordinator then takes a final checkpoint, and `Finish` ends the output channels.
 //! 4. Under replication, `Complete(n)` lets the exchange's backlog go up to barrier n, and a
 //!    rewire posted by the worker moves a destination's channels to its new copies.
@@ -58,6 +59,12 @@ pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>)
     loop {
         if !drained && source.drained() {
             drained = true;
+            // End of time goes out before the drain is reported, so it precedes the final
+            // barrier on every channel. A source restored from a checkpoint taken after it
+            // drained reads nothing more, and this is its only chance to say so (windows seed
+            // 5490: without it the stage fired every window after the final checkpoint).
+            source.emit_watermark().await?;
+            assert_eq!(source.sent, (u64::MAX, false), "a drained source is at the end of time");
             let (epoch, task, generation) =
                 (source.tc.spec.epoch, source.tc.spec.id, source.tc.spec.generation);
             task::report(&source.tc.manager, ManagerRequest::SourceDrained { epoch, task, generation }).await;
