@@ -216,6 +216,25 @@ pub enum WorkerCommand {
     },
 }
 
+/// Which of the manager's queues sent a command: the lease it acted under, then the queue's
+/// number among all this manager made. A worker's queue is replaced when it is declared dead
+/// or seen rebooted, and the old queue's connection may still deliver afterwards — on another
+/// connection, so in no order with the new queue's. A worker drops commands stamped below the
+/// newest stamp it has seen (replication-active seeds 5347 and 5722: a stale rewire pointed a
+/// restarted source at a copy that no longer existed, and the job stalled).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QueueStamp {
+    pub lease: u64,
+    pub queue: u64,
+}
+
+/// A command as it travels: stamped with the queue that sent it.
+#[derive(Debug)]
+pub struct Stamped {
+    pub stamp: QueueStamp,
+    pub command: WorkerCommand,
+}
+
 impl WorkerCommand {
     pub fn epoch(&self) -> u64 {
         match *self {
@@ -320,7 +339,7 @@ struct WorkerState {
     alive: bool,
     incarnation: u64,
     /// Commands waiting for the worker's sender task; dropped when the worker is declared dead.
-    queue: Option<mpsc::UnboundedSender<WorkerCommand>>,
+    queue: Option<mpsc::UnboundedSender<Stamped>>,
     /// Which queue this is (of all the manager made): a sender task serves only its own.
     queue_generation: u64,
 }
@@ -888,7 +907,8 @@ fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
         madsim::task::spawn_local(pump(manager.clone(), worker, m.queues_made, rx));
         state.queue = Some(tx);
     }
-    _ = state.queue.as_ref().expect("made above").send(command);
+    let stamp = QueueStamp { lease: m.lease.epoch(), queue: state.queue_generation };
+    _ = state.queue.as_ref().expect("made above").send(Stamped { stamp, command });
 }
 
 /// Sends a worker's queued commands; a command that cannot be delivered is dropped — the
@@ -898,7 +918,7 @@ async fn pump(
     manager: Shared,
     worker: u32,
     generation: u64,
-    mut queue: mpsc::UnboundedReceiver<WorkerCommand>,
+    mut queue: mpsc::UnboundedReceiver<Stamped>,
 ) {
     let client = manager.borrow().client.clone();
     let addr = NodeId::new(Role::Worker, worker).addr(WORKER_CONTROL_PORT);
@@ -906,11 +926,11 @@ async fn pump(
         let m = manager.borrow();
         m.workers.get(&worker).is_some_and(|w| w.queue.is_some() && w.queue_generation == generation)
     };
-    let mut conn: Option<Tx<WorkerCommand>> = None;
+    let mut conn: Option<Tx<Stamped>> = None;
     while let Some(command) = queue.recv().await {
         if conn.is_none() && current(&manager) {
             let connected =
-                client.connect_retrying::<WorkerCommand, ()>(addr, CONTROL_RETRY, CONTROL_ATTEMPTS).await;
+                client.connect_retrying::<Stamped, ()>(addr, CONTROL_RETRY, CONTROL_ATTEMPTS).await;
             conn = connected.ok().map(|(tx, _)| tx);
         }
         if !current(&manager) {

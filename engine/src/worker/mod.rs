@@ -33,7 +33,7 @@ use crate::channel::{self, ChannelMsg, ChannelReply};
 use crate::clock;
 use crate::cluster::{self, WORKER_CONTROL_PORT, WORKER_DATA_PORT};
 use crate::job::{TaskId, TaskSpec};
-use crate::manager::{self, ManagerRequest, ManagerResponse, WorkerCommand};
+use crate::manager::{self, ManagerRequest, ManagerResponse, QueueStamp, Stamped, WorkerCommand};
 use crate::net::{Client, Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::operators::key_by::Rewires;
@@ -63,6 +63,8 @@ struct Worker {
     incarnation: u64,
     /// The newest epoch any command named: commands from older epochs are stale.
     newest_epoch: u64,
+    /// The newest queue any command came from: commands from older queues are stale.
+    newest_queue: QueueStamp,
     deployments: u64,
 }
 
@@ -87,6 +89,7 @@ pub async fn run(ctx: NodeContext) {
         manager,
         incarnation,
         newest_epoch: 0,
+        newest_queue: QueueStamp::default(),
         deployments: 0,
     }));
     madsim::task::spawn_local(heartbeat(worker.clone()));
@@ -158,7 +161,7 @@ async fn follow(
 }
 
 async fn serve_control(worker: Shared) {
-    let listener = Listener::<WorkerCommand, ()>::bind(WORKER_CONTROL_PORT).await;
+    let listener = Listener::<Stamped, ()>::bind(WORKER_CONTROL_PORT).await;
     loop {
         let Ok((_tx, mut rx, _from)) = listener.accept().await else { continue };
         let worker = worker.clone();
@@ -170,15 +173,17 @@ async fn serve_control(worker: Shared) {
     }
 }
 
-async fn handle_command(worker: &Shared, command: WorkerCommand) {
+async fn handle_command(worker: &Shared, stamped: Stamped) {
+    let Stamped { stamp, command } = stamped;
     let epoch = command.epoch();
     {
         let mut w = worker.borrow_mut();
-        if epoch < w.newest_epoch {
+        if epoch < w.newest_epoch || stamp < w.newest_queue {
             w.ctx.trace(TraceEvent::StaleEpoch { epoch });
             return;
         }
         w.newest_epoch = epoch;
+        w.newest_queue = stamp;
     }
     match command {
         WorkerCommand::Deploy { tasks, .. } => {
@@ -248,10 +253,24 @@ fn cancel_older(worker: &Shared, epoch: u64) {
 }
 
 /// Starts one subtask; its inbox is registered before this returns, so channels can open.
+///
+/// A deploy of an older generation than the copy this worker already runs is stale and
+/// dropped: the manager's commands to one worker travel on one connection per queue, and a
+/// queue replaced when the worker was declared dead may still deliver after its successor
+/// (replication-active seeds 5347 and 5722: a failover's restarted source overtaken by the
+/// next failover's).
 fn deploy(worker: &Shared, spec: TaskSpec) {
     let tc = {
         let w = worker.borrow();
         assert_eq!(spec.worker, w.ctx.id.index, "subtask deployed on the wrong worker");
+        if let Some(running) = w.tasks.get(&spec.id) {
+            let (have, new) = ((running.epoch, running.generation), (spec.epoch, spec.generation));
+            assert_ne!(have, new, "subtask {:?} deployed twice in epoch {}, generation {}", spec.id, new.0, new.1);
+            if have > new {
+                w.ctx.trace(TraceEvent::StaleEpoch { epoch: spec.epoch });
+                return;
+            }
+        }
         TaskContext {
             ctx: w.ctx.clone(),
             client: w.client.clone(),
@@ -283,10 +302,7 @@ fn deploy(worker: &Shared, spec: TaskSpec) {
     });
     let local = LocalTask { epoch, generation, serial, source: spec.is_source(), inbox, rewires, handle };
     if let Some(previous) = worker.borrow_mut().tasks.insert(id, local) {
-        assert!(
-            (previous.epoch, previous.generation) < (epoch, generation),
-            "subtask {id:?} deployed twice in epoch {epoch}, generation {generation}"
-        );
+        assert!((previous.epoch, previous.generation) < (epoch, generation), "checked above");
         previous.handle.abort();
     }
 }
