@@ -172,6 +172,12 @@ pub struct Registry {
     factories: BTreeMap<String, Factory>,
 }
 
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.factories.keys()).finish()
+    }
+}
+
 impl Registry {
     pub fn register(&mut self, name: &str, factory: Factory) {
         let previous = self.factories.insert(name.to_string(), factory);

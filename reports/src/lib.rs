@@ -60,9 +60,25 @@ pub struct RunRecord {
     /// Event time: the input's time skew and the records found late.
     #[serde(default)]
     pub time: TimeRecord,
+    /// The panic that ended the run, if one did: where it struck and what it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic: Option<PanicRecord>,
     /// What a report adds (`--report`): time series, checkpoint spans and node lanes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+}
+
+/// A panic caught during a run: in a node's task, in the supervisor, or in a checker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanicRecord {
+    pub message: String,
+    /// `file:line:column` of the panic or the failed assertion.
+    pub location: String,
+    /// The node whose task panicked (`worker-2`, `sink`, …), `supervisor` for the runner's
+    /// own task, or `checker` after the simulation.
+    pub node: String,
+    /// Simulated time of the panic; `None` in a checker.
+    pub at_ms: Option<u64>,
 }
 
 /// Event time in a run.

@@ -18,6 +18,7 @@ pub mod disk;
 pub mod fault_plan;
 pub mod faults;
 pub mod logging;
+pub mod panic;
 pub mod pipelines;
 pub mod recoveries;
 pub mod runner;

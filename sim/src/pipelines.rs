@@ -92,7 +92,7 @@ fn fail(field: &str, message: impl Into<String>) -> Result<(), Problem> {
 }
 
 /// Checks that the pipeline, its input, its window and the engine's settings go together.
-pub fn validate(s: &Scenario) -> Result<(), Problem> {
+pub fn validate(s: &Scenario, registry: &Registry) -> Result<(), Problem> {
     let p = &s.pipeline;
     let nexmark = query(p.kind).is_some();
     if nexmark != (s.workload.input == InputName::Nexmark) {
@@ -101,7 +101,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     }
     validate_window(s)?;
     if p.kind == PipelineKind::User {
-        validate_user(s)?;
+        validate_user(s, registry)?;
     }
     if p.kind != PipelineKind::RunningAggregate && s.engine.semantics != SemanticsName::ExactlyOnce {
         let m = format!(
@@ -199,8 +199,7 @@ fn validate_window(s: &Scenario) -> Result<(), Problem> {
     }
 }
 
-fn validate_user(s: &Scenario) -> Result<(), Problem> {
-    let registry = registry();
+fn validate_user(s: &Scenario, registry: &Registry) -> Result<(), Problem> {
     let Some(name) = &s.pipeline.operator else {
         let names: Vec<&str> = registry.names().collect();
         return fail(

@@ -25,7 +25,8 @@ use faultline_engine::pipeline::PipelineKind;
 use faultline_engine::record::{LogRecord, Payload};
 use faultline_engine::sink::{read_committed, read_committed_timed, read_events, SinkEvent, SINK_LOG};
 use faultline_reports::{
-    CheckpointCounts, FaultRecord, NodeLane, RecoveryRecord, RunRecord, Skew, TimeRecord, Timeline, Violation,
+    CheckpointCounts, FaultRecord, NodeLane, PanicRecord, RecoveryRecord, RunRecord, Skew, TimeRecord,
+    Timeline, Violation,
 };
 use madsim::runtime::Runtime;
 use madsim::time::TimeHandle;
@@ -36,6 +37,7 @@ use crate::checker::reference::{Expected, Input};
 use crate::checker::{consistency, delivery, late, log, manager, reference, transactions};
 use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
+use crate::panic;
 use crate::scenario::Fault;
 use crate::scenario::Loaded;
 use crate::wall::WallClock;
@@ -43,6 +45,9 @@ use crate::world::{self, World};
 
 /// How often the supervisor looks at the job's progress, in simulated time.
 const SUPERVISE_TICK: Duration = Duration::from_millis(10);
+
+/// The invariant every run judges: nothing panicked — no node's task, no checker.
+pub const PANIC: &str = "panic";
 
 /// Invariants whose violation is a liveness failure (exit code 3) rather than a safety one.
 const LIVENESS: [&str; 2] = ["liveness", "job-failed"];
@@ -120,40 +125,109 @@ fn execute(
     let wall = WallClock::start();
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
-    let world = World::build(&rt, world::cluster_spec(scenario, seed));
+    let world = World::build(&rt, world::cluster_spec(scenario, seed), loaded.registry.clone());
     if let Some((node, file)) = scenario.engine.test_skip_sync.as_deref().and_then(|s| s.split_once(':')) {
         world.disk_named(node).skip_sync(file);
     }
     let injector = Injector::new(&world);
     let faults = scenario.faults.faults(seed, &world.cluster);
     let deadline_ms = deadline_ms(scenario, &faults);
-    let (ending, sim_time_ms) = rt.block_on(supervise(&world, faults, deadline_ms, injector.clone()));
+    let simulated = panic::catch(|| rt.block_on(supervise(&world, faults, deadline_ms, injector.clone())));
     let applied = injector.applied.borrow().clone();
-    rt.block_on(release(&world));
+    if simulated.is_ok() {
+        rt.block_on(release(&world));
+    }
+    // After a panic the cluster's tasks are left to the runtime's drop: a leak of one run's
+    // memory, for a run that is a failing seed already.
     drop(rt);
     let simulate_ms = wall.elapsed_ms();
+    let judged = match simulated {
+        Ok((ending, sim_time_ms)) => panic::catch(|| {
+            let run =
+                Simulated { world: &world, injector: &injector, applied: &applied, ending, sim_time_ms };
+            verdict(loaded, seed, run, detail, tamper)
+        })
+        .map_err(|p| (p, sim_time_ms)),
+        Err(p) => {
+            let at_ms = p.at_ms.unwrap_or(0);
+            Err((p, at_ms))
+        }
+    };
+    let mut record = judged
+        .unwrap_or_else(|(p, sim_time_ms)| panicked(loaded, seed, &world, applied.clone(), sim_time_ms, p));
+    record.wall_ms = wall.elapsed_ms();
+    let timings = Timings { simulate_ms, judge_ms: record.wall_ms - simulate_ms };
+    (record, timings)
+}
+
+/// What the simulation left for the checkers.
+struct Simulated<'a> {
+    world: &'a World,
+    injector: &'a Injector,
+    applied: &'a [FaultRecord],
+    ending: Ending,
+    sim_time_ms: u64,
+}
+
+/// Reads the sink's output and judges the run.
+fn verdict(
+    loaded: &Loaded,
+    seed: u64,
+    run: Simulated<'_>,
+    detail: Detail,
+    tamper: impl FnOnce(&mut Vec<OutputRecord>),
+) -> RunRecord {
+    let (world, scenario) = (run.world, &loaded.scenario);
     let mut committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed(&b)).unwrap_or_default();
     tamper(&mut committed);
     let (results, late) = late::split(committed);
     let inputs = reference::inputs(&world.cluster.workload);
     let expected = reference::evaluate(&inputs, &world.cluster.job.pipeline, &late::late_ids(&late));
     let output = Output { inputs: &inputs, expected: &expected, results: &results, late: &late };
-    let mut record = judge(loaded, seed, &world, output, ending);
-    record.sim_time_ms = sim_time_ms;
-    record.recoveries = crate::recoveries::recoveries(&world.recorder.recovery_events(), &applied);
+    let mut record = judge(loaded, seed, world, output, run.ending);
+    record.sim_time_ms = run.sim_time_ms;
+    record.recoveries = crate::recoveries::recoveries(&world.recorder.recovery_events(), run.applied);
     let checkpoints = world.recorder.checkpoints_completed();
-    record.violations.extend(vacuity(scenario, &applied, &record.recoveries, &checkpoints));
+    record.violations.extend(vacuity(scenario, run.applied, &record.recoveries, &checkpoints));
     record.invariants.extend(vacuity_invariants(scenario));
     if detail == Detail::Timeline {
-        record.timeline = Some(timeline(&world, &expected, sim_time_ms, injector.node_lanes(sim_time_ms)));
+        let lanes = run.injector.node_lanes(run.sim_time_ms);
+        record.timeline = Some(timeline(world, &expected, run.sim_time_ms, lanes));
     }
-    record.faults = applied;
+    record.faults = run.applied.to_vec();
     if !record.violations.is_empty() {
         record.verdict = "fail".into();
     }
-    record.wall_ms = wall.elapsed_ms();
-    let timings = Timings { simulate_ms, judge_ms: record.wall_ms - simulate_ms };
-    (record, timings)
+    record
+}
+
+/// The record of a run a panic ended: the panic is its violation, and nothing else is judged
+/// (a run cut short would only add the outputs it never made).
+fn panicked(
+    loaded: &Loaded,
+    seed: u64,
+    world: &World,
+    applied: Vec<FaultRecord>,
+    sim_time_ms: u64,
+    p: panic::Panicked,
+) -> RunRecord {
+    let node = match &p.node {
+        None => "checker".to_string(),
+        Some(id) => world
+            .nodes
+            .iter()
+            .find(|(_, handle)| handle.id().to_string() == *id)
+            .map_or("supervisor".to_string(), |(node, _)| node.name()),
+    };
+    let at = p.at_ms.map_or(String::new(), |ms| format!(" at {ms} ms"));
+    let detail = format!("{} (on {node}{at}, {})", p.message, p.location);
+    let mut record = empty_record(loaded, seed, world);
+    record.verdict = "fail".into();
+    record.sim_time_ms = sim_time_ms;
+    record.violations = vec![Violation { invariant: PANIC.into(), detail }];
+    record.faults = applied;
+    record.panic = Some(PanicRecord { message: p.message, location: p.location, node, at_ms: p.at_ms });
+    record
 }
 
 /// The run's end: `liveness_timeout_ms` after the last fault heals, within `max_sim_time_ms`.
@@ -229,18 +303,29 @@ fn judge(loaded: &Loaded, seed: u64, world: &World, output: Output<'_>, ending: 
         max_out_of_orderness_ms: job.time.max_out_of_orderness_ms,
         allowed_lateness_ms: job.pipeline.allowed_lateness_ms,
     };
+    let mut record = empty_record(loaded, seed, world);
+    record.verdict = if violations.is_empty() { "pass" } else { "fail" }.to_string();
+    record.output = delivery.counts;
+    record.violations = violations;
+    record.time = time;
+    record
+}
+
+/// A run's record before anything is judged: what it ran, and the trace so far.
+fn empty_record(loaded: &Loaded, seed: u64, world: &World) -> RunRecord {
+    let cluster = &world.cluster;
     RunRecord {
         scenario: loaded.scenario.name.clone(),
         seed,
-        verdict: if violations.is_empty() { "pass" } else { "fail" }.to_string(),
-        semantics: semantics.as_str().to_string(),
+        verdict: "pass".to_string(),
+        semantics: cluster.job.semantics.as_str().to_string(),
         recovery: loaded.scenario.engine.recovery.as_str().to_string(),
         trace_hash: world.recorder.hash(),
         sim_time_ms: 0,
         wall_ms: 0.0,
         events_in: cluster.workload.events,
-        output: delivery.counts,
-        violations,
+        output: Default::default(),
+        violations: Vec::new(),
         faults: Vec::new(),
         checkpoints: CheckpointCounts {
             completed: world.recorder.checkpoints_completed().len() as u64,
@@ -251,8 +336,9 @@ fn judge(loaded: &Loaded, seed: u64, world: &World, output: Output<'_>, ending: 
         repro: repro(loaded, seed),
         faultline_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario_hash: crate::scenario::hash(&loaded.scenario),
-        invariants: judged_invariants(job),
-        time,
+        invariants: judged_invariants(&cluster.job),
+        time: TimeRecord::default(),
+        panic: None,
         timeline: None,
     }
 }
@@ -273,6 +359,7 @@ fn judged_invariants(job: &JobSpec) -> Vec<String> {
         names.extend(consistency::INVARIANTS);
     }
     names.extend(LIVENESS);
+    names.push(PANIC);
     names.into_iter().map(String::from).collect()
 }
 

@@ -7,6 +7,9 @@
 //! It does not build anything: `world` turns a validated [`Scenario`] into a cluster.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use faultline_engine::api::Registry;
 
 use serde::{Deserialize, Serialize};
 
@@ -557,24 +560,36 @@ pub struct Loaded {
     pub scenario: Scenario,
     /// The overrides applied, in order, as given on the command line.
     pub sets: Vec<String>,
+    /// The operators a `user` pipeline may name.
+    pub registry: Arc<Registry>,
 }
 
-/// Loads, overrides and validates a scenario file.
+/// Loads, overrides and validates a scenario file, with the built-in operators.
 pub fn load(path: &Path, sets: &[String]) -> Result<Loaded, ScenarioError> {
+    load_with(path, sets, Arc::new(crate::pipelines::registry()))
+}
+
+/// Like [`load`], with the operators of `registry`: the ones a `user` pipeline may name.
+pub fn load_with(path: &Path, sets: &[String], registry: Arc<Registry>) -> Result<Loaded, ScenarioError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ScenarioError::Read { path: shown.clone(), reason: e.to_string() })?;
-    load_str(&shown, &text, sets)
+    load_str(&shown, &text, sets, registry)
 }
 
-/// Like [`load`], from text already read.
-pub fn load_str(path: &str, text: &str, sets: &[String]) -> Result<Loaded, ScenarioError> {
+/// Like [`load_with`], from text already read.
+pub fn load_str(
+    path: &str,
+    text: &str,
+    sets: &[String],
+    registry: Arc<Registry>,
+) -> Result<Loaded, ScenarioError> {
     let mut scenario: Scenario =
         toml::from_str(text).map_err(|e| located(path, text, e.span(), e.message()))?;
     if !sets.is_empty() {
         scenario = apply_sets(text, sets)?;
     }
-    if let Err((field, problem)) = validate(&scenario) {
+    if let Err((field, problem)) = validate(&scenario, &registry) {
         let message = format!("field `{field}`: {problem}");
         let set = sets.iter().rev().find(|s| s.split('=').next() == Some(field.as_str()));
         // A missing field is reported where its table starts.
@@ -589,7 +604,7 @@ pub fn load_str(path: &str, text: &str, sets: &[String]) -> Result<Loaded, Scena
             (None, None) => ScenarioError::Unlocated { path: path.into(), message },
         });
     }
-    Ok(Loaded { path: path.into(), scenario, sets: sets.to_vec() })
+    Ok(Loaded { path: path.into(), scenario, sets: sets.to_vec(), registry })
 }
 
 fn located(path: &str, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> ScenarioError {
@@ -708,7 +723,7 @@ fn validate_replication(e: &Engine) -> Result<(), (String, String)> {
 }
 
 /// Checks values that parse but cannot run. Returns the dotted field and what is wrong.
-pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
+pub fn validate(s: &Scenario, registry: &Registry) -> Result<(), (String, String)> {
     let fail = |field: &str, message: String| Err((field.to_string(), message));
     let (w, e, n) = (&s.workload, &s.engine, &s.network);
     if w.events == 0 || w.events > 100_000_000 {
@@ -751,7 +766,7 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
         return fail("workload.late_per_mille", format!("must be at most 1000, not {}", w.late_per_mille));
     }
     validate_engine(e)?;
-    crate::pipelines::validate(s)?;
+    crate::pipelines::validate(s, registry)?;
     if let Some((node, _)) = e.test_skip_sync.as_deref().and_then(|s| s.split_once(':')) {
         let nodes = crate::world::node_names(s);
         if !nodes.iter().any(|n| n == node) {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use faultline_engine::api::Registry;
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role, Settings};
 use faultline_engine::disk::DiskRef;
 use faultline_engine::job::{
@@ -134,10 +135,9 @@ pub fn node_names(s: &Scenario) -> Vec<String> {
 
 impl World {
     /// Creates every node on `rt`. Their boot functions start when the runtime runs.
-    pub fn build(rt: &Runtime, cluster: ClusterSpec) -> World {
+    pub fn build(rt: &Runtime, cluster: ClusterSpec, operators: Arc<Registry>) -> World {
         rt.add_simulator::<LinkFaults>();
         let cluster = Arc::new(cluster);
-        let operators = Arc::new(crate::pipelines::registry());
         let recorder = Arc::new(Recorder::default());
         let mut world =
             World { cluster: cluster.clone(), disks: BTreeMap::new(), nodes: BTreeMap::new(), recorder };

@@ -914,12 +914,7 @@ fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
 /// Sends a worker's queued commands; a command that cannot be delivered is dropped — the
 /// worker is unreachable, and failure detection takes it from there. The pump ends when the
 /// worker is declared dead (its queue is replaced), so it never delivers a stale command later.
-async fn pump(
-    manager: Shared,
-    worker: u32,
-    generation: u64,
-    mut queue: mpsc::UnboundedReceiver<Stamped>,
-) {
+async fn pump(manager: Shared, worker: u32, generation: u64, mut queue: mpsc::UnboundedReceiver<Stamped>) {
     let client = manager.borrow().client.clone();
     let addr = NodeId::new(Role::Worker, worker).addr(WORKER_CONTROL_PORT);
     let current = |manager: &Shared| {

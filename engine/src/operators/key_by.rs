@@ -113,6 +113,9 @@ pub struct KeyByExchange {
     wiring: Wiring,
     dests: Vec<Destination>,
     batch_records: usize,
+    /// The watermark last sent on every channel: a copy opened later gets it after the
+    /// backlog, or it would wait for the next one — and after the end of time there is none.
+    watermark: Option<(u64, bool)>,
 }
 
 impl KeyByExchange {
@@ -123,7 +126,7 @@ impl KeyByExchange {
             .iter()
             .map(|_| Destination { buffer: Vec::new(), copies: Vec::new(), backlog: VecDeque::new() })
             .collect();
-        let mut exchange = KeyByExchange { wiring, dests, batch_records };
+        let mut exchange = KeyByExchange { wiring, dests, batch_records, watermark: None };
         for (d, workers) in targets.iter().enumerate() {
             exchange.rewire(d as u32, workers.clone()).await?;
         }
@@ -220,10 +223,12 @@ impl KeyByExchange {
     }
 
     /// Flushes, then sends a watermark on every channel (it is not kept in the backlog: a new
-    /// copy gets the next one).
+    /// copy gets the latest one after the backlog).
     pub async fn watermark(&mut self, at: u64, idle: bool) -> io::Result<()> {
         self.flush().await?;
         self.apply_rewires().await?;
+        assert!(self.watermark.is_none_or(|(w, _)| w <= at), "a watermark went back");
+        self.watermark = Some((at, idle));
         for target in 0..self.dests.len() {
             self.send_to_copies(target, Sent::Watermark { at, idle }).await?;
         }
@@ -305,6 +310,14 @@ impl KeyByExchange {
         tracing::debug!(subtask, worker, batches = batches.len(), "exchange: opened a copy");
         for batch in batches {
             if sender.send(batch).await.is_err() {
+                return Ok(Copy { worker, sender: None });
+            }
+        }
+        // The watermark covers what the backlog replayed: it was sent after those records
+        // (replication-passive seed 5032: a standby promoted after its source reached the end
+        // of time was never told, and fired its windows after the final checkpoint).
+        if let Some((at, idle)) = self.watermark {
+            if sender.watermark(at, idle).await.is_err() {
                 return Ok(Copy { worker, sender: None });
             }
         }

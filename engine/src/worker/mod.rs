@@ -265,7 +265,11 @@ fn deploy(worker: &Shared, spec: TaskSpec) {
         assert_eq!(spec.worker, w.ctx.id.index, "subtask deployed on the wrong worker");
         if let Some(running) = w.tasks.get(&spec.id) {
             let (have, new) = ((running.epoch, running.generation), (spec.epoch, spec.generation));
-            assert_ne!(have, new, "subtask {:?} deployed twice in epoch {}, generation {}", spec.id, new.0, new.1);
+            assert_ne!(
+                have, new,
+                "subtask {:?} deployed twice in epoch {}, generation {}",
+                spec.id, new.0, new.1
+            );
             if have > new {
                 w.ctx.trace(TraceEvent::StaleEpoch { epoch: spec.epoch });
                 return;
