@@ -113,6 +113,44 @@ pub fn actions_of(class: FaultClass) -> &'static [FaultAction] {
     }
 }
 
+/// Whether a fault of `class` may hit `target` (and the link to `peer`): `stream` hits
+/// producers and brokers, `processor` workers, `sink` the sink, `manager` the managers, `driver`
+/// the driver; `network` the links among workers and from workers to brokers, `sink-link` the
+/// links between workers and the sink. An error says what the class hits.
+pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), String> {
+    use Role::*;
+    let fits = match (class, peer) {
+        (FaultClass::Processor, None) => target == Worker,
+        (FaultClass::Stream, None) => matches!(target, Producer | Broker),
+        (FaultClass::Sink, None) => target == Sink,
+        (FaultClass::Manager, None) => target == Manager,
+        (FaultClass::Driver, None) => target == Driver,
+        (FaultClass::Network, None) => target == Worker,
+        (FaultClass::Network, Some(peer)) => {
+            matches!((target, peer), (Worker, Worker | Broker) | (Broker, Worker))
+        }
+        (FaultClass::SinkLink, None) => target == Sink,
+        (FaultClass::SinkLink, Some(peer)) => matches!((target, peer), (Worker, Sink) | (Sink, Worker)),
+        // A peer on a node fault is refused on its own field.
+        (_, Some(_)) => true,
+    };
+    if fits {
+        return Ok(());
+    }
+    let hits = match class {
+        FaultClass::Processor => "workers",
+        FaultClass::Stream => "producers and brokers",
+        FaultClass::Sink => "the sink",
+        FaultClass::Manager => "the managers (manager, manager-standby)",
+        FaultClass::Driver => "the driver",
+        FaultClass::Network => {
+            "links among workers and between workers and brokers (a worker, or a worker and its peer)"
+        }
+        FaultClass::SinkLink => "links between workers and the sink (a worker and peer `sink`, or the sink)",
+    };
+    Err(format!("a `{}` fault hits {hits}", class.as_str()))
+}
+
 /// The nodes (and, for links, peers) a class of fault can hit.
 fn targets_of(class: FaultClass, cluster: &ClusterSpec) -> Vec<(NodeId, Option<NodeId>)> {
     let nodes = cluster.nodes();
@@ -219,4 +257,49 @@ impl RandomFaults {
 /// When a fault stops acting: its time plus its restart delay or duration.
 pub fn heals_at_ms(fault: &Fault) -> u64 {
     fault.at_ms + fault.restart_after_ms.or(fault.duration_ms).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLASSES: [FaultClass; 7] = [
+        FaultClass::Stream,
+        FaultClass::Network,
+        FaultClass::Processor,
+        FaultClass::SinkLink,
+        FaultClass::Sink,
+        FaultClass::Manager,
+        FaultClass::Driver,
+    ];
+
+    #[test]
+    fn each_class_fits_its_own_targets_only() {
+        use Role::*;
+        assert!(fits(FaultClass::Processor, Worker, None).is_ok());
+        assert!(fits(FaultClass::Sink, Worker, None).is_err());
+        assert!(fits(FaultClass::Stream, Broker, None).is_ok());
+        assert!(fits(FaultClass::Stream, Worker, None).is_err());
+        assert!(fits(FaultClass::Manager, Manager, None).is_ok());
+        assert!(fits(FaultClass::Driver, Manager, None).is_err());
+        assert!(fits(FaultClass::Network, Worker, Some(Broker)).is_ok());
+        assert!(fits(FaultClass::Network, Worker, Some(Sink)).is_err());
+        assert!(fits(FaultClass::SinkLink, Worker, Some(Sink)).is_ok());
+        assert!(fits(FaultClass::SinkLink, Worker, Some(Broker)).is_err());
+        assert!(fits(FaultClass::SinkLink, Sink, None).is_ok());
+    }
+
+    #[test]
+    fn random_draws_fit_their_class() {
+        let scenario = crate::scenario::load(std::path::Path::new("../scenarios/all-faults.toml"), &[])
+            .expect("all-faults loads")
+            .scenario;
+        let cluster = crate::world::cluster_spec(&scenario, 1);
+        for class in CLASSES {
+            for (target, peer) in targets_of(class, &cluster) {
+                let fitted = fits(class, target.role, peer.map(|p| p.role));
+                assert!(fitted.is_ok(), "{class:?} drew {target:?} {peer:?}: {fitted:?}");
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use faultline_engine::api::Registry;
+use faultline_engine::cluster::NodeId;
 
 use serde::{Deserialize, Serialize};
 
@@ -888,7 +889,8 @@ fn validate_random(s: &Scenario, r: &crate::fault_plan::RandomFaults) -> Result<
 
 fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, String)> {
     let field = |name: &str| format!("faults.{i}.{name}");
-    let nodes = crate::world::node_names(s);
+    let cluster = crate::world::cluster_spec(s, 0);
+    let nodes: Vec<String> = cluster.nodes().into_iter().map(NodeId::name).collect();
     if !nodes.contains(&f.target) {
         let m = format!("no node named `{}`; nodes are {}", f.target, nodes.join(", "));
         return Err((field("target"), m));
@@ -901,6 +903,16 @@ fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, Stri
             let m = format!("a `{}` fault hits a node and has no peer", f.action.as_str());
             return Err((field("peer"), m));
         }
+    }
+    let role_of = |name: &str| cluster.nodes().into_iter().find(|n| n.name() == name).map(|n| n.role);
+    let (target, peer) = (role_of(&f.target).expect("checked above"), f.peer.as_deref().and_then(role_of));
+    if let Err(m) = crate::fault_plan::fits(f.class, target, peer) {
+        let m = format!(
+            "{m}, not `{}`{}",
+            f.target,
+            f.peer.as_ref().map_or(String::new(), |p| format!(" and `{p}`"))
+        );
+        return Err((field("class"), m));
     }
     if f.action != FaultAction::Restart && !actions_of(f.class).contains(&f.action) {
         let m = format!("a `{}` fault cannot `{}`", f.class.as_str(), f.action.as_str());
