@@ -449,10 +449,11 @@ fn delivery_body(out: &mut String, record: &RunRecord) {
         num(group(o.expected)),
         num(group(o.committed)),
         num(group(o.lost)),
+        num(group(o.pending)),
         num(group(o.duplicates)),
         num(group(o.wrong)),
     ]];
-    table(out, &["expected", "committed", "lost", "duplicates", "wrong"], counts, &[]);
+    table(out, &["expected", "committed", "lost", "pending", "duplicates", "wrong"], counts, &[]);
     meta_list(
         out,
         &[

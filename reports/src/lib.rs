@@ -181,6 +181,10 @@ pub struct OutputCounts {
     pub committed: u64,
     pub duplicates: u64,
     pub lost: u64,
+    /// Expected outputs not committed that the run had not come to: the job did not finish,
+    /// and their input lies beyond the committed checkpoints. A liveness matter, not safety.
+    #[serde(default)]
+    pub pending: u64,
     pub wrong: u64,
     /// The first few offending records of each kind, for reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -124,9 +124,9 @@ fn delivery(out: &mut String, r: &RunRecord) {
     let o = &r.output;
     let _ = writeln!(
         out,
-        "## Delivery\n\n| expected | committed | lost | duplicates | wrong |\n|---:|---:|---:|---:|---:|\n\
-         | {} | {} | {} | {} | {} |\n",
-        o.expected, o.committed, o.lost, o.duplicates, o.wrong
+        "## Delivery\n\n| expected | committed | lost | pending | duplicates | wrong |\n|---:|---:|---:|---:|---:|---:|\n\
+         | {} | {} | {} | {} | {} | {} |\n",
+        o.expected, o.committed, o.lost, o.pending, o.duplicates, o.wrong
     );
     if o.offending.is_empty() {
         return;

@@ -282,8 +282,8 @@ fn print_run(r: &RunRecord, out: &mut dyn Write) {
     let o = &r.output;
     _ = writeln!(
         out,
-        "events in {} · output expected {} committed {} · lost {} duplicates {} wrong {}",
-        r.events_in, o.expected, o.committed, o.lost, o.duplicates, o.wrong
+        "events in {} · output expected {} committed {} · lost {} pending {} duplicates {} wrong {}",
+        r.events_in, o.expected, o.committed, o.lost, o.pending, o.duplicates, o.wrong
     );
     _ = writeln!(out, "sim {} ms · wall {:.1} ms · trace {}", r.sim_time_ms, r.wall_ms, r.trace_hash);
     if r.fencing != Default::default() {

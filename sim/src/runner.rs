@@ -33,6 +33,7 @@ use madsim::time::TimeHandle;
 
 use faultline_engine::disk::Disk;
 
+use crate::checker::frontier::{self, Frontier};
 use crate::checker::reference::{Expected, Input};
 use crate::checker::{consistency, delivery, late, log, manager, reference, transactions};
 use crate::fault_plan::heals_at_ms;
@@ -283,18 +284,35 @@ struct Output<'a> {
 fn judge(loaded: &Loaded, seed: u64, world: &World, output: Output<'_>, ending: Ending) -> RunRecord {
     let cluster = &world.cluster;
     let (job, semantics) = (&cluster.job, cluster.job.semantics);
-    let delivery = delivery::check(output.expected, output.results, semantics);
+    let finished = matches!(ending, Ending::Finished);
+    let logs = partition_logs(world);
+    let (sink_events, checkpoints) = (sink_events(world), world.recorder.captured_checkpoints());
+    let frontier = Frontier::of(&frontier::Run {
+        finished,
+        event_time: job.pipeline.event_time(),
+        sink: job.sink,
+        checkpoints: &checkpoints,
+        sink_events: &sink_events,
+        logs: &logs,
+    });
+    let delivery = delivery::check(output.expected, output.results, semantics, &frontier);
     let mut violations = delivery.violations(semantics);
-    violations.extend(late::check(output.late, output.results, output.inputs, &job.pipeline, job.time));
+    violations.extend(late::check(
+        output.late,
+        output.results,
+        output.inputs,
+        &job.pipeline,
+        job.time,
+        finished,
+    ));
     if loaded.scenario.checks.no_late {
         violations.extend(late::unexpected(output.late));
     }
-    violations.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
-    let logs = partition_logs(world);
+    violations.extend(transactions::check(&sink_events, &completed_checkpoints(world)));
     violations.extend(log::check(&world.recorder.log_events(), &logs));
     violations.extend(manager::check(&world.recorder.manager_events()));
     if judges_consistency(job) {
-        violations.extend(consistency::check(&world.recorder.captured_checkpoints(), &logs, &job.pipeline));
+        violations.extend(consistency::check(&checkpoints, &logs, &job.pipeline));
     }
     violations.extend(liveness(&ending));
     let time = TimeRecord {

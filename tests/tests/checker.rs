@@ -63,3 +63,37 @@ fn semantics_decide_what_is_allowed() {
     assert!(tampered(&["engine.semantics=at-most-once"], lose).passed());
     assert!(!tampered(&["engine.semantics=at-least-once"], lose).passed());
 }
+
+/// A run whose sink crashed for good at 500 ms: it never finishes.
+fn sink_down(tamper: impl FnOnce(&mut Vec<OutputRecord>)) -> RunRecord {
+    let loaded = load("fixtures/sink-down-for-good.toml".as_ref(), &[]).unwrap();
+    run_seed_tampered(&loaded, 1, tamper)
+}
+
+#[test]
+fn a_sink_down_for_good_is_a_liveness_failure_with_outputs_pending_not_lost() {
+    let record = sink_down(|_| {});
+    assert_eq!(record.output.lost, 0, "nothing was lost: the outputs were never produced");
+    assert!(record.output.pending > 0 && record.output.committed > 0, "{:?}", record.output);
+    assert_eq!(record.output.committed + record.output.pending, record.output.expected);
+    assert_eq!(invariants(&record), ["liveness"]);
+    assert_eq!(exit_code(&record), 3);
+    assert!(faultline_tests::faultline(&["run", "fixtures/sink-down-for-good.toml"]).code == 3);
+}
+
+#[test]
+fn a_hole_behind_the_committed_frontier_is_lost_and_the_tail_beyond_it_pending() {
+    let clean = sink_down(|_| {});
+    // The first committed record lies behind every committed checkpoint's positions.
+    let record = sink_down(|out| _ = out.remove(0));
+    assert_eq!(record.output.lost, 1, "a hole behind the frontier");
+    assert_eq!(record.output.pending, clean.output.pending, "the tail beyond it is still pending");
+    assert_eq!(invariants(&record), ["delivery-lost", "liveness"]);
+    assert_eq!(exit_code(&record), 1, "a loss is a safety failure, liveness or not");
+}
+
+#[test]
+fn a_finished_run_has_nothing_pending_every_missing_output_is_lost() {
+    let record = tampered(&[], |out| out.truncate(out.len() - 5));
+    assert_eq!((record.output.lost, record.output.pending), (5, 0));
+}

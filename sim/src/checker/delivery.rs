@@ -8,9 +8,13 @@
 //!   under those semantics a replayed or skipped input legitimately shifts a key's later running
 //!   aggregates, so values are not compared — only whether each input reached the output.
 //!
-//! In both, `lost` is an expected output (id or cause) never committed, `duplicate` a committed
-//! record beyond the first for its id or cause, and `wrong` a committed record whose id or cause
-//! the reference does not know (or, by id, whose value or cause differs).
+//! In both, `lost` is an expected output (id or cause) never committed though the run committed
+//! past it, `pending` one never committed that the run had not come to yet (see `frontier`: the
+//! job did not finish, and the output's input lies beyond the committed checkpoints),
+//! `duplicate` a committed record beyond the first for its id or cause, and `wrong` a committed
+//! record whose id or cause the reference does not know (or, by id, whose value or cause
+//! differs). Pending outputs are no safety violation: a run that left some is a liveness
+//! failure.
 //!
 //! Verdicts: exactly-once allows none of the three; at-least-once allows duplicates;
 //! at-most-once allows losses. No semantics allows a wrong record.
@@ -19,6 +23,7 @@ use faultline_engine::job::Semantics;
 use faultline_engine::record::{Cause, OutputId, OutputRecord};
 use faultline_reports::{OffendingRecord, OutputCounts, Violation};
 
+use super::frontier::Frontier;
 use super::reference::{Expected, Want};
 
 /// How many offending records a violation quotes.
@@ -31,8 +36,11 @@ const OFFENDING: usize = 10;
 #[derive(Debug, Default)]
 pub struct Delivery {
     pub counts: OutputCounts,
-    /// Expected outputs never committed, by id (exactly-once) or by the id they would have had.
+    /// Expected outputs never committed, by id (exactly-once) or by the id they would have had,
+    /// though the run committed past them.
     pub lost: Vec<OutputId>,
+    /// Expected outputs never committed that the run had not come to.
+    pub pending: Vec<OutputId>,
     pub duplicates: Vec<OutputRecord>,
     pub wrong: Vec<OutputRecord>,
 }
@@ -46,12 +54,28 @@ pub fn invariants(semantics: Semantics) -> Vec<&'static str> {
     }
 }
 
-/// Classifies the committed output as `semantics` calls for.
-pub fn check(expected: &Expected, committed: &[OutputRecord], semantics: Semantics) -> Delivery {
-    match semantics {
+/// Classifies the committed output as `semantics` calls for; of the missing outputs, those
+/// the run did not commit past (`frontier`) are pending, not lost.
+pub fn check(
+    expected: &Expected,
+    committed: &[OutputRecord],
+    semantics: Semantics,
+    frontier: &Frontier,
+) -> Delivery {
+    let mut d = match semantics {
         Semantics::ExactlyOnce => check_by_id(expected, committed),
         Semantics::AtLeastOnce | Semantics::AtMostOnce => check_by_cause(expected, committed),
-    }
+    };
+    let missing = std::mem::take(&mut d.lost);
+    let (lost, pending): (Vec<OutputId>, Vec<OutputId>) = missing.into_iter().partition(|&id| {
+        let want = expected.get(id).expect("a missing output is an expected one");
+        frontier.passed(id.key, want.cause)
+    });
+    (d.lost, d.pending) = (lost, pending);
+    d.counts.lost = d.lost.len() as u64;
+    d.counts.pending = d.pending.len() as u64;
+    d.counts.offending = d.offending(expected);
+    d
 }
 
 /// Classifies every committed record by output id: value and cause must match the reference.
@@ -127,6 +151,7 @@ impl Delivery {
             committed: committed.len() as u64,
             duplicates: self.duplicates.len() as u64,
             lost: self.lost.len() as u64,
+            pending: self.pending.len() as u64,
             wrong: self.wrong.len() as u64,
             offending: Vec::new(),
         };
@@ -218,7 +243,7 @@ mod tests {
     fn exact_output_passes_every_semantics() {
         let good = [out(2, 1, 4, 1), out(1, 1, 5, 0), out(1, 2, 9, 2)];
         for s in [Semantics::ExactlyOnce, Semantics::AtLeastOnce, Semantics::AtMostOnce] {
-            let d = check(&expected(), &good, s);
+            let d = check(&expected(), &good, s, &Frontier::finished());
             assert_eq!(d.counts.committed, 3);
             assert!(d.violations(s).is_empty(), "{s:?}");
         }
@@ -247,7 +272,7 @@ mod tests {
         // Input 0 replayed after a rollback that kept its effect: counted twice, so the key's
         // later aggregates are inflated. At-least-once allows it; at-most-once does not.
         let history = [out(1, 1, 5, 0), out(1, 2, 10, 0), out(1, 3, 14, 2), out(2, 1, 4, 1)];
-        let d = check(&expected(), &history, Semantics::AtLeastOnce);
+        let d = check(&expected(), &history, Semantics::AtLeastOnce, &Frontier::finished());
         assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (0, 1, 0));
         assert!(d.violations(Semantics::AtLeastOnce).is_empty());
         assert_eq!(d.violations(Semantics::AtMostOnce).len(), 1);
@@ -257,7 +282,7 @@ mod tests {
     fn by_cause_a_skipped_input_is_lost() {
         // Input 0 never reached the sink: key 1's later aggregate no longer includes it.
         let history = [out(1, 1, 4, 2), out(2, 1, 4, 1)];
-        let d = check(&expected(), &history, Semantics::AtMostOnce);
+        let d = check(&expected(), &history, Semantics::AtMostOnce, &Frontier::finished());
         assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (1, 0, 0));
         assert!(d.violations(Semantics::AtMostOnce).is_empty());
         assert_eq!(d.violations(Semantics::AtLeastOnce).len(), 1);
@@ -269,6 +294,7 @@ mod tests {
             &expected(),
             &[out(1, 1, 5, 0), out(1, 2, 9, 2), out(2, 1, 4, 1), out(2, 2, 8, 9)],
             Semantics::AtLeastOnce,
+            &Frontier::finished(),
         );
         assert_eq!(d.counts.wrong, 1);
         assert_eq!(d.violations(Semantics::AtLeastOnce).len(), 1);

@@ -17,6 +17,7 @@
 
 pub mod consistency;
 pub mod delivery;
+pub mod frontier;
 pub mod late;
 pub mod log;
 pub mod manager;
