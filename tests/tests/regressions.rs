@@ -1,0 +1,70 @@
+//! Seeds that once failed, each named after its scenario and seed, replayed to a pass. The
+//! comment on each says what was wrong; the fix's commit names the same seed.
+
+use faultline_tests::{check, scenario, Expect};
+
+/// A source restored from a checkpoint taken after it drained never sent the end of time, so
+/// its stage fired every window after the final checkpoint: 600 of 1,000 windows lost.
+#[test]
+fn windows_5490() {
+    check(&scenario("windows"), 5490, Expect::ExactPass);
+}
+
+/// The same root cause as windows 5490.
+#[test]
+fn windows_6013() {
+    check(&scenario("windows"), 6013, Expect::ExactPass);
+}
+
+/// The same root cause as windows 5490.
+#[test]
+fn windows_6431() {
+    check(&scenario("windows"), 6431, Expect::ExactPass);
+}
+
+/// The same root cause as windows 5490, for the example user operator.
+#[test]
+fn top_n_5490() {
+    check(&scenario("top-n"), 5490, Expect::ExactPass);
+}
+
+/// The same root cause as windows 5490, for the window join.
+#[test]
+fn window_join_5446() {
+    check(&scenario("window-join"), 5446, Expect::ExactPass);
+}
+
+/// The same root cause as windows 5490, with late data.
+#[test]
+fn late_data_6013() {
+    check(&scenario("late-data"), 6013, Expect::ExactPass);
+}
+
+/// A failover's restarted source was deployed on a worker by a command queue the manager had
+/// already replaced, after the next failover's newer generation: the engine panicked
+/// ("deployed twice"), and with the panic fixed, stale rewires stalled the job.
+#[test]
+fn replication_active_5347() {
+    check(&scenario("replication-active"), 5347, Expect::ExactPass);
+}
+
+/// The same root cause as replication-active 5347.
+#[test]
+fn replication_active_5722() {
+    check(&scenario("replication-active"), 5722, Expect::ExactPass);
+}
+
+/// Two workers crashed together under k = 2; stale commands from a replaced queue reached a
+/// rebooted worker after fresh ones, and the job never finished.
+#[test]
+fn replication_passive_129() {
+    check(&scenario("replication-passive"), 129, Expect::ExactPass);
+}
+
+/// A standby promoted after its source had sent the end of time was never told: the exchange
+/// replayed its backlog to the new copy but not the watermark, and the stage's input ended
+/// before the end of time (an engine assertion).
+#[test]
+fn replication_passive_5032() {
+    check(&scenario("replication-passive"), 5032, Expect::ExactPass);
+}
