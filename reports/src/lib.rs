@@ -303,6 +303,12 @@ pub struct SwarmRecord {
     pub passed: u64,
     pub failed: Vec<SwarmFailure>,
     pub wall_ms: f64,
+    /// Seeds run per wall second.
+    #[serde(default)]
+    pub seeds_per_s: f64,
+    /// The distinct invariants the failing seeds violated.
+    #[serde(default)]
+    pub failing_invariants: Vec<String>,
     /// Faults that took effect across the sweep, per failure class.
     #[serde(default)]
     pub effective_faults: std::collections::BTreeMap<String, u64>,
@@ -319,6 +325,25 @@ pub struct SwarmFailure {
     pub seed: u64,
     pub violations: Vec<Violation>,
     pub repro: String,
+}
+
+/// A sweep of several scenarios (`faultline swarm scenarios/`): a row per scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepRecord {
+    pub scenarios: Vec<SwarmRecord>,
+    /// Scenarios the sweep's overrides do not apply to, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedScenario>,
+    pub seeds: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub wall_ms: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedScenario {
+    pub path: String,
+    pub reason: String,
 }
 
 /// The engine against a bare-madsim baseline moving the same records through the same hops.

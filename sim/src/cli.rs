@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use faultline_reports::{
-    to_json, CompareRecord, RunRecord, SeedOutcome, SwarmRecord, SwarmReport, Violation,
+    to_json, CompareRecord, RunRecord, SeedOutcome, SwarmRecord, SwarmReport, SweepRecord, Violation,
 };
 
 use crate::bench::{self, BenchError, BenchOptions};
@@ -53,11 +53,16 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         report: Option<PathBuf>,
     },
-    /// Run many seeds of one scenario in parallel.
+    /// Run many seeds of one or more scenarios (files or directories of them) in parallel.
     Swarm {
-        scenario: PathBuf,
+        #[arg(required = true, value_name = "SCENARIO")]
+        scenarios: Vec<PathBuf>,
         #[command(flatten)]
         sweep: Sweep,
+        /// A wall-clock budget: seeds are drawn until it runs out (shared evenly among the
+        /// scenarios), and with --seeds, at most that many each.
+        #[arg(long, value_name = "M")]
+        minutes: Option<f64>,
         /// Write a summary page (swarm.html, swarm.json) into this directory, with a report of
         /// every failing seed in seed-N/.
         #[arg(long, value_name = "DIR")]
@@ -125,8 +130,9 @@ enum Command {
 /// The seeds a sweep runs, and how.
 #[derive(clap::Args, Debug)]
 struct Sweep {
+    /// Seeds per scenario.
     #[arg(long)]
-    seeds: u64,
+    seeds: Option<u64>,
     #[arg(long, default_value_t = 1)]
     from: u64,
     /// Threads to run seeds on (default: the machine's cores).
@@ -141,7 +147,7 @@ struct Sweep {
 impl Sweep {
     /// The seeds and threads, checked; whether to draw a progress bar.
     fn checked(&self) -> Result<(usize, bool), String> {
-        if self.seeds == 0 {
+        if self.seeds == Some(0) {
             return Err("--seeds must be at least 1".into());
         }
         let jobs = self.jobs.unwrap_or_else(default_jobs);
@@ -168,8 +174,8 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             let options = RunOptions { json, check_determinism, report };
             run(&scenario, seed, &sets, &options, out, err)
         }
-        Command::Swarm { scenario, sweep, report } => {
-            run_swarm(&scenario, &sweep, report.as_deref(), out, err)
+        Command::Swarm { scenarios, sweep, minutes, report } => {
+            run_swarm(&scenarios, &sweep, minutes, report.as_deref(), out, err)
         }
         Command::Report { record, out: dir } => render_saved(&record, &dir, err),
         Command::Compare { scenario, sweep, vary, out: dir } => {
@@ -316,25 +322,110 @@ fn print_run(r: &RunRecord, out: &mut dyn Write) {
 }
 
 fn run_swarm(
-    path: &Path,
+    paths: &[PathBuf],
     sweep: &Sweep,
+    minutes: Option<f64>,
     report: Option<&Path>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
     let (jobs, progress) = sweep.checked()?;
-    let loaded = load(path, &sweep.sets)?;
-    let (record, runs) = swarm::swarm(&loaded, sweep.from, sweep.seeds, jobs, progress);
-    if let Some(dir) = report {
-        write_swarm_report(&loaded, &record, &runs, dir, err)?;
+    if sweep.seeds.is_none() && minutes.is_none() {
+        return Err("give --seeds N, --minutes M, or both".into());
     }
-    if sweep.json {
-        _ = writeln!(out, "{}", to_json(&record));
+    if minutes.is_some_and(|m| m.is_nan() || m <= 0.0) {
+        return Err("--minutes must be positive".into());
+    }
+    let files = swarm::scenario_files(paths)?;
+    let single = files.len() == 1 && !paths[0].is_dir();
+    let registry = std::sync::Arc::new(crate::pipelines::registry());
+    let (loaded, skipped) = if single {
+        (vec![load(&files[0], &sweep.sets)?], Vec::new())
     } else {
-        print_swarm(&record, out);
+        swarm::load_all(&files, &sweep.sets, registry)?
+    };
+    for s in &skipped {
+        _ = writeln!(err, "skipped {}: {}", s.path, s.reason);
+    }
+    if loaded.is_empty() {
+        return Err("the overrides apply to none of the scenarios".into());
+    }
+    let total = sweep.seeds.filter(|_| minutes.is_none()).map(|n| n * loaded.len() as u64);
+    let bar = progress.then(|| swarm::progress_bar(total));
+    let swept = swarm::sweep_all(&loaded, sweep.from, sweep.seeds, minutes, jobs, bar.as_ref());
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    for ((record, runs), l) in swept.iter().zip(&loaded) {
+        if let Some(dir) = report {
+            let dir = if single { dir.to_path_buf() } else { dir.join(&record.scenario) };
+            write_swarm_report(l, record, runs, &dir, err)?;
+        }
+    }
+    if single {
+        let record = &swept[0].0;
+        if sweep.json {
+            _ = writeln!(out, "{}", to_json(record));
+        } else {
+            print_swarm(record, out);
+        }
+    } else {
+        let records: Vec<SwarmRecord> = swept.iter().map(|(r, _)| r.clone()).collect();
+        let summary = sweep_record(records, skipped);
+        if sweep.json {
+            _ = writeln!(out, "{}", to_json(&summary));
+        } else {
+            print_sweep(&summary, out);
+        }
     }
     _ = err.flush();
-    Ok(runs.iter().map(exit_code).max_by_key(|&c| severity(c)).unwrap_or(EXIT_PASS))
+    let codes = swept.iter().flat_map(|(_, runs)| runs.iter().map(exit_code));
+    Ok(codes.max_by_key(|&c| severity(c)).unwrap_or(EXIT_PASS))
+}
+
+fn sweep_record(
+    scenarios: Vec<SwarmRecord>,
+    skipped: Vec<faultline_reports::SkippedScenario>,
+) -> SweepRecord {
+    let seeds = scenarios.iter().map(|r| r.seeds).sum();
+    let passed = scenarios.iter().map(|r| r.passed).sum();
+    let wall_ms = scenarios.iter().map(|r| r.wall_ms).sum();
+    SweepRecord { scenarios, skipped, seeds, passed, failed: seeds - passed, wall_ms }
+}
+
+/// A row per scenario, a total, then every failing seed's replay command.
+fn print_sweep(summary: &SweepRecord, out: &mut dyn Write) {
+    let width = summary.scenarios.iter().map(|r| r.scenario.len()).max().unwrap_or(8).max(8);
+    _ = writeln!(
+        out,
+        "{:<width$} {:>7} {:>7} {:>7} {:>8}  failing invariants",
+        "scenario", "seeds", "passed", "failed", "seeds/s"
+    );
+    for r in &summary.scenarios {
+        let failing =
+            if r.failing_invariants.is_empty() { "-".to_string() } else { r.failing_invariants.join(", ") };
+        let failed = r.failed.len();
+        _ = writeln!(
+            out,
+            "{:<width$} {:>7} {:>7} {:>7} {:>8.1}  {failing}",
+            r.scenario, r.seeds, r.passed, failed, r.seeds_per_s
+        );
+    }
+    let rate = if summary.wall_ms > 0.0 { summary.seeds as f64 * 1000.0 / summary.wall_ms } else { 0.0 };
+    _ = writeln!(
+        out,
+        "{:<width$} {:>7} {:>7} {:>7} {:>8.1}  in {:.1} s",
+        "total",
+        summary.seeds,
+        summary.passed,
+        summary.failed,
+        rate,
+        summary.wall_ms / 1000.0
+    );
+    for f in summary.scenarios.iter().flat_map(|r| &r.failed) {
+        let names: Vec<&str> = f.violations.iter().map(|v| v.invariant.as_str()).collect();
+        _ = writeln!(out, "seed {} failed ({}): {}", f.seed, names.join(", "), f.repro);
+    }
 }
 
 fn print_swarm(record: &SwarmRecord, out: &mut dyn Write) {
@@ -412,15 +503,8 @@ fn run_compare(
     err: &mut dyn Write,
 ) -> CliResult {
     let (jobs, progress) = sweep.checked()?;
-    let options = CompareOptions {
-        path,
-        sets: &sweep.sets,
-        vary,
-        from: sweep.from,
-        seeds: sweep.seeds,
-        jobs,
-        progress,
-    };
+    let seeds = sweep.seeds.ok_or("compare needs --seeds N")?;
+    let options = CompareOptions { path, sets: &sweep.sets, vary, from: sweep.from, seeds, jobs, progress };
     let record = compare::compare(&options)?;
     faultline_reports::write_compare_report(&record, dir)
         .map_err(|e| format!("cannot write the comparison into {}: {e}", dir.display()))?;
