@@ -60,6 +60,9 @@ pub struct RunRecord {
     /// Event time: the input's time skew and the records found late.
     #[serde(default)]
     pub time: TimeRecord,
+    /// The values a scenario's `[swarm]` table drew for this seed, by entry.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub drawn: std::collections::BTreeMap<String, String>,
     /// The panic that ended the run, if one did: where it struck and what it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub panic: Option<PanicRecord>,

@@ -225,7 +225,9 @@ fn run(
     let loaded = load(path, sets)?;
     let json = options.json;
     if !json {
-        let s = &loaded.scenario;
+        // What this seed runs: a `[swarm]` table draws part of it from the seed.
+        let drawn = crate::draw::for_seed(&loaded, seed).map(|d| d.loaded.scenario);
+        let s = drawn.as_ref().unwrap_or(&loaded.scenario);
         _ = writeln!(
             out,
             "SEED={seed} scenario={} semantics={} recovery={} scenario_hash={}",
@@ -310,6 +312,10 @@ fn print_run(r: &RunRecord, out: &mut dyn Write) {
     }
     if !r.faults.is_empty() && r.faults.iter().all(|f| !f.effective) {
         _ = writeln!(out, "warning: no fault took effect: this run tested nothing it claims to");
+    }
+    if !r.drawn.is_empty() {
+        let drawn: Vec<String> = r.drawn.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        _ = writeln!(out, "drawn: {}", drawn.join(" "));
     }
     for v in &r.violations {
         _ = writeln!(out, "VIOLATION {}: {}", v.invariant, v.detail);

@@ -15,6 +15,7 @@ pub mod checker;
 pub mod cli;
 pub mod compare;
 pub mod disk;
+pub mod draw;
 pub mod fault_plan;
 pub mod faults;
 pub mod logging;

@@ -36,6 +36,7 @@ use faultline_engine::disk::Disk;
 use crate::checker::frontier::{self, Frontier};
 use crate::checker::reference::{Expected, Input};
 use crate::checker::{consistency, delivery, late, log, manager, reference, transactions};
+use crate::draw;
 use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
 use crate::panic;
@@ -49,6 +50,9 @@ const SUPERVISE_TICK: Duration = Duration::from_millis(10);
 
 /// The invariant every run judges: nothing panicked — no node's task, no checker.
 pub const PANIC: &str = "panic";
+
+/// A scenario's `[swarm]` table drew a configuration validation accepts.
+const SWARM_DRAW: &str = "swarm-draw";
 
 /// Invariants whose violation is a liveness failure (exit code 3) rather than a safety one.
 const LIVENESS: [&str; 2] = ["liveness", "job-failed"];
@@ -124,6 +128,13 @@ fn execute(
     tamper: impl FnOnce(&mut Vec<OutputRecord>),
 ) -> (RunRecord, Timings) {
     let wall = WallClock::start();
+    let drawn = match draw::for_seed(loaded, seed) {
+        Ok(drawn) => drawn,
+        Err(why) => {
+            return (undrawable(loaded, seed, why, &wall), Timings { simulate_ms: 0.0, judge_ms: 0.0 })
+        }
+    };
+    let loaded = &drawn.loaded;
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
     let world = World::build(&rt, world::cluster_spec(scenario, seed), loaded.registry.clone());
@@ -156,9 +167,22 @@ fn execute(
     };
     let mut record = judged
         .unwrap_or_else(|(p, sim_time_ms)| panicked(loaded, seed, &world, applied.clone(), sim_time_ms, p));
+    record.drawn = drawn.values.clone();
     record.wall_ms = wall.elapsed_ms();
     let timings = Timings { simulate_ms, judge_ms: record.wall_ms - simulate_ms };
     (record, timings)
+}
+
+/// The record of a seed whose `[swarm]` draw found no configuration validation accepts.
+fn undrawable(loaded: &Loaded, seed: u64, why: String, wall: &WallClock) -> RunRecord {
+    let rt = Runtime::with_seed_and_config(seed, world::madsim_config(&loaded.scenario));
+    let world = World::build(&rt, world::cluster_spec(&loaded.scenario, seed), loaded.registry.clone());
+    let mut record = empty_record(loaded, seed, &world);
+    record.verdict = "fail".into();
+    record.violations = vec![Violation { invariant: SWARM_DRAW.into(), detail: why }];
+    record.invariants.push(SWARM_DRAW.into());
+    record.wall_ms = wall.elapsed_ms();
+    record
 }
 
 /// What the simulation left for the checkers.
@@ -356,6 +380,7 @@ fn empty_record(loaded: &Loaded, seed: u64, world: &World) -> RunRecord {
         scenario_hash: crate::scenario::hash(&loaded.scenario),
         invariants: judged_invariants(&cluster.job),
         time: TimeRecord::default(),
+        drawn: BTreeMap::new(),
         panic: None,
         timeline: None,
     }

@@ -6,6 +6,7 @@
 //!
 //! It does not build anything: `world` turns a validated [`Scenario`] into a cluster.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,6 +34,9 @@ pub struct Scenario {
     pub checks: Checks,
     #[serde(default, deserialize_with = "crate::fault_plan::deserialize_plan")]
     pub faults: FaultPlan,
+    /// Swarm testing: fields drawn per seed from lists of choices (see `draw`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub swarm: crate::draw::Swarm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -648,7 +652,7 @@ fn parse_value(raw: &str) -> toml::Value {
     }
 }
 
-fn set_path(table: &mut toml::Table, key: &str, value: Option<toml::Value>) -> Result<(), String> {
+pub(crate) fn set_path(table: &mut toml::Table, key: &str, value: Option<toml::Value>) -> Result<(), String> {
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(format!("`{key}` is not a dotted field path"));
@@ -768,6 +772,7 @@ pub fn validate(s: &Scenario, registry: &Registry) -> Result<(), (String, String
     }
     validate_engine(e)?;
     crate::pipelines::validate(s, registry)?;
+    crate::draw::check(s)?;
     if let Some((node, _)) = e.test_skip_sync.as_deref().and_then(|s| s.split_once(':')) {
         let nodes = crate::world::node_names(s);
         if !nodes.iter().any(|n| n == node) {

@@ -48,3 +48,24 @@ fn a_sweep_needs_seeds_or_minutes() {
     assert_eq!(outcome.code, 2);
     assert!(outcome.stderr.contains("--seeds N, --minutes M"), "{}", outcome.stderr);
 }
+
+/// `scenarios/swarm.toml` draws every entry's every choice (over the first 400 seeds), each
+/// seed's draw is one validation accepts, and a run's record lists what it drew.
+#[test]
+fn the_swarm_scenario_draws_every_choice_of_every_entry() {
+    let loaded = faultline_sim::scenario::load(scenario("swarm").as_ref(), &[]).unwrap();
+    let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for seed in 1..=400 {
+        let drawn = faultline_sim::draw::for_seed(&loaded, seed).expect("a valid draw");
+        for (entry, value) in drawn.values {
+            seen.entry(entry).or_default().insert(value);
+        }
+    }
+    for (entry, choices) in &loaded.scenario.swarm {
+        let taken = seen.get(entry).map_or(0, |s| s.len());
+        assert_eq!(taken, choices.len(), "{entry}: {:?}", seen.get(entry));
+    }
+    let (code, record) = faultline_tests::run_json(&scenario("swarm"), 2, &[]);
+    assert_eq!(code, 0, "{:?}", record.violations);
+    assert_eq!(record.drawn.len(), loaded.scenario.swarm.len(), "{:?}", record.drawn);
+}
