@@ -913,7 +913,8 @@ fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
 
 /// Sends a worker's queued commands; a command that cannot be delivered is dropped — the
 /// worker is unreachable, and failure detection takes it from there. The pump ends when the
-/// worker is declared dead (its queue is replaced), so it never delivers a stale command later.
+/// worker is declared dead (its queue is replaced); what it had already sent may still arrive
+/// after the new queue's first commands, and the worker drops it by its stamp.
 async fn pump(manager: Shared, worker: u32, generation: u64, mut queue: mpsc::UnboundedReceiver<Stamped>) {
     let client = manager.borrow().client.clone();
     let addr = NodeId::new(Role::Worker, worker).addr(WORKER_CONTROL_PORT);

@@ -253,28 +253,10 @@ fn cancel_older(worker: &Shared, epoch: u64) {
 }
 
 /// Starts one subtask; its inbox is registered before this returns, so channels can open.
-///
-/// A deploy of an older generation than the copy this worker already runs is stale and
-/// dropped: the manager's commands to one worker travel on one connection per queue, and a
-/// queue replaced when the worker was declared dead may still deliver after its successor
-/// (replication-active seeds 5347 and 5722: a failover's restarted source overtaken by the
-/// next failover's).
 fn deploy(worker: &Shared, spec: TaskSpec) {
     let tc = {
         let w = worker.borrow();
         assert_eq!(spec.worker, w.ctx.id.index, "subtask deployed on the wrong worker");
-        if let Some(running) = w.tasks.get(&spec.id) {
-            let (have, new) = ((running.epoch, running.generation), (spec.epoch, spec.generation));
-            assert_ne!(
-                have, new,
-                "subtask {:?} deployed twice in epoch {}, generation {}",
-                spec.id, new.0, new.1
-            );
-            if have > new {
-                w.ctx.trace(TraceEvent::StaleEpoch { epoch: spec.epoch });
-                return;
-            }
-        }
         TaskContext {
             ctx: w.ctx.clone(),
             client: w.client.clone(),
@@ -306,7 +288,10 @@ fn deploy(worker: &Shared, spec: TaskSpec) {
     });
     let local = LocalTask { epoch, generation, serial, source: spec.is_source(), inbox, rewires, handle };
     if let Some(previous) = worker.borrow_mut().tasks.insert(id, local) {
-        assert!((previous.epoch, previous.generation) < (epoch, generation), "checked above");
+        assert!(
+            (previous.epoch, previous.generation) < (epoch, generation),
+            "subtask {id:?} deployed twice in epoch {epoch}, generation {generation}"
+        );
         previous.handle.abort();
     }
 }
