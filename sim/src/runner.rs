@@ -165,9 +165,9 @@ fn execute(
             Err((p, at_ms))
         }
     };
-    let mut record = judged
-        .unwrap_or_else(|(p, sim_time_ms)| panicked(loaded, seed, &world, applied.clone(), sim_time_ms, p));
-    record.drawn = drawn.values.clone();
+    let mut record =
+        judged.unwrap_or_else(|(p, sim_time_ms)| panicked(loaded, seed, &world, applied, sim_time_ms, p));
+    record.drawn = drawn.values;
     record.wall_ms = wall.elapsed_ms();
     let timings = Timings { simulate_ms, judge_ms: record.wall_ms - simulate_ms };
     (record, timings)
