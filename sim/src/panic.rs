@@ -101,9 +101,14 @@ fn message_of(payload: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     use super::*;
 
+    /// Runs `f` on a fresh thread, as the runner runs each seed.
+    fn on_a_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new().spawn(f).expect("a thread").join().expect("the thread returned")
+    }
+
     #[test]
     fn a_panic_is_caught_with_its_message_and_location() {
-        let caught = std::thread::spawn(|| catch(|| panic!("planted {}", 7))).join().unwrap();
+        let caught = on_a_fresh_thread(|| catch(|| panic!("planted {}", 7)));
         let panicked = caught.expect_err("the phase panicked");
         assert_eq!(panicked.message, "planted 7");
         assert!(panicked.location.starts_with("sim/src/panic.rs:"), "{}", panicked.location);
@@ -112,12 +117,12 @@ mod tests {
 
     #[test]
     fn a_phase_that_returns_is_passed_through() {
-        assert_eq!(std::thread::spawn(|| catch(|| 41 + 1)).join().unwrap(), Ok(42));
+        assert_eq!(on_a_fresh_thread(|| catch(|| 41 + 1)), Ok(42));
     }
 
     #[test]
     fn a_panic_inside_the_simulation_names_its_node_and_time() {
-        let caught = std::thread::spawn(|| {
+        let caught = on_a_fresh_thread(|| {
             catch(|| {
                 let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
                 rt.block_on(async {
@@ -125,9 +130,7 @@ mod tests {
                     panic!("in the simulation");
                 })
             })
-        })
-        .join()
-        .unwrap();
+        });
         let panicked = caught.expect_err("the simulation panicked");
         assert_eq!(panicked.message, "in the simulation");
         assert!(panicked.node.is_some());
