@@ -243,17 +243,27 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "twice")]
     fn expected_rejects_a_duplicate_id() {
-        let w = want([0; 4], cause(0), 0);
-        Expected::from_unsorted(vec![(OutputId::main(1, 1), w), (OutputId::main(1, 1), w)]);
+        let panicked = crate::panic::catch(|| {
+            let w = want([0; 4], cause(0), 0);
+            Expected::from_unsorted(vec![(OutputId::main(1, 1), w), (OutputId::main(1, 1), w)]);
+        })
+        .expect_err("the reference refuses it");
+        assert!(panicked.message.contains("twice"), "{panicked:?}");
     }
 
     #[test]
-    #[should_panic(expected = "no user pipeline \"median\"")]
     fn an_unknown_user_pipeline_panics() {
-        let kind = PipelineKind::User { name: "median".into(), params: vec![] };
-        evaluate(&[ev(0, 1, 1, 0)], &pipeline(kind, WindowSpec::Tumbling { size_ms: 10 }), &BTreeSet::new());
+        let panicked = crate::panic::catch(|| {
+            let kind = PipelineKind::User { name: "median".into(), params: vec![] };
+            evaluate(
+                &[ev(0, 1, 1, 0)],
+                &pipeline(kind, WindowSpec::Tumbling { size_ms: 10 }),
+                &BTreeSet::new(),
+            );
+        })
+        .expect_err("the reference refuses it");
+        assert!(panicked.message.contains("no user pipeline \"median\""), "{panicked:?}");
     }
 
     #[test]
