@@ -68,3 +68,11 @@ fn replication_passive_129() {
 fn replication_passive_5032() {
     check(&scenario("replication-passive"), 5032, Expect::ExactPass);
 }
+
+/// A passive primary sent its standbys the changes of each batch, but not those its watermark
+/// made between the last batch and a barrier: a session window fired into transaction n was
+/// still open in the standby's state at n, and the standby promoted at n fired it again.
+#[test]
+fn swarm_2351() {
+    check(&scenario("swarm"), 2351, Expect::ExactPass);
+}

@@ -35,8 +35,9 @@
 //!
 //! # Replication
 //! - A passive primary streams its changelog to its standbys (see `standby_task`): its view as
-//!   `Base` at the first barrier a standby sees, then `Changes` after every batch, and each
-//!   barrier where it pre-commits.
+//!   `Base` at the first barrier a standby sees, then `Changes` after every batch, and at each
+//!   barrier where it pre-commits the changes since the last batch (what the watermark fired)
+//!   followed by the barrier.
 //! - An active secondary aligns and cuts its output at barriers exactly as its primary does, so
 //!   each held segment is the content of one of the primary's transactions. A completed
 //!   checkpoint drops the segments up to it; promotion settles the sink up to the latest
@@ -669,9 +670,14 @@ impl ChannelTask {
         }
     }
 
-    /// At barrier n: a standby already based gets the barrier; the others get the view as their
-    /// base.
+    /// At barrier n: a standby already based gets what changed since the last batch (timers
+    /// fired and windows closed by the watermark, the operator's `on_checkpoint`, the watermark
+    /// itself), then the barrier; the others get the view as their base. Without the first, a
+    /// standby promoted at n would fire again what the primary's transaction n already holds.
     async fn replicate_barrier(&mut self, checkpoint: u64, view: &View) {
+        if let Some(changes) = self.state.take_changes(std::iter::empty()) {
+            self.replicate_changes(changes).await;
+        }
         while let Ok(link) = self.opening.try_recv() {
             self.standbys.push(link);
         }
