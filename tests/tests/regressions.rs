@@ -76,3 +76,12 @@ fn replication_passive_5032() {
 fn swarm_2351() {
     check(&scenario("swarm"), 2351, Expect::ExactPass);
 }
+
+/// A paused primary, declared dead and replaced twice, resumed, obeyed its stale promotion and
+/// opened its changelog to the copy promoted after it. That copy took the changelog for an
+/// input: its watermark stayed behind forever, and the partial count windows that the end of
+/// time fires were never emitted, though the job finished.
+#[test]
+fn swarm_2057() {
+    check(&scenario("swarm"), 2057, Expect::ExactPass);
+}

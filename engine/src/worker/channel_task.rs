@@ -248,6 +248,7 @@ impl ChannelTask {
     }
 
     fn done(&self) -> bool {
+        assert!(self.inputs.len() <= self.upstream, "{} inputs, {} upstream", self.inputs.len(), self.upstream);
         let ended = self.inputs.values().filter(|i| i.ended).count() == self.upstream;
         ended && self.pending.is_none() && self.uncommitted.is_empty()
     }
@@ -314,6 +315,14 @@ impl ChannelTask {
     /// A channel opened: a newer generation of its upstream replaces the old channel, and a
     /// checkpoint aligning on the old one is given up (its barrier will not come).
     async fn on_opened(&mut self, from: Upstream, credit: Tx<ChannelReply>) -> TaskResult {
+        if from.task == self.tc.spec.id {
+            // The changelog of the primary this promoted copy replaced, still alive (paused or
+            // cut off, then promoted by a stale command): no input, and it must not hold back
+            // the watermark or count towards the end of input.
+            assert!(from.generation < self.tc.spec.generation, "a changelog opened to a primary");
+            self.tc.ctx.trace(TraceEvent::StaleEpoch { epoch: self.tc.spec.epoch });
+            return Ok(());
+        }
         let input = self.inputs.entry(from.task).or_default();
         if from.generation < input.generation {
             return Ok(());
@@ -566,6 +575,7 @@ impl ChannelTask {
     /// at the end of time counts as ended — its `u64::MAX` must not carry the stage past an
     /// idle input, whose records would all be late when it resumes.
     fn combined(&self) -> (Option<u64>, bool) {
+        assert!(self.inputs.len() <= self.upstream, "{} inputs, {} upstream", self.inputs.len(), self.upstream);
         if self.inputs.len() < self.upstream {
             return (None, false);
         }
