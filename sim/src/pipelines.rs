@@ -8,7 +8,7 @@ use faultline_engine::pipeline::nexmark::Query;
 use faultline_engine::pipeline::{PipelineKind as Kind, PipelineSpec, WindowSpec};
 
 use crate::scenario::{
-    CheckpointModeName, InputName, PipelineKind, RecoveryName, Scenario, SemanticsName, WindowName,
+    CheckpointModeName, InputName, PipelineKind, RecoveryName, Scenario, SemanticsName, SinkName, WindowName,
 };
 
 /// The user operators scenarios may name: the example top-N operator.
@@ -110,6 +110,15 @@ pub fn validate(s: &Scenario, registry: &Registry) -> Result<(), Problem> {
             kind_name(p.kind)
         );
         return fail("engine.semantics", m);
+    }
+    if s.engine.sink == SinkName::Idempotent && spec(s).event_time() {
+        let m = format!(
+            "pipeline `{}` needs the transactional sink for exactly-once: an idempotent sink keeps \
+             what a failed attempt upserted, and which records are late depends on arrival, so \
+             the replay may upsert other values and leave the first attempt's late records",
+            kind_name(p.kind)
+        );
+        return fail("engine.sink", m);
     }
     validate_recovery(s)
 }
