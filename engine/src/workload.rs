@@ -79,6 +79,12 @@ pub struct Emitted {
 }
 
 impl WorkloadSpec {
+    /// When, in simulated time, the producers are due to emit the last event (the input paces
+    /// `rate_per_s` events a second from time 0).
+    pub fn input_ms(&self) -> u64 {
+        self.events.saturating_sub(1).saturating_mul(1000) / self.rate_per_s.max(1)
+    }
+
     /// The number of events producer `producer` emits.
     pub fn events_of(&self, producer: u32) -> u64 {
         let p = u64::from(producer);

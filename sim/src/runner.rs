@@ -255,11 +255,14 @@ fn panicked(
     record
 }
 
-/// The run's end: `liveness_timeout_ms` after the last fault heals, within `max_sim_time_ms`.
+/// The run's end: `liveness_timeout_ms` after the last fault heals or the input's last event
+/// is due, whichever is later, within `max_sim_time_ms`. A job cannot finish before its input
+/// does: a minute of input faulted in its first seconds still has the minute to run.
 fn deadline_ms(scenario: &crate::scenario::Scenario, faults: &[Fault]) -> u64 {
     let checks = &scenario.checks;
     let healed = faults.iter().map(heals_at_ms).max().unwrap_or(0);
-    checks.max_sim_time_ms.min(healed + checks.liveness_timeout_ms)
+    let input = crate::world::workload_spec(scenario, 0).input_ms();
+    checks.max_sim_time_ms.min(healed.max(input) + checks.liveness_timeout_ms)
 }
 
 async fn supervise(
@@ -313,7 +316,7 @@ fn judge(loaded: &Loaded, seed: u64, world: &World, output: Output<'_>, ending: 
     let (sink_events, checkpoints) = (sink_events(world), world.recorder.captured_checkpoints());
     let frontier = Frontier::of(&frontier::Run {
         finished,
-        event_time: job.pipeline.event_time(),
+        fires_on_watermark: job.pipeline.fires_on_watermark(),
         sink: job.sink,
         checkpoints: &checkpoints,
         sink_events: &sink_events,

@@ -107,7 +107,7 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
 }
 
 /// The workload a scenario describes, seeded from the run's seed.
-fn workload_spec(s: &Scenario, seed: u64) -> WorkloadSpec {
+pub(crate) fn workload_spec(s: &Scenario, seed: u64) -> WorkloadSpec {
     let w = &s.workload;
     WorkloadSpec {
         input: match w.input {

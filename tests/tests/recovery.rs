@@ -101,3 +101,13 @@ fn checkpoints_complete_and_are_counted() {
     let (_, off) = run_json(&scenario("quickstart"), 3, &["engine.checkpoint_interval_ms=0"]);
     assert_eq!(off.checkpoints.completed, 1, "only the final checkpoint");
 }
+
+#[test]
+fn a_long_input_has_until_its_last_event_before_the_liveness_bound() {
+    // 8 s of input, crashes in its first second, 2 s to finish: the bound is 2 s after the
+    // input's last event is due, not 2 s after the last crash healed.
+    let sets = ["workload.rate_per_s=2500", "checks.liveness_timeout_ms=2000"];
+    let (code, r) = run_json(&scenario("processor-crash"), 5, &sets);
+    assert_eq!(code, 0, "{:?}", r.violations);
+    assert!(r.sim_time_ms > 8000, "finished at {} ms", r.sim_time_ms);
+}

@@ -125,6 +125,16 @@ impl PipelineSpec {
         }
     }
 
+    /// Whether some outputs fire on the watermark rather than on their last input: every
+    /// event-time result, and a count window's partial last window, which the end of time fires
+    /// (a user's operator may set timers too).
+    pub fn fires_on_watermark(&self) -> bool {
+        match &self.kind {
+            PipelineKind::Window | PipelineKind::User { .. } => true,
+            _ => self.event_time(),
+        }
+    }
+
     /// Applies the synthetic map and filter to a value: `None` if the filter drops it.
     pub fn map_filter(&self, value: i64) -> Option<i64> {
         let mapped = value.wrapping_mul(self.map_scale).wrapping_add(self.map_offset);
@@ -156,6 +166,24 @@ impl PipelineSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_windows_fire_their_last_window_on_the_watermark() {
+        let spec = |kind, window| PipelineSpec {
+            kind,
+            map_scale: 1,
+            map_offset: 0,
+            filter_drop_multiples_of: 0,
+            window,
+            allowed_lateness_ms: 0,
+        };
+        let counted = spec(PipelineKind::Window, WindowSpec::CountTumbling { size: 20 });
+        assert!(!counted.event_time() && counted.fires_on_watermark());
+        let timed = spec(PipelineKind::Window, WindowSpec::Tumbling { size_ms: 100 });
+        assert!(timed.event_time() && timed.fires_on_watermark());
+        let running = spec(PipelineKind::RunningAggregate, WindowSpec::CountTumbling { size: 20 });
+        assert!(!running.event_time() && !running.fires_on_watermark());
+    }
 
     #[test]
     fn sliding_windows_hold_each_time_size_over_slide_times() {

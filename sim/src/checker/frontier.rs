@@ -12,9 +12,9 @@
 //! Otherwise it is *pending*: the job had not come that far. A job that never finished with
 //! outputs pending and nothing lost is a liveness failure, not a safety one.
 //!
-//! Outputs that fire on the watermark (event-time windows, joins, Nexmark's windowed queries)
-//! also wait for later input to move the watermark past them, which the cause alone does not
-//! show. In a run that did not finish, their missing outputs are all pending: the frontier is
+//! Outputs that fire on the watermark (event-time windows, joins, Nexmark's windowed queries,
+//! and a count window's partial last window, which the end of time fires) also wait for later
+//! input to move the watermark past them, which the cause alone does not show. In a run that did not finish, their missing outputs are all pending: the frontier is
 //! not judged for them, and the liveness failure stands for the run.
 //!
 //! It does not decide the verdict; the delivery checker does, with this split.
@@ -44,7 +44,7 @@ pub struct Frontier {
 pub struct Run<'a> {
     pub finished: bool,
     /// Whether outputs wait for the watermark (see the module doc).
-    pub event_time: bool,
+    pub fires_on_watermark: bool,
     pub sink: SinkMode,
     pub checkpoints: &'a [CapturedCheckpoint],
     pub sink_events: &'a [SinkEvent],
@@ -61,7 +61,7 @@ impl Frontier {
         if run.finished {
             return Frontier::finished();
         }
-        if run.event_time {
+        if run.fires_on_watermark {
             return Frontier::default();
         }
         let committed = latest_committed(run.checkpoints, run.sink_events, run.sink);
