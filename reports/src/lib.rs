@@ -321,6 +321,9 @@ pub struct SwarmRecord {
     /// Seeds with two or more nodes down at once.
     #[serde(default)]
     pub seeds_with_simultaneous_crashes: u64,
+    /// Under a `[swarm]` table: per entry, how many seeds drew each choice.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub drawn: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

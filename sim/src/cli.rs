@@ -451,6 +451,10 @@ fn print_swarm(record: &SwarmRecord, out: &mut dyn Write) {
         record.seeds_with_recovery,
         record.seeds_with_simultaneous_crashes
     );
+    for (entry, choices) in &record.drawn {
+        let counts: Vec<String> = choices.iter().map(|(choice, n)| format!("{choice} ×{n}")).collect();
+        _ = writeln!(out, "drawn {entry}: {}", counts.join(", "));
+    }
     for f in &record.failed {
         let names: Vec<&str> = f.violations.iter().map(|v| v.invariant.as_str()).collect();
         _ = writeln!(out, "seed {} failed ({}): {}", f.seed, names.join(", "), f.repro);

@@ -111,7 +111,17 @@ fn record(loaded: &Loaded, runs: &[RunRecord], wall_ms: f64) -> SwarmRecord {
         effective_faults,
         seeds_with_recovery: runs.iter().filter(|r| !r.recoveries.is_empty()).count() as u64,
         seeds_with_simultaneous_crashes: runs.iter().filter(|r| simultaneous_crashes(r)).count() as u64,
+        drawn: tally_draws(runs),
     }
+}
+
+/// Per `[swarm]` entry, how many seeds drew each choice: whether the sweep reached them all.
+fn tally_draws(runs: &[RunRecord]) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut tally: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (entry, choice) in runs.iter().flat_map(|r| &r.drawn) {
+        *tally.entry(entry.clone()).or_default().entry(choice.clone()).or_insert(0) += 1;
+    }
+    tally
 }
 
 /// The scenario files `paths` name: files as given, directories by their `*.toml` files in

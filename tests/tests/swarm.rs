@@ -69,3 +69,17 @@ fn the_swarm_scenario_draws_every_choice_of_every_entry() {
     assert_eq!(code, 0, "{:?}", record.violations);
     assert_eq!(record.drawn.len(), loaded.scenario.swarm.len(), "{:?}", record.drawn);
 }
+
+/// A sweep's summary tallies, per `[swarm]` entry, the seeds that drew each choice.
+#[test]
+fn a_sweep_tallies_the_choices_its_seeds_drew() {
+    let loaded = faultline_sim::scenario::load(scenario("swarm").as_ref(), &[]).unwrap();
+    let swarm = scenario("swarm");
+    let outcome = faultline(&["swarm", &swarm, "--seeds", "4", "--from", "11", "--json", "--jobs", "2"]);
+    let record: faultline_reports::SwarmRecord = serde_json::from_str(outcome.stdout.trim())
+        .unwrap_or_else(|e| panic!("--json printed no swarm record ({e}): {outcome:?}"));
+    assert_eq!(record.drawn.len(), loaded.scenario.swarm.len(), "{:?}", record.drawn);
+    for (entry, choices) in &record.drawn {
+        assert_eq!(choices.values().sum::<u64>(), 4, "{entry}: {choices:?}");
+    }
+}
