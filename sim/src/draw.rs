@@ -27,8 +27,10 @@ use faultline_engine::workload::mix64;
 
 use crate::scenario::{self, Loaded, Scenario};
 
-/// Draws per seed before giving up on finding a combination validation accepts.
-pub const ATTEMPTS: u32 = 64;
+/// Draws per seed before giving up on finding a combination validation accepts. About one
+/// draw in nine of `scenarios/swarm.toml` is accepted, so 64 left 7 seeds in 10,000 without a
+/// configuration; a seed's first accepted draw is the same whatever the bound.
+pub const ATTEMPTS: u32 = 1024;
 
 const SALT: u64 = 0x7377_6172_6d5f_6472;
 
