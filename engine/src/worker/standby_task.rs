@@ -3,7 +3,8 @@
 //!
 //! # Protocol
 //! 1. The primary sends `Base` (its state at barrier n) at the first barrier after connecting,
-//!    then `Changes` after each batch it applies and `Barrier(m)` wherever it pre-commits. The
+//!    then `Changes` after each batch it applies and, wherever it pre-commits, `Changes` for
+//!    what changed since its last batch (timers its watermark fired) and `Barrier(m)`. The
 //!    standby keeps them as segments: the changes before barrier m form segment m.
 //! 2. Segment m holds state whose output sits in the primary's transaction for m: it is
 //!    applied only when checkpoint m (or a later one) completes. The standby reports each
