@@ -324,6 +324,36 @@ pub struct SwarmRecord {
     /// Under a `[swarm]` table: per entry, how many seeds drew each choice.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub drawn: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// The failing seeds grouped by the invariants they broke, the largest group first.
+    #[serde(default)]
+    pub failure_groups: Vec<FailureGroup>,
+    /// The first seed of the sweep's range (a shard runs a slice of it).
+    #[serde(default)]
+    pub from: u64,
+    /// The scenario as run, overrides included: shards of one sweep share it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scenario_hash: String,
+    /// The slice of the seeds this record covers, when the sweep was sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// After `merge`: the shards of the sweep that no input covered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<u64>,
+}
+
+/// One of `count` disjoint slices of a sweep's seeds: the seed `from + i` belongs to slice
+/// `i % count + 1` (1-based `index`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+/// Failing seeds that broke the same set of invariants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureGroup {
+    pub invariants: Vec<String>,
+    pub seeds: Vec<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -67,6 +67,18 @@ enum Command {
         /// every failing seed in seed-N/.
         #[arg(long, value_name = "DIR")]
         report: Option<PathBuf>,
+        /// Run only the K-th of N disjoint slices of the seeds (1 ≤ K ≤ N); `merge` joins the
+        /// slices' --json outputs.
+        #[arg(long, value_name = "K/N", value_parser = swarm::parse_shard)]
+        shard: Option<faultline_reports::Shard>,
+    },
+    /// Join the --json outputs of a sharded sweep's shards into one summary.
+    Merge {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
     },
     /// Render a saved run record (report.json, or a `run --json` line) as a report again.
     Report {
@@ -174,9 +186,10 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             let options = RunOptions { json, check_determinism, report };
             run(&scenario, seed, &sets, &options, out, err)
         }
-        Command::Swarm { scenarios, sweep, minutes, report } => {
-            run_swarm(&scenarios, &sweep, minutes, report.as_deref(), out, err)
+        Command::Swarm { scenarios, sweep, minutes, report, shard } => {
+            run_swarm(&scenarios, &sweep, minutes, report.as_deref(), shard, out, err)
         }
+        Command::Merge { files, json } => run_merge(&files, json, out),
         Command::Report { record, out: dir } => render_saved(&record, &dir, err),
         Command::Compare { scenario, sweep, vary, out: dir } => {
             Vary::parse(&vary).and_then(|vary| run_compare(&scenario, &vary, &sweep, &dir, out, err))
@@ -332,6 +345,7 @@ fn run_swarm(
     sweep: &Sweep,
     minutes: Option<f64>,
     report: Option<&Path>,
+    shard: Option<faultline_reports::Shard>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
@@ -356,9 +370,11 @@ fn run_swarm(
     if loaded.is_empty() {
         return Err("the overrides apply to none of the scenarios".into());
     }
-    let total = sweep.seeds.filter(|_| minutes.is_none()).map(|n| n * loaded.len() as u64);
+    let per_scenario =
+        sweep.seeds.map(|n| shard.map_or(n, |s| n / s.count + u64::from(s.index <= n % s.count)));
+    let total = per_scenario.filter(|_| minutes.is_none()).map(|n| n * loaded.len() as u64);
     let bar = progress.then(|| swarm::progress_bar(total));
-    let swept = swarm::sweep_all(&loaded, sweep.from, sweep.seeds, minutes, jobs, bar.as_ref());
+    let swept = swarm::sweep_all(&loaded, sweep.from, sweep.seeds, minutes, jobs, shard, bar.as_ref());
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -386,6 +402,36 @@ fn run_swarm(
     }
     _ = err.flush();
     let codes = swept.iter().flat_map(|(_, runs)| runs.iter().map(exit_code));
+    Ok(codes.max_by_key(|&c| severity(c)).unwrap_or(EXIT_PASS))
+}
+
+/// `merge`: the joined summary, printed as the unsharded sweep's; its exit code is the worst
+/// failure's, as a sweep's is.
+fn run_merge(files: &[PathBuf], json: bool, out: &mut dyn Write) -> CliResult {
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let records = match crate::merge::merge_files(&paths)? {
+        crate::merge::Merged::One(record) => {
+            match json {
+                true => _ = writeln!(out, "{}", to_json(&record)),
+                false => print_swarm(&record, out),
+            }
+            vec![record]
+        }
+        crate::merge::Merged::Sweep(summary) => {
+            match json {
+                true => _ = writeln!(out, "{}", to_json(&summary)),
+                false => print_sweep(&summary, out),
+            }
+            summary.scenarios
+        }
+    };
+    if !json {
+        for r in records.iter().filter(|r| !r.missing_shards.is_empty()) {
+            let missing: Vec<String> = r.missing_shards.iter().map(u64::to_string).collect();
+            _ = writeln!(out, "{}: shards {} of the sweep are missing", r.scenario, missing.join(", "));
+        }
+    }
+    let codes = records.iter().flat_map(|r| &r.failed).map(|f| runner::violations_exit_code(&f.violations));
     Ok(codes.max_by_key(|&c| severity(c)).unwrap_or(EXIT_PASS))
 }
 
@@ -428,9 +474,28 @@ fn print_sweep(summary: &SweepRecord, out: &mut dyn Write) {
         rate,
         summary.wall_ms / 1000.0
     );
+    for r in summary.scenarios.iter().filter(|r| !r.failure_groups.is_empty()) {
+        _ = writeln!(out, "{}:", r.scenario);
+        print_groups(&r.failure_groups, out);
+    }
     for f in summary.scenarios.iter().flat_map(|r| &r.failed) {
         let names: Vec<&str> = f.violations.iter().map(|v| v.invariant.as_str()).collect();
         _ = writeln!(out, "seed {} failed ({}): {}", f.seed, names.join(", "), f.repro);
+    }
+}
+
+/// A line per failure group: its invariants, its size and its first seeds.
+fn print_groups(groups: &[faultline_reports::FailureGroup], out: &mut dyn Write) {
+    for g in groups {
+        let first: Vec<String> = g.seeds.iter().take(5).map(u64::to_string).collect();
+        let more = if g.seeds.len() > 5 { ", …" } else { "" };
+        let n = g.seeds.len();
+        _ = writeln!(
+            out,
+            "failure group {}: {n} seeds ({}{more})",
+            g.invariants.join(" + "),
+            first.join(", ")
+        );
     }
 }
 
@@ -451,6 +516,7 @@ fn print_swarm(record: &SwarmRecord, out: &mut dyn Write) {
         record.seeds_with_recovery,
         record.seeds_with_simultaneous_crashes
     );
+    print_groups(&record.failure_groups, out);
     for (entry, choices) in &record.drawn {
         let counts: Vec<String> = choices.iter().map(|(choice, n)| format!("{choice} ×{n}")).collect();
         _ = writeln!(out, "drawn {entry}: {}", counts.join(", "));

@@ -19,6 +19,7 @@ pub mod draw;
 pub mod fault_plan;
 pub mod faults;
 pub mod logging;
+pub mod merge;
 pub mod panic;
 pub mod pipelines;
 pub mod recoveries;

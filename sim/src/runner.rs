@@ -538,9 +538,14 @@ fn liveness(ending: &Ending) -> Option<Violation> {
 
 /// The exit code a record calls for: 0 pass, 1 safety violation, 3 liveness violation only.
 pub fn exit_code(record: &RunRecord) -> i32 {
-    if record.violations.is_empty() {
+    violations_exit_code(&record.violations)
+}
+
+/// The exit code of a run with `violations`: 0 without, 3 if all are liveness ones, else 1.
+pub fn violations_exit_code(violations: &[Violation]) -> i32 {
+    if violations.is_empty() {
         0
-    } else if record.violations.iter().all(|v| LIVENESS.contains(&v.invariant.as_str())) {
+    } else if violations.iter().all(|v| LIVENESS.contains(&v.invariant.as_str())) {
         3
     } else {
         1

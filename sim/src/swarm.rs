@@ -5,6 +5,10 @@
 //! A sweep stops at its seed count or at its wall-clock deadline, whichever comes first; a seed
 //! started before the deadline runs to its end. Results are reported in seed order whatever
 //! order they finished in.
+//!
+//! A sweep may be one shard of several (`--shard K/N`, as nextest's `--partition`): the seed
+//! `from + i` of the range belongs to shard `i % N + 1`, so N processes, on one machine or many,
+//! cover every seed exactly once; `merge` joins their records.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +16,7 @@ use std::sync::Mutex;
 
 use std::path::{Path, PathBuf};
 
-use faultline_reports::{RunRecord, SkippedScenario, SwarmFailure, SwarmRecord};
+use faultline_reports::{FailureGroup, RunRecord, Shard, SkippedScenario, SwarmFailure, SwarmRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::runner;
@@ -26,12 +30,44 @@ pub struct Budget<'a> {
     pub seeds: Option<u64>,
     pub until: Option<(&'a WallClock, f64)>,
     pub jobs: usize,
+    /// The slice of the range to run (`None`: all of it).
+    pub shard: Option<Shard>,
 }
 
 impl Budget<'_> {
+    /// Whether this sweep's `i`-th seed is to run.
     fn open(&self, i: u64) -> bool {
-        self.seeds.is_none_or(|n| i < n) && self.until.is_none_or(|(clock, ms)| clock.elapsed_ms() < ms)
+        self.seeds.is_none_or(|n| self.offset(i) < n)
+            && self.until.is_none_or(|(clock, ms)| clock.elapsed_ms() < ms)
     }
+
+    /// This sweep's `i`-th seed.
+    fn seed(&self, i: u64) -> u64 {
+        self.from + self.offset(i)
+    }
+
+    /// Where this sweep's `i`-th seed lies in the range.
+    fn offset(&self, i: u64) -> u64 {
+        match self.shard {
+            None => i,
+            Some(Shard { index, count }) => {
+                assert!((1..=count).contains(&index), "shard {index}/{count}");
+                i * count + (index - 1)
+            }
+        }
+    }
+}
+
+/// Parses `K/N`: the K-th of N shards, 1 ≤ K ≤ N.
+pub fn parse_shard(text: &str) -> Result<Shard, String> {
+    let bad = || format!("--shard {text}: give K/N with 1 ≤ K ≤ N, e.g. 2/4");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (index, count) =
+        (k.trim().parse::<u64>().map_err(|_| bad())?, n.trim().parse::<u64>().map_err(|_| bad())?);
+    if index == 0 || index > count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
 }
 
 /// Runs seeds `from..from + seeds` on `jobs` threads.
@@ -43,7 +79,8 @@ pub fn swarm(
     progress: bool,
 ) -> (SwarmRecord, Vec<RunRecord>) {
     let bar = progress.then(|| progress_bar(Some(seeds)));
-    let outcome = sweep(loaded, &Budget { from, seeds: Some(seeds), until: None, jobs }, bar.as_ref());
+    let budget = Budget { from, seeds: Some(seeds), until: None, jobs, shard: None };
+    let outcome = sweep(loaded, &budget, bar.as_ref());
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -70,7 +107,7 @@ pub fn sweep(
                 if !budget.open(i) {
                     return;
                 }
-                let record = runner::run_isolated(loaded, budget.from + i);
+                let record = runner::run_isolated(loaded, budget.seed(i));
                 if let Some(bar) = bar {
                     bar.inc(1);
                 }
@@ -80,10 +117,12 @@ pub fn sweep(
     });
     let mut runs = results.into_inner().unwrap();
     runs.sort_by_key(|r| r.seed);
-    // Under a deadline the seeds that ran are a prefix of the range: every seed below the
-    // greatest one taken was taken too, and ran to its end.
-    assert!(runs.iter().enumerate().all(|(i, r)| r.seed == budget.from + i as u64), "seeds are a prefix");
-    (record(loaded, &runs, wall.elapsed_ms()), runs)
+    // Under a deadline the seeds that ran are a prefix of the range (of the shard's slice):
+    // every seed below the greatest one taken was taken too, and ran to its end.
+    assert!(runs.iter().enumerate().all(|(i, r)| r.seed == budget.seed(i as u64)), "seeds are a prefix");
+    let mut record = record(loaded, &runs, wall.elapsed_ms());
+    (record.from, record.shard) = (budget.from, budget.shard);
+    (record, runs)
 }
 
 /// The sweep's summary.
@@ -97,22 +136,46 @@ fn record(loaded: &Loaded, runs: &[RunRecord], wall_ms: f64) -> SwarmRecord {
     for fault in runs.iter().flat_map(|r| &r.faults).filter(|f| f.effective) {
         *effective_faults.entry(fault.class.clone()).or_insert(0) += 1;
     }
-    let failing: BTreeSet<String> =
-        failed.iter().flat_map(|f| &f.violations).map(|v| v.invariant.clone()).collect();
     let seeds = runs.len() as u64;
-    SwarmRecord {
+    let mut record = SwarmRecord {
         scenario: loaded.scenario.name.clone(),
         seeds,
         passed: seeds - failed.len() as u64,
         failed,
         wall_ms,
         seeds_per_s: if wall_ms > 0.0 { seeds as f64 * 1000.0 / wall_ms } else { 0.0 },
-        failing_invariants: failing.into_iter().collect(),
+        failing_invariants: Vec::new(),
         effective_faults,
         seeds_with_recovery: runs.iter().filter(|r| !r.recoveries.is_empty()).count() as u64,
         seeds_with_simultaneous_crashes: runs.iter().filter(|r| simultaneous_crashes(r)).count() as u64,
         drawn: tally_draws(runs),
+        failure_groups: Vec::new(),
+        from: runs.first().map_or(0, |r| r.seed),
+        scenario_hash: scenario::hash(&loaded.scenario),
+        shard: None,
+        missing_shards: Vec::new(),
+    };
+    regroup(&mut record);
+    record
+}
+
+/// Derives what a record's failures imply: failures in seed order, their distinct invariants,
+/// and the failure groups — seeds that broke the same invariants, the largest group first.
+pub fn regroup(record: &mut SwarmRecord) {
+    record.failed.sort_by_key(|f| f.seed);
+    let mut groups: BTreeMap<Vec<String>, Vec<u64>> = BTreeMap::new();
+    for f in &record.failed {
+        let invariants: BTreeSet<String> = f.violations.iter().map(|v| v.invariant.clone()).collect();
+        groups.entry(invariants.into_iter().collect()).or_default().push(f.seed);
     }
+    let mut groups: Vec<FailureGroup> =
+        groups.into_iter().map(|(invariants, seeds)| FailureGroup { invariants, seeds }).collect();
+    groups.sort_by(|a, b| b.seeds.len().cmp(&a.seeds.len()).then_with(|| a.invariants.cmp(&b.invariants)));
+    record.failure_groups = groups;
+    let failing: BTreeSet<&String> =
+        record.failed.iter().flat_map(|f| &f.violations).map(|v| &v.invariant).collect();
+    record.failing_invariants = failing.into_iter().cloned().collect();
+    assert_eq!(record.passed + record.failed.len() as u64, record.seeds, "every seed passed or failed");
 }
 
 /// Per `[swarm]` entry, how many seeds drew each choice: whether the sweep reached them all.
@@ -180,6 +243,7 @@ pub fn sweep_all(
     seeds: Option<u64>,
     minutes: Option<f64>,
     jobs: usize,
+    shard: Option<Shard>,
     bar: Option<&ProgressBar>,
 ) -> Vec<(SwarmRecord, Vec<RunRecord>)> {
     let clock = WallClock::start();
@@ -193,7 +257,7 @@ pub fn sweep_all(
             let now = clock.elapsed_ms();
             (&clock, now + (total - now).max(0.0) / (scenarios.len() - i) as f64)
         });
-        done.push(sweep(loaded, &Budget { from, seeds, until, jobs }, bar));
+        done.push(sweep(loaded, &Budget { from, seeds, until, jobs, shard }, bar));
     }
     done
 }
@@ -221,4 +285,39 @@ pub fn progress_bar(seeds: Option<u64>) -> ProgressBar {
     };
     bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// N shards of a range take every seed of it exactly once, whatever N and the range.
+    #[test]
+    fn shards_cover_the_range_exactly_once() {
+        for seeds in [1, 7, 13, 400] {
+            for count in 1..=5 {
+                let mut taken: Vec<u64> = Vec::new();
+                for index in 1..=count {
+                    let budget = Budget {
+                        from: 7,
+                        seeds: Some(seeds),
+                        until: None,
+                        jobs: 1,
+                        shard: Some(Shard { index, count }),
+                    };
+                    taken.extend((0..).take_while(|&i| budget.open(i)).map(|i| budget.seed(i)));
+                }
+                taken.sort_unstable();
+                assert_eq!(taken, (7..7 + seeds).collect::<Vec<_>>(), "{seeds} seeds in {count} shards");
+            }
+        }
+    }
+
+    #[test]
+    fn a_shard_is_k_of_n() {
+        assert_eq!(parse_shard("2/4"), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
 }

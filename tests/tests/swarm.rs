@@ -13,10 +13,10 @@ fn sweep(args: &[&str]) -> (i32, SweepRecord) {
 
 #[test]
 fn several_scenarios_give_a_row_each() {
-    let (code, record) = sweep(&[&scenario("quickstart"), &scenario("zombie-worker"), "--seeds", "3"]);
+    let (code, record) = sweep(&[&scenario("crashes"), &scenario("zombie-worker"), "--seeds", "3"]);
     assert_eq!(code, 0);
     let names: Vec<&str> = record.scenarios.iter().map(|r| r.scenario.as_str()).collect();
-    assert_eq!(names, ["quickstart", "zombie-worker"]);
+    assert_eq!(names, ["crashes", "zombie-worker"]);
     assert_eq!((record.seeds, record.passed, record.failed), (6, 6, 0));
     assert!(record.scenarios.iter().all(|r| r.seeds == 3 && r.seeds_per_s > 0.0));
 }
@@ -25,7 +25,7 @@ fn several_scenarios_give_a_row_each() {
 fn overrides_skip_the_scenarios_they_do_not_fit() {
     let set = "engine.semantics=at-least-once";
     let (code, record) =
-        sweep(&[&scenario("quickstart"), &scenario("nexmark-q0"), "--seeds", "1", "--set", set]);
+        sweep(&[&scenario("crashes"), &scenario("nexmark-q0"), "--seeds", "1", "--set", set]);
     assert_eq!(code, 0);
     assert_eq!(record.scenarios.len(), 1);
     assert_eq!(record.skipped.len(), 1);
@@ -35,16 +35,16 @@ fn overrides_skip_the_scenarios_they_do_not_fit() {
 
 #[test]
 fn a_wall_clock_budget_bounds_the_sweep() {
-    let (code, record) = sweep(&[&scenario("quickstart"), &scenario("windows"), "--minutes", "0.02"]);
+    let (code, record) = sweep(&[&scenario("crashes"), &scenario("windows"), "--minutes", "0.02"]);
     assert_eq!(code, 0);
     assert!(record.scenarios.iter().all(|r| r.seeds >= 1), "each scenario got a share: {record:?}");
-    let capped = sweep(&[&scenario("quickstart"), &scenario("windows"), "--minutes", "5", "--seeds", "2"]).1;
+    let capped = sweep(&[&scenario("crashes"), &scenario("windows"), "--minutes", "5", "--seeds", "2"]).1;
     assert_eq!(capped.seeds, 4, "--seeds caps a budget with time to spare");
 }
 
 #[test]
 fn a_sweep_needs_seeds_or_minutes() {
-    let outcome = faultline(&["swarm", &scenario("quickstart"), &scenario("windows")]);
+    let outcome = faultline(&["swarm", &scenario("crashes"), &scenario("windows")]);
     assert_eq!(outcome.code, 2);
     assert!(outcome.stderr.contains("--seeds N, --minutes M"), "{}", outcome.stderr);
 }
@@ -82,4 +82,58 @@ fn a_sweep_tallies_the_choices_its_seeds_drew() {
     for (entry, choices) in &record.drawn {
         assert_eq!(choices.values().sum::<u64>(), 4, "{entry}: {choices:?}");
     }
+}
+
+/// Four shard processes, run at once, cover every seed exactly once, and `merge` gives the
+/// unsharded sweep's counts, failures and failure groups (a plain sink under exactly-once with
+/// crashes fails many seeds, in several groups).
+#[test]
+fn four_shards_merge_into_the_unsharded_sweep() {
+    let crashes = scenario("processor-crash");
+    let base = [
+        "--seeds",
+        "400",
+        "--from",
+        "7",
+        "--jobs",
+        "1",
+        "--json",
+        "--set",
+        "workload.events=2000",
+        "--set",
+        "engine.sink=plain",
+    ];
+    let dir = std::env::temp_dir().join(format!("faultline-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<std::path::PathBuf> = (1..=4).map(|k| dir.join(format!("shard-{k}.json"))).collect();
+    std::thread::scope(|scope| {
+        for (k, file) in (1..=4).zip(&files) {
+            let crashes = &crashes;
+            scope.spawn(move || {
+                let shard = format!("{k}/4");
+                let outcome =
+                    faultline(&[&["swarm", crashes.as_str(), "--shard", &shard], &base[..]].concat());
+                std::fs::write(file, &outcome.stdout).unwrap();
+            });
+        }
+    });
+    let shards: Vec<faultline_reports::SwarmRecord> =
+        files.iter().map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect();
+    assert_eq!(shards.iter().map(|s| s.seeds).collect::<Vec<_>>(), vec![100; 4]);
+    let file_args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    let merged = faultline(&[&["merge", "--json"], &file_args[..]].concat());
+    let merged: faultline_reports::SwarmRecord = serde_json::from_str(merged.stdout.trim()).unwrap();
+    let whole = faultline(&[&["swarm", crashes.as_str()], &base[..]].concat());
+    let whole: faultline_reports::SwarmRecord = serde_json::from_str(whole.stdout.trim()).unwrap();
+    assert_eq!((merged.seeds, merged.passed), (whole.seeds, whole.passed));
+    assert_eq!(merged.failed, whole.failed);
+    assert_eq!(merged.failure_groups, whole.failure_groups);
+    assert_eq!(merged.effective_faults, whole.effective_faults);
+    assert!(merged.missing_shards.is_empty() && merged.shard.is_none());
+    assert!(whole.failure_groups.len() >= 2, "{:?}", whole.failure_groups);
+    // Each shard failed only seeds of its own slice: 7 + i with i % 4 == k - 1.
+    for (k, s) in (1..=4).zip(&shards) {
+        assert!(s.failed.iter().all(|f| (f.seed - 7) % 4 == k - 1), "shard {k}: {:?}", s.failed);
+    }
+    _ = std::fs::remove_dir_all(&dir);
 }

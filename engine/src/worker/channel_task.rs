@@ -248,7 +248,12 @@ impl ChannelTask {
     }
 
     fn done(&self) -> bool {
-        assert!(self.inputs.len() <= self.upstream, "{} inputs, {} upstream", self.inputs.len(), self.upstream);
+        assert!(
+            self.inputs.len() <= self.upstream,
+            "{} inputs, {} upstream",
+            self.inputs.len(),
+            self.upstream
+        );
         let ended = self.inputs.values().filter(|i| i.ended).count() == self.upstream;
         ended && self.pending.is_none() && self.uncommitted.is_empty()
     }
@@ -575,7 +580,12 @@ impl ChannelTask {
     /// at the end of time counts as ended — its `u64::MAX` must not carry the stage past an
     /// idle input, whose records would all be late when it resumes.
     fn combined(&self) -> (Option<u64>, bool) {
-        assert!(self.inputs.len() <= self.upstream, "{} inputs, {} upstream", self.inputs.len(), self.upstream);
+        assert!(
+            self.inputs.len() <= self.upstream,
+            "{} inputs, {} upstream",
+            self.inputs.len(),
+            self.upstream
+        );
         if self.inputs.len() < self.upstream {
             return (None, false);
         }
