@@ -81,10 +81,45 @@ pub fn offsets_key(partition: u32) -> String {
     format!("offsets/{partition:010}")
 }
 
-pub fn encode_position(p: &SourcePosition) -> Vec<u8> {
-    let mut body = Vec::with_capacity(24);
+/// An at-most-once source's committed position, with the writer epoch of the source that
+/// owns it. A source starting claims the key for its epoch (by compare-and-set) before it
+/// reads anything, and commits every later position by compare-and-set from the bytes it last
+/// wrote: a source of an older epoch still running (not yet cancelled, or cut off) can then
+/// neither commit nor process another batch, so no input is processed by both.
+pub fn encode_claim(epoch: u64, p: &SourcePosition) -> Vec<u8> {
+    let mut body = Vec::with_capacity(32);
+    body.extend_from_slice(&epoch.to_le_bytes());
     put_position(&mut body, p);
     codec::framed(&body)
+}
+
+pub fn decode_claim(bytes: &[u8]) -> Option<(u64, SourcePosition)> {
+    let mut r = Reader::new(codec::first_frame(bytes)?);
+    let epoch = r.u64();
+    Some((epoch, get_position(&mut r)))
+}
+
+/// What a source of writer epoch `epoch` starting at `start` makes of the key's `current`
+/// bytes: the position to resume from and the bytes that claim it, or `Err` with the newer
+/// epoch that owns it (this source is a zombie).
+pub fn claim(
+    current: Option<&[u8]>,
+    epoch: u64,
+    start: SourcePosition,
+) -> Result<(SourcePosition, Vec<u8>), u64> {
+    let committed = current.and_then(decode_claim);
+    assert!(
+        current.is_none() || committed.is_some(),
+        "undecodable offsets for partition {}",
+        start.partition
+    );
+    let position = match committed {
+        Some((owner, _)) if owner > epoch => return Err(owner),
+        Some((_, committed)) => committed,
+        None => start,
+    };
+    assert_eq!(position.partition, start.partition, "offsets of another partition");
+    Ok((position, encode_claim(epoch, &position)))
 }
 
 fn put_position(out: &mut Vec<u8>, p: &SourcePosition) {
@@ -96,11 +131,6 @@ fn put_position(out: &mut Vec<u8>, p: &SourcePosition) {
 
 fn get_position(r: &mut Reader<'_>) -> SourcePosition {
     SourcePosition { partition: r.u32(), offset: r.u64(), ended: r.u32(), max_event_ms: r.u64() }
-}
-
-pub fn decode_position(bytes: &[u8]) -> Option<SourcePosition> {
-    let mut r = Reader::new(codec::first_frame(bytes)?);
-    Some(get_position(&mut r))
 }
 
 pub fn history_key(id: u64) -> String {
@@ -228,6 +258,30 @@ impl StateSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(offset: u64) -> SourcePosition {
+        SourcePosition { partition: 3, offset, ended: 0, max_event_ms: 0 }
+    }
+
+    #[test]
+    fn a_source_claims_the_committed_position_unless_a_newer_epoch_owns_it() {
+        let (p, fresh) = claim(None, 5, at(10)).unwrap();
+        assert_eq!((p, decode_claim(&fresh)), (at(10), Some((5, at(10)))));
+        let older = encode_claim(4, &at(30));
+        let (p, claimed) = claim(Some(&older), 5, at(10)).unwrap();
+        assert_eq!(
+            (p, decode_claim(&claimed)),
+            (at(30), Some((5, at(30)))),
+            "resumes where the old epoch committed"
+        );
+        let newer = encode_claim(6, &at(40));
+        assert_eq!(claim(Some(&newer), 5, at(10)), Err(6), "a zombie claims nothing");
+        assert_eq!(
+            claim(Some(&claimed), 5, at(10)).unwrap().0,
+            at(30),
+            "a restart in the same epoch resumes"
+        );
+    }
 
     #[test]
     fn meta_round_trips() {

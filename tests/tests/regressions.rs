@@ -85,3 +85,19 @@ fn swarm_2351() {
 fn swarm_2057() {
     check(&scenario("swarm"), 2057, Expect::ExactPass);
 }
+
+/// At-most-once: the sources of epoch 2, not yet cancelled, still committed offsets and
+/// processed batches after epoch 3's sources had read those offsets; both processed the same
+/// inputs (1,744 duplicates). Offsets are now claimed per epoch by compare-and-set.
+#[test]
+fn swarm_5602() {
+    let record = check(&scenario("swarm"), 5602, Expect::Pass);
+    assert_eq!(record.output.duplicates, 0);
+}
+
+/// The same root cause as swarm 5602, with a paused worker's sources as the older epoch.
+#[test]
+fn swarm_5116() {
+    let record = check(&scenario("swarm"), 5116, Expect::Pass);
+    assert_eq!(record.output.duplicates, 0);
+}

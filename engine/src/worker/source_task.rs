@@ -7,7 +7,10 @@
 //!    (the next offset and end-of-stream count per partition).
 //! 2. Under at-most-once it commits its positions to the store *before* processing each batch,
 //!    and a restarted source resumes from those: an input is never processed twice, and inputs
-//!    in flight at a crash are never processed at all.
+//!    in flight at a crash are never processed at all. The commits are fenced by epoch (see
+//!    `checkpoint::claim`): a starting source claims each partition's position for its writer
+//!    epoch, and every commit is a compare-and-set from the bytes it last wrote, so a source of
+//!    an older epoch still running fails at its next batch instead of processing it again.
 //! 3. Once every partition reached end-of-stream it sends the end-of-time watermark
 //!    (`u64::MAX`), even when restored already drained, then reports `SourceDrained` and waits: the
 //!    coordinator then takes a final checkpoint, and `Finish` ends the output channels.
@@ -46,6 +49,8 @@ struct Source {
     last_read_ms: BTreeMap<u32, u64>,
     /// The watermark last sent, and whether it was sent as idle.
     sent: (u64, bool),
+    /// At-most-once: per partition, the bytes this source last committed (its claim).
+    claims: BTreeMap<u32, Vec<u8>>,
 }
 
 pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>) -> TaskResult {
@@ -91,6 +96,23 @@ pub async fn run(tc: TaskContext, mut inbox: mpsc::UnboundedReceiver<TaskEvent>)
     }
 }
 
+/// At-most-once: claims a partition's committed position for this source's writer epoch (from
+/// `start`, its restored position, if nothing was committed); returns the position to resume
+/// from and the claim's bytes. A conflict means another source committed meanwhile: read again.
+async fn claim_offsets(tc: &TaskContext, start: SourcePosition) -> Result<(SourcePosition, Vec<u8>), String> {
+    let key = checkpoint::offsets_key(start.partition);
+    let epoch = tc.spec.writer_epoch();
+    loop {
+        let current = tc.store.get(&key).await.map_err(|e| e.to_string())?;
+        let (position, bytes) = checkpoint::claim(current.as_deref(), epoch, start).map_err(|owner| {
+            format!("partition {} is owned by writer epoch {owner} > {epoch}", start.partition)
+        })?;
+        if tc.store.cas(&key, current, bytes.clone()).await.map_err(|e| e.to_string())?.is_ok() {
+            return Ok((position, bytes));
+        }
+    }
+}
+
 impl Source {
     async fn start(tc: TaskContext) -> Result<Self, String> {
         let TaskInput::Partitions(partitions) = &tc.spec.input else { panic!("not a source") };
@@ -104,12 +126,12 @@ impl Source {
         for p in &tc.spec.restore.positions {
             positions.insert(p.partition, *p);
         }
+        let mut claims = BTreeMap::new();
         if tc.spec.semantics == Semantics::AtMostOnce {
             for (&p, position) in positions.iter_mut() {
-                let committed = tc.store.get(&checkpoint::offsets_key(p)).await.map_err(|e| e.to_string())?;
-                if let Some(committed) = committed.and_then(|b| checkpoint::decode_position(&b)) {
-                    *position = committed;
-                }
+                let (claimed, bytes) = claim_offsets(&tc, *position).await?;
+                *position = claimed;
+                claims.insert(p, bytes);
             }
         }
         let wiring = Wiring {
@@ -127,7 +149,15 @@ impl Source {
             .map_err(|e| format!("opening the exchange: {e}"))?;
         let now = clock::elapsed_ms();
         let last_read_ms = positions.keys().map(|&p| (p, now)).collect();
-        Ok(Source { stateless: tc.stateless(), tc, exchange, positions, last_read_ms, sent: (0, false) })
+        Ok(Source {
+            stateless: tc.stateless(),
+            tc,
+            exchange,
+            positions,
+            last_read_ms,
+            sent: (0, false),
+            claims,
+        })
     }
 
     fn drained(&self) -> bool {
@@ -155,9 +185,8 @@ impl Source {
         }
         self.last_read_ms.insert(batch.partition, clock::elapsed_ms());
         if self.tc.spec.semantics == Semantics::AtMostOnce {
-            let key = checkpoint::offsets_key(batch.partition);
-            let bytes = checkpoint::encode_position(position);
-            self.tc.store.put(&key, bytes).await.map_err(|e| e.to_string())?;
+            let position = *position;
+            self.commit_offsets(position).await?;
         }
         for (offset, r) in (batch.offset..).zip(&batch.records) {
             let Payload::Data(e) = r.payload else { continue };
@@ -169,6 +198,26 @@ impl Source {
         }
         self.exchange.flush().await.map_err(|e| e.to_string())?;
         self.emit_watermark().await
+    }
+
+    /// At-most-once: commits `position` before its batch is processed, by compare-and-set from
+    /// this source's last commit. A conflict means a newer epoch claimed the partition.
+    async fn commit_offsets(&mut self, position: SourcePosition) -> TaskResult {
+        let key = checkpoint::offsets_key(position.partition);
+        let bytes = checkpoint::encode_claim(self.tc.spec.writer_epoch(), &position);
+        let last = self.claims.get(&position.partition).cloned();
+        assert!(last.is_some(), "partition {} committed unclaimed", position.partition);
+        match self.tc.store.cas(&key, last, bytes.clone()).await.map_err(|e| e.to_string())? {
+            Ok(()) => _ = self.claims.insert(position.partition, bytes),
+            Err(current) => {
+                let owner = current.as_deref().and_then(checkpoint::decode_claim).map(|(e, _)| e);
+                return Err(format!(
+                    "partition {} was claimed by writer epoch {owner:?}",
+                    position.partition
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The subtask's watermark, and whether every partition still open is idle.
