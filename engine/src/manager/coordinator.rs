@@ -71,6 +71,9 @@ impl Coordinator {
 /// Times out a stuck checkpoint, and triggers the next one when it is due.
 pub(super) fn tick(manager: &Shared, now: u64) {
     let mut m = manager.borrow_mut();
+    if !m.lease.acting() {
+        return; // stepped down during this tick's earlier duties
+    }
     let Some(job) = m.job.as_ref() else { return };
     let deployed = job.deployed_epoch == job.epoch && job.deploying.is_empty() && !job.waiting_for_workers;
     if !deployed || job.status != super::Status::Running {
@@ -109,9 +112,14 @@ fn trigger(manager: &Shared, now: u64, is_final: bool) {
     m.ctx.trace(TraceEvent::CheckpointTriggered { checkpoint: id });
     drop(m);
     let manager = manager.clone();
-    let tenure = manager.borrow().lease.epoch();
+    // The fence is taken now, while the lease is held: the task runs later, and the lease may
+    // be lost by then (nexmark-q5 100124: a standby that had just stepped down panicked).
+    let (tenure, fence) = {
+        let m = manager.borrow();
+        (m.lease.epoch(), m.lease.fence())
+    };
     madsim::task::spawn_local(async move {
-        if !count(&manager).await {
+        if !count(&manager, fence).await {
             abort(&manager, id);
             return;
         }
@@ -126,11 +134,12 @@ fn trigger(manager: &Shared, now: u64, is_final: bool) {
     });
 }
 
-/// Writes the checkpoint counter (the next id) to the store under the lease's fence.
-async fn count(manager: &Shared) -> bool {
-    let (store, writes, fence) = {
+/// Writes the checkpoint counter (the next id) to the store under `fence`, the lease's when
+/// the checkpoint was triggered.
+async fn count(manager: &Shared, fence: Fence) -> bool {
+    let (store, writes) = {
         let m = manager.borrow();
-        (m.store.clone(), m.writes.clone(), m.lease.fence())
+        (m.store.clone(), m.writes.clone())
     };
     let _turn = writes.lock().await;
     let next_id = manager.borrow().coordinator.next_id;
