@@ -2,7 +2,8 @@
 //! the summary one unsharded sweep would have printed.
 //!
 //! Each input is one shard's record: a `SwarmRecord` (one scenario) or a `SweepRecord` (a row
-//! per scenario). Rows of the same scenario are joined when they are shards of one sweep — the
+//! per scenario). Records of different scenarios become rows of one sweep: a sweep run as one
+//! process per scenario (each process's memory bounded by its own seeds) reads as one. Rows of the same scenario are joined when they are shards of one sweep — the
 //! same scenario hash (overrides included), the same first seed and the same shard count, each
 //! shard at most once. Counts add up; failures, their groups and invariants are derived again
 //! from the joined failures, so they equal the unsharded sweep's. Wall time is the longest
@@ -79,14 +80,7 @@ fn merge(inputs: Vec<(String, Merged)>) -> Result<Merged, String> {
     }
     let joined: Vec<SwarmRecord> =
         rows.into_iter().map(|(_, shards)| join(shards)).collect::<Result<_, _>>()?;
-    if single {
-        if joined.len() != 1 {
-            let names: Vec<&str> = joined.iter().map(|r| r.scenario.as_str()).collect();
-            return Err(format!(
-                "the records are of several scenarios ({}): merge shards of one sweep",
-                names.join(", ")
-            ));
-        }
+    if single && joined.len() == 1 {
         return Ok(Merged::One(joined.into_iter().next().expect("one record")));
     }
     let (seeds, passed) = (joined.iter().map(|r| r.seeds).sum(), joined.iter().map(|r| r.passed).sum());
@@ -215,6 +209,16 @@ mod tests {
         assert_eq!(r.missing_shards, vec![3]);
         assert_eq!((r.wall_ms, r.effective_faults["processor"]), (200.0, 3));
         assert_eq!(r.shard, None);
+    }
+
+    #[test]
+    fn records_of_different_scenarios_are_rows_of_one_sweep() {
+        let mut other = shard(1, 1, &[(3, "liveness")]);
+        other.scenario = "t".into();
+        let inputs =
+            vec![("a".to_string(), Merged::One(shard(1, 1, &[]))), ("b".to_string(), Merged::One(other))];
+        let Merged::Sweep(sweep) = merge(inputs).unwrap() else { panic!("two scenarios make a sweep") };
+        assert_eq!((sweep.scenarios.len(), sweep.seeds, sweep.failed), (2, 20, 1));
     }
 
     #[test]

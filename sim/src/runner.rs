@@ -101,7 +101,10 @@ pub fn run_isolated_with(loaded: &Loaded, seed: u64, detail: Detail) -> (RunReco
         .spawn(move || execute(&loaded, seed, detail, |_| {}))
         .expect("spawning a run thread");
     match handle.join() {
-        Ok(outcome) => outcome,
+        // The record is copied onto this thread's heap and the run thread's copy freed: blocks
+        // still live in an exited thread's heap pin its pages, about half a megabyte a run,
+        // which a sweep of tens of thousands of seeds cannot afford.
+        Ok((record, timings)) => (record.clone(), timings),
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }
