@@ -13,10 +13,10 @@ fn sweep(args: &[&str]) -> (i32, SweepRecord) {
 
 #[test]
 fn several_scenarios_give_a_row_each() {
-    let (code, record) = sweep(&[&scenario("crashes"), &scenario("zombie-worker"), "--seeds", "3"]);
+    let (code, record) = sweep(&[&scenario("quickstart"), &scenario("zombie-worker"), "--seeds", "3"]);
     assert_eq!(code, 0);
     let names: Vec<&str> = record.scenarios.iter().map(|r| r.scenario.as_str()).collect();
-    assert_eq!(names, ["crashes", "zombie-worker"]);
+    assert_eq!(names, ["quickstart", "zombie-worker"]);
     assert_eq!((record.seeds, record.passed, record.failed), (6, 6, 0));
     assert!(record.scenarios.iter().all(|r| r.seeds == 3 && r.seeds_per_s > 0.0));
 }
@@ -25,7 +25,7 @@ fn several_scenarios_give_a_row_each() {
 fn overrides_skip_the_scenarios_they_do_not_fit() {
     let set = "engine.semantics=at-least-once";
     let (code, record) =
-        sweep(&[&scenario("crashes"), &scenario("nexmark-q0"), "--seeds", "1", "--set", set]);
+        sweep(&[&scenario("quickstart"), &scenario("nexmark-q0"), "--seeds", "1", "--set", set]);
     assert_eq!(code, 0);
     assert_eq!(record.scenarios.len(), 1);
     assert_eq!(record.skipped.len(), 1);
@@ -35,16 +35,16 @@ fn overrides_skip_the_scenarios_they_do_not_fit() {
 
 #[test]
 fn a_wall_clock_budget_bounds_the_sweep() {
-    let (code, record) = sweep(&[&scenario("crashes"), &scenario("windows"), "--minutes", "0.02"]);
+    let (code, record) = sweep(&[&scenario("quickstart"), &scenario("windows"), "--minutes", "0.02"]);
     assert_eq!(code, 0);
     assert!(record.scenarios.iter().all(|r| r.seeds >= 1), "each scenario got a share: {record:?}");
-    let capped = sweep(&[&scenario("crashes"), &scenario("windows"), "--minutes", "5", "--seeds", "2"]).1;
+    let capped = sweep(&[&scenario("quickstart"), &scenario("windows"), "--minutes", "5", "--seeds", "2"]).1;
     assert_eq!(capped.seeds, 4, "--seeds caps a budget with time to spare");
 }
 
 #[test]
 fn a_sweep_needs_seeds_or_minutes() {
-    let outcome = faultline(&["swarm", &scenario("crashes"), &scenario("windows")]);
+    let outcome = faultline(&["swarm", &scenario("quickstart"), &scenario("windows")]);
     assert_eq!(outcome.code, 2);
     assert!(outcome.stderr.contains("--seeds N, --minutes M"), "{}", outcome.stderr);
 }
