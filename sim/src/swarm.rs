@@ -120,13 +120,11 @@ pub fn sweep(
     // Under a deadline the seeds that ran are a prefix of the range (of the shard's slice):
     // every seed below the greatest one taken was taken too, and ran to its end.
     assert!(runs.iter().enumerate().all(|(i, r)| r.seed == budget.seed(i as u64)), "seeds are a prefix");
-    let mut record = record(loaded, &runs, wall.elapsed_ms());
-    (record.from, record.shard) = (budget.from, budget.shard);
-    (record, runs)
+    (record(loaded, budget, &runs, wall.elapsed_ms()), runs)
 }
 
 /// The sweep's summary.
-fn record(loaded: &Loaded, runs: &[RunRecord], wall_ms: f64) -> SwarmRecord {
+fn record(loaded: &Loaded, budget: &Budget<'_>, runs: &[RunRecord], wall_ms: f64) -> SwarmRecord {
     let failed: Vec<SwarmFailure> = runs
         .iter()
         .filter(|r| !r.passed())
@@ -150,9 +148,9 @@ fn record(loaded: &Loaded, runs: &[RunRecord], wall_ms: f64) -> SwarmRecord {
         seeds_with_simultaneous_crashes: runs.iter().filter(|r| simultaneous_crashes(r)).count() as u64,
         drawn: tally_draws(runs),
         failure_groups: Vec::new(),
-        from: runs.first().map_or(0, |r| r.seed),
+        from: budget.from,
         scenario_hash: scenario::hash(&loaded.scenario),
-        shard: None,
+        shard: budget.shard,
         missing_shards: Vec::new(),
     };
     regroup(&mut record);

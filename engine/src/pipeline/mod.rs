@@ -115,6 +115,18 @@ impl WindowSpec {
 }
 
 impl PipelineSpec {
+    /// A pipeline with the identity map, no filter and no lateness.
+    pub fn plain(kind: PipelineKind, window: WindowSpec) -> Self {
+        PipelineSpec {
+            kind,
+            map_scale: 1,
+            map_offset: 0,
+            filter_drop_multiples_of: 0,
+            window,
+            allowed_lateness_ms: 0,
+        }
+    }
+
     /// Whether results depend on watermarks (and late records can exist).
     pub fn event_time(&self) -> bool {
         match &self.kind {
@@ -169,14 +181,7 @@ mod tests {
 
     #[test]
     fn count_windows_fire_their_last_window_on_the_watermark() {
-        let spec = |kind, window| PipelineSpec {
-            kind,
-            map_scale: 1,
-            map_offset: 0,
-            filter_drop_multiples_of: 0,
-            window,
-            allowed_lateness_ms: 0,
-        };
+        let spec = PipelineSpec::plain;
         let counted = spec(PipelineKind::Window, WindowSpec::CountTumbling { size: 20 });
         assert!(!counted.event_time() && counted.fires_on_watermark());
         let timed = spec(PipelineKind::Window, WindowSpec::Tumbling { size_ms: 100 });

@@ -165,14 +165,7 @@ pub(super) mod build {
 
     /// A pipeline with the identity map, no filter and no lateness.
     pub fn pipeline(kind: PipelineKind, window: WindowSpec) -> PipelineSpec {
-        PipelineSpec {
-            kind,
-            map_scale: 1,
-            map_offset: 0,
-            filter_drop_multiples_of: 0,
-            window,
-            allowed_lateness_ms: 0,
-        }
+        PipelineSpec::plain(kind, window)
     }
 }
 
