@@ -49,6 +49,10 @@ pub struct Injector {
     unsettled: RefCell<BTreeMap<usize, (Vec<Link>, u64)>>,
     /// The run's trace, read to time `mid_checkpoint` faults.
     recorder: std::sync::Arc<crate::trace::Recorder>,
+    /// The injector's own tasks (the schedule, mid-checkpoint waits, healings), aborted when
+    /// the run ends: a task asleep past the end holds a timer of the runtime that holds the
+    /// task, a cycle dropping the runtime does not free.
+    tasks: RefCell<Vec<madsim::task::AbortHandle>>,
 }
 
 /// One direction of a link: messages from the first node to the second.
@@ -66,7 +70,24 @@ impl Injector {
             applied: RefCell::new(Vec::new()),
             unsettled: RefCell::new(BTreeMap::new()),
             recorder: world.recorder.clone(),
+            tasks: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Spawns one of the injector's tasks on the current node, to be aborted by `stop`.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + 'static) {
+        let handle = madsim::task::spawn_local(task);
+        let mut tasks = self.tasks.borrow_mut();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle.abort_handle());
+    }
+
+    /// Aborts every task the injector still has: the run is over. Call inside the runtime,
+    /// then let it run once so that the tasks are dropped.
+    pub fn stop(&self) {
+        for task in self.tasks.borrow_mut().drain(..) {
+            task.abort();
+        }
     }
 
     /// Applies `faults` in time order; returns once the last one is applied (healing goes on).
@@ -77,7 +98,7 @@ impl Injector {
         for fault in faults {
             sleep_until_ms(fault.at_ms).await;
             if fault.mid_checkpoint {
-                madsim::task::spawn_local(self.clone().strike_mid_checkpoint(fault));
+                self.spawn(self.clone().strike_mid_checkpoint(fault));
             } else {
                 self.strike(&fault, fault.at_ms);
             }
@@ -243,7 +264,8 @@ impl Injector {
         };
         let Some(after) = after else { return };
         let action = fault.action;
-        madsim::task::spawn_local(async move {
+        let injector = self.clone();
+        injector.spawn(async move {
             madsim::time::sleep(Duration::from_millis(after)).await;
             match action {
                 FaultAction::Crash => _ = self.restart(target),

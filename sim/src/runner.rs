@@ -149,12 +149,13 @@ fn execute(
     let deadline_ms = deadline_ms(scenario, &faults);
     let simulated = panic::catch(|| rt.block_on(supervise(&world, faults, deadline_ms, injector.clone())));
     let applied = injector.applied.borrow().clone();
-    if simulated.is_ok() {
-        rt.block_on(release(&world));
-    }
-    // After a panic the cluster's tasks are left to the runtime's drop: a leak of one run's
-    // memory, for a run that is a failing seed already.
+    // After a panic the runtime may refuse to run again; then the run's memory is left to the
+    // runtime's drop (a leak of one run, for a run that is a failing seed already).
+    let released = panic::catch(|| rt.block_on(release(&world, &injector))).is_ok();
     drop(rt);
+    if simulated.is_ok() && released {
+        assert_eq!(Rc::strong_count(&injector), 1, "a task of the injector outlived the run");
+    }
     let simulate_ms = wall.elapsed_ms();
     let judged = match simulated {
         Ok((ending, sim_time_ms)) => panic::catch(|| {
@@ -274,7 +275,7 @@ async fn supervise(
     deadline_ms: u64,
     injector: Rc<Injector>,
 ) -> (Ending, u64) {
-    madsim::task::spawn_local(injector.clone().run(faults));
+    injector.spawn(injector.clone().run(faults));
     let ending = loop {
         if world.recorder.job_finished_at_ms().is_some() {
             break Ending::Finished;
@@ -291,11 +292,13 @@ async fn supervise(
     (ending, TimeHandle::current().elapsed().as_millis() as u64)
 }
 
-/// Kills every node and lets the executor drop their tasks. A task waiting on a channel that
-/// its own state keeps alive (a node's `Rc` reaching the sender) is a cycle that dropping the
-/// runtime does not free: without this, every run would leak its cluster's memory, and a long
-/// swarm would run out of it.
-async fn release(world: &World) {
+/// Stops the injector's tasks, kills every node, and lets the executor drop their tasks. A
+/// task waiting on a channel that its own state keeps alive (a node's `Rc` reaching the
+/// sender), or asleep on a timer of the runtime, is a cycle that dropping the runtime does not
+/// free: without this, a run would leak its cluster's memory (its disks and its trace), and a
+/// long swarm would run out of it.
+async fn release(world: &World, injector: &Injector) {
+    injector.stop();
     let handle = madsim::runtime::Handle::current();
     for node in world.nodes.values() {
         handle.kill(node.id());

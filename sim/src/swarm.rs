@@ -3,8 +3,8 @@
 //! `jobs` OS threads take seeds from a shared counter; each seed runs in its own fresh thread
 //! (see `runner::run_isolated`), so a seed's run is the same whether it ran alone or in a swarm.
 //! A sweep stops at its seed count or at its wall-clock deadline, whichever comes first; a seed
-//! started before the deadline runs to its end. Results are reported in seed order whatever
-//! order they finished in.
+//! started before the deadline runs to its end, and the first seed always runs. Results are
+//! reported in seed order whatever order they finished in.
 //!
 //! A sweep may be one shard of several (`--shard K/N`, as nextest's `--partition`): the seed
 //! `from + i` of the range belongs to shard `i % N + 1`, so N processes, on one machine or many,
@@ -35,10 +35,11 @@ pub struct Budget<'a> {
 }
 
 impl Budget<'_> {
-    /// Whether this sweep's `i`-th seed is to run.
+    /// Whether this sweep's `i`-th seed is to run. The first always runs: a scenario swept
+    /// after others used up the time still gets its row and a seed's verdict.
     fn open(&self, i: u64) -> bool {
         self.seeds.is_none_or(|n| self.offset(i) < n)
-            && self.until.is_none_or(|(clock, ms)| clock.elapsed_ms() < ms)
+            && (i == 0 || self.until.is_none_or(|(clock, ms)| clock.elapsed_ms() < ms))
     }
 
     /// This sweep's `i`-th seed.

@@ -143,3 +143,14 @@ fn a_missing_sync_is_caught_as_lost_data() {
         assert_eq!(code, 0, "seed {}: {:?}", r.seed, r.violations);
     }
 }
+
+/// A run ends with the injector's tasks still asleep (a restart not yet due, a fault due
+/// after the job finished); the run frees them, or every such seed of a long sweep would keep
+/// its cluster's memory. The runner asserts that no injector task outlived the run.
+#[test]
+fn faults_still_pending_when_the_job_finishes_are_dropped_with_the_run() {
+    let (code, record) = run_json("fixtures/faults-after-the-end.toml", 1, &[]);
+    assert_eq!(code, 0, "{:?}", record.violations);
+    assert_eq!(record.faults.len(), 1, "the fault due after the end never struck: {:?}", record.faults);
+    assert_eq!(record.faults[0].healed_at_ms, None, "the restart was not due yet");
+}
