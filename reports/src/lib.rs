@@ -7,12 +7,13 @@
 //!
 //! The renderings: [`charts`] turns a record into data tables and SVG charts (plotters, SVG
 //! backend), [`html`] into self-contained HTML pages (run report, comparison, swarm summary),
-//! [`markdown`] into a run's summary to paste into an issue, and
-//! the `write_*` functions ([`write_run_report`], [`write_compare_report`],
+//! [`markdown`] into a run's summary to paste into an issue, [`junit`] into JUnit XML for CI,
+//! and the `write_*` functions ([`write_run_report`], [`write_compare_report`],
 //! [`write_swarm_report`]) put a report's JSON, HTML and SVG files into a directory.
 
 pub mod charts;
 pub mod html;
+pub mod junit;
 pub mod markdown;
 mod write;
 
@@ -20,13 +21,14 @@ pub use charts::{
     compare_chart_tables, compare_charts, run_chart_tables, run_charts, Chart, ChartError, ChartTable,
 };
 pub use html::{compare_html, run_html, swarm_html};
+pub use junit::{junit_xml, JunitSuite};
 pub use markdown::run_markdown;
 pub use write::{write_compare_report, write_run_report, write_swarm_report};
 
 use serde::{Deserialize, Serialize};
 
 /// One run of one scenario with one seed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunRecord {
     pub scenario: String,
     pub seed: u64,
@@ -72,7 +74,7 @@ pub struct RunRecord {
 }
 
 /// A panic caught during a run: in a node's task, in the supervisor, or in a checker.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PanicRecord {
     pub message: String,
     /// `file:line:column` of the panic or the failed assertion.
@@ -85,7 +87,7 @@ pub struct PanicRecord {
 }
 
 /// Event time in a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimeRecord {
     /// Stream time (the log's append stamp) minus event time, over every input record in the
     /// log: how far behind its own time each record entered the stream.
@@ -99,7 +101,7 @@ pub struct TimeRecord {
 }
 
 /// A distribution of skews, in milliseconds (nearest-rank percentiles; all 0 with no input).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Skew {
     pub min: i64,
     pub p50: i64,
@@ -108,7 +110,7 @@ pub struct Skew {
 }
 
 /// A run over simulated time, sampled in fixed buckets.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timeline {
     /// The simulated time each sample covers.
     pub bucket_ms: u64,
@@ -125,7 +127,7 @@ pub struct Timeline {
 }
 
 /// One bucket `[at_ms, at_ms + bucket_ms)` of simulated time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sample {
     pub at_ms: u64,
     /// Records the sources read, per simulated second over the rate window ending with this
@@ -147,7 +149,7 @@ pub struct Sample {
 }
 
 /// One checkpoint, from its trigger to its completion or abort.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckpointSpan {
     pub id: u64,
     pub started_at_ms: u64,
@@ -160,7 +162,7 @@ pub struct CheckpointSpan {
 }
 
 /// A node's lane in the timeline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodeLane {
     pub node: String,
     pub role: String,
@@ -168,7 +170,7 @@ pub struct NodeLane {
     pub intervals: Vec<NodeInterval>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodeInterval {
     pub from_ms: u64,
     /// The run's end if it never came back.
@@ -178,7 +180,7 @@ pub struct NodeInterval {
 }
 
 /// The delivery checker's classification of the sink's committed output.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OutputCounts {
     pub expected: u64,
     pub committed: u64,
@@ -195,7 +197,7 @@ pub struct OutputCounts {
 }
 
 /// A committed record the delivery checker objects to, or an expected one never committed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OffendingRecord {
     /// `"lost"`, `"duplicate"` or `"wrong"`.
     pub kind: String,
@@ -210,14 +212,14 @@ pub struct OffendingRecord {
 }
 
 /// A broken invariant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Violation {
     pub invariant: String,
     pub detail: String,
 }
 
 /// One injected fault and whether it took effect.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FaultRecord {
     pub at_ms: u64,
     pub class: String,
@@ -241,7 +243,7 @@ pub struct FaultRecord {
 }
 
 /// Requests refused because they came from an epoch older than the current one.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FencingCounts {
     /// Sink writes, prepares and commits refused from fenced writers.
     pub sink_requests: u64,
@@ -249,14 +251,14 @@ pub struct FencingCounts {
     pub stale_messages: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckpointCounts {
     pub completed: u64,
     pub aborted: u64,
 }
 
 /// One recovery: from the fault that caused it to the job processing again.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecoveryRecord {
     /// The latest effective fault at or before detection (the detection time if none).
     pub fault_at_ms: u64,
@@ -299,7 +301,7 @@ impl RunRecord {
 }
 
 /// Many seeds of one scenario.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SwarmRecord {
     pub scenario: String,
     pub seeds: u64,
@@ -343,20 +345,20 @@ pub struct SwarmRecord {
 
 /// One of `count` disjoint slices of a sweep's seeds: the seed `from + i` belongs to slice
 /// `i % count + 1` (1-based `index`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Shard {
     pub index: u64,
     pub count: u64,
 }
 
 /// Failing seeds that broke the same set of invariants.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FailureGroup {
     pub invariants: Vec<String>,
     pub seeds: Vec<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SwarmFailure {
     pub seed: u64,
     pub violations: Vec<Violation>,
@@ -364,7 +366,7 @@ pub struct SwarmFailure {
 }
 
 /// A sweep of several scenarios (`faultline swarm scenarios/`): a row per scenario.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SweepRecord {
     pub scenarios: Vec<SwarmRecord>,
     /// Scenarios the sweep's overrides do not apply to, with the reason.
@@ -376,14 +378,14 @@ pub struct SweepRecord {
     pub wall_ms: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SkippedScenario {
     pub path: String,
     pub reason: String,
 }
 
 /// The engine against a bare-madsim baseline moving the same records through the same hops.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BenchRecord {
     pub events: u64,
     pub batch_records: u64,
@@ -416,7 +418,7 @@ pub struct BenchRecord {
 
 /// One pipeline's throughput (`faultline bench --pipeline NAME`): input events per wall second
 /// through the whole simulated cluster with checkpoints on and every checker judging the run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PipelineBenchRecord {
     pub pipeline: String,
     pub events: u64,
@@ -436,7 +438,7 @@ pub struct PipelineBenchRecord {
 }
 
 /// One comparison: the same seeds of one scenario under each value of one field.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CompareRecord {
     pub scenario: String,
     pub faultline_version: String,
@@ -452,7 +454,7 @@ pub struct CompareRecord {
 }
 
 /// One value of the varied field, over every seed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VariantSummary {
     pub value: String,
     pub scenario_hash: String,
@@ -476,7 +478,7 @@ pub struct VariantSummary {
 }
 
 /// A swarm's report: the sweep's record and one line per seed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SwarmReport {
     pub swarm: SwarmRecord,
     pub faultline_version: String,
@@ -484,7 +486,7 @@ pub struct SwarmReport {
     pub seeds: Vec<SeedOutcome>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeedOutcome {
     pub seed: u64,
     pub verdict: String,
@@ -499,7 +501,47 @@ pub struct SeedOutcome {
     pub report: Option<String>,
 }
 
+/// The version of the JSON outputs' shape, in every one of them as `schema_version`. It goes
+/// up when a field is removed or changes meaning; added fields keep it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A JSON output as printed or saved: the record, with the version of its shape beside its
+/// own fields.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Versioned<'a, T> {
+    pub schema_version: u32,
+    #[serde(flatten)]
+    pub record: &'a T,
+}
+
+impl<'a, T> Versioned<'a, T> {
+    pub fn new(record: &'a T) -> Self {
+        Versioned { schema_version: SCHEMA_VERSION, record }
+    }
+}
+
 /// One JSON line for a record, as `--json` prints it.
 pub fn to_json<T: Serialize>(record: &T) -> String {
-    serde_json::to_string(record).expect("records serialise")
+    serde_json::to_string(&Versioned::new(record)).expect("records serialise")
+}
+
+/// The JSON Schema of each JSON output, by the name of its file in `schema/`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    fn titled<T: schemars::JsonSchema + 'static>(title: &str) -> schemars::Schema {
+        let mut schema = schemars::schema_for!(Versioned<'static, T>);
+        schema.insert("title".into(), title.into());
+        schema
+    }
+    vec![
+        ("run", titled::<RunRecord>("faultline run record (`run --json`, report.json)")),
+        ("swarm", titled::<SwarmRecord>("faultline sweep of one scenario (`swarm --json`, `merge --json`)")),
+        ("sweep", titled::<SweepRecord>("faultline sweep of several scenarios (`swarm DIR --json`)")),
+        ("swarm-report", titled::<SwarmReport>("faultline swarm page data (swarm.json)")),
+        ("compare", titled::<CompareRecord>("faultline comparison (`compare --json`, compare.json)")),
+        ("bench", titled::<BenchRecord>("faultline engine benchmark (`bench --json`)")),
+        (
+            "pipeline-bench",
+            titled::<PipelineBenchRecord>("faultline pipeline benchmark (`bench --pipeline --json`)"),
+        ),
+    ]
 }

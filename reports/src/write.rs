@@ -68,8 +68,8 @@ fn write_file(dir: &Path, name: &str, contents: &str) -> io::Result<PathBuf> {
 
 fn write_json<T: Serialize>(dir: &Path, name: &str, record: &T) -> io::Result<PathBuf> {
     let path = dir.join(name);
-    let mut json =
-        serde_json::to_string_pretty(record).map_err(|e| with_path(&path, e, io::ErrorKind::InvalidData))?;
+    let mut json = serde_json::to_string_pretty(&crate::Versioned::new(record))
+        .map_err(|e| with_path(&path, e, io::ErrorKind::InvalidData))?;
     json.push('\n');
     write_file(dir, name, &json)
 }

@@ -1,0 +1,122 @@
+//! The `faultline` command line: `run`, `swarm`, `merge`, `compare`, `report`, `list`,
+//! `bench`, `completions`.
+//!
+//! Exit codes: 0 all checks hold, 1 safety violation, 2 bad input or usage, 3 liveness violation.
+//! With `--json`, stdout carries exactly one JSON object and nothing else; everything meant for
+//! people goes to stderr. Every failing run names the command that replays it.
+//!
+//! The grammar is `args`; each family of subcommands has its module (`run`, `sweep`, `bench`),
+//! and `paint` colours verdicts for people.
+
+mod args;
+mod bench;
+mod paint;
+mod run;
+mod sweep;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+use crate::bench::BenchOptions;
+use crate::compare::Vary;
+use crate::scenario::{self, Loaded};
+pub use args::{command, ColorWhen};
+use args::{Cli, Command};
+use paint::Paint;
+
+pub const EXIT_PASS: i32 = 0;
+pub const EXIT_SAFETY: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+/// Runs the CLI on `args` (program name first); returns the exit code.
+pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_PASS };
+            let sink: &mut dyn Write = if e.use_stderr() { err } else { out };
+            _ = write!(sink, "{}", e.render());
+            return code;
+        }
+    };
+    let paint = Paint::new(cli.color, paint::stdout_is_terminal(), std::env::var_os("NO_COLOR"));
+    let result = match cli.command {
+        Command::Run { scenario, seed, sets, json, check_determinism, report, junit } => {
+            let options = run::RunOptions { json, check_determinism, report, junit, paint };
+            run::run(&scenario, seed, &sets, &options, out, err)
+        }
+        Command::Swarm { scenarios, sweep, minutes, report, shard, junit } => {
+            let options = sweep::SwarmOptions { minutes, report, shard, junit, paint };
+            sweep::run_swarm(&scenarios, &sweep, &options, out, err)
+        }
+        Command::Merge { files, json } => sweep::run_merge(&files, json, paint, out),
+        Command::Report { record, out: dir } => run::render_saved(&record, &dir, err),
+        Command::Compare { scenario, sweep, vary, out: dir } => {
+            Vary::parse(&vary).and_then(|vary| sweep::run_compare(&scenario, &vary, &sweep, &dir, out, err))
+        }
+        Command::List { dir } => list(&dir, out, err),
+        Command::BenchRound { side, scenario, events, batch_records } => {
+            let options = BenchOptions { scenario, events, batch_records, repeats: 1 };
+            bench::bench_round(&options, side, out)
+        }
+        Command::Bench { pipelines, scenarios, events, repeats, json, .. } if !pipelines.is_empty() => {
+            let options = bench::PipelineBench { names: pipelines, scenarios, events, repeats };
+            bench::run_pipeline_bench(&options, json, out)
+        }
+        Command::Bench { scenario, events, batch_records, repeats, json, .. } => {
+            bench::run_bench(BenchOptions { scenario, events, batch_records, repeats }, json, out)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "faultline", out);
+            Ok(EXIT_PASS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            _ = writeln!(err, "error: {message}");
+            EXIT_USAGE
+        }
+    }
+}
+
+pub(super) type CliResult = Result<i32, String>;
+
+pub(super) fn load(path: &Path, sets: &[String]) -> Result<Loaded, String> {
+    scenario::load(path, sets).map_err(|e| e.to_string())
+}
+
+/// Safety failures outrank liveness failures.
+pub(super) fn severity(code: i32) -> i32 {
+    match code {
+        EXIT_SAFETY => 2,
+        0 => 0,
+        _ => 1,
+    }
+}
+
+pub(super) fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn list(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut code = EXIT_PASS;
+    for path in paths {
+        match scenario::load(&path, &[]) {
+            Ok(loaded) => _ = writeln!(out, "{:<28} {}", path.display(), loaded.scenario.description),
+            Err(e) => {
+                _ = writeln!(err, "error: {e}");
+                code = EXIT_USAGE;
+            }
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,193 @@
+//! The `faultline` executable as CI and shells run it: shards as separate processes joined by
+//! `merge`, JUnit XML, the JSON Schema of every JSON output, and shell completions.
+//!
+//! These run the real binary (cargo builds it for this crate's tests), from the repository's
+//! root so that scenario paths read as a user types them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use faultline_reports::SwarmRecord;
+
+fn faultline() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    command.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).env("NO_COLOR", "1");
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    faultline().args(args).output().expect("faultline runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-cli-{name}-{}", std::process::id()));
+    _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// The seeds of the shard test: a plain sink under exactly-once with crashes fails many
+/// seeds, in several groups, so a merge that dropped or doubled a failure would show.
+const SHARDED: [&str; 11] = [
+    "scenarios/processor-crash.toml",
+    "--seeds",
+    "400",
+    "--from",
+    "7",
+    "--jobs",
+    "1",
+    "--set",
+    "workload.events=2000",
+    "--set",
+    "engine.sink=plain",
+];
+
+/// Four shard processes, run at once, cover every seed exactly once, and `merge` gives the
+/// unsharded sweep's counts, failures and failure groups.
+#[test]
+fn four_shard_processes_merge_into_the_unsharded_sweep() {
+    let dir = scratch("shards");
+    let children: Vec<_> = (1..=4)
+        .map(|k| {
+            let shard = format!("{k}/4");
+            let args = [&["swarm", "--shard", &shard, "--json"], &SHARDED[..]].concat();
+            faultline().args(args).stdout(Stdio::piped()).spawn().expect("a shard process")
+        })
+        .collect();
+    let mut files = Vec::new();
+    for (k, child) in (1..=4).zip(children) {
+        let output = child.wait_with_output().expect("the shard process ends");
+        let file = dir.join(format!("shard-{k}.json"));
+        std::fs::write(&file, &output.stdout).unwrap();
+        files.push(file);
+    }
+    let shards: Vec<SwarmRecord> =
+        files.iter().map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect();
+    assert_eq!(shards.iter().map(|s| s.seeds).collect::<Vec<_>>(), vec![100; 4]);
+    for (k, s) in (1..=4).zip(&shards) {
+        assert!(s.failed.iter().all(|f| (f.seed - 7) % 4 == k - 1), "shard {k}: {:?}", s.failed);
+    }
+    let file_args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    let merged = run(&[&["merge", "--json"], &file_args[..]].concat());
+    assert_eq!(merged.status.code(), Some(1), "the merged sweep fails as the whole one does");
+    let merged: SwarmRecord = serde_json::from_str(stdout(&merged).trim()).unwrap();
+    let whole: SwarmRecord =
+        serde_json::from_str(stdout(&run(&[&["swarm", "--json"], &SHARDED[..]].concat())).trim()).unwrap();
+    assert_eq!((merged.seeds, merged.passed), (whole.seeds, whole.passed));
+    assert_eq!(merged.failed, whole.failed);
+    assert_eq!(merged.failure_groups, whole.failure_groups);
+    assert_eq!(merged.effective_faults, whole.effective_faults);
+    assert!(merged.missing_shards.is_empty() && merged.shard.is_none());
+    assert!(whole.failure_groups.len() >= 2, "{:?}", whole.failure_groups);
+    _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--junit` on `run` and `swarm` writes JUnit XML: a suite per scenario, a case per seed, a
+/// failure with the broken invariants and the replay command.
+#[test]
+fn junit_has_a_test_case_per_seed_and_a_failure_per_failing_seed() {
+    let dir = scratch("junit");
+    let sweep = dir.join("sweep.xml");
+    let args = ["swarm", "--seeds", "6", "--from", "7", "--jobs", "2", "--junit", sweep.to_str().unwrap()];
+    let output = run(&[&args[..], &SHARDED[..1], &SHARDED[7..]].concat());
+    let text = std::fs::read_to_string(&sweep).expect("the JUnit file");
+    let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
+    let suites: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testsuite")).collect();
+    assert_eq!(suites.len(), 1);
+    assert_eq!(suites[0].attribute("name"), Some("processor-crash"));
+    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.len(), 6, "{text}");
+    let names: Vec<&str> = cases.iter().filter_map(|c| c.attribute("name")).collect();
+    assert_eq!(names, ["seed 7", "seed 8", "seed 9", "seed 10", "seed 11", "seed 12"]);
+    let failures: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("failure")).collect();
+    assert_eq!(output.status.code(), Some(1), "a plain sink under exactly-once fails some seeds");
+    assert!(!failures.is_empty(), "{text}");
+    for f in &failures {
+        assert!(f.text().unwrap_or_default().contains("replay: faultline run"), "{text}");
+        assert!(!f.attribute("type").unwrap_or_default().is_empty(), "{text}");
+    }
+    let one = dir.join("run.xml");
+    let output = run(&["run", "scenarios/quickstart.toml", "--seed", "2", "--junit", one.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = std::fs::read_to_string(&one).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
+    assert_eq!(doc.descendants().filter(|n| n.has_tag_name("testcase")).count(), 1);
+    assert_eq!(doc.root_element().attribute("failures"), Some("0"));
+    _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The published schema of `name` (`schema/NAME.schema.json`), compiled.
+fn validator(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../schema/{name}.schema.json"));
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `json` holds `schema`, and says which version of it.
+fn holds(schema: &str, json: &str) {
+    let value: serde_json::Value =
+        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{schema}: not JSON ({e}): {json}"));
+    let errors: Vec<String> = validator(schema).iter_errors(&value).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{schema}: {errors:?}");
+    assert_eq!(value["schema_version"], faultline_reports::SCHEMA_VERSION, "{schema}");
+}
+
+/// Every JSON output the CLI prints or saves holds its published schema.
+#[test]
+fn every_json_output_holds_its_published_schema() {
+    let dir = scratch("schema");
+    let d = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let report = d("report");
+    let out = run(&["run", "scenarios/processor-crash.toml", "--seed", "3", "--json", "--report", &report]);
+    holds("run", &stdout(&out));
+    holds("run", &std::fs::read_to_string(dir.join("report/report.json")).unwrap());
+    let swarm = d("swarm");
+    let args = ["--seeds", "3", "--jobs", "2", "--json", "--set", "engine.sink=plain"];
+    let out = run(&[&["swarm", "scenarios/processor-crash.toml", "--report", &swarm], &args[..]].concat());
+    holds("swarm", &stdout(&out));
+    holds("swarm-report", &std::fs::read_to_string(dir.join("swarm/swarm.json")).unwrap());
+    let file = dir.join("shard.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+    holds("swarm", &stdout(&run(&["merge", "--json", file.to_str().unwrap()])));
+    let out =
+        run(&["swarm", "scenarios/quickstart.toml", "scenarios/windows.toml", "--seeds", "1", "--json"]);
+    holds("sweep", &stdout(&out));
+    let compare = d("compare");
+    let vary = "--vary=engine.semantics=at-least-once,exactly-once";
+    let out =
+        run(&["compare", "scenarios/quickstart.toml", "--seeds", "2", "--json", vary, "--out", &compare]);
+    holds("compare", &stdout(&out));
+    holds("compare", &std::fs::read_to_string(dir.join("compare/compare.json")).unwrap());
+    let out = run(&["bench", "--events", "2000", "--batch", "64", "--repeats", "1", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    holds("bench", &stdout(&out));
+    let out = run(&["bench", "--pipeline", "nexmark-q1", "--events", "2000", "--repeats", "1", "--json"]);
+    holds("pipeline-bench", &stdout(&out));
+    _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A planted wrong field is caught: the schema test can fail.
+#[test]
+fn a_record_with_a_wrong_field_breaks_its_schema() {
+    let out = run(&["run", "scenarios/quickstart.toml", "--seed", "1", "--json"]);
+    let mut value: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    value["seed"] = serde_json::json!("one");
+    assert!(!validator("run").is_valid(&value), "a string seed must break the run schema");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = stdout(&out);
+        assert!(script.contains("swarm") && script.contains("shard"), "{shell}: {script}");
+    }
+    let out = run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+}
