@@ -42,3 +42,39 @@ pub trait Disk: Send + Sync {
 
 /// The shared handle a node holds to its disk.
 pub type DiskRef = Arc<dyn Disk>;
+
+/// A disk in memory for the engine's unit tests: every write is durable at once.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct MemDisk {
+    files: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+}
+
+#[cfg(test)]
+impl Disk for MemDisk {
+    fn read(&self, file: &str) -> Option<Vec<u8>> {
+        self.files.lock().unwrap().get(file).cloned()
+    }
+    fn read_range(&self, file: &str, start: u64, len: usize) -> Option<Vec<u8>> {
+        let files = self.files.lock().unwrap();
+        files.get(file)?.get(start as usize..start as usize + len).map(<[u8]>::to_vec)
+    }
+    fn append(&self, file: &str, bytes: Vec<u8>) {
+        self.files.lock().unwrap().entry(file.to_string()).or_default().extend(bytes);
+    }
+    fn replace(&self, file: &str, bytes: &[u8]) {
+        self.files.lock().unwrap().insert(file.to_string(), bytes.to_vec());
+    }
+    fn truncate(&self, file: &str, len: u64) {
+        if let Some(f) = self.files.lock().unwrap().get_mut(file) {
+            f.truncate(len as usize);
+        }
+    }
+    fn remove(&self, file: &str) {
+        self.files.lock().unwrap().remove(file);
+    }
+    fn sync(&self, _file: &str) {}
+    fn list(&self, prefix: &str) -> Vec<String> {
+        self.files.lock().unwrap().keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+    }
+}

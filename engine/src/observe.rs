@@ -23,6 +23,9 @@ pub enum TraceEvent {
     Appended { partition: u32, base_offset: u64, records: u64 },
     /// A partition leader dropped a retried batch it already had.
     DuplicateBatch { partition: u32, producer: u32, base_seq: u64 },
+    /// A broker that believed it led a partition refused a batch starting past the producer's
+    /// `next_seq` in its copy: another replica led and acknowledged the records between.
+    ProduceGap { partition: u32, producer: u32, base_seq: u64, next_seq: u64 },
     /// A partition leader of `epoch` advanced its high watermark.
     HighWatermark { partition: u32, epoch: u64, offset: u64 },
     /// A broker cut records from `offset` on (the first of them of leader epoch `epoch`) from
@@ -139,6 +142,9 @@ impl TraceEvent {
             StateLoaded { bytes } => (33, [bytes, 0, 0]),
             StateShipped { bytes } => (34, [bytes, 0, 0]),
             OutputResumed { writer, epoch, rewritten } => (35, [writer.into(), epoch, rewritten]),
+            ProduceGap { partition, producer, base_seq, next_seq } => {
+                (36, [u64::from(partition) << 32 | u64::from(producer), base_seq, next_seq])
+            }
         }
     }
 }

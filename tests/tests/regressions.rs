@@ -109,3 +109,19 @@ fn swarm_5116() {
 fn nexmark_q5_100124() {
     check(&scenario("nexmark-q5"), 100124, Expect::ExactPass);
 }
+
+/// A broker paused while it led partition 1 resumed still believing it led, and a producer
+/// whose batch to the new leader timed out tried it next: the batch started past every record
+/// the paused copy held (the new leader had acknowledged the ones between), and the broker's
+/// assertion on sequence gaps panicked. A gap now tells the broker it was deposed: it refuses
+/// the batch, and the producer goes on to the next replica.
+#[test]
+fn fault_stream_3906() {
+    check(&scenario("fault-stream"), 3906, Expect::ExactPass);
+}
+
+/// The same root cause as fault-stream 3906, on partition 2 and broker-3.
+#[test]
+fn fault_stream_8995() {
+    check(&scenario("fault-stream"), 8995, Expect::ExactPass);
+}

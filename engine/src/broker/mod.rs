@@ -3,6 +3,10 @@
 //! # Protocol
 //! 1. A producer sends `Produce` to the partition leader. The leader drops records it already
 //!    holds (idempotent producer: `(producer, seq)`), appends the rest in its epoch and syncs.
+//!    A batch that starts past the producer's next `seq` in the leader's copy means another
+//!    replica led and acknowledged the records between: this broker was deposed without
+//!    learning it yet (paused, cut off). It refuses the batch (`NotLeader`, no leader known)
+//!    and appends nothing; its control task learns of the new epoch on its next tick.
 //! 2. For each follower, a replication task pushes `Replicate` batches (or, when idle, empty
 //!    ones as heartbeats) in offset order. A follower refuses an older epoch (`Fenced`), checks
 //!    that its log matches the leader's just before the batch (`Diverged` if not, with its
@@ -182,7 +186,17 @@ impl Broker {
         self.ctx.cluster.base_time_ms + clock::elapsed_ms()
     }
 
-    fn produce(&mut self, partition: u32, producer: u32, records: &[LogRecord], reply: Reply) {
+    /// Appends a producer's batch as the partition's leader; the acknowledgement waits for the
+    /// high watermark. A refusal is returned for the caller to send: a batch past what this copy
+    /// holds of the producer means another replica led meanwhile (this one was paused or cut
+    /// off, and has not yet learned it was deposed), so the producer is pointed elsewhere.
+    fn produce(
+        &mut self,
+        partition: u32,
+        producer: u32,
+        records: &[LogRecord],
+        reply: Reply,
+    ) -> Option<BrokerResponse> {
         let end_seq = records.last().expect("empty produce batch").seq + 1;
         let now_ms = self.stream_time_ms();
         let replica = self.replicas.get_mut(&partition).expect("checked by caller");
@@ -197,10 +211,24 @@ impl Broker {
                 self.ctx.trace(TraceEvent::DuplicateBatch { partition, producer, base_seq });
                 end_offset
             }
+            Appended::Gap { next_seq } => {
+                let (base_seq, epoch) = (records[0].seq, replica.epoch);
+                tracing::info!(
+                    partition,
+                    producer,
+                    base_seq,
+                    next_seq,
+                    epoch,
+                    "batch past this copy: deposed?"
+                );
+                self.ctx.trace(TraceEvent::ProduceGap { partition, producer, base_seq, next_seq });
+                return Some(BrokerResponse::NotLeader { partition, leader: None });
+            }
         };
         let leadership = replica.leading.as_mut().expect("checked by caller");
         leadership.pending.push(PendingAck { end_offset, end_seq, reply });
         self.update_high_watermark(partition);
+        None
     }
 
     /// Recomputes a led partition's high watermark and releases the acknowledgements it covers.
@@ -302,9 +330,10 @@ async fn serve(broker: Shared, reply: Reply, mut rx: Rx<BrokerRequest>) {
         match request {
             BrokerRequest::Produce { partition, producer, records } => {
                 let refused = broker.borrow().not_leader(partition);
-                match refused {
-                    Some(refusal) => _ = reply.send(refusal).await,
-                    None => broker.borrow_mut().produce(partition, producer, &records, reply.clone()),
+                let refused = refused
+                    .or_else(|| broker.borrow_mut().produce(partition, producer, &records, reply.clone()));
+                if let Some(refusal) = refused {
+                    _ = reply.send(refusal).await;
                 }
             }
             BrokerRequest::Replicate(request) => {

@@ -77,6 +77,10 @@ pub enum Appended {
     New { base_offset: u64, end_offset: u64 },
     /// Every record was already in the log: a retry. Done once the watermark reaches `end_offset`.
     Duplicate { end_offset: u64 },
+    /// The batch starts past `next_seq`: the producer had records acknowledged that this copy
+    /// does not hold, so this broker is a deposed leader that has not learned it yet (it was
+    /// paused or cut off while another replica led). Nothing was appended.
+    Gap { next_seq: u64 },
 }
 
 impl Partition {
@@ -172,8 +176,9 @@ impl Partition {
     }
 
     /// Appends a producer's batch as the leader of `epoch`, dropping records it already holds,
-    /// and stamps the fresh ones with stream time `now_ms`. Panics on a sequence gap: a producer
-    /// never sends past an unacknowledged batch.
+    /// and stamps the fresh ones with stream time `now_ms`. A batch past the producer's next
+    /// sequence number is refused (`Gap`): a producer never sends past an unacknowledged batch,
+    /// so the records between were acknowledged by a leader this copy did not follow.
     pub fn append_produced(
         &mut self,
         epoch: u64,
@@ -184,12 +189,13 @@ impl Partition {
         let state = self.producers.get(&producer).copied().unwrap_or_default();
         let first = batch.first().expect("empty produce batch");
         assert!(
-            first.seq <= state.next_seq,
-            "partition {}: producer {producer} sent seq {} but {} is next",
-            self.id,
-            first.seq,
-            state.next_seq
+            batch.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+            "partition {}: a batch's sequence numbers are consecutive",
+            self.id
         );
+        if first.seq > state.next_seq {
+            return Appended::Gap { next_seq: state.next_seq };
+        }
         // Sequence numbers within a batch are consecutive, so the fresh records are a suffix.
         let skip = batch.iter().take_while(|r| r.seq < state.next_seq).count();
         if skip == batch.len() {
@@ -347,7 +353,34 @@ pub fn divergence(a: &[(u64, u64)], a_end: u64, b: &[(u64, u64)], b_end: u64) ->
 
 #[cfg(test)]
 mod tests {
-    use super::divergence;
+    use super::{divergence, Appended, Partition};
+    use crate::disk::MemDisk;
+    use crate::record::{LogRecord, Payload};
+
+    fn batch(producer: u32, seqs: std::ops::Range<u64>) -> Vec<LogRecord> {
+        seqs.map(|seq| LogRecord { producer, seq, stream_time_ms: 0, payload: Payload::EndOfStream })
+            .collect()
+    }
+
+    /// A retry is dropped as a duplicate; a batch past the producer's next sequence number is
+    /// refused whole (the records between were acknowledged by a leader this copy did not
+    /// follow); the batch that continues the sequence is appended.
+    #[test]
+    fn a_batch_past_the_next_sequence_number_is_refused_not_appended() {
+        let mut log = Partition::open(0, std::sync::Arc::new(MemDisk::default()));
+        assert_eq!(
+            log.append_produced(1, 7, &batch(7, 0..3), 10),
+            Appended::New { base_offset: 0, end_offset: 3 }
+        );
+        assert_eq!(log.append_produced(1, 7, &batch(7, 0..3), 11), Appended::Duplicate { end_offset: 3 });
+        assert_eq!(log.append_produced(1, 7, &batch(7, 5..8), 12), Appended::Gap { next_seq: 3 });
+        assert_eq!(log.log_end(), 3, "a refused batch leaves the log as it was");
+        assert_eq!(log.append_produced(1, 8, &batch(8, 2..4), 13), Appended::Gap { next_seq: 0 });
+        assert_eq!(
+            log.append_produced(1, 7, &batch(7, 2..5), 14),
+            Appended::New { base_offset: 3, end_offset: 5 }
+        );
+    }
 
     #[test]
     fn divergence_is_the_first_offset_whose_epochs_differ() {
