@@ -11,7 +11,8 @@ use crate::cluster::{ClusterSpec, NodeId};
 use crate::disk::DiskRef;
 
 /// One observable event. Numbers only, so that hashing a trace is cheap and stable.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
 pub enum TraceEvent {
     /// A node's boot function started (first boot or restart).
     Boot,

@@ -53,6 +53,8 @@ th { background: #f3f3f1; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.best { font-weight: 700; }
 tr.faint td { color: #9a9a9a; }
+tr.fault td { background: #fdecea; font-weight: 600; }
+div.trace label { margin: 0 12px 0 3px; font-size: 0.88em; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.88em; }
 pre { background: #f3f3f1; border: 1px solid #e2e2e2; border-radius: 4px; padding: 8px 10px;
   white-space: pre-wrap; word-break: break-all; margin: 0.3em 0 0.8em; }
@@ -288,8 +290,120 @@ pub(crate) fn run_html_with(record: &RunRecord, charts: &Result<Vec<Chart>, Char
         faults_body(out, record);
     });
     section(&mut out, "delivery", "Delivery", |out| delivery_body(out, record));
+    section(&mut out, "trace", "Trace around each fault", |out| trace_body(out, record));
     page_end(&mut out);
     out
+}
+
+/// The trace events a report keeps around each fault, with the faults among them, filterable
+/// by node and by event. The filters are radio buttons and style rules, no script: a report
+/// opens anywhere, offline, with nothing to run.
+fn trace_body(out: &mut String, record: &RunRecord) {
+    let events = record.timeline.as_ref().map_or(&[][..], |t| &t.events[..]);
+    if events.is_empty() {
+        paragraph(
+            out,
+            "empty",
+            "No trace kept: the run had no faults, or was recorded without its timeline.",
+        );
+        return;
+    }
+    paragraph(
+        out,
+        "caption",
+        "Every event from a little before each fault strikes until a little after it heals, in \
+         simulated milliseconds; faults are the highlighted rows, shown whatever the filters. \
+         `faultline run … --trace FILE` writes the whole trace as JSON lines.",
+    );
+    let nodes: BTreeSet<&str> = events.iter().map(|e| e.node.as_str()).collect();
+    let kinds: BTreeSet<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    out.push_str("<div class=\"trace\">\n<style>\n");
+    filter_rules(out, "tn", "node", &nodes);
+    filter_rules(out, "te", "event", &kinds);
+    out.push_str("</style>\n");
+    filter_buttons(out, "tn", "every node", &nodes);
+    out.push_str("<br />\n");
+    filter_buttons(out, "te", "every event", &kinds);
+    trace_table(out, events, &record.faults);
+    out.push_str("</div>\n");
+}
+
+/// One rule per choice: while it is checked, the rows of other values hide (faults stay).
+fn filter_rules(out: &mut String, prefix: &str, attribute: &str, values: &BTreeSet<&str>) {
+    for (i, value) in values.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "#{prefix}-{}:checked ~ table tbody tr:not([data-{attribute}=\"{}\"]):not(.fault) {{ display: none; }}",
+            i + 1,
+            css_string(value)
+        );
+    }
+}
+
+/// A radio button per choice, the first (`all`) checked.
+fn filter_buttons(out: &mut String, prefix: &str, all: &str, values: &BTreeSet<&str>) {
+    let button = |out: &mut String, i: usize, label: &str, checked: bool| {
+        let checked = if checked { " checked=\"checked\"" } else { "" };
+        let _ = writeln!(
+            out,
+            "<input type=\"radio\" name=\"{prefix}\" id=\"{prefix}-{i}\"{checked} /><label for=\"{prefix}-{i}\">{}</label>",
+            escape(label)
+        );
+    };
+    button(out, 0, all, true);
+    for (i, value) in values.iter().enumerate() {
+        button(out, i + 1, value, false);
+    }
+}
+
+fn trace_table(out: &mut String, events: &[crate::TraceLine], faults: &[FaultRecord]) {
+    let mut faults = faults.iter().peekable();
+    out.push_str("<table class=\"trace\">\n<thead><tr><th>ms</th><th>node</th><th>event</th><th>fields</th></tr></thead>\n<tbody>\n");
+    for e in events {
+        while let Some(f) = faults.next_if(|f| (f.at_ms as f64) <= e.at_ms) {
+            trace_fault_row(out, f);
+        }
+        let fields: Vec<String> = e.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            out,
+            "<tr data-node=\"{node}\" data-event=\"{event}\"><td class=\"num\">{:.3}</td><td>{node}</td><td>{event}</td><td class=\"wrap\">{}</td></tr>",
+            e.at_ms,
+            escape(&fields.join(" ")),
+            node = escape(&e.node),
+            event = escape(&e.event),
+        );
+    }
+    faults.for_each(|f| trace_fault_row(out, f));
+    out.push_str("</tbody>\n</table>\n");
+}
+
+fn trace_fault_row(out: &mut String, f: &FaultRecord) {
+    let what = format!("{} {} {}", f.class, f.action, f.target);
+    let _ = writeln!(
+        out,
+        "<tr class=\"fault\"><td class=\"num\">{}</td><td>{}</td><td>fault</td><td class=\"wrap\">{}</td></tr>",
+        f.at_ms,
+        escape(&f.target),
+        escape(&what),
+    );
+}
+
+/// A value inside a CSS string in double quotes, in a `<style>` element (where the page's
+/// entities mean nothing): quotes and backslashes escaped, `<` and `&` as CSS code points.
+fn css_string(value: &str) -> String {
+    let mut css = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                css.push('\\');
+                css.push(c);
+            }
+            '<' => css.push_str("\\3c "),
+            '&' => css.push_str("\\26 "),
+            c => css.push(c),
+        }
+    }
+    css
 }
 
 /// Every invariant judged, with the violations naming it; then violations of invariants the list

@@ -71,6 +71,24 @@ pub struct RunRecord {
     /// What a report adds (`--report`): time series, checkpoint spans and node lanes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// Every trace event of the run, when asked for (`run --trace`); never serialised with the
+    /// record: `--trace` writes it as JSON lines of its own.
+    #[serde(skip)]
+    pub trace: Vec<TraceLine>,
+}
+
+/// One trace event: what a node did at a simulated instant. `--trace` writes one per line; a
+/// report keeps those around each fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TraceLine {
+    /// Simulated time, in milliseconds (to the nanosecond).
+    pub at_ms: f64,
+    pub node: String,
+    /// The event's name, e.g. `produce-sent`, `checkpoint-completed`, `leader-elected`.
+    pub event: String,
+    /// The event's fields (partition, epoch, checkpoint, …), by name.
+    #[serde(flatten)]
+    pub fields: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// A panic caught during a run: in a node's task, in the supervisor, or in a checker.
@@ -124,6 +142,10 @@ pub struct Timeline {
     /// One lane per node, in cluster order (producers, brokers, managers, driver, workers,
     /// store, sink), with the intervals it was not up.
     pub nodes: Vec<NodeLane>,
+    /// The trace events around each fault (from a little before it strikes until a little
+    /// after it heals), in trace order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<TraceLine>,
 }
 
 /// One bucket `[at_ms, at_ms + bucket_ms)` of simulated time.

@@ -12,8 +12,8 @@ use faultline_reports::{
     RunRecord, Sample, Timeline,
 };
 
-const RUN_SECTIONS: [&str; 7] =
-    ["verdict", "nodes", "throughput", "latency", "checkpoints", "recoveries", "delivery"];
+const RUN_SECTIONS: [&str; 8] =
+    ["verdict", "nodes", "throughput", "latency", "checkpoints", "recoveries", "delivery", "trace"];
 
 /// Parses a page or a chart as XML (a page's `<!DOCTYPE html>` is a DTD to roxmltree).
 fn parse(text: &str) -> roxmltree::Document<'_> {
@@ -172,6 +172,7 @@ fn odd_records() -> Vec<RunRecord> {
         samples: Vec::new(),
         checkpoints: Vec::new(),
         nodes: Vec::new(),
+        events: Vec::new(),
     };
     let zero = RunRecord { sim_time_ms: 0, timeline: Some(empty.clone()), ..fixture::empty_run_record() };
     let mut odd = fixture::run_record();
@@ -326,4 +327,35 @@ fn write_errors_name_the_path() {
     let err = write_run_report(&fixture::run_record(), &file.join("report"))
         .expect_err("cannot write under a file");
     assert!(err.to_string().contains("a-file"), "{err}");
+}
+
+/// The trace section lists the kept events and the faults among them, in time order, with a
+/// node filter and an event filter that work without a script.
+#[test]
+fn run_page_shows_the_trace_around_each_fault_with_filters() {
+    let record = fixture::run_record();
+    let html = run_html(&record);
+    let doc = parse(&html);
+    let trace = section(&doc, "trace");
+    let rows: Vec<_> = trace
+        .descendants()
+        .filter(|n| n.has_tag_name("tr") && n.parent().is_some_and(|p| p.has_tag_name("tbody")))
+        .collect();
+    let events = record.timeline.as_ref().unwrap().events.len();
+    assert_eq!(rows.len(), events + record.faults.len(), "every kept event and every fault");
+    let times: Vec<f64> =
+        rows.iter().map(|r| text_of(r.first_element_child().unwrap()).parse().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order: {times:?}");
+    let dead =
+        rows.iter().find(|r| r.attribute("data-event") == Some("worker-dead")).expect("a worker-dead row");
+    assert_eq!(dead.attribute("data-node"), Some("manager"));
+    assert!(text_of(*dead).contains("worker=1"));
+    let radios = trace
+        .descendants()
+        .filter(|n| n.has_tag_name("input") && n.attribute("type") == Some("radio"))
+        .count();
+    assert_eq!(radios, 1 + 2 + 1 + 4, "every node, two nodes, every event, four events");
+    assert!(html.contains("#tn-1:checked ~ table tbody tr:not([data-node=\"broker-2\"]):not(.fault)"));
+    let empty = run_html(&fixture::run_record_without_timeline());
+    assert!(text_of(section(&parse(&empty), "trace")).contains("No trace kept"));
 }

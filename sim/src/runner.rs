@@ -76,8 +76,11 @@ pub enum Detail {
     /// The record `--json` prints.
     #[default]
     Verdict,
-    /// With the timeline a report draws: time series, checkpoint spans, node lanes.
+    /// With the timeline a report draws: time series, checkpoint spans, node lanes, and the
+    /// trace events around each fault.
     Timeline,
+    /// The timeline, and every trace event of the run in `RunRecord::trace`.
+    Trace,
 }
 
 /// Runs one seed on a fresh thread and returns its record.
@@ -141,6 +144,9 @@ fn execute(
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
     let world = World::build(&rt, world::cluster_spec(scenario, seed), loaded.registry.clone());
+    if detail != Detail::Verdict {
+        world.recorder.keep_events();
+    }
     if let Some((node, file)) = scenario.engine.test_skip_sync.as_deref().and_then(|s| s.split_once(':')) {
         world.disk_named(node).skip_sync(file);
     }
@@ -219,9 +225,14 @@ fn verdict(
     let checkpoints = world.recorder.checkpoints_completed();
     record.violations.extend(vacuity(scenario, run.applied, &record.recoveries, &checkpoints));
     record.invariants.extend(vacuity_invariants(scenario));
-    if detail == Detail::Timeline {
+    if detail != Detail::Verdict {
         let lanes = run.injector.node_lanes(run.sim_time_ms);
-        record.timeline = Some(timeline(world, &expected, run.sim_time_ms, lanes));
+        let lines = world.recorder.trace_lines();
+        let events = crate::trace::around_faults(&lines, run.applied);
+        record.timeline = Some(timeline(world, &expected, run.sim_time_ms, lanes, events));
+        if detail == Detail::Trace {
+            record.trace = lines;
+        }
     }
     record.faults = run.applied.to_vec();
     if !record.violations.is_empty() {
@@ -392,6 +403,7 @@ fn empty_record(loaded: &Loaded, seed: u64, world: &World) -> RunRecord {
         drawn: BTreeMap::new(),
         panic: None,
         timeline: None,
+        trace: Vec::new(),
     }
 }
 
@@ -449,7 +461,13 @@ fn vacuity_invariants(scenario: &crate::scenario::Scenario) -> Vec<String> {
 }
 
 /// The run over simulated time, from the recorder's trace, the sink's log and the reference.
-fn timeline(world: &World, expected: &Expected, sim_time_ms: u64, nodes: Vec<NodeLane>) -> Timeline {
+fn timeline(
+    world: &World,
+    expected: &Expected,
+    sim_time_ms: u64,
+    nodes: Vec<NodeLane>,
+    events: Vec<faultline_reports::TraceLine>,
+) -> Timeline {
     let cluster = &world.cluster;
     let committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed_timed(&b)).unwrap_or_default();
     crate::timeline::build(crate::timeline::RunTrace {
@@ -462,6 +480,7 @@ fn timeline(world: &World, expected: &Expected, sim_time_ms: u64, nodes: Vec<Nod
         by_cause: cluster.job.pipeline.kind == PipelineKind::RunningAggregate,
         checkpoints: world.recorder.checkpoint_spans(),
         nodes,
+        events,
     })
 }
 

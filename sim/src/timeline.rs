@@ -40,6 +40,8 @@ pub struct RunTrace<'a> {
     pub by_cause: bool,
     pub checkpoints: Vec<CheckpointSpan>,
     pub nodes: Vec<NodeLane>,
+    /// The trace events around each fault.
+    pub events: Vec<faultline_reports::TraceLine>,
 }
 
 /// Samples the run in buckets of simulated time.
@@ -75,6 +77,7 @@ pub fn build(run: RunTrace<'_>) -> Timeline {
         samples,
         checkpoints: run.checkpoints,
         nodes: run.nodes,
+        events: run.events,
     }
 }
 

@@ -3,14 +3,15 @@
 //!
 //! It owns the definition of "the same run": two runs are the same when they produced the same
 //! events, from the same nodes, at the same simulated instants, in the same order. It is an
-//! observer only — nodes write to it and never read it back.
+//! observer only — nodes write to it and never read it back. Keeping the events (`keep_events`,
+//! for `--trace` and reports) changes nothing of the run.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 use faultline_engine::checkpoint::{self, CheckpointMeta, StateSnapshot};
 use faultline_engine::disk::Disk;
 
-use faultline_reports::CheckpointSpan;
+use faultline_reports::{CheckpointSpan, FaultRecord, TraceLine};
 
 use crate::checker::consistency::CapturedCheckpoint;
 use crate::disk::SimDisk;
@@ -43,6 +44,8 @@ struct State {
     log_events: Vec<(NodeId, TraceEvent)>,
     /// What the manager checker reads: lease acquisitions and acts, with their simulated ms.
     manager_events: Vec<(u64, NodeId, TraceEvent)>,
+    /// Every event with its simulated ns, once `keep_events` asked for them (reports, `--trace`).
+    kept: Option<Vec<(u64, NodeId, TraceEvent)>>,
 }
 
 /// Records a run's trace.
@@ -65,6 +68,9 @@ impl Observer for Recorder {
             s.hasher.update(&w.to_le_bytes());
         }
         s.events += 1;
+        if let Some(kept) = s.kept.as_mut() {
+            kept.push((now.as_nanos() as u64, node, event.clone()));
+        }
         let now_ms = now.as_millis() as u64;
         match event {
             TraceEvent::JobFinished => s.job_finished_at_ms = Some(now_ms),
@@ -211,9 +217,93 @@ impl Recorder {
         self.state.lock().unwrap().spans.clone()
     }
 
+    /// Keeps every event from now on, for a report's event timeline or a `--trace` file.
+    pub fn keep_events(&self) {
+        let mut s = self.state.lock().unwrap();
+        assert_eq!(s.events, 0, "events are kept from the run's start");
+        s.kept = Some(Vec::new());
+    }
+
+    /// Every event kept, as trace lines in trace order (empty unless `keep_events` was called).
+    pub fn trace_lines(&self) -> Vec<TraceLine> {
+        let s = self.state.lock().unwrap();
+        s.kept.iter().flatten().map(|(ns, node, event)| trace_line(*ns, *node, event)).collect()
+    }
+
     /// What was refused from older epochs.
     pub fn fencing(&self) -> faultline_reports::FencingCounts {
         let s = self.state.lock().unwrap();
         faultline_reports::FencingCounts { sink_requests: s.sink_fenced, stale_messages: s.stale_epoch }
+    }
+}
+
+/// One event as a trace line: its name and fields from the engine's serde form.
+fn trace_line(ns: u64, node: NodeId, event: &TraceEvent) -> TraceLine {
+    let serde_json::Value::Object(mut fields) = serde_json::to_value(event).expect("events serialise") else {
+        unreachable!("a trace event serialises as an object");
+    };
+    let name = fields.remove("event").and_then(|v| v.as_str().map(str::to_string)).expect("tagged");
+    TraceLine { at_ms: ns as f64 / 1e6, node: node.name(), event: name, fields: fields.into_iter().collect() }
+}
+
+/// How long before a fault strikes, and after it heals (or strikes, if it never heals), a
+/// report shows the trace; and at most how many events per fault.
+const BEFORE_MS: f64 = 50.0;
+const AFTER_MS: f64 = 250.0;
+const PER_FAULT: usize = 400;
+
+/// The lines around each fault: from `BEFORE_MS` before it strikes to `AFTER_MS` after it
+/// heals, at most `PER_FAULT` from each window's start, in trace order, each line once.
+pub fn around_faults(lines: &[TraceLine], faults: &[FaultRecord]) -> Vec<TraceLine> {
+    let mut keep = vec![false; lines.len()];
+    for f in faults {
+        let from = f.at_ms as f64 - BEFORE_MS;
+        let to = f.healed_at_ms.unwrap_or(f.at_ms) as f64 + AFTER_MS;
+        let start = lines.partition_point(|l| l.at_ms < from);
+        let window = lines[start..].iter().take_while(|l| l.at_ms <= to).take(PER_FAULT).count();
+        keep[start..start + window].iter_mut().for_each(|k| *k = true);
+    }
+    lines.iter().zip(keep).filter(|(_, k)| *k).map(|(l, _)| l.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(at_ms: f64) -> TraceLine {
+        TraceLine { at_ms, node: "n".into(), event: "e".into(), fields: Default::default() }
+    }
+
+    fn fault(at_ms: u64, healed_at_ms: Option<u64>) -> FaultRecord {
+        FaultRecord {
+            at_ms,
+            healed_at_ms,
+            class: "processor".into(),
+            target: "worker-1".into(),
+            action: "crash".into(),
+            peer: None,
+            effective: true,
+            mid_checkpoint: false,
+            restart_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn the_lines_around_each_fault_are_kept_once_in_order() {
+        let lines: Vec<TraceLine> =
+            [0.0, 940.0, 960.0, 1_100.0, 1_300.0, 1_301.0, 5_000.0].map(line).to_vec();
+        let faults = [fault(1_000, Some(1_050)), fault(1_050, None)];
+        let kept: Vec<f64> = around_faults(&lines, &faults).iter().map(|l| l.at_ms).collect();
+        assert_eq!(kept, [960.0, 1_100.0, 1_300.0]);
+        assert!(around_faults(&lines, &[]).is_empty());
+    }
+
+    #[test]
+    fn an_event_becomes_a_named_line_with_its_fields() {
+        let node = NodeId::new(faultline_engine::cluster::Role::Broker, 1);
+        let l = trace_line(1_500_000, node, &TraceEvent::LeaderElected { partition: 3, epoch: 2 });
+        assert_eq!((l.at_ms, l.node.as_str(), l.event.as_str()), (1.5, "broker-2", "leader-elected"));
+        assert_eq!(l.fields["partition"], 3);
+        assert_eq!(l.fields["epoch"], 2);
     }
 }

@@ -191,3 +191,28 @@ fn completions_are_printed_for_each_shell() {
     let out = run(&["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
 }
+
+/// `--trace` writes every trace event as a JSON line, in simulated-time order, and keeping the
+/// trace changes nothing of the run: the same trace hash, the same verdict.
+#[test]
+fn trace_writes_every_event_as_a_json_line_and_changes_nothing() {
+    let dir = scratch("trace");
+    let file = dir.join("trace.jsonl");
+    let args = ["run", "scenarios/processor-crash.toml", "--seed", "3", "--json"];
+    let plain: faultline_reports::RunRecord = serde_json::from_str(stdout(&run(&args)).trim()).unwrap();
+    let out = run(&[&args[..], &["--trace", file.to_str().unwrap()]].concat());
+    let traced: faultline_reports::RunRecord = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!((&traced.trace_hash, &traced.verdict), (&plain.trace_hash, &plain.verdict));
+    let lines: Vec<faultline_reports::TraceLine> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() > 100, "{} events", lines.len());
+    assert!(lines.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "in simulated-time order");
+    assert_eq!(lines[0].event, "boot");
+    let dead = lines.iter().find(|l| l.event == "worker-dead").expect("the crash is in the trace");
+    assert_eq!(dead.node, "manager");
+    assert!(dead.fields.contains_key("worker"), "{dead:?}");
+    _ = std::fs::remove_dir_all(&dir);
+}

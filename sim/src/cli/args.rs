@@ -54,7 +54,8 @@ pub(super) enum Command {
 Examples:
   faultline run scenarios/quickstart.toml --seed 1
   faultline run scenarios/processor-crash.toml --seed 7 --set engine.semantics=at-least-once
-  faultline run scenarios/all-faults.toml --seed 3 --report out/ --junit seed-3.xml")]
+  faultline run scenarios/all-faults.toml --seed 3 --report out/ --junit seed-3.xml
+  faultline run scenarios/processor-crash.toml --seed 3 --trace trace.jsonl")]
     Run {
         /// The scenario file (TOML); see `faultline list`.
         scenario: PathBuf,
@@ -76,6 +77,9 @@ Examples:
         /// Write the verdict as JUnit XML (one test case) into this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Write every trace event as a JSON line (simulated ms, node, event and its fields).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
     },
     /// Run many seeds of one or more scenarios (files or directories of them) in parallel.
     #[command(after_help = "\

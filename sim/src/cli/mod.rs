@@ -43,8 +43,8 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
     };
     let paint = Paint::new(cli.color, paint::stdout_is_terminal(), std::env::var_os("NO_COLOR"));
     let result = match cli.command {
-        Command::Run { scenario, seed, sets, json, check_determinism, report, junit } => {
-            let options = run::RunOptions { json, check_determinism, report, junit, paint };
+        Command::Run { scenario, seed, sets, json, check_determinism, report, junit, trace } => {
+            let options = run::RunOptions { json, check_determinism, report, junit, trace, paint };
             run::run(&scenario, seed, &sets, &options, out, err)
         }
         Command::Swarm { scenarios, sweep, minutes, report, shard, junit } => {

@@ -15,6 +15,7 @@ pub(super) struct RunOptions {
     pub check_determinism: bool,
     pub report: Option<PathBuf>,
     pub junit: Option<PathBuf>,
+    pub trace: Option<PathBuf>,
     pub paint: Paint,
 }
 
@@ -41,8 +42,15 @@ pub(super) fn run(
             scenario::hash(s)
         );
     }
-    let detail = if options.report.is_some() { Detail::Timeline } else { Detail::Verdict };
+    let detail = match (&options.trace, &options.report) {
+        (Some(_), _) => Detail::Trace,
+        (None, Some(_)) => Detail::Timeline,
+        (None, None) => Detail::Verdict,
+    };
     let mut record = runner::run_isolated_with(&loaded, seed, detail).0;
+    if let Some(file) = &options.trace {
+        write_trace(file, &std::mem::take(&mut record.trace), err)?;
+    }
     if options.check_determinism {
         check_determinism(&loaded, &mut record, json, err);
     }
@@ -85,6 +93,22 @@ fn write_report(record: &RunRecord, dir: &Path, err: &mut dyn Write) -> Result<(
     faultline_reports::write_run_report(record, dir)
         .map_err(|e| format!("cannot write the report into {}: {e}", dir.display()))?;
     _ = writeln!(err, "report: {}", dir.join("report.html").display());
+    Ok(())
+}
+
+/// Writes the run's trace into `file`, a JSON line per event, and says where it is.
+fn write_trace(
+    file: &Path,
+    lines: &[faultline_reports::TraceLine],
+    err: &mut dyn Write,
+) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot write the trace into {}: {e}", file.display());
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file).map_err(fail)?);
+    for line in lines {
+        writeln!(out, "{}", serde_json::to_string(line).expect("trace lines serialise")).map_err(fail)?;
+    }
+    out.flush().map_err(fail)?;
+    _ = writeln!(err, "trace: {} ({} events)", file.display(), lines.len());
     Ok(())
 }
 
