@@ -54,7 +54,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 td.best { font-weight: 700; }
 tr.faint td { color: #9a9a9a; }
 tr.fault td { background: #fdecea; font-weight: 600; }
-div.trace label { margin: 0 12px 0 3px; font-size: 0.88em; }
+div.trace label { margin: 0 12px 0 3px; font-size: 0.88em; white-space: nowrap; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.88em; }
 pre { background: #f3f3f1; border: 1px solid #e2e2e2; border-radius: 4px; padding: 8px 10px;
   white-space: pre-wrap; word-break: break-all; margin: 0.3em 0 0.8em; }
