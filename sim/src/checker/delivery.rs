@@ -20,7 +20,7 @@
 //! at-most-once allows losses. No semantics allows a wrong record.
 
 use faultline_engine::job::Semantics;
-use faultline_engine::record::{Cause, OutputId, OutputRecord};
+use faultline_engine::record::{Cause, OutputId, OutputRecord, Side};
 use faultline_reports::{OffendingRecord, OutputCounts, Violation};
 
 use super::frontier::Frontier;
@@ -190,27 +190,39 @@ impl Delivery {
         let allow_lost = semantics == Semantics::AtMostOnce;
         let allow_duplicates = semantics == Semantics::AtLeastOnce;
         if !self.lost.is_empty() && !allow_lost {
-            v.push(violation("delivery-lost", self.lost.len(), &self.lost, semantics));
+            let ids: Vec<String> = self.lost.iter().take(EXAMPLES).map(show_id).collect();
+            v.push(violation("delivery-lost", self.lost.len(), &ids, semantics));
         }
         if !self.duplicates.is_empty() && !allow_duplicates {
-            let ids: Vec<String> = self.duplicates.iter().map(show).collect();
-            v.push(violation("delivery-duplicate", ids.len(), &ids, semantics));
+            let ids: Vec<String> = self.duplicates.iter().take(EXAMPLES).map(show).collect();
+            v.push(violation("delivery-duplicate", self.duplicates.len(), &ids, semantics));
         }
         if !self.wrong.is_empty() {
-            let ids: Vec<String> = self.wrong.iter().map(show).collect();
-            v.push(violation("delivery-wrong", ids.len(), &ids, semantics));
+            let ids: Vec<String> = self.wrong.iter().take(EXAMPLES).map(show).collect();
+            v.push(violation("delivery-wrong", self.wrong.len(), &ids, semantics));
         }
         v
     }
 }
 
-fn show(r: &OutputRecord) -> String {
-    let Cause { producer, seq } = r.cause;
-    format!("key {} seq {} = {:?} from producer {producer} seq {seq}", r.id.key, r.id.seq, r.values)
+/// An output's id as people read it: `key 0 · seq 43`, or `late key 0 · seq 43` on the side
+/// output.
+pub fn show_id(id: &OutputId) -> String {
+    let side = match id.side {
+        Side::Main => "",
+        Side::Late => "late ",
+    };
+    format!("{side}key {} · seq {}", id.key, id.seq)
 }
 
-fn violation<T: std::fmt::Debug>(invariant: &str, n: usize, items: &[T], semantics: Semantics) -> Violation {
-    let examples: Vec<String> = items.iter().take(EXAMPLES).map(|i| format!("{i:?}")).collect();
+/// A committed output: its id, values and the input it descends from.
+fn show(r: &OutputRecord) -> String {
+    let Cause { producer, seq } = r.cause;
+    format!("{} = {:?} from producer {producer} · seq {seq}", show_id(&r.id), r.values)
+}
+
+/// `n` offending records, quoting the first few (`examples`).
+fn violation(invariant: &str, n: usize, examples: &[String], semantics: Semantics) -> Violation {
     Violation {
         invariant: invariant.to_string(),
         detail: format!("{n} records under {}; first: {}", semantics.as_str(), examples.join("; ")),
