@@ -43,6 +43,15 @@ fn parse(text: &str, path: &Path) -> Result<Merged, String> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| format!("{}: not a --json output of faultline swarm: {e}", path.display()))?;
     let shown = path.display();
+    // Records from before versioning carry none; a later shape is refused, not misread.
+    let version = value.get("schema_version").and_then(serde_json::Value::as_u64);
+    if version.is_some_and(|v| v != u64::from(faultline_reports::SCHEMA_VERSION)) {
+        return Err(format!(
+            "{shown}: schema_version {} — this faultline reads {}",
+            version.unwrap_or_default(),
+            faultline_reports::SCHEMA_VERSION
+        ));
+    }
     if value.get("scenarios").is_some() {
         let sweep = serde_json::from_value(value).map_err(|e| format!("{shown}: not a sweep record: {e}"))?;
         return Ok(Merged::Sweep(sweep));
@@ -231,5 +240,17 @@ mod tests {
         assert!(one(vec![shard(1, 2, &[]), other]).unwrap_err().contains("hash"));
         assert!(one(vec![shard(1, 2, &[]), shard(1, 2, &[])]).unwrap_err().contains("twice"));
         assert!(one(vec![shard(1, 2, &[]), shard(2, 3, &[])]).unwrap_err().contains("shard count"));
+    }
+
+    #[test]
+    fn a_record_of_another_schema_version_is_refused_and_an_unversioned_one_read() {
+        let record = faultline_reports::to_json(&shard(1, 1, &[]));
+        assert!(matches!(parse(&record, Path::new("now.json")), Ok(Merged::One(_))));
+        let unversioned = record.replace("\"schema_version\":1,", "");
+        assert!(!unversioned.contains("schema_version"));
+        assert!(matches!(parse(&unversioned, Path::new("old.json")), Ok(Merged::One(_))));
+        let later = record.replace("\"schema_version\":1", "\"schema_version\":2");
+        let err = parse(&later, Path::new("later.json")).err().expect("a later shape is refused");
+        assert!(err.contains("later.json: schema_version 2"), "{err}");
     }
 }
