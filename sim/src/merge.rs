@@ -250,7 +250,7 @@ mod tests {
         assert!(!unversioned.contains("schema_version"));
         assert!(matches!(parse(&unversioned, Path::new("old.json")), Ok(Merged::One(_))));
         let later = record.replace("\"schema_version\":1", "\"schema_version\":2");
-        let err = parse(&later, Path::new("later.json")).err().expect("a later shape is refused");
+        let Err(err) = parse(&later, Path::new("later.json")) else { panic!("a later shape is refused") };
         assert!(err.contains("later.json: schema_version 2"), "{err}");
     }
 }
