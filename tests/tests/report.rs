@@ -80,7 +80,12 @@ fn a_run_report_has_its_record_charts_and_seven_sections() {
 fn report_json_and_chart_tables_are_pinned_for_a_fixed_seed() {
     let dir = out_dir("snapshot");
     let record = stable(report_processor_crash(&dir));
-    insta::assert_json_snapshot!("processor-crash-3-report", record);
+    // The trace around the faults is pinned by its length and its first events.
+    let mut pinned = record.clone();
+    let events = &mut pinned.timeline.as_mut().expect("a report's record has its timeline").events;
+    insta::assert_snapshot!("processor-crash-3-trace-events", format!("{} events", events.len()));
+    events.truncate(12);
+    insta::assert_json_snapshot!("processor-crash-3-report", pinned);
     for table in faultline_reports::run_chart_tables(&record) {
         insta::assert_json_snapshot!(format!("processor-crash-3-chart-{}", table.name), table);
     }
