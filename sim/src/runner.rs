@@ -163,6 +163,7 @@ fn execute(
         assert_eq!(Rc::strong_count(&injector), 1, "a task of the injector outlived the run");
     }
     let simulate_ms = wall.elapsed_ms();
+    let traced = detail == Detail::Trace;
     let judged = match simulated {
         Ok((ending, sim_time_ms)) => panic::catch(|| {
             let run =
@@ -175,8 +176,14 @@ fn execute(
             Err((p, at_ms))
         }
     };
-    let mut record =
-        judged.unwrap_or_else(|(p, sim_time_ms)| panicked(loaded, seed, &world, applied, sim_time_ms, p));
+    let mut record = judged.unwrap_or_else(|(p, sim_time_ms)| {
+        let mut record = panicked(loaded, seed, &world, applied, sim_time_ms, p);
+        if traced {
+            // The trace up to the panic: what a reader of a panicking seed needs most.
+            record.trace = world.recorder.trace_lines();
+        }
+        record
+    });
     record.drawn = drawn.values;
     record.wall_ms = wall.elapsed_ms();
     let timings = Timings { simulate_ms, judge_ms: record.wall_ms - simulate_ms };

@@ -97,7 +97,7 @@ fn lead(broker: &Shared, partition: u32, state: PartitionState) {
         r.epoch = state.epoch;
         r.leader = Some(me);
         r.generation += 1;
-        r.leading = Some(Leadership { isr: state.isr, followers, pending: Vec::new() });
+        r.leading = Some(Leadership { isr: state.isr, proposed: None, followers, pending: Vec::new() });
         tracing::info!(partition, epoch = state.epoch, log_end = next, "leading");
         b.ctx.trace(TraceEvent::LeaderElected { partition, epoch: state.epoch });
         b.replicas[&partition].generation
@@ -109,27 +109,45 @@ fn lead(broker: &Shared, partition: u32, state: PartitionState) {
 /// caught up. One change per tick.
 async fn manage_isr(broker: &Shared, partition: u32) {
     let Some((current, next, generation)) = isr_change(broker, partition) else { return };
-    let store = broker.borrow().store.clone();
-    match metadata::swap(&store, partition, Some(&current), &next).await {
-        Swap::Done => {
-            let mut b = broker.borrow_mut();
-            let r = b.replicas.get_mut(&partition).unwrap();
-            if r.generation != generation {
-                return;
-            }
-            r.leading.as_mut().expect("same generation: still leading").isr = next.isr.clone();
-            let size = next.isr.len() as u32;
-            b.ctx.trace(TraceEvent::IsrChanged { partition, epoch: next.epoch, size });
-            b.update_high_watermark(partition);
+    let store = {
+        let mut b = broker.borrow_mut();
+        let lead = b.replicas.get_mut(&partition).unwrap().leading.as_mut().expect("isr_change: leading");
+        lead.proposed = Some(next.isr.clone()); // counted for the high watermark from now on
+        b.store.clone()
+    };
+    let outcome = metadata::swap(&store, partition, Some(&current), &next).await;
+    let mut b = broker.borrow_mut();
+    if b.replicas[&partition].generation != generation {
+        return;
+    }
+    match outcome {
+        Swap::Done => settle_isr(&mut b, partition, next),
+        // The store holds a newer epoch: another replica leads.
+        Swap::Lost(Some(newer)) if newer.epoch > current.epoch => {
+            b.follow(partition, newer.epoch, Some(newer.leader));
         }
-        Swap::Lost(Some(newer)) => {
-            let mut b = broker.borrow_mut();
-            if b.replicas[&partition].generation == generation && newer.epoch > current.epoch {
-                b.follow(partition, newer.epoch, Some(newer.leader));
-            }
+        // Our own epoch with another set: an earlier change of ours the store applied though
+        // its answer was lost. That is the set now.
+        Swap::Lost(Some(held)) => {
+            assert_eq!((held.epoch, held.leader), (current.epoch, current.leader), "one leader per epoch");
+            settle_isr(&mut b, partition, held);
         }
+        // No answer: the store may or may not hold `next`; keep counting it until one comes.
         Swap::Lost(None) | Swap::Unreachable => {}
     }
+}
+
+/// The store holds `held` as this leader's in-sync set: adopt it, and move the high watermark.
+fn settle_isr(b: &mut super::Broker, partition: u32, held: PartitionState) {
+    let lead =
+        b.replicas.get_mut(&partition).unwrap().leading.as_mut().expect("same generation: still leading");
+    lead.proposed = None;
+    if lead.isr != held.isr {
+        lead.isr = held.isr.clone();
+        let size = held.isr.len() as u32;
+        b.ctx.trace(TraceEvent::IsrChanged { partition, epoch: held.epoch, size });
+    }
+    b.update_high_watermark(partition);
 }
 
 /// The store record as this leader wrote it, and the one it should hold now, if they differ.

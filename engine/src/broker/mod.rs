@@ -123,9 +123,22 @@ struct FollowerView {
 
 /// Leader bookkeeping for one partition.
 struct Leadership {
+    /// The in-sync set as the store holds it, to this leader's knowledge.
     isr: Vec<u32>,
+    /// An in-sync set this leader asked the store for and has no answer about: the store may
+    /// hold it already, and a replica it adds may already be elected by it. Until the answer,
+    /// the high watermark counts the members of both (Kafka's maximal ISR, KIP-497).
+    proposed: Option<Vec<u32>>,
     followers: BTreeMap<u32, FollowerView>,
     pending: Vec<PendingAck>,
+}
+
+impl Leadership {
+    /// Every replica the store's in-sync set may hold now.
+    fn maximal_isr(&self) -> impl Iterator<Item = u32> + '_ {
+        let proposed = self.proposed.iter().flatten().filter(|b| !self.isr.contains(b));
+        self.isr.iter().chain(proposed).copied()
+    }
 }
 
 /// This broker's replica of one partition.
@@ -238,8 +251,8 @@ impl Broker {
         let replica = self.replicas.get_mut(&partition).unwrap();
         let Some(leadership) = replica.leading.as_mut() else { return };
         let mut hw = replica.log.log_end();
-        for b in leadership.isr.iter().filter(|&&b| b != me) {
-            match leadership.followers[b].matched {
+        for b in leadership.maximal_isr().filter(|&b| b != me) {
+            match leadership.followers[&b].matched {
                 Some(matched) => hw = hw.min(matched),
                 None => return,
             }
