@@ -157,6 +157,12 @@ fn isr_change(broker: &Shared, partition: u32) -> Option<(PartitionState, Partit
     let timeout = b.ctx.cluster.settings.heartbeat_timeout_ms;
     let r = &b.replicas[&partition];
     let lead = r.leading.as_ref()?;
+    let current = PartitionState { epoch: r.epoch, leader: me, isr: lead.isr.clone() };
+    if let Some(proposed) = &lead.proposed {
+        // An earlier change has no answer yet: ask for it again, and nothing else, until the
+        // store says which set it holds (a second change would drop the first from the count).
+        return Some((current.clone(), PartitionState { isr: proposed.clone(), ..current }, r.generation));
+    }
     let now = clock::elapsed_ms();
     let (log_end, hw) = (r.log.log_end(), r.log.high_watermark);
     let lagging =
@@ -171,7 +177,6 @@ fn isr_change(broker: &Shared, partition: u32) -> Option<(PartitionState, Partit
         (None, Some((&f, _))) => sorted(lead.isr.iter().copied().chain([f]).collect()),
         (None, None) => return None,
     };
-    let current = PartitionState { epoch: r.epoch, leader: me, isr: lead.isr.clone() };
     let next = PartitionState { isr, ..current.clone() };
     Some((current, next, r.generation))
 }
