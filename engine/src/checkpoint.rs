@@ -13,8 +13,9 @@
 
 use crate::codec::{self, Reader};
 use crate::job::TaskId;
+use crate::record::KeyBytes;
 use crate::record::StreamRecord;
-use crate::state::{StateKey, Timer};
+use crate::state::{Slot, TimerKey};
 
 /// How far a source subtask has consumed one partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +56,9 @@ pub struct CheckpointMeta {
 /// offset not yet applied, the input watermark, and the in-flight records it must replay.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateSnapshot {
-    pub entries: Vec<(StateKey, Vec<i64>)>,
-    pub timers: Vec<Timer>,
+    pub entries: Vec<(Slot, crate::sdk::Blob)>,
+    /// Each timer with the cause of the input that set it.
+    pub timers: Vec<(TimerKey, crate::record::Cause)>,
     pub offsets: Vec<(u32, u64)>,
     pub watermark: u64,
     pub in_flight: Vec<StreamRecord>,
@@ -203,22 +205,20 @@ impl TaskSnapshot {
 
 impl StateSnapshot {
     pub fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(32 + self.entries.len() * 40 + self.in_flight.len() * 97);
+        let mut body = Vec::with_capacity(32 + self.entries.len() * 48 + self.in_flight.len() * 97);
         body.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        for (k, values) in &self.entries {
-            body.extend_from_slice(&k.key.to_le_bytes());
-            body.extend_from_slice(&k.ns.to_le_bytes());
-            body.extend_from_slice(&k.sub.to_le_bytes());
-            body.extend_from_slice(&(values.len() as u32).to_le_bytes());
-            for v in values {
-                body.extend_from_slice(&v.to_le_bytes());
-            }
+        for (slot, value) in &self.entries {
+            codec::put_bytes(&mut body, &slot.key.bytes);
+            body.extend_from_slice(&slot.ns.to_le_bytes());
+            codec::put_bytes(&mut body, &slot.sub);
+            codec::put_bytes(&mut body, value);
         }
         body.extend_from_slice(&(self.timers.len() as u64).to_le_bytes());
-        for t in &self.timers {
+        for (t, cause) in &self.timers {
             body.extend_from_slice(&t.at_ms.to_le_bytes());
-            body.extend_from_slice(&t.key.to_le_bytes());
+            codec::put_bytes(&mut body, &t.key.bytes);
             body.extend_from_slice(&t.tag.to_le_bytes());
+            codec::put_cause(&mut body, *cause);
         }
         body.extend_from_slice(&(self.offsets.len() as u64).to_le_bytes());
         for &(partition, offset) in &self.offsets {
@@ -239,13 +239,19 @@ impl StateSnapshot {
         let n = r.u64();
         let entries = (0..n)
             .map(|_| {
-                let k = StateKey { key: r.u64(), ns: r.u32(), sub: r.u64() };
-                let len = r.u32();
-                (k, (0..len).map(|_| r.i64()).collect())
+                let key = KeyBytes::from_encoded(r.byte_string());
+                let slot = Slot { key, ns: r.u32(), sub: r.byte_string() };
+                (slot, r.byte_string())
             })
             .collect();
         let t = r.u64();
-        let timers = (0..t).map(|_| Timer { at_ms: r.u64(), key: r.u64(), tag: r.u64() }).collect();
+        let timers = (0..t)
+            .map(|_| {
+                let at_ms = r.u64();
+                let key = KeyBytes::from_encoded(r.byte_string());
+                (TimerKey { at_ms, key, tag: r.u64() }, codec::get_cause(&mut r))
+            })
+            .collect();
         let o = r.u64();
         let offsets = (0..o).map(|_| (r.u32(), r.u64())).collect();
         let watermark = r.u64();
@@ -311,24 +317,21 @@ mod tests {
     #[test]
     fn state_round_trips() {
         let cause = crate::record::Cause { producer: 1, seq: 5 };
+        let key = KeyBytes::of(&1u64);
         let record = StreamRecord {
-            id: 3,
-            kind: 1,
-            key: 1,
-            value: -4,
-            aux: [7, 8, 9],
-            event_time_ms: 9,
-            stream_time_ms: 12,
-            cause,
             partition: 2,
             offset: 77,
+            stream_time_ms: 12,
+            ..StreamRecord::derived(key.clone(), crate::sdk::Blob::from_static(b"-4"), 9, cause)
         };
+        let slot =
+            |ns, sub: &'static [u8]| Slot { key: key.clone(), ns, sub: crate::sdk::Blob::from_static(sub) };
         let state = StateSnapshot {
             entries: vec![
-                (StateKey { key: 1, ns: 2, sub: 3 }, vec![2, -3]),
-                (StateKey { key: 5, ns: 0, sub: 0 }, vec![]),
+                (slot(2, b"3"), crate::sdk::Blob::from_static(b"2,-3")),
+                (slot(0, b""), crate::sdk::Blob::new()),
             ],
-            timers: vec![Timer { at_ms: 4, key: 1, tag: 9 }],
+            timers: vec![(TimerKey { at_ms: 4, key: key.clone(), tag: 9 }, cause)],
             offsets: vec![(2, 78)],
             watermark: 41,
             in_flight: vec![record],

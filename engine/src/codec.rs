@@ -6,12 +6,16 @@
 //!
 //! It does not encode wire messages: those move as typed values through the simulated network.
 
-use crate::record::{Cause, Event, LogRecord, OutputId, OutputRecord, Payload, Side, StreamRecord};
+use crate::sdk::Blob;
 
-/// Bytes of one encoded output record.
+use crate::record::{
+    Cause, Event, KeyBytes, LogRecord, Origin, OutputId, OutputRecord, Payload, Side, StreamRecord,
+};
+
+/// Blob of one encoded output record.
 const OUTPUT_RECORD_BYTES: usize = 61;
 
-/// Bytes of a frame's header: length and checksum.
+/// Blob of a frame's header: length and checksum.
 pub const HEADER_BYTES: usize = 8;
 
 /// Appends one frame holding `body` to `out`.
@@ -104,31 +108,106 @@ impl<'a> Reader<'a> {
         head
     }
 
+    /// A length-prefixed byte string (see [`put_bytes`]).
+    pub fn byte_string(&mut self) -> Blob {
+        let len = self.u32() as usize;
+        Blob::copy_from_slice(self.bytes(len))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
+    }
+}
+
+/// Appends a length-prefixed byte string.
+pub fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).expect("a byte string under 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+pub fn put_cause(out: &mut Vec<u8>, c: Cause) {
+    out.extend_from_slice(&c.producer.to_le_bytes());
+    out.extend_from_slice(&c.seq.to_le_bytes());
+}
+
+pub fn get_cause(r: &mut Reader<'_>) -> Cause {
+    Cause { producer: r.u32(), seq: r.u64() }
+}
+
+/// Appends an origin: a tag, then its fields.
+pub fn put_origin(out: &mut Vec<u8>, o: Origin) {
+    match o {
+        Origin::Input(c) => {
+            out.push(0);
+            put_cause(out, c);
+        }
+        Origin::Timer { at_ms, tag } => {
+            out.push(1);
+            out.extend_from_slice(&at_ms.to_le_bytes());
+            out.extend_from_slice(&tag.to_le_bytes());
+        }
+        Origin::Content(hash) => {
+            out.push(2);
+            out.extend_from_slice(&hash.to_le_bytes());
+        }
+    }
+}
+
+pub fn get_origin(r: &mut Reader<'_>) -> Origin {
+    match r.u8() {
+        0 => Origin::Input(get_cause(r)),
+        1 => Origin::Timer { at_ms: r.u64(), tag: r.u64() },
+        2 => Origin::Content(r.u64()),
+        tag => panic!("origin with unknown tag {tag}: the checksum passed, so this is a bug"),
+    }
+}
+
+/// Appends a side: 0 for the main output, else 1 and the side's id.
+pub fn put_side(out: &mut Vec<u8>, side: Side) {
+    match side {
+        Side::Main => out.push(0),
+        Side::Named(id) => {
+            out.push(1);
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+    }
+}
+
+pub fn get_side(r: &mut Reader<'_>) -> Side {
+    match r.u8() {
+        0 => Side::Main,
+        1 => Side::Named(r.u32()),
+        tag => panic!("side with unknown tag {tag}: the checksum passed, so this is a bug"),
     }
 }
 
 const TAG_DATA: u8 = 1;
 const TAG_END: u8 = 2;
 
-/// Bytes before a log batch's records: the leader epoch that appended them.
+/// Blob before a log batch's records: the leader epoch that appended them.
 const LOG_BATCH_HEADER: usize = 8;
 
 /// Encodes a batch of log records, all appended in leader epoch `epoch`, as one frame.
 pub fn encode_log_records(epoch: u64, records: &[LogRecord], out: &mut Vec<u8>) {
-    out.reserve(HEADER_BYTES + LOG_BATCH_HEADER + records.len() * 86);
+    encode_log_records_stamped(epoch, records, None, out);
+}
+
+/// As [`encode_log_records`], every record's stream time written as `stamp` when given (a
+/// leader stamps what it appends without copying the records to do it).
+pub fn encode_log_records_stamped(epoch: u64, records: &[LogRecord], stamp: Option<u64>, out: &mut Vec<u8>) {
+    out.reserve(HEADER_BYTES + LOG_BATCH_HEADER + records.iter().map(log_record_bytes).sum::<usize>());
     let start = begin_frame(out);
     let body = out;
     body.extend_from_slice(&epoch.to_le_bytes());
     for r in records {
         body.extend_from_slice(&r.producer.to_le_bytes());
         body.extend_from_slice(&r.seq.to_le_bytes());
-        body.extend_from_slice(&r.stream_time_ms.to_le_bytes());
-        match r.payload {
+        body.extend_from_slice(&stamp.unwrap_or(r.stream_time_ms).to_le_bytes());
+        match &r.payload {
             Payload::Data(e) => {
                 body.push(TAG_DATA);
-                put_event(body, &e);
+                put_event(body, e);
             }
             Payload::EndOfStream => body.push(TAG_END),
         }
@@ -139,45 +218,51 @@ pub fn encode_log_records(epoch: u64, records: &[LogRecord], out: &mut Vec<u8>) 
 /// Appends an event's fields.
 pub fn put_event(out: &mut Vec<u8>, e: &Event) {
     out.extend_from_slice(&e.id.to_le_bytes());
-    out.push(e.kind);
-    out.extend_from_slice(&e.key.to_le_bytes());
-    out.extend_from_slice(&e.value.to_le_bytes());
-    for a in e.aux {
-        out.extend_from_slice(&a.to_le_bytes());
-    }
+    put_bytes(out, &e.key.bytes);
+    put_bytes(out, &e.value);
     out.extend_from_slice(&e.event_time_ms.to_le_bytes());
 }
 
 pub fn get_event(r: &mut Reader<'_>) -> Event {
-    let (id, kind, key, value) = (r.u64(), r.u8(), r.u64(), r.i64());
-    let aux = [r.i64(), r.i64(), r.i64()];
-    Event { id, kind, key, value, aux, event_time_ms: r.u64() }
+    let id = r.u64();
+    let key = KeyBytes::from_encoded(r.byte_string());
+    let value = r.byte_string();
+    Event { id, key, value, event_time_ms: r.u64() }
 }
 
 /// Appends a stream record's fields.
 pub fn put_stream_record(out: &mut Vec<u8>, r: &StreamRecord) {
-    let event = Event {
-        id: r.id,
-        kind: r.kind,
-        key: r.key,
-        value: r.value,
-        aux: r.aux,
-        event_time_ms: r.event_time_ms,
-    };
-    put_event(out, &event);
+    out.extend_from_slice(&r.id.to_le_bytes());
+    put_bytes(out, &r.key.bytes);
+    put_bytes(out, &r.value);
+    out.extend_from_slice(&r.event_time_ms.to_le_bytes());
     out.extend_from_slice(&r.stream_time_ms.to_le_bytes());
-    out.extend_from_slice(&r.cause.producer.to_le_bytes());
-    out.extend_from_slice(&r.cause.seq.to_le_bytes());
+    put_cause(out, r.cause);
     out.extend_from_slice(&r.partition.to_le_bytes());
     out.extend_from_slice(&r.offset.to_le_bytes());
+    match r.carried {
+        None => out.push(0),
+        Some((side, origin, n)) => {
+            out.push(1);
+            put_side(out, side);
+            put_origin(out, origin);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
 }
 
 pub fn get_stream_record(r: &mut Reader<'_>) -> StreamRecord {
-    let e = get_event(r);
-    let stream_time_ms = r.u64();
-    let cause = Cause { producer: r.u32(), seq: r.u64() };
+    let id = r.u64();
+    let key = KeyBytes::from_encoded(r.byte_string());
+    let value = r.byte_string();
+    let (event_time_ms, stream_time_ms) = (r.u64(), r.u64());
+    let cause = get_cause(r);
     let (partition, offset) = (r.u32(), r.u64());
-    StreamRecord::of(&e, stream_time_ms, cause, partition, offset)
+    let carried = match r.u8() {
+        0 => None,
+        _ => Some((get_side(r), get_origin(r), r.u32())),
+    };
+    StreamRecord { id, key, value, event_time_ms, stream_time_ms, cause, partition, offset, carried }
 }
 
 /// Decodes a frame body written by [`encode_log_records`]; returns the batch's leader epoch.
@@ -190,13 +275,103 @@ pub fn decode_log_records(body: &[u8], out: &mut Vec<LogRecord>) -> u64 {
 pub fn decode_log_records_range(body: &[u8], skip: usize, take: usize, out: &mut Vec<LogRecord>) {
     let mut r = Reader::new(&body[LOG_BATCH_HEADER..]);
     let mut index = 0;
-    while !r.is_empty() && index < skip.saturating_add(take) {
-        let record = decode_log_record(&mut r);
-        if index >= skip {
-            out.push(record);
-        }
+    while !r.is_empty() && index < skip {
+        skip_log_record(&mut r);
         index += 1;
     }
+    while !r.is_empty() && index < skip.saturating_add(take) {
+        out.push(decode_log_record(&mut r));
+        index += 1;
+    }
+}
+
+/// Moves past one log record without building it (its byte strings are not copied).
+fn skip_log_record(r: &mut Reader<'_>) {
+    r.bytes(4 + 8 + 8);
+    match r.u8() {
+        TAG_DATA => {
+            r.u64();
+            for _ in 0..2 {
+                let len = r.u32() as usize;
+                r.bytes(len);
+            }
+            r.u64();
+        }
+        TAG_END => {}
+        tag => panic!("log record with unknown tag {tag}: the checksum passed, so this is a bug"),
+    }
+}
+
+/// Log records as a frame body holds them: their encodings back to back, and how many there
+/// are. A leader replicates these bytes as they lie on its disk, and a follower writes them as
+/// they come: neither builds the records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawLogRecords {
+    pub bytes: Vec<u8>,
+    pub count: usize,
+}
+
+impl RawLogRecords {
+    /// The producer and sequence number of each record, in order.
+    pub fn heads(&self) -> Vec<(u32, u64)> {
+        let mut r = Reader::new(&self.bytes);
+        let mut heads = Vec::with_capacity(self.count);
+        while !r.is_empty() {
+            let mut head = Reader::new(r.bytes);
+            heads.push((head.u32(), head.u64()));
+            skip_log_record(&mut r);
+        }
+        assert_eq!(heads.len(), self.count, "raw records hold as many records as they say");
+        heads
+    }
+
+    /// The bytes of the first `n` records.
+    pub fn prefix(&self, n: usize) -> &[u8] {
+        assert!(n <= self.count, "{n} of {} raw records", self.count);
+        let mut r = Reader::new(&self.bytes);
+        for _ in 0..n {
+            skip_log_record(&mut r);
+        }
+        &self.bytes[..self.bytes.len() - r.bytes.len()]
+    }
+
+    /// Decodes them (for tests and checks; the broker never needs to).
+    pub fn decode(&self) -> Vec<LogRecord> {
+        let mut r = Reader::new(&self.bytes);
+        let mut out = Vec::with_capacity(self.count);
+        while !r.is_empty() {
+            out.push(decode_log_record(&mut r));
+        }
+        out
+    }
+}
+
+/// Appends the bytes of records `skip..skip + take` of a frame body written by
+/// [`encode_log_records`] to `out`, counting them.
+pub fn copy_log_records_range(body: &[u8], skip: usize, take: usize, out: &mut RawLogRecords) {
+    let mut r = Reader::new(&body[LOG_BATCH_HEADER..]);
+    let mut index = 0;
+    while !r.is_empty() && index < skip {
+        skip_log_record(&mut r);
+        index += 1;
+    }
+    let start = r.bytes;
+    while !r.is_empty() && index < skip.saturating_add(take) {
+        skip_log_record(&mut r);
+        index += 1;
+        out.count += 1;
+    }
+    out.bytes.extend_from_slice(&start[..start.len() - r.bytes.len()]);
+}
+
+/// Encodes raw log records, all appended in leader epoch `epoch`, as one frame: the frame
+/// [`encode_log_records`] makes of the records they encode.
+pub fn encode_raw_log_records(epoch: u64, records: &[u8], out: &mut Vec<u8>) {
+    out.reserve(HEADER_BYTES + LOG_BATCH_HEADER + records.len());
+    let start = begin_frame(out);
+    out.extend_from_slice(&epoch.to_le_bytes());
+    out.extend_from_slice(records);
+    end_frame(out, start);
 }
 
 fn decode_log_record(r: &mut Reader<'_>) -> LogRecord {
@@ -211,34 +386,51 @@ fn decode_log_record(r: &mut Reader<'_>) -> LogRecord {
 
 /// Encodes a batch of output records as one frame body.
 pub fn encode_output_records(records: &[OutputRecord], out: &mut Vec<u8>) {
-    out.reserve(HEADER_BYTES + records.len() * OUTPUT_RECORD_BYTES);
+    out.reserve(HEADER_BYTES + output_records_bytes(records));
     let start = begin_frame(out);
     for r in records {
-        out.push(r.id.side as u8);
-        out.extend_from_slice(&r.id.key.to_le_bytes());
-        out.extend_from_slice(&r.id.seq.to_le_bytes());
-        for v in r.values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&r.cause.producer.to_le_bytes());
-        out.extend_from_slice(&r.cause.seq.to_le_bytes());
+        put_output_record(out, r);
     }
     end_frame(out, start);
+}
+
+/// An upper bound on the bytes `records` encode to: one reservation, no regrowth, whatever
+/// their payloads weigh.
+pub fn output_records_bytes(records: &[OutputRecord]) -> usize {
+    records.iter().map(|r| OUTPUT_RECORD_BYTES + r.id.key.bytes.len() + r.value.len()).sum()
+}
+
+/// An upper bound on the bytes a log record encodes to.
+fn log_record_bytes(r: &LogRecord) -> usize {
+    match &r.payload {
+        Payload::Data(e) => 64 + e.key.bytes.len() + e.value.len(),
+        Payload::EndOfStream => 24,
+    }
+}
+
+pub fn put_output_record(out: &mut Vec<u8>, r: &OutputRecord) {
+    put_side(out, r.id.side);
+    put_bytes(out, &r.id.key.bytes);
+    put_origin(out, r.id.origin);
+    out.extend_from_slice(&r.id.n.to_le_bytes());
+    put_bytes(out, &r.value);
+    put_cause(out, r.cause);
+}
+
+pub fn get_output_record(r: &mut Reader<'_>) -> OutputRecord {
+    let side = get_side(r);
+    let key = KeyBytes::from_encoded(r.byte_string());
+    let origin = get_origin(r);
+    let id = OutputId { side, key, origin, n: r.u32() };
+    let value = r.byte_string();
+    OutputRecord { id, value, cause: get_cause(r) }
 }
 
 /// Decodes a frame body written by [`encode_output_records`].
 pub fn decode_output_records(body: &[u8], out: &mut Vec<OutputRecord>) {
     let mut r = Reader::new(body);
     while !r.is_empty() {
-        let side = match r.u8() {
-            0 => Side::Main,
-            1 => Side::Late,
-            other => panic!("output record on unknown side {other}: the checksum passed, so this is a bug"),
-        };
-        let id = OutputId { side, key: r.u64(), seq: r.u64() };
-        let values = [r.i64(), r.i64(), r.i64(), r.i64()];
-        let cause = Cause { producer: r.u32(), seq: r.u64() };
-        out.push(OutputRecord { id, values, cause });
+        out.push(get_output_record(&mut r));
     }
 }
 
@@ -254,10 +446,8 @@ mod tests {
                 stream_time_ms: 40,
                 payload: Payload::Data(Event {
                     id: 12,
-                    kind: 2,
-                    key: 7,
-                    value: -5,
-                    aux: [1, -2, 3],
+                    key: KeyBytes::of(&7u64),
+                    value: crate::sdk::codec::encode(&(-5i64, "five")),
                     event_time_ms: 11,
                 }),
             },
@@ -277,6 +467,54 @@ mod tests {
         assert_eq!(epochs, [1, 2]);
         assert_eq!(out.len(), 4);
         assert_eq!(&out[..2], &sample()[..]);
+        let mut tail = Vec::new();
+        decode_log_records_range(bodies[0], 1, 5, &mut tail);
+        assert_eq!(tail, sample()[1..], "skipping a record leaves the reader at the next");
+    }
+
+    #[test]
+    fn raw_records_are_the_frame_bytes_and_reframe_to_the_same_frame() {
+        let mut frame = Vec::new();
+        encode_log_records(4, &sample(), &mut frame);
+        let body = frames(&frame).0[0];
+        let mut raw = RawLogRecords::default();
+        copy_log_records_range(body, 0, 2, &mut raw);
+        assert_eq!(raw.count, 2);
+        assert_eq!(raw.decode(), sample());
+        assert_eq!(raw.heads(), [(3, 9), (1, 2)]);
+        let mut again = Vec::new();
+        encode_raw_log_records(4, &raw.bytes, &mut again);
+        assert_eq!(again, frame, "a follower writes the leader's frame byte for byte");
+        let mut tail = RawLogRecords::default();
+        copy_log_records_range(body, 1, 5, &mut tail);
+        assert_eq!((tail.count, tail.decode()), (1, sample()[1..].to_vec()));
+        assert_eq!(raw.prefix(1).len() + tail.bytes.len(), raw.bytes.len());
+        assert_eq!(raw.prefix(0), &[] as &[u8]);
+    }
+
+    #[test]
+    fn stream_and_output_records_round_trip() {
+        let key = KeyBytes::of("card-1");
+        let cause = Cause { producer: 1, seq: 4 };
+        let carried = Some((Side::Named(9), Origin::Timer { at_ms: 5, tag: 6 }, 2));
+        let stream =
+            StreamRecord { carried, ..StreamRecord::derived(key.clone(), Blob::from_static(b"v"), 3, cause) };
+        let mut out = Vec::new();
+        put_stream_record(&mut out, &stream);
+        assert_eq!(get_stream_record(&mut Reader::new(&out)), stream);
+        let outputs = vec![
+            OutputRecord {
+                id: OutputId::main(key.clone(), Origin::Content(77), 0),
+                value: Blob::new(),
+                cause,
+            },
+            OutputRecord { id: OutputId::late(key, cause), value: Blob::from_static(b"late"), cause },
+        ];
+        let mut bytes = Vec::new();
+        encode_output_records(&outputs, &mut bytes);
+        let mut decoded = Vec::new();
+        decode_output_records(frames(&bytes).0[0], &mut decoded);
+        assert_eq!(decoded, outputs);
     }
 
     #[test]

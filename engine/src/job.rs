@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{SourcePosition, StateHandle};
 use crate::cluster::ClusterSpec;
-pub use crate::pipeline::PipelineSpec;
-use crate::pipeline::{nexmark::Query, PipelineKind, WindowSpec};
+pub use crate::plugin::PipelineSpec;
 
 /// Delivery semantics the job promises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,18 +166,9 @@ impl JobSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OperatorKind {
     Source,
-    Map {
-        scale: i64,
-        offset: i64,
-    },
-    Filter {
-        drop_multiples_of: i64,
-    },
-    /// A Nexmark query's source-side step: keep the kinds it reads, re-key for its exchange.
-    NexmarkPrepare {
-        query: Query,
-        window: WindowSpec,
-    },
+    /// The pipeline's stateless source-side step (`Dataflow::source_step`): map, filter,
+    /// re-key.
+    Step,
     /// The pipeline's keyed operator of stage `stage` (0-based).
     Keyed {
         stage: u32,
@@ -206,19 +196,11 @@ impl JobGraph {
     pub fn build(spec: &PipelineSpec) -> Self {
         let mut graph = DiGraph::new();
         let mut last = graph.add_node(OperatorKind::Source);
-        let steps = match spec.kind {
-            PipelineKind::Nexmark(query) => vec![OperatorKind::NexmarkPrepare { query, window: spec.window }],
-            _ => vec![
-                OperatorKind::Map { scale: spec.map_scale, offset: spec.map_offset },
-                OperatorKind::Filter { drop_multiples_of: spec.filter_drop_multiples_of },
-            ],
-        };
-        for step in steps {
-            let next = graph.add_node(step);
-            graph.add_edge(last, next, Exchange::Forward);
-            last = next;
-        }
-        for stage in 0..stages(spec) {
+        let step = graph.add_node(OperatorKind::Step);
+        graph.add_edge(last, step, Exchange::Forward);
+        last = step;
+        assert!((1..=2).contains(&spec.stages), "a pipeline has 1 or 2 keyed stages, not {}", spec.stages);
+        for stage in 0..spec.stages {
             let keyed = graph.add_node(OperatorKind::Keyed { stage });
             graph.add_edge(last, keyed, Exchange::HashByKey);
             last = keyed;
@@ -248,14 +230,6 @@ impl JobGraph {
     fn starts_chain(&self, node: NodeIndex) -> bool {
         let inputs: Vec<_> = self.graph.edges_directed(node, Direction::Incoming).collect();
         !(inputs.len() == 1 && *inputs[0].weight() == Exchange::Forward)
-    }
-}
-
-/// How many keyed stages a pipeline has.
-pub fn stages(spec: &PipelineSpec) -> u32 {
-    match spec.kind {
-        PipelineKind::Nexmark(query) => query.stages(),
-        _ => 1,
     }
 }
 
@@ -498,29 +472,22 @@ fn input_is_channels(ops: &[OperatorKind]) -> bool {
 mod tests {
     use super::*;
 
-    fn pipeline(kind: PipelineKind) -> PipelineSpec {
-        PipelineSpec {
-            kind,
-            map_scale: 2,
-            map_offset: 1,
-            filter_drop_multiples_of: 5,
-            window: WindowSpec::Tumbling { size_ms: 10 },
-            allowed_lateness_ms: 0,
-        }
+    fn pipeline(stages: u32) -> PipelineSpec {
+        PipelineSpec { kind: "test".into(), params: String::new(), stages }
     }
 
     #[test]
     fn pipeline_fuses_into_two_chains() {
-        let chains = JobGraph::build(&pipeline(PipelineKind::RunningAggregate)).chains();
+        let chains = JobGraph::build(&pipeline(1)).chains();
         assert_eq!(chains.len(), 2);
         assert_eq!(chains[0][0], OperatorKind::Source);
-        assert_eq!(chains[0].len(), 3);
+        assert_eq!(chains[0], vec![OperatorKind::Source, OperatorKind::Step]);
         assert_eq!(chains[1], vec![OperatorKind::Keyed { stage: 0 }, OperatorKind::Sink]);
     }
 
     #[test]
     fn two_stage_queries_make_three_chains() {
-        let chains = JobGraph::build(&pipeline(PipelineKind::Nexmark(Query::Q5))).chains();
+        let chains = JobGraph::build(&pipeline(2)).chains();
         assert_eq!(chains.len(), 3);
         assert_eq!(chains[1], vec![OperatorKind::Keyed { stage: 0 }]);
         assert_eq!(chains[2], vec![OperatorKind::Keyed { stage: 1 }, OperatorKind::Sink]);

@@ -14,7 +14,6 @@ compile_error!(
      a RUSTFLAGS environment variable replaces it)"
 );
 
-pub mod api;
 pub mod broker;
 pub mod channel;
 pub mod checkpoint;
@@ -29,8 +28,10 @@ pub mod net;
 pub mod observe;
 pub mod operators;
 pub mod pipeline;
+pub mod plugin;
 pub mod producer;
 pub mod record;
+pub mod sdk;
 pub mod sink;
 pub mod state;
 pub mod store;

@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use crate::api::Registry;
 use crate::cluster::{ClusterSpec, NodeId};
 use crate::disk::DiskRef;
+use crate::plugin::Catalog;
 
 /// One observable event. Numbers only, so that hashing a trace is cheap and stable.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -42,8 +42,14 @@ pub enum TraceEvent {
     Fetched { partition: u32, offset: u64, records: u64 },
     /// The driver submitted the job.
     JobSubmitted,
-    /// A worker started a subtask.
-    TaskDeployed { operator: u32, subtask: u32 },
+    /// A worker started a subtask of job epoch `epoch`.
+    TaskDeployed { operator: u32, subtask: u32, epoch: u64 },
+    /// Source subtask `subtask` of job epoch `epoch` starts reading `partition` at `offset`: its
+    /// restored position, or under at-most-once the offset committed last.
+    SourceResumed { subtask: u32, epoch: u64, partition: u32, offset: u64 },
+    /// Source subtask `subtask` of job epoch `epoch` read `records` records of `partition` from
+    /// `offset` on.
+    SourceRead { subtask: u32, epoch: u64, partition: u32, offset: u64, records: u64 },
     /// A subtask consumed all of its input and finished.
     TaskFinished { operator: u32, subtask: u32 },
     /// The sink committed a batch of output records from a writer.
@@ -111,7 +117,7 @@ impl TraceEvent {
             HighWatermark { partition, epoch, offset } => (5, [partition.into(), offset, epoch]),
             Fetched { partition, offset, records } => (6, [partition.into(), offset, records]),
             JobSubmitted => (7, [0; 3]),
-            TaskDeployed { operator, subtask } => (8, [operator.into(), subtask.into(), 0]),
+            TaskDeployed { operator, subtask, epoch } => (8, [operator.into(), subtask.into(), epoch]),
             TaskFinished { operator, subtask } => (9, [operator.into(), subtask.into(), 0]),
             SinkCommitted { writer, records } => (10, [writer.into(), records, 0]),
             JobFinished => (11, [0; 3]),
@@ -146,6 +152,12 @@ impl TraceEvent {
             ProduceGap { partition, producer, base_seq, next_seq } => {
                 (36, [u64::from(partition) << 32 | u64::from(producer), base_seq, next_seq])
             }
+            SourceResumed { subtask, epoch, partition, offset } => {
+                (37, [u64::from(subtask) << 32 | u64::from(partition), epoch, offset])
+            }
+            SourceRead { subtask, epoch, partition, offset, records } => {
+                (38, [u64::from(subtask) << 32 | u64::from(partition), epoch << 32 | records, offset])
+            }
         }
     }
 }
@@ -162,8 +174,8 @@ pub type ObserverRef = Arc<dyn Observer>;
 pub struct NodeContext {
     pub id: NodeId,
     pub cluster: Arc<ClusterSpec>,
-    /// The operators a `user` pipeline may name.
-    pub operators: Arc<Registry>,
+    /// The pipelines this node can build, by name.
+    pub catalog: Arc<Catalog>,
     pub disk: DiskRef,
     pub observer: ObserverRef,
 }

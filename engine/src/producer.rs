@@ -26,7 +26,7 @@ use crate::codec::{self, Reader};
 use crate::net::{Client, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::record::{LogRecord, Payload};
-use crate::workload::{Emitted, ProducerEvents};
+use crate::workload::Emitted;
 
 const PROGRESS_FILE: &str = "progress";
 
@@ -60,7 +60,8 @@ const NOT_LEADER_RETRY_MS: u64 = 20;
 struct Producer {
     ctx: NodeContext,
     me: u32,
-    events: ProducerEvents,
+    /// The pipeline's input generator: this producer's share, in emission order.
+    events: Box<dyn Iterator<Item = Emitted> + Send>,
     /// The next event the workload will emit; `None` once it is exhausted.
     upcoming: Option<Emitted>,
     lanes: Vec<Lane>,
@@ -99,7 +100,7 @@ impl Producer {
         for (lane, acked) in lanes.iter_mut().zip(acked) {
             lane.acked = acked;
         }
-        let mut events = ctx.cluster.workload.events_for(me);
+        let mut events = ctx.catalog.build(&ctx.cluster.job.pipeline).generate(&ctx.cluster.workload, me);
         let upcoming = events.next();
         let client = Client::bind().await;
         Producer { ctx, me, events, upcoming, lanes, client, conns: BTreeMap::new(), acks_tx }
@@ -125,12 +126,14 @@ impl Producer {
 
     fn generate(&mut self, now: u64) {
         let limit = 4 * self.ctx.cluster.settings.batch_records;
-        while let Some(Emitted { partition, emit_at_ms, event }) = self.upcoming {
+        while let Some(Emitted { partition, emit_at_ms, .. }) = self.upcoming {
             let lane = &mut self.lanes[partition as usize];
             if emit_at_ms > now || lane.queued.len() >= limit {
                 break;
             }
-            self.upcoming = self.events.next();
+            let Emitted { event, .. } =
+                std::mem::replace(&mut self.upcoming, self.events.next()).expect("matched above");
+            let lane = &mut self.lanes[partition as usize];
             let seq = lane.next_seq;
             lane.next_seq += 1;
             if seq < lane.acked {
@@ -274,7 +277,7 @@ impl Producer {
     fn next_wake_ms(&self) -> u64 {
         let settings = self.ctx.cluster.settings.clone();
         let mut wake = clock::elapsed_ms() + settings.request_timeout_ms;
-        if let Some(next) = self.upcoming {
+        if let Some(next) = &self.upcoming {
             if self.lanes[next.partition as usize].queued.len() < 4 * settings.batch_records {
                 wake = wake.min(next.emit_at_ms);
             }

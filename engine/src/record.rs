@@ -1,7 +1,8 @@
 //! The data the engine moves: input events, log records, stream records and output records.
 //!
-//! Every type here is plain data (no handles, no shared pointers), so moving one between nodes
-//! over the simulated network is a copy in all but name.
+//! Every type here is plain data: keys and values are encoded bytes (`crate::sdk::Blob`, shared
+//! and immutable, so a clone is a counter increment), and nothing holds a handle, so moving one
+//! between nodes over the simulated network is a copy in all but name.
 //!
 //! # Time
 //! - *Event time* (`event_time_ms`) is when the event happened, as its producer says; it may run
@@ -10,23 +11,24 @@
 //!   stamps it and the log stores it, so a replay reads the same value. `stream − event` is the
 //!   record's time skew.
 
-/// One input event as a producer generates it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use crate::sdk::Blob;
+
+pub use crate::sdk::codec::KeyBytes;
+pub use crate::sdk::operator::{Origin, Side};
+
+/// One input event as a producer generates it: its key and value encoded (see `crate::sdk`),
+/// and its event time.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     /// Unique over the whole run's input: the event's global number in the workload.
     pub id: u64,
-    /// Which input stream the event belongs to (the synthetic workload has one, 0; Nexmark has
-    /// person 0, auction 1, bid 2).
-    pub kind: u8,
-    pub key: u64,
-    pub value: i64,
-    /// Further payload; what each field means depends on `kind`.
-    pub aux: [i64; 3],
+    pub key: KeyBytes,
+    pub value: Blob,
     pub event_time_ms: u64,
 }
 
 /// What a log record carries: a data event, or a producer's end-of-stream marker for its partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
     Data(Event),
     EndOfStream,
@@ -36,7 +38,7 @@ pub enum Payload {
 ///
 /// `(producer, seq)` identifies it within its partition: `seq` counts the producer's records for
 /// that partition from 0, so a retried batch carries the same numbers and is recognised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogRecord {
     pub producer: u32,
     pub seq: u64,
@@ -47,22 +49,21 @@ pub struct LogRecord {
 
 /// The input record an output descends from: its producer and that producer's sequence number
 /// in the key's partition. With the key, it identifies one input event of the whole run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Cause {
     pub producer: u32,
     pub seq: u64,
 }
 
-/// A keyed record flowing between operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A keyed record flowing between operators: an input event (from a source), or what a keyed
+/// stage emitted for the next one.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamRecord {
-    /// The input event it is (sources) or the identity an operator gave it (derived records).
+    /// The input event it is (sources); 0 for derived records.
     pub id: u64,
-    pub kind: u8,
     /// What the key-by exchange routes on and keyed state is scoped to.
-    pub key: u64,
-    pub value: i64,
-    pub aux: [i64; 3],
+    pub key: KeyBytes,
+    pub value: Blob,
     pub event_time_ms: u64,
     pub stream_time_ms: u64,
     pub cause: Cause,
@@ -70,6 +71,10 @@ pub struct StreamRecord {
     /// or one fed by a restarted source) skips offsets it already applied.
     pub partition: u32,
     pub offset: u64,
+    /// An output of an earlier stage's side output (a late record, for one), carried through
+    /// the later stages to the sink: its side, origin and index. Its key, value and cause are
+    /// the output's.
+    pub carried: Option<(Side, Origin, u32)>,
 }
 
 impl StreamRecord {
@@ -77,70 +82,80 @@ impl StreamRecord {
     pub fn of(e: &Event, stream_time_ms: u64, cause: Cause, partition: u32, offset: u64) -> Self {
         StreamRecord {
             id: e.id,
-            kind: e.kind,
-            key: e.key,
-            value: e.value,
-            aux: e.aux,
+            key: e.key.clone(),
+            value: e.value.clone(),
             event_time_ms: e.event_time_ms,
             stream_time_ms,
             cause,
             partition,
             offset,
+            carried: None,
+        }
+    }
+
+    /// A record a keyed stage emitted for the next: no stream time and no log position of its
+    /// own (dedup by offset applies to first stages only).
+    pub fn derived(key: KeyBytes, value: Blob, event_time_ms: u64, cause: Cause) -> Self {
+        StreamRecord {
+            id: 0,
+            key,
+            value,
+            event_time_ms,
+            stream_time_ms: 0,
+            cause,
+            partition: 0,
+            offset: 0,
+            carried: None,
         }
     }
 }
 
-impl StreamRecord {
-    /// A record an operator derives for the next keyed stage: no stream time and no log
-    /// position of its own (dedup by offset applies to first stages only).
-    pub fn derived(
-        id: u64,
-        kind: u8,
-        key: u64,
-        value: i64,
-        aux: [i64; 3],
-        event_time_ms: u64,
-        cause: Cause,
-    ) -> Self {
-        let event = Event { id, kind, key, value, aux, event_time_ms };
-        StreamRecord::of(&event, 0, cause, 0, 0)
-    }
+/// What the late side output holds for a record an event-time stage found late: its event
+/// time, the watermark that found it late, its partition (with its cause, it names the input:
+/// 0 for a record an earlier stage derived), and the input as the stage received it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Late {
+    pub event_time_ms: u64,
+    pub watermark: u64,
+    pub partition: u32,
+    pub input: Vec<u8>,
 }
 
-/// Which output stream a record belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Side {
-    /// The job's results.
-    Main,
-    /// Input that arrived behind the watermark by more than the allowed lateness.
-    Late,
+/// The name of the side output late records go to.
+pub const LATE: &str = "late";
+
+/// The late side output.
+pub fn late_side() -> Side {
+    Side::Named(crate::sdk::state::namespace(LATE))
 }
 
-/// The stable identity of an output record. On the main side it is what the operator defines
-/// (a key and its output sequence number; a key and a window's end; ...); on the late side it
-/// is the late input's key and event id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The stable identity of an output record: its side, its key, and its origin — the input or
+/// timer whose handling emitted it, or its content (see `crate::sdk::operator`) — with its
+/// index among that origin's outputs.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OutputId {
     pub side: Side,
-    pub key: u64,
-    pub seq: u64,
+    pub key: KeyBytes,
+    pub origin: Origin,
+    pub n: u32,
 }
 
 impl OutputId {
-    pub fn main(key: u64, seq: u64) -> Self {
-        OutputId { side: Side::Main, key, seq }
+    pub fn main(key: KeyBytes, origin: Origin, n: u32) -> Self {
+        OutputId { side: Side::Main, key, origin, n }
     }
 
-    pub fn late(key: u64, event_id: u64) -> Self {
-        OutputId { side: Side::Late, key, seq: event_id }
+    /// The late output's id for the input `cause` of `key`.
+    pub fn late(key: KeyBytes, cause: Cause) -> Self {
+        OutputId { side: late_side(), key, origin: Origin::Input(cause), n: 0 }
     }
 }
 
-/// One record the job writes to the sink: its identity, its values (what each means is the
-/// pipeline's to say), and the input record that produced it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One record the job writes to the sink: its identity, its encoded value (what it means is
+/// the pipeline's to say), and the input record it descends from.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputRecord {
     pub id: OutputId,
-    pub values: [i64; 4],
+    pub value: Blob,
     pub cause: Cause,
 }

@@ -123,20 +123,32 @@ struct Open {
 /// many records it produced again first).
 #[derive(Default)]
 struct Progress {
-    /// Per key, the highest output sequence number received.
-    seen: BTreeMap<u64, u64>,
+    /// Per key (by hash) and side, the greatest origin received: a key's inputs arrive in log
+    /// order and its timers in time order, so a new output's origin is past it. Measurement
+    /// only: a key-hash collision merely miscounts.
+    seen: BTreeMap<(u64, crate::record::Side), (crate::record::Origin, u32)>,
     /// Per writer: its newest epoch, the records it re-sent since, and whether it moved past.
     writers: BTreeMap<u32, (u64, u64, bool)>,
 }
 
 impl Progress {
+    /// Whether `r` is past every output of its key and side received so far.
+    fn moved_past(&mut self, r: &OutputRecord) -> bool {
+        use std::collections::btree_map::Entry;
+        let at = (r.id.origin, r.id.n);
+        match self.seen.entry((r.id.key.hash, r.id.side)) {
+            Entry::Vacant(v) => _ = v.insert(at),
+            Entry::Occupied(mut o) if at > *o.get() => _ = o.insert(at),
+            Entry::Occupied(_) => return false,
+        }
+        true
+    }
+
     fn observe(&mut self, ctx: &NodeContext, writer: u32, epoch: u64, records: &[OutputRecord]) {
         let mut new = false;
         let mut old = 0;
         for r in records {
-            let seen = self.seen.entry(r.id.key).or_default();
-            if r.id.seq > *seen {
-                *seen = r.id.seq;
+            if self.moved_past(r) {
                 new = true;
             } else if !new {
                 old += 1;
@@ -212,7 +224,7 @@ impl Sink {
         match event {
             SinkEvent::Append { .. } => {}
             SinkEvent::Upsert { records, .. } => {
-                self.upserted.extend(records.into_iter().map(|r| (r.id, r)));
+                self.upserted.extend(records.into_iter().map(|r| (r.id.clone(), r)));
             }
             SinkEvent::Prepare { txn, checkpoint, records } => {
                 self.prepared.insert(txn, Prepared { checkpoint, records });
@@ -384,7 +396,7 @@ fn header(event: &SinkEvent) -> (Header, &[OutputRecord]) {
 /// simulated ms at which the sink logged it).
 fn encode_event(event: &SinkEvent, at_ms: u64, out: &mut Vec<u8>) {
     let ((kind, writer, epoch, txn, checkpoint, by_epoch), records) = header(event);
-    let mut body = Vec::with_capacity(49 + records.len() * 44);
+    let mut body = Vec::with_capacity(49 + codec::HEADER_BYTES + codec::output_records_bytes(records));
     body.extend_from_slice(&at_ms.to_le_bytes());
     body.push(kind);
     body.extend_from_slice(&writer.to_le_bytes());
@@ -460,19 +472,25 @@ pub fn read_committed_timed(bytes: &[u8]) -> Vec<(u64, OutputRecord)> {
 /// The committed output in a sink log: appended records and committed transactions' records in
 /// log order, then the upserted records (the last write of each id).
 pub fn read_committed(bytes: &[u8]) -> Vec<OutputRecord> {
+    committed_of(&read_events(bytes))
+}
+
+/// The output `events` (the sink's log) committed: appended, upserted (the last record of each
+/// id), and what committed transactions prepared.
+pub fn committed_of(events: &[SinkEvent]) -> Vec<OutputRecord> {
     let mut out = Vec::new();
-    let mut prepared: BTreeMap<TxnId, Vec<OutputRecord>> = BTreeMap::new();
+    let mut prepared: BTreeMap<TxnId, &[OutputRecord]> = BTreeMap::new();
     let mut upserted = BTreeMap::new();
-    for event in read_events(bytes) {
+    for event in events {
         match event {
-            SinkEvent::Append { records, .. } => out.extend(records),
-            SinkEvent::Prepare { txn, records, .. } => _ = prepared.insert(txn, records),
-            SinkEvent::Commit { txn, .. } => out.extend(prepared.remove(&txn).unwrap_or_default()),
-            SinkEvent::Upsert { records, .. } => upserted.extend(records.into_iter().map(|r| (r.id, r))),
+            SinkEvent::Append { records, .. } => out.extend_from_slice(records),
+            SinkEvent::Prepare { txn, records, .. } => _ = prepared.insert(*txn, records),
+            SinkEvent::Commit { txn, .. } => out.extend_from_slice(prepared.remove(txn).unwrap_or_default()),
+            SinkEvent::Upsert { records, .. } => upserted.extend(records.iter().map(|r| (&r.id, r))),
             SinkEvent::Abort { .. } | SinkEvent::Fence { .. } => {}
         }
     }
-    out.extend(upserted.into_values());
+    out.extend(upserted.into_values().cloned());
     out
 }
 
@@ -483,15 +501,16 @@ mod tests {
 
     #[test]
     fn events_round_trip() {
+        let cause = Cause { producer: 1, seq: 4 };
         let record = OutputRecord {
-            id: OutputId::late(3, 1),
-            values: [1, -2, 3, i64::MIN],
-            cause: Cause { producer: 1, seq: 4 },
+            id: OutputId::late(crate::record::KeyBytes::of(&3u64), cause),
+            value: crate::sdk::Blob::from_static(&[1, 2, 3]),
+            cause,
         };
         let txn = TxnId { writer: 1, epoch: 2, txn: 3 };
         let events = vec![
-            SinkEvent::Append { writer: 0, epoch: 1, records: vec![record] },
-            SinkEvent::Prepare { txn, checkpoint: 4, records: vec![record, record] },
+            SinkEvent::Append { writer: 0, epoch: 1, records: vec![record.clone()] },
+            SinkEvent::Prepare { txn, checkpoint: 4, records: vec![record.clone(), record] },
             SinkEvent::Commit { txn, checkpoint: 4, by_epoch: 3, upto: 5 },
             SinkEvent::Abort { txn, checkpoint: 5, by_epoch: 3 },
             SinkEvent::Fence { writer: 1, epoch: 3 },

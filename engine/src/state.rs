@@ -1,43 +1,27 @@
 //! Keyed state: the one state backend every stateful operator (built-in or user-written) keeps
 //! its state in, so that snapshots, restores and replication are the same for all of them.
 //!
-//! State is a persistent ordered map `(key, namespace, sub) → [i64]` plus a set of event-time
-//! timers, the subtask's input watermark and, per partition, the next log offset not yet applied.
-//! A snapshot is an O(1) copy-on-write clone (`imbl`), encoded and written to the store while
-//! processing goes on. Under passive replication every mutation is also logged, and the log is
-//! shipped to standbys as [`Changes`] after each batch.
+//! State is a persistent ordered map [`Slot`] → encoded value (the SDK's typed descriptors
+//! read and write it through [`Store`]) plus the event-time timers, each with the cause of the
+//! input that set it, the subtask's input watermark and, per partition, the next log offset
+//! not yet applied. A snapshot is an O(1) copy-on-write clone (`imbl`), encoded and written to
+//! the store while processing goes on. Under passive replication every mutation is also
+//! logged, and the log is shipped to standbys as [`Changes`] after each batch.
 
-use imbl::{OrdMap, OrdSet};
+use crate::sdk::Blob;
+use imbl::OrdMap;
 
 use crate::checkpoint::StateSnapshot;
-use crate::record::StreamRecord;
-
-/// Where one value lives: the record key it is scoped to, an operator-chosen namespace (a kind
-/// of state: a window's accumulator, a join side's buffer) and an operator-chosen sub-key
-/// within it (a window's end, a buffered record's id).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StateKey {
-    pub key: u64,
-    pub ns: u32,
-    pub sub: u64,
-}
-
-/// An event-time timer: fires for `key` once the input watermark reaches `at_ms`. Timers fire in
-/// `(at_ms, key, tag)` order; setting one that is already set does nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timer {
-    pub at_ms: u64,
-    pub key: u64,
-    pub tag: u64,
-}
+use crate::record::{Cause, KeyBytes, StreamRecord};
+pub use crate::sdk::state::{Slot, Store, TimerKey};
 
 /// One mutation, as logged for standbys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    Put(StateKey, Vec<i64>),
-    Remove(StateKey),
-    SetTimer(Timer),
-    DeleteTimer(Timer),
+    Put(Slot, Blob),
+    Remove(Slot),
+    SetTimer(TimerKey, Cause),
+    DeleteTimer(TimerKey),
 }
 
 /// A changelog entry: the mutations a batch of input made, in order, and where it left the
@@ -52,8 +36,9 @@ pub struct Changes {
 /// Everything a stateful subtask holds, as a cheap copy-on-write value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct View {
-    pub entries: OrdMap<StateKey, Vec<i64>>,
-    pub timers: OrdSet<Timer>,
+    pub entries: OrdMap<Slot, Blob>,
+    /// Each timer with the cause of the input that set it first.
+    pub timers: OrdMap<TimerKey, Cause>,
     /// Per partition, the next offset not yet applied.
     pub offsets: OrdMap<u32, u64>,
     /// The input watermark: no record with an earlier event time is expected.
@@ -65,9 +50,9 @@ impl View {
     pub fn apply(&mut self, changes: &Changes) {
         for change in &changes.changes {
             match change {
-                Change::Put(k, v) => _ = self.entries.insert(*k, v.clone()),
+                Change::Put(k, v) => _ = self.entries.insert(k.clone(), v.clone()),
                 Change::Remove(k) => _ = self.entries.remove(k),
-                Change::SetTimer(t) => _ = self.timers.insert(*t),
+                Change::SetTimer(t, c) => _ = self.timers.insert(t.clone(), *c),
                 Change::DeleteTimer(t) => _ = self.timers.remove(t),
             }
         }
@@ -80,8 +65,8 @@ impl View {
     /// Encodes the view (and the records it must replay) for the store.
     pub fn encode(&self, in_flight: Vec<StreamRecord>) -> StateSnapshot {
         StateSnapshot {
-            entries: self.entries.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            timers: self.timers.iter().copied().collect(),
+            entries: self.entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            timers: self.timers.iter().map(|(t, c)| (t.clone(), *c)).collect(),
             offsets: self.offsets.iter().map(|(&p, &o)| (p, o)).collect(),
             watermark: self.watermark,
             in_flight,
@@ -92,7 +77,7 @@ impl View {
     pub fn decode(snapshot: &StateSnapshot) -> Self {
         View {
             entries: snapshot.entries.iter().cloned().collect(),
-            timers: snapshot.timers.iter().copied().collect(),
+            timers: snapshot.timers.iter().cloned().collect(),
             offsets: snapshot.offsets.iter().copied().collect(),
             watermark: snapshot.watermark,
         }
@@ -104,6 +89,55 @@ impl View {
 pub struct KeyedState {
     view: View,
     log: Option<Vec<Change>>,
+}
+
+impl Store for KeyedState {
+    fn get(&self, slot: &Slot) -> Option<Blob> {
+        self.view.entries.get(slot).cloned()
+    }
+
+    fn put(&mut self, slot: Slot, value: Blob) {
+        if let Some(log) = &mut self.log {
+            log.push(Change::Put(slot.clone(), value.clone()));
+        }
+        self.view.entries.insert(slot, value);
+    }
+
+    fn remove(&mut self, slot: &Slot) {
+        if self.view.entries.remove(slot).is_some() {
+            if let Some(log) = &mut self.log {
+                log.push(Change::Remove(slot.clone()));
+            }
+        }
+    }
+
+    fn range(&self, key: &KeyBytes, ns: u32) -> Vec<(Blob, Blob)> {
+        let from = Slot { key: key.clone(), ns, sub: Blob::new() };
+        self.view
+            .entries
+            .range(from..)
+            .take_while(|(s, _)| s.key == *key && s.ns == ns)
+            .map(|(s, v)| (s.sub.clone(), v.clone()))
+            .collect()
+    }
+
+    fn set_timer(&mut self, timer: TimerKey, cause: Cause) {
+        if self.view.timers.contains_key(&timer) {
+            return;
+        }
+        if let Some(log) = &mut self.log {
+            log.push(Change::SetTimer(timer.clone(), cause));
+        }
+        self.view.timers.insert(timer, cause);
+    }
+
+    fn delete_timer(&mut self, timer: &TimerKey) {
+        if self.view.timers.remove(timer).is_some() {
+            if let Some(log) = &mut self.log {
+                log.push(Change::DeleteTimer(timer.clone()));
+            }
+        }
+    }
 }
 
 impl KeyedState {
@@ -121,56 +155,16 @@ impl KeyedState {
         self.view.clone()
     }
 
-    pub fn get(&self, k: &StateKey) -> Option<&[i64]> {
-        self.view.entries.get(k).map(Vec::as_slice)
-    }
-
-    pub fn put(&mut self, k: StateKey, value: Vec<i64>) {
-        if let Some(log) = &mut self.log {
-            log.push(Change::Put(k, value.clone()));
-        }
-        self.view.entries.insert(k, value);
-    }
-
-    pub fn remove(&mut self, k: &StateKey) {
-        if self.view.entries.remove(k).is_some() {
-            if let Some(log) = &mut self.log {
-                log.push(Change::Remove(*k));
-            }
-        }
-    }
-
-    /// The entries of `key` in namespace `ns`, by sub-key.
-    pub fn range(&self, key: u64, ns: u32) -> impl Iterator<Item = (u64, &[i64])> {
-        let lo = StateKey { key, ns, sub: 0 };
-        let hi = StateKey { key, ns, sub: u64::MAX };
-        self.view.entries.range(lo..=hi).map(|(k, v)| (k.sub, v.as_slice()))
-    }
-
-    pub fn set_timer(&mut self, timer: Timer) {
-        if self.view.timers.insert(timer).is_none() {
-            if let Some(log) = &mut self.log {
-                log.push(Change::SetTimer(timer));
-            }
-        }
-    }
-
-    pub fn delete_timer(&mut self, timer: Timer) {
-        if self.view.timers.remove(&timer).is_some() {
-            if let Some(log) = &mut self.log {
-                log.push(Change::DeleteTimer(timer));
-            }
-        }
-    }
-
-    /// Removes and returns the earliest timer due at `watermark`.
-    pub fn pop_due(&mut self, watermark: u64) -> Option<Timer> {
-        let first = *self.view.timers.get_min()?;
+    /// Removes and returns the earliest timer due at `watermark`, with the cause that set it.
+    pub fn pop_due(&mut self, watermark: u64) -> Option<(TimerKey, Cause)> {
+        let (first, cause) = self.view.timers.get_min()?;
+        let cause = *cause;
         if first.at_ms > watermark {
             return None;
         }
-        self.delete_timer(first);
-        Some(first)
+        let first = first.clone();
+        self.delete_timer(&first);
+        Some((first, cause))
     }
 
     pub fn watermark(&self) -> u64 {
@@ -216,16 +210,27 @@ impl KeyedState {
 mod tests {
     use super::*;
 
-    fn k(key: u64, ns: u32, sub: u64) -> StateKey {
-        StateKey { key, ns, sub }
+    fn k(key: u64, ns: u32, sub: u64) -> Slot {
+        let sub = if sub == 0 { Blob::new() } else { crate::sdk::codec::encode(&sub) };
+        Slot { key: KeyBytes::of(&key), ns, sub }
     }
+
+    fn v(x: i64) -> Blob {
+        crate::sdk::codec::encode(&x)
+    }
+
+    fn timer(at_ms: u64, key: u64) -> TimerKey {
+        TimerKey { at_ms, key: KeyBytes::of(&key), tag: 0 }
+    }
+
+    const CAUSE: Cause = Cause { producer: 1, seq: 2 };
 
     #[test]
     fn a_logged_state_replays_onto_a_view() {
         let mut primary = KeyedState::new(View::default(), true);
-        primary.put(k(1, 0, 0), vec![1, 2]);
-        primary.put(k(1, 1, 5), vec![3]);
-        primary.set_timer(Timer { at_ms: 10, key: 1, tag: 0 });
+        primary.put(k(1, 0, 0), v(1));
+        primary.put(k(1, 1, 5), v(3));
+        primary.set_timer(timer(10, 1), CAUSE);
         primary.remove(&k(1, 0, 0));
         primary.applied(2, 7);
         primary.advance_watermark(4);
@@ -238,27 +243,32 @@ mod tests {
     #[test]
     fn snapshots_do_not_see_later_writes_and_round_trip() {
         let mut s = KeyedState::default();
-        s.put(k(3, 0, 9), vec![-1]);
+        s.put(k(3, 0, 9), v(-1));
+        s.set_timer(timer(8, 3), CAUSE);
         let view = s.snapshot();
-        s.put(k(3, 0, 9), vec![5]);
+        s.put(k(3, 0, 9), v(5));
         let snapshot = view.encode(Vec::new());
         assert_eq!(View::decode(&StateSnapshot::decode(&snapshot.encode()).unwrap()), view);
     }
 
     #[test]
-    fn timers_pop_in_order_up_to_the_watermark() {
+    fn timers_pop_in_order_up_to_the_watermark_with_the_cause_that_set_them() {
         let mut s = KeyedState::default();
         for (at, key) in [(5, 2), (3, 9), (5, 1), (8, 0)] {
-            s.set_timer(Timer { at_ms: at, key, tag: 0 });
+            s.set_timer(timer(at, key), Cause { producer: 0, seq: key });
         }
-        let due: Vec<(u64, u64)> = std::iter::from_fn(|| s.pop_due(5)).map(|t| (t.at_ms, t.key)).collect();
-        assert_eq!(due, [(3, 9), (5, 1), (5, 2)]);
-        let range: Vec<u64> = {
-            s.put(k(1, 2, 4), vec![]);
-            s.put(k(1, 2, 1), vec![]);
-            s.put(k(1, 3, 0), vec![]);
-            s.range(1, 2).map(|(sub, _)| sub).collect()
+        s.set_timer(timer(3, 9), CAUSE);
+        let due: Vec<(u64, u64)> =
+            std::iter::from_fn(|| s.pop_due(5)).map(|(t, c)| (t.at_ms, c.seq)).collect();
+        assert_eq!(due.len(), 3);
+        assert_eq!(due[0], (3, 9), "the first setter's cause stays");
+        assert!(due[1..].iter().all(|&(at, _)| at == 5), "then the two at 5, in key-hash order");
+        let range = {
+            s.put(k(1, 2, 4), v(0));
+            s.put(k(1, 2, 1), v(0));
+            s.put(k(1, 3, 0), v(0));
+            s.range(&KeyBytes::of(&1u64), 2).len()
         };
-        assert_eq!(range, [1, 4]);
+        assert_eq!(range, 2);
     }
 }

@@ -23,8 +23,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::operators::builtin::Synthetic;
 use crate::pipeline::nexmark;
-use crate::record::Event;
+use crate::record::{Event, KeyBytes};
+use crate::sdk::codec::encode;
+use crate::sdk::Blob;
 
 /// Where the input comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +55,7 @@ pub struct WorkloadSpec {
 }
 
 /// A 64-bit finaliser (splitmix64): a fixed, seedless hash for partitioning.
-pub fn mix64(mut x: u64) -> u64 {
+pub const fn mix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -70,7 +73,7 @@ pub fn partition_of(key: u64, producer: u32, producers: u32, partitions: u32) ->
 }
 
 /// One event as a producer emits it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Emitted {
     pub partition: u32,
     /// When the producer emits it: simulated milliseconds since the run began.
@@ -125,6 +128,21 @@ impl WorkloadSpec {
         }
     }
 
+    /// The events of one producer, each drawn by `draw`, paced and disordered as synthetic
+    /// input is: a pipeline's own generator.
+    pub fn events_with(&self, producer: u32, draw: Box<dyn Draw>) -> ProducerEvents {
+        assert!(producer < self.producers, "producer {producer} out of range");
+        assert!(self.keys >= u64::from(self.producers), "every producer must own a key");
+        let stream_seed = mix64(self.seed ^ mix64(u64::from(producer) + 1));
+        ProducerEvents {
+            spec: self.clone(),
+            producer,
+            emitted: 0,
+            rng: ChaCha8Rng::seed_from_u64(stream_seed),
+            source: Source::Drawn(draw),
+        }
+    }
+
     /// The event time of the run's start: 0 for synthetic input, the generator's base time for
     /// Nexmark.
     pub fn base_time_ms(&self) -> u64 {
@@ -138,6 +156,41 @@ impl WorkloadSpec {
 enum Source {
     Synthetic,
     Nexmark(Box<(::nexmark::EventGenerator, ::nexmark::config::NexmarkConfig)>),
+    Drawn(Box<dyn Draw>),
+}
+
+/// A pipeline's own input: draws each event's key and value, paced and disordered like the
+/// synthetic input (see [`WorkloadSpec::events_with`]).
+pub trait Draw: Send {
+    /// The key and value of the event `d.global`. Draw the key with [`Drawing::owned_key`], so
+    /// that each key has one producer and its events stay in order in the log.
+    fn draw(&mut self, d: &mut Drawing<'_>) -> (KeyBytes, Blob);
+}
+
+/// What a [`Draw`] draws from: the event's place in the workload and the producer's seeded
+/// generator.
+pub struct Drawing<'a> {
+    /// The event's number in the whole workload.
+    pub global: u64,
+    /// Its event time, drawn already (paced at `rate_per_s`, then disordered).
+    pub event_time_ms: u64,
+    pub producer: u32,
+    pub spec: &'a WorkloadSpec,
+    /// Seeded per producer: the only randomness a draw may use.
+    pub rng: &'a mut ChaCha8Rng,
+}
+
+impl Drawing<'_> {
+    /// One of the keys `0..spec.keys` this producer owns, uniformly.
+    pub fn owned_key(&mut self) -> u64 {
+        let slot = self.rng.gen_range(0..self.spec.keys_of(self.producer));
+        slot * u64::from(self.spec.producers) + u64::from(self.producer)
+    }
+
+    /// A value in `-value_max..=value_max`, uniformly.
+    pub fn value(&mut self) -> i64 {
+        self.rng.gen_range(-self.spec.value_max..=self.spec.value_max)
+    }
 }
 
 /// Iterator over one producer's events.
@@ -158,26 +211,32 @@ impl Iterator for ProducerEvents {
         }
         // The producer's i-th event is global event i * producers + producer.
         let global = self.emitted * u64::from(self.spec.producers) + u64::from(self.producer);
-        let (mut event, emit_at_ms) = match &mut self.source {
+        let (route, event, emit_at_ms) = match &mut self.source {
             Source::Synthetic => self.synthetic(global),
+            Source::Drawn(_) => self.drawn(global),
             Source::Nexmark(g) => {
                 let (generator, cfg) = &mut **g;
-                let generated = generator.next().expect("the Nexmark generator never ends");
-                let event = nexmark::convert(global, &generated, cfg);
-                (event, event.event_time_ms - cfg.base_time)
+                let mut generated = generator.next().expect("the Nexmark generator never ends");
+                let emit_at_ms = generated.timestamp() - cfg.base_time;
+                let lag = self.lag(generated.timestamp());
+                let key = nexmark::lag_and_key(&mut generated, lag);
+                let event_time_ms = generated.timestamp();
+                let event =
+                    Event { id: global, key: KeyBytes::of(&key), value: encode(&generated), event_time_ms };
+                (key, event, emit_at_ms)
             }
         };
-        event.event_time_ms -= self.lag(event.event_time_ms);
         self.emitted += 1;
         let spec = &self.spec;
-        let partition = partition_of(event.key, self.producer, spec.producers, spec.partitions);
+        let partition = partition_of(route, self.producer, spec.producers, spec.partitions);
         Some(Emitted { partition, emit_at_ms, event })
     }
 }
 
 impl ProducerEvents {
-    /// Global events are spread evenly over time at `rate_per_s`.
-    fn synthetic(&mut self, global: u64) -> (Event, u64) {
+    /// Global events are spread evenly over time at `rate_per_s`; returns the key, the event
+    /// and when it is emitted.
+    fn synthetic(&mut self, global: u64) -> (u64, Event, u64) {
         let spec = &self.spec;
         let nominal = global * 1000 / spec.rate_per_s.max(1);
         let key_slot = self.rng.gen_range(0..spec.keys_of(self.producer));
@@ -185,23 +244,39 @@ impl ProducerEvents {
         let value = self.rng.gen_range(-spec.value_max..=spec.value_max);
         // No draw for one stream, so single-stream workloads stay as they were.
         let kind = if spec.streams > 1 { self.rng.gen_range(0..spec.streams) as u8 } else { 0 };
-        let event = Event { id: global, kind, key, value, aux: [0; 3], event_time_ms: nominal };
-        (event, nominal)
+        let value = encode(&Synthetic { id: global, kind, value });
+        let event_time_ms = nominal - self.lag(nominal);
+        (key, Event { id: global, key: KeyBytes::of(&key), value, event_time_ms }, nominal)
+    }
+
+    /// A drawn event, paced like the synthetic input; it is routed by its key's hash.
+    fn drawn(&mut self, global: u64) -> (u64, Event, u64) {
+        let Source::Drawn(draw) = &mut self.source else { unreachable!("called on drawn input") };
+        let spec = &self.spec;
+        let nominal = global * 1000 / spec.rate_per_s.max(1);
+        let event_time_ms = nominal - lag(spec, &mut self.rng, nominal);
+        let mut d = Drawing { global, event_time_ms, producer: self.producer, spec, rng: &mut self.rng };
+        let (key, value) = draw.draw(&mut d);
+        (key.hash, Event { id: global, key, value, event_time_ms }, nominal)
     }
 
     /// How far the event time runs behind the nominal time (never below 0). No draw is made
     /// when neither disorder nor late events are asked for, so such workloads stay as they were.
     fn lag(&mut self, nominal: u64) -> u64 {
-        let spec = &self.spec;
-        let mut lag = 0;
-        if spec.disorder_ms > 0 {
-            lag += self.rng.gen_range(0..=spec.disorder_ms);
-        }
-        if spec.late_per_mille > 0 && self.rng.gen_range(0..1000) < spec.late_per_mille {
-            lag += spec.late_by_ms;
-        }
-        lag.min(nominal)
+        lag(&self.spec, &mut self.rng, nominal)
     }
+}
+
+/// See [`ProducerEvents::lag`].
+fn lag(spec: &WorkloadSpec, rng: &mut ChaCha8Rng, nominal: u64) -> u64 {
+    let mut lag = 0;
+    if spec.disorder_ms > 0 {
+        lag += rng.gen_range(0..=spec.disorder_ms);
+    }
+    if spec.late_per_mille > 0 && rng.gen_range(0..1000) < spec.late_per_mille {
+        lag += spec.late_by_ms;
+    }
+    lag.min(nominal)
 }
 
 #[cfg(test)]
@@ -231,8 +306,9 @@ mod tests {
         let mut total = 0;
         for p in 0..s.producers {
             for e in s.events_for(p) {
-                assert_eq!(e.event.key % 3, u64::from(p));
-                assert!(e.event.key < s.keys);
+                let key: u64 = crate::sdk::codec::decode(&e.event.key.bytes);
+                assert_eq!(key % 3, u64::from(p));
+                assert!(key < s.keys);
                 assert_eq!(e.partition % 3, p);
                 assert!(e.partition < 4);
                 total += 1;
@@ -268,8 +344,12 @@ mod tests {
         let base = s.base_time_ms();
         let ids: Vec<u64> = s.events_for(1).map(|e| e.event.id).collect();
         assert_eq!(ids[..3], [1, 3, 5]);
+        let kind = |e: &Emitted| {
+            let event: ::nexmark::event::Event = crate::sdk::codec::decode(&e.event.value);
+            event.event_type() as u8
+        };
         let kinds: std::collections::BTreeSet<u8> =
-            (0..2).flat_map(|p| s.events_for(p)).map(|e| e.event.kind).collect();
+            (0..2).flat_map(|p| s.events_for(p)).map(|e| kind(&e)).collect();
         assert_eq!(kinds.len(), 3, "persons, auctions and bids");
         for e in s.events_for(0) {
             assert_eq!(e.event.event_time_ms, base + e.emit_at_ms);

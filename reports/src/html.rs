@@ -13,7 +13,7 @@ use crate::charts::{
     self, class_colour, hex, Chart, ChartError, DOWN_COLOUR, FAULT_CLASS_PALETTE, PAUSED_COLOUR, UP_COLOUR,
 };
 use crate::{
-    CompareRecord, FaultRecord, RecoveryRecord, RunRecord, SeedOutcome, SwarmReport, VariantSummary,
+    CompareRecord, FaultRecord, RecoveryRecord, RunRecord, SeedOutcome, Story, SwarmReport, VariantSummary,
 };
 
 /// Escapes `&`, `<`, `>`, `"` and `'` for text and attribute values, and writes any `http` with
@@ -75,6 +75,12 @@ ul.legend { list-style: none; padding: 0; margin: 0.3em 0 0.6em; display: flex; 
   font-size: 0.8em; font-variant-numeric: tabular-nums; color: #fff; text-decoration: none; }
 .cell.pass { background: #2e8b57; }
 .cell.fail { background: #c62828; }
+div.story { border-left: 4px solid #c62828; padding: 2px 0 2px 14px; margin: 12px 0; }
+div.story h4 { margin: 0.2em 0; font-size: 0.98em; }
+div.story ol { margin: 0.2em 0; padding-left: 1.4em; font-size: 0.9em; }
+div.story span.num { font-variant-numeric: tabular-nums; color: #555; margin-right: 6px; }
+div.story:target { background: #fff7e0; }
+p.why { margin: 0.3em 0 0.4em; font-size: 0.92em; }
 ";
 
 // ---------------------------------------------------------------------------------------------
@@ -580,21 +586,64 @@ fn delivery_body(out: &mut String, record: &RunRecord) {
         paragraph(out, "empty", "none");
         return;
     }
+    let stories = record.timeline.as_ref().map_or(&[][..], |t| &t.stories[..]);
+    let told = |r: &crate::OffendingRecord| {
+        stories.iter().any(|s| (s.kind.as_str(), s.output.as_str()) == (r.kind.as_str(), r.output.as_str()))
+    };
     let rows = o
         .offending
         .iter()
         .map(|r| {
+            let kind = if told(r) {
+                let anchor = Story::anchor(&r.kind, &r.output);
+                markup(format!("<a href=\"#{}\">{}</a>", escape(&anchor), escape(&r.kind)))
+            } else {
+                text(&r.kind)
+            };
             vec![
-                text(&r.kind),
-                num(r.key.to_string()),
-                num(r.seq.to_string()),
+                kind,
+                text(&r.output),
                 text(&r.cause),
                 wrap(r.expected.as_deref().unwrap_or("—")),
                 wrap(r.committed.as_deref().unwrap_or("—")),
             ]
         })
         .collect();
-    table(out, &["kind", "key", "seq", "cause", "expected", "committed"], rows, &[]);
+    table(out, &["kind", "output", "cause", "expected", "committed"], rows, &[]);
+    stories_body(out, stories);
+}
+
+/// The story of each offending output the table lists, as `faultline explain` tells it.
+fn stories_body(out: &mut String, stories: &[Story]) {
+    if stories.is_empty() {
+        return;
+    }
+    out.push_str("<h3>How they came about</h3>\n");
+    paragraph(
+        out,
+        "caption",
+        "Told from the trace, the logs and the sink, in simulated milliseconds; \
+         `faultline explain` tells the same for any seed.",
+    );
+    for s in stories {
+        let anchor = Story::anchor(&s.kind, &s.output);
+        let _ = writeln!(
+            out,
+            "<div class=\"story\" id=\"{}\">\n<h4>{} — {}</h4>\n<ol>",
+            escape(&anchor),
+            escape(&s.output),
+            escape(&s.kind)
+        );
+        for step in &s.steps {
+            let _ = writeln!(
+                out,
+                "<li><span class=\"num\">{:.3} ms</span> {}</li>",
+                step.at_ms,
+                escape(&step.text)
+            );
+        }
+        let _ = writeln!(out, "</ol>\n<p class=\"why\">{}</p>\n</div>", escape(&s.why));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -146,6 +146,52 @@ pub struct Timeline {
     /// after it heals), in trace order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<TraceLine>,
+    /// The story of each offending output the delivery table lists, as `faultline explain`
+    /// tells it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stories: Vec<Story>,
+}
+
+/// How one offending output came to be lost, duplicated or wrong, told from the trace, the
+/// logs and the sink.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Story {
+    /// `"lost"`, `"duplicate"` or `"wrong"`.
+    pub kind: String,
+    /// The output as people read it: `key 0 · input 0/43`.
+    pub output: String,
+    /// What happened, in simulated-time order.
+    pub steps: Vec<StoryStep>,
+    /// Why it ended as it did.
+    pub why: String,
+}
+
+impl Story {
+    /// The anchor a report links the output's delivery-table row to.
+    pub fn anchor(kind: &str, output: &str) -> String {
+        let slug: String = output.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        format!("story-{kind}-{slug}")
+    }
+}
+
+/// What `faultline explain --json` prints: one seed's verdict and the stories it told.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExplainRecord {
+    pub scenario: String,
+    pub seed: u64,
+    pub verdict: String,
+    pub output: OutputCounts,
+    /// The command that replays the seed.
+    pub repro: String,
+    pub stories: Vec<Story>,
+}
+
+/// One sentence of a story, at a simulated instant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StoryStep {
+    /// Simulated time, in milliseconds (to the nanosecond).
+    pub at_ms: f64,
+    pub text: String,
 }
 
 /// One bucket `[at_ms, at_ms + bucket_ms)` of simulated time.
@@ -223,8 +269,8 @@ pub struct OutputCounts {
 pub struct OffendingRecord {
     /// `"lost"`, `"duplicate"` or `"wrong"`.
     pub kind: String,
-    pub key: u64,
-    pub seq: u64,
+    /// The output's id as people read it: `key 3 · input 0/41`.
+    pub output: String,
     /// The input it descends from, as `producer/seq`.
     pub cause: String,
     /// What the reference expects for this id (absent: it expects nothing).
@@ -525,7 +571,7 @@ pub struct SeedOutcome {
 
 /// The version of the JSON outputs' shape, in every one of them as `schema_version`. It goes
 /// up when a field is removed or changes meaning; added fields keep it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A JSON output as printed or saved: the record, with the version of its shape beside its
 /// own fields.
@@ -560,6 +606,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("sweep", titled::<SweepRecord>("faultline sweep of several scenarios (`swarm DIR --json`)")),
         ("swarm-report", titled::<SwarmReport>("faultline swarm page data (swarm.json)")),
         ("compare", titled::<CompareRecord>("faultline comparison (`compare --json`, compare.json)")),
+        ("explain", titled::<ExplainRecord>("faultline stories of offending outputs (`explain --json`)")),
         ("bench", titled::<BenchRecord>("faultline engine benchmark (`bench --json`)")),
         (
             "pipeline-bench",

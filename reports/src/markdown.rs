@@ -131,21 +131,27 @@ fn delivery(out: &mut String, r: &RunRecord) {
     if o.offending.is_empty() {
         return;
     }
-    let _ = writeln!(out, "| kind | key | seq | cause | expected | committed |\n|---|---:|---:|---|---|---|");
+    let _ = writeln!(out, "| kind | output | cause | expected | committed |\n|---|---|---|---|---|");
     for x in &o.offending {
         let show = |v: &Option<String>| v.as_deref().map_or_else(|| "—".to_string(), cell);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             cell(&x.kind),
-            x.key,
-            x.seq,
+            cell(&x.output),
             cell(&x.cause),
             show(&x.expected),
             show(&x.committed)
         );
     }
     out.push('\n');
+    for s in r.timeline.iter().flat_map(|t| &t.stories) {
+        let _ = writeln!(out, "### {} — {}\n", s.output, s.kind);
+        for step in &s.steps {
+            let _ = writeln!(out, "1. {:.3} ms: {}", step.at_ms, step.text);
+        }
+        let _ = writeln!(out, "\nWhy: {}\n", s.why);
+    }
 }
 
 #[cfg(test)]

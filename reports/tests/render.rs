@@ -173,6 +173,7 @@ fn odd_records() -> Vec<RunRecord> {
         checkpoints: Vec::new(),
         nodes: Vec::new(),
         events: Vec::new(),
+        stories: Vec::new(),
     };
     let zero = RunRecord { sim_time_ms: 0, timeline: Some(empty.clone()), ..fixture::empty_run_record() };
     let mut odd = fixture::run_record();
@@ -358,4 +359,27 @@ fn run_page_shows_the_trace_around_each_fault_with_filters() {
     assert!(html.contains("#tn-1:checked ~ table tbody tr:not([data-node=\"broker-2\"]):not(.fault)"));
     let empty = run_html(&fixture::run_record_without_timeline());
     assert!(text_of(section(&parse(&empty), "trace")).contains("No trace kept"));
+}
+
+/// Each offending record the report has a story for links to it, and the story tells its
+/// steps in order and its reason, escaped.
+#[test]
+fn delivery_rows_link_to_the_story_of_their_output() {
+    let record = fixture::run_record();
+    let html = run_html(&record);
+    let doc = parse(&html);
+    let delivery = section(&doc, "delivery");
+    let links: Vec<&str> =
+        delivery.descendants().filter(|n| n.has_tag_name("a")).filter_map(|a| a.attribute("href")).collect();
+    assert_eq!(links, ["#story-lost-key-3---input-0-41"], "only the told output links");
+    let story = delivery
+        .descendants()
+        .find(|n| n.attribute("id") == Some("story-lost-key-3---input-0-41"))
+        .expect("the story the row links to");
+    let steps: Vec<String> = story.descendants().filter(|n| n.has_tag_name("li")).map(text_of).collect();
+    assert_eq!(steps.len(), 3);
+    assert!(steps[0].starts_with("100.000 ms") && steps[0].ends_with("partition <2>"), "{steps:?}");
+    assert!(text_of(story).contains("past offset 41 & never read it again"));
+    let markdown = faultline_reports::run_markdown(&record);
+    assert!(markdown.contains("### key 3 · input 0/41 — lost") && markdown.contains("Why: Epoch 2 resumed"));
 }

@@ -128,7 +128,7 @@ fn hops(loaded: &Loaded) -> u64 {
     u64::from(loaded.scenario.engine.replication_factor) + 3
 }
 
-/// Measures one round of one side in this process (the child's half of [`bench`]), after an
+/// Measures one round of one side in this process (the child's half of [`bench()`]), after an
 /// unmeasured warm-up round: a process's first run pays for faulting in fresh memory, a cost
 /// that varies widely between processes and is not the engine's.
 pub fn measure(options: &BenchOptions, side: Side) -> Result<Round, BenchError> {
@@ -242,7 +242,13 @@ async fn emit(to: SocketAddr, records: u64, batch: usize) {
 }
 
 fn record(i: u64) -> LogRecord {
-    let event = Event { id: i, kind: 0, key: i % 1000, value: i as i64, aux: [0; 3], event_time_ms: i };
+    let value = faultline_engine::sdk::codec::encode(&faultline_engine::operators::builtin::Synthetic {
+        id: i,
+        kind: 0,
+        value: i as i64,
+    });
+    let key = faultline_engine::record::KeyBytes::of(&(i % 1000));
+    let event = Event { id: i, key, value, event_time_ms: i };
     LogRecord { producer: 0, seq: i, stream_time_ms: i, payload: Payload::Data(event) }
 }
 

@@ -47,6 +47,8 @@ impl Vary {
 
 /// How to run the comparison.
 pub struct CompareOptions<'a> {
+    /// The pipelines the scenario may name.
+    pub registry: &'a std::sync::Arc<crate::plugin::Registry>,
     pub path: &'a std::path::Path,
     pub sets: &'a [String],
     pub vary: &'a Vary,
@@ -101,7 +103,9 @@ fn load_variants(options: &CompareOptions<'_>) -> Result<Vec<(String, Loaded)>, 
         .map(|value| {
             let mut sets = options.sets.to_vec();
             sets.push(format!("{}={value}", options.vary.field));
-            scenario::load(options.path, &sets).map(|l| (value.clone(), l)).map_err(|e| e.to_string())
+            scenario::load_with(options.path, &sets, options.registry.clone())
+                .map(|l| (value.clone(), l))
+                .map_err(|e| e.to_string())
         })
         .collect()
 }

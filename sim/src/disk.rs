@@ -142,7 +142,7 @@ impl SimDisk {
         *self.skip_sync.lock().unwrap() = Some(prefix.to_string());
     }
 
-    /// Bytes written but not yet synced, over all files.
+    /// Blob written but not yet synced, over all files.
     pub fn unsynced_bytes(&self) -> usize {
         self.files.lock().unwrap().values().map(File::unsynced_bytes).sum()
     }

@@ -132,7 +132,7 @@ mod tests {
 
     fn loaded(extra: &str) -> Loaded {
         let text = std::fs::read_to_string("../scenarios/quickstart.toml").unwrap() + extra;
-        scenario::load_str("quickstart+swarm", &text, &[], std::sync::Arc::new(crate::pipelines::registry()))
+        scenario::load_str("quickstart+swarm", &text, &[], std::sync::Arc::new(crate::builtins::registry()))
             .unwrap()
     }
 
@@ -183,7 +183,7 @@ mod tests {
         let text = std::fs::read_to_string("../scenarios/quickstart.toml").unwrap()
             + "\n[swarm]\n\"engine.checkpoint_interval_ms\" = [20, 500]\n";
         let sets = ["engine.checkpoint_interval_ms=77".to_string()];
-        let registry = std::sync::Arc::new(crate::pipelines::registry());
+        let registry = std::sync::Arc::new(crate::builtins::registry());
         let l = scenario::load_str("q", &text, &sets, registry).unwrap();
         let drawn = for_seed(&l, 5).unwrap();
         assert!(drawn.values.is_empty());

@@ -294,7 +294,7 @@ mod tests {
         let scenario = crate::scenario::load(std::path::Path::new("../scenarios/all-faults.toml"), &[])
             .expect("all-faults loads")
             .scenario;
-        let cluster = crate::world::cluster_spec(&scenario, 1);
+        let cluster = crate::world::shape(&scenario);
         for class in CLASSES {
             for (target, peer) in targets_of(class, &cluster) {
                 let fitted = fits(class, target.role, peer.map(|p| p.role));

@@ -11,17 +11,20 @@ compile_error!(
 );
 
 pub mod bench;
+pub mod builtins;
 pub mod checker;
 pub mod cli;
 pub mod compare;
 pub mod disk;
 pub mod draw;
+pub mod explain;
 pub mod fault_plan;
 pub mod faults;
 pub mod logging;
 pub mod merge;
+pub mod oracle;
 pub mod panic;
-pub mod pipelines;
+pub mod plugin;
 pub mod recoveries;
 pub mod runner;
 pub mod scenario;

@@ -246,11 +246,13 @@ mod tests {
     fn a_record_of_another_schema_version_is_refused_and_an_unversioned_one_read() {
         let record = faultline_reports::to_json(&shard(1, 1, &[]));
         assert!(matches!(parse(&record, Path::new("now.json")), Ok(Merged::One(_))));
-        let unversioned = record.replace("\"schema_version\":1,", "");
+        let now = faultline_reports::SCHEMA_VERSION;
+        let unversioned = record.replace(&format!("\"schema_version\":{now},"), "");
         assert!(!unversioned.contains("schema_version"));
         assert!(matches!(parse(&unversioned, Path::new("old.json")), Ok(Merged::One(_))));
-        let later = record.replace("\"schema_version\":1", "\"schema_version\":2");
+        let later =
+            record.replace(&format!("\"schema_version\":{now}"), &format!("\"schema_version\":{}", now + 1));
         let Err(err) = parse(&later, Path::new("later.json")) else { panic!("a later shape is refused") };
-        assert!(err.contains("later.json: schema_version 2"), "{err}");
+        assert!(err.contains(&format!("later.json: schema_version {}", now + 1)), "{err}");
     }
 }

@@ -11,9 +11,10 @@
 //! only for the first runtime on a thread, so a reused thread could change the schedule.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_engine::record::OutputRecord;
+use faultline_engine::record::{OutputId, OutputRecord};
 use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_engine::broker::metadata;
@@ -21,9 +22,8 @@ use faultline_engine::checkpoint;
 use faultline_engine::cluster::{NodeId, Role};
 use faultline_engine::codec;
 use faultline_engine::job::{JobSpec, Semantics};
-use faultline_engine::pipeline::PipelineKind;
 use faultline_engine::record::{LogRecord, Payload};
-use faultline_engine::sink::{read_committed, read_committed_timed, read_events, SinkEvent, SINK_LOG};
+use faultline_engine::sink::{read_committed_timed, read_events, read_events_timed, SinkEvent, SINK_LOG};
 use faultline_reports::{
     CheckpointCounts, FaultRecord, NodeLane, PanicRecord, RecoveryRecord, RunRecord, Skew, TimeRecord,
     Timeline, Violation,
@@ -33,13 +33,14 @@ use madsim::time::TimeHandle;
 
 use faultline_engine::disk::Disk;
 
+use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
-use crate::checker::reference::{Expected, Input};
-use crate::checker::{consistency, delivery, late, log, manager, reference, transactions};
+use crate::checker::{consistency, delivery, expected, late, log, manager, transactions};
 use crate::draw;
 use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
 use crate::panic;
+use crate::plugin::Pipeline;
 use crate::scenario::Fault;
 use crate::scenario::Loaded;
 use crate::wall::WallClock;
@@ -71,7 +72,7 @@ pub struct Timings {
 }
 
 /// What a run records beyond its verdict.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Detail {
     /// The record `--json` prints.
     #[default]
@@ -81,7 +82,14 @@ pub enum Detail {
     Timeline,
     /// The timeline, and every trace event of the run in `RunRecord::trace`.
     Trace,
+    /// The timeline, with the stories of the first `limit` offending outputs of each kind (or
+    /// only output `only`'s) in `Timeline::stories`: what `faultline explain` prints.
+    Explain { only: Option<OutputId>, limit: usize },
 }
+
+/// How many offending outputs of each kind a report tells the story of: as many as its
+/// delivery table lists.
+const STORIES: usize = 10;
 
 /// Runs one seed on a fresh thread and returns its record.
 pub fn run_isolated(loaded: &Loaded, seed: u64) -> RunRecord {
@@ -143,7 +151,7 @@ fn execute(
     let loaded = &drawn.loaded;
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
-    let world = World::build(&rt, world::cluster_spec(scenario, seed), loaded.registry.clone());
+    let world = World::build(&rt, loaded.cluster_spec(seed), Arc::new(loaded.registry.catalog()));
     if detail != Detail::Verdict {
         world.recorder.keep_events();
     }
@@ -193,7 +201,7 @@ fn execute(
 /// The record of a seed whose `[swarm]` draw found no configuration validation accepts.
 fn undrawable(loaded: &Loaded, seed: u64, why: String, wall: &WallClock) -> RunRecord {
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(&loaded.scenario));
-    let world = World::build(&rt, world::cluster_spec(&loaded.scenario, seed), loaded.registry.clone());
+    let world = World::build(&rt, loaded.cluster_spec(seed), Arc::new(loaded.registry.catalog()));
     let mut record = empty_record(loaded, seed, &world);
     record.verdict = "fail".into();
     record.violations = vec![Violation { invariant: SWARM_DRAW.into(), detail: why }];
@@ -220,13 +228,15 @@ fn verdict(
     tamper: impl FnOnce(&mut Vec<OutputRecord>),
 ) -> RunRecord {
     let (world, scenario) = (run.world, &loaded.scenario);
-    let mut committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed(&b)).unwrap_or_default();
+    let sink_events = sink_events(world);
+    let mut committed = faultline_engine::sink::committed_of(&sink_events);
     tamper(&mut committed);
     let (results, late) = late::split(committed);
-    let inputs = reference::inputs(&world.cluster.workload);
-    let expected = reference::evaluate(&inputs, &world.cluster.job.pipeline, &late::late_ids(&late));
-    let output = Output { inputs: &inputs, expected: &expected, results: &results, late: &late };
-    let mut record = judge(loaded, seed, world, output, run.ending);
+    let pipeline = loaded.pipeline();
+    let inputs = expected::inputs(&world.cluster.workload, &*pipeline);
+    let expected = pipeline.oracle(&inputs, &late::late_inputs(&late));
+    let output = Output { inputs: &inputs, expected: &expected, results: &results, late: &late, sink_events };
+    let (mut record, judged) = judge(loaded, seed, world, output, run.ending);
     record.sim_time_ms = run.sim_time_ms;
     record.recoveries = crate::recoveries::recoveries(&world.recorder.recovery_events(), run.applied);
     let checkpoints = world.recorder.checkpoints_completed();
@@ -236,7 +246,13 @@ fn verdict(
         let lanes = run.injector.node_lanes(run.sim_time_ms);
         let lines = world.recorder.trace_lines();
         let events = crate::trace::around_faults(&lines, run.applied);
-        record.timeline = Some(timeline(world, &expected, run.sim_time_ms, lanes, events));
+        let mut timeline = timeline(world, &expected, run.sim_time_ms, lanes, events);
+        let (only, limit) = match &detail {
+            Detail::Explain { only, limit } => (only.clone(), *limit),
+            _ => (None, STORIES),
+        };
+        timeline.stories = stories(loaded, world, &judged, &expected, run.applied, only, limit);
+        record.timeline = Some(timeline);
         if detail == Detail::Trace {
             record.trace = lines;
         }
@@ -330,54 +346,105 @@ struct Output<'a> {
     expected: &'a Expected,
     results: &'a [OutputRecord],
     late: &'a [OutputRecord],
+    /// The sink's log, as the checkers read it (once).
+    sink_events: Vec<SinkEvent>,
 }
 
-fn judge(loaded: &Loaded, seed: u64, world: &World, output: Output<'_>, ending: Ending) -> RunRecord {
+/// What the checkers found that a story needs besides the record.
+struct Judged {
+    delivery: delivery::Delivery,
+    logs: BTreeMap<u32, Vec<LogRecord>>,
+}
+
+fn judge(
+    loaded: &Loaded,
+    seed: u64,
+    world: &World,
+    output: Output<'_>,
+    ending: Ending,
+) -> (RunRecord, Judged) {
     let cluster = &world.cluster;
     let (job, semantics) = (&cluster.job, cluster.job.semantics);
+    let pipeline = loaded.pipeline();
     let finished = matches!(ending, Ending::Finished);
     let logs = partition_logs(world);
-    let (sink_events, checkpoints) = (sink_events(world), world.recorder.captured_checkpoints());
+    let (sink_events, checkpoints) = (&output.sink_events, world.recorder.captured_checkpoints());
     let frontier = Frontier::of(&frontier::Run {
         finished,
-        fires_on_watermark: job.pipeline.fires_on_watermark(),
+        fires_on_watermark: pipeline.fires_on_watermark(),
         sink: job.sink,
         checkpoints: &checkpoints,
-        sink_events: &sink_events,
+        sink_events,
         logs: &logs,
     });
-    let delivery = delivery::check(output.expected, output.results, semantics, &frontier);
-    let mut violations = delivery.violations(semantics);
+    let show = crate::plugin::shower(&*pipeline);
+    let delivery = delivery::check(output.expected, output.results, semantics, &frontier, &show);
+    let mut violations = delivery.violations(semantics, &show);
     violations.extend(late::check(
         output.late,
         output.results,
         output.inputs,
-        &job.pipeline,
+        &*pipeline,
         job.time,
         finished,
     ));
     if loaded.scenario.checks.no_late {
         violations.extend(late::unexpected(output.late));
     }
-    violations.extend(transactions::check(&sink_events, &completed_checkpoints(world)));
+    violations.extend(transactions::check(sink_events, &completed_checkpoints(world)));
     violations.extend(log::check(&world.recorder.log_events(), &logs));
     violations.extend(manager::check(&world.recorder.manager_events()));
-    if judges_consistency(job) {
-        violations.extend(consistency::check(&checkpoints, &logs, &job.pipeline));
+    if let Some(model) = consistency_model(job, &*pipeline) {
+        violations.extend(consistency::check(&checkpoints, &logs, &*model));
     }
     violations.extend(liveness(&ending));
     let time = TimeRecord {
         skew_ms: skew(&logs),
         late_records: output.late.len() as u64,
         max_out_of_orderness_ms: job.time.max_out_of_orderness_ms,
-        allowed_lateness_ms: job.pipeline.allowed_lateness_ms,
+        allowed_lateness_ms: pipeline.allowed_lateness_ms(),
     };
     let mut record = empty_record(loaded, seed, world);
     record.verdict = if violations.is_empty() { "pass" } else { "fail" }.to_string();
-    record.output = delivery.counts;
+    record.output = delivery.counts.clone();
     record.violations = violations;
     record.time = time;
-    record
+    (record, Judged { delivery, logs })
+}
+
+/// The stories of the offending outputs chosen by `only` and `limit` (see `explain`).
+fn stories(
+    loaded: &Loaded,
+    world: &World,
+    judged: &Judged,
+    expected: &Expected,
+    faults: &[FaultRecord],
+    only: Option<OutputId>,
+    limit: usize,
+) -> Vec<faultline_reports::Story> {
+    let job = &world.cluster.job;
+    let chosen = crate::explain::offenses(&judged.delivery, limit, only);
+    if chosen.is_empty() {
+        return Vec::new();
+    }
+    let events = world.recorder.kept_events();
+    let sink = world.sink_disk().read(SINK_LOG).map(|b| read_events_timed(&b)).unwrap_or_default();
+    let chains = faultline_engine::job::JobGraph::build(&job.pipeline).chains().len() as u32;
+    let pipeline = loaded.pipeline();
+    let show = crate::plugin::shower(&*pipeline);
+    let facts = crate::explain::Facts {
+        events: &events,
+        logs: &judged.logs,
+        sink: &sink,
+        faults,
+        expected,
+        semantics: job.semantics,
+        sink_mode: job.sink,
+        keyed_chain: chains - 1,
+        parallelism: job.parallelism,
+        show: &show,
+    };
+    chosen.into_iter().map(|o| crate::explain::tell(&facts, o)).collect()
 }
 
 /// A run's record before anything is judged: what it ran, and the trace so far.
@@ -405,7 +472,7 @@ fn empty_record(loaded: &Loaded, seed: u64, world: &World) -> RunRecord {
         repro: repro(loaded, seed),
         faultline_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario_hash: crate::scenario::hash(&loaded.scenario),
-        invariants: judged_invariants(&cluster.job),
+        invariants: judged_invariants(&cluster.job, &*loaded.pipeline()),
         time: TimeRecord::default(),
         drawn: BTreeMap::new(),
         panic: None,
@@ -414,19 +481,23 @@ fn empty_record(loaded: &Loaded, seed: u64, world: &World) -> RunRecord {
     }
 }
 
-/// Whether the checkpoint-consistency checker applies: exactly-once running aggregates.
-fn judges_consistency(job: &JobSpec) -> bool {
-    job.semantics == Semantics::ExactlyOnce && job.pipeline.kind == PipelineKind::RunningAggregate
+/// The checkpoint-consistency checker's model, where it applies: exactly-once runs of a
+/// pipeline that gives one (the running aggregate).
+fn consistency_model<'a>(
+    job: &JobSpec,
+    pipeline: &'a dyn Pipeline,
+) -> Option<Box<dyn Fn(i64) -> Option<i64> + 'a>> {
+    (job.semantics == Semantics::ExactlyOnce).then(|| pipeline.consistency_model()).flatten()
 }
 
 /// The invariants the checkers judge for `job`, in the order they run.
-fn judged_invariants(job: &JobSpec) -> Vec<String> {
+fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     let mut names = delivery::invariants(job.semantics);
     names.extend(late::INVARIANTS);
     names.extend(transactions::INVARIANTS);
     names.extend(log::INVARIANTS);
     names.extend(manager::INVARIANTS);
-    if judges_consistency(job) {
+    if consistency_model(job, pipeline).is_some() {
         names.extend(consistency::INVARIANTS);
     }
     names.extend(LIVENESS);
@@ -439,7 +510,7 @@ fn skew(logs: &BTreeMap<u32, Vec<LogRecord>>) -> Skew {
     let mut skews: Vec<i64> = logs
         .values()
         .flatten()
-        .filter_map(|r| match r.payload {
+        .filter_map(|r| match &r.payload {
             Payload::Data(e) => Some(r.stream_time_ms as i64 - e.event_time_ms as i64),
             Payload::EndOfStream => None,
         })
@@ -484,7 +555,6 @@ fn timeline(
         committed: &committed,
         expected,
         base_time_ms: cluster.base_time_ms,
-        by_cause: cluster.job.pipeline.kind == PipelineKind::RunningAggregate,
         checkpoints: world.recorder.checkpoint_spans(),
         nodes,
         events,

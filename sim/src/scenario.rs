@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use faultline_engine::api::Registry;
+use faultline_engine::cluster::ClusterSpec;
+
+use crate::plugin::{self, Registry};
 use faultline_engine::cluster::NodeId;
 
 use serde::{Deserialize, Serialize};
@@ -81,78 +83,15 @@ pub struct Workload {
     pub late_by_ms: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PipelineKind {
-    /// source → map → filter → key-by → running count and sum per key → sink.
-    RunningAggregate,
-    /// source → map → filter → key-by → window (`window`) → sink.
-    Window,
-    /// Two streams → map → filter → key-by → pairs in the same tumbling window → sink.
-    WindowJoin,
-    /// Two streams → map → filter → key-by → pairs at most `bound_ms` apart → sink.
-    IntervalJoin,
-    /// source → map → filter → key-by → the registered operator `operator` → sink.
-    User,
-    NexmarkQ0,
-    NexmarkQ1,
-    NexmarkQ2,
-    NexmarkQ3,
-    NexmarkQ4,
-    NexmarkQ5,
-    NexmarkQ7,
-    NexmarkQ8,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WindowName {
-    Tumbling,
-    Sliding,
-    Session,
-    CountTumbling,
-    CountSliding,
-}
-
+/// The pipeline: a registered plugin by name, and its own parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Pipeline {
-    pub kind: PipelineKind,
-    #[serde(default = "defaults::one")]
-    pub map_scale: i64,
-    #[serde(default)]
-    pub map_offset: i64,
-    #[serde(default)]
-    pub filter_drop_multiples_of: i64,
-    /// The window of `window` and `user` pipelines (Nexmark's windowed queries have theirs).
-    #[serde(default)]
-    pub window: Option<WindowName>,
-    /// Time windows' length (Nexmark q5, q7, q8: default 10000).
-    #[serde(default)]
-    pub size_ms: Option<u64>,
-    /// Sliding time windows' slide (Nexmark q5: default 2000).
-    #[serde(default)]
-    pub slide_ms: Option<u64>,
-    /// Session windows' gap.
-    #[serde(default)]
-    pub gap_ms: Option<u64>,
-    /// Count windows' length and slide, in records.
-    #[serde(default)]
-    pub size: Option<u64>,
-    #[serde(default)]
-    pub slide: Option<u64>,
-    /// How far behind the watermark a record may be and still count.
-    #[serde(default)]
-    pub allowed_lateness_ms: u64,
-    /// The interval join's bound: pairs whose event times are at most this far apart.
-    #[serde(default)]
-    pub bound_ms: Option<u64>,
-    /// A `user` pipeline's operator, by its registered name.
-    #[serde(default)]
-    pub operator: Option<String>,
-    /// A `user` pipeline's parameters.
-    #[serde(default)]
-    pub params: std::collections::BTreeMap<String, i64>,
+    /// The registered name: a built-in (`running-aggregate`, `window`, `window-join`,
+    /// `interval-join`, `top-n`, `nexmark-q0` … `nexmark-q8`) or a user's.
+    pub kind: String,
+    /// Every other key of `[pipeline]`, parsed by the plugin into its typed params.
+    #[serde(flatten)]
+    pub params: toml::Table,
 }
 
 /// Event time: how the sources make watermarks.
@@ -386,9 +325,6 @@ mod defaults {
     pub fn value_max() -> i64 {
         1000
     }
-    pub fn one() -> i64 {
-        1
-    }
     pub fn replicas() -> u32 {
         1
     }
@@ -565,16 +501,30 @@ pub struct Loaded {
     pub scenario: Scenario,
     /// The overrides applied, in order, as given on the command line.
     pub sets: Vec<String>,
-    /// The operators a `user` pipeline may name.
+    /// The pipelines the scenario may name.
     pub registry: Arc<Registry>,
 }
 
-/// Loads, overrides and validates a scenario file, with the built-in operators.
-pub fn load(path: &Path, sets: &[String]) -> Result<Loaded, ScenarioError> {
-    load_with(path, sets, Arc::new(crate::pipelines::registry()))
+impl Loaded {
+    /// The scenario's pipeline, built by its plugin (validated when loaded).
+    pub fn pipeline(&self) -> Arc<dyn plugin::Pipeline> {
+        let p = &self.scenario.pipeline;
+        self.registry.build(&p.kind, &p.params).unwrap_or_else(|e| panic!("a loaded pipeline builds: {e}"))
+    }
+
+    /// The cluster the scenario describes, with the workload seeded from `seed`.
+    pub fn cluster_spec(&self, seed: u64) -> ClusterSpec {
+        let spec = crate::world::pipeline_spec(&self.scenario, &*self.pipeline());
+        crate::world::cluster_spec(&self.scenario, spec, seed)
+    }
 }
 
-/// Like [`load`], with the operators of `registry`: the ones a `user` pipeline may name.
+/// Loads, overrides and validates a scenario file, with the built-in pipelines.
+pub fn load(path: &Path, sets: &[String]) -> Result<Loaded, ScenarioError> {
+    load_with(path, sets, Arc::new(crate::builtins::registry()))
+}
+
+/// Like [`load`], with the pipelines of `registry`.
 pub fn load_with(path: &Path, sets: &[String], registry: Arc<Registry>) -> Result<Loaded, ScenarioError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path)
@@ -727,6 +677,17 @@ fn validate_replication(e: &Engine) -> Result<(), (String, String)> {
     Ok(())
 }
 
+/// Builds the pipeline from its params, then lets it check the rest of the scenario.
+fn validate_pipeline(s: &Scenario, registry: &Registry) -> Result<(), (String, String)> {
+    let p = &s.pipeline;
+    let built = registry.build(&p.kind, &p.params).map_err(|e| {
+        let field = if e.field.is_empty() { "pipeline".to_string() } else { format!("pipeline.{}", e.field) };
+        (field, e.message)
+    })?;
+    built.validate(s)?;
+    plugin::validate_engine(&*built, s)
+}
+
 /// Checks values that parse but cannot run. Returns the dotted field and what is wrong.
 pub fn validate(s: &Scenario, registry: &Registry) -> Result<(), (String, String)> {
     let fail = |field: &str, message: String| Err((field.to_string(), message));
@@ -771,7 +732,7 @@ pub fn validate(s: &Scenario, registry: &Registry) -> Result<(), (String, String
         return fail("workload.late_per_mille", format!("must be at most 1000, not {}", w.late_per_mille));
     }
     validate_engine(e)?;
-    crate::pipelines::validate(s, registry)?;
+    validate_pipeline(s, registry)?;
     crate::draw::check(s)?;
     if let Some((node, _)) = e.test_skip_sync.as_deref().and_then(|s| s.split_once(':')) {
         let nodes = crate::world::node_names(s);
@@ -894,7 +855,7 @@ fn validate_random(s: &Scenario, r: &crate::fault_plan::RandomFaults) -> Result<
 
 fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, String)> {
     let field = |name: &str| format!("faults.{i}.{name}");
-    let cluster = crate::world::cluster_spec(s, 0);
+    let cluster = crate::world::shape(s);
     let nodes: Vec<String> = cluster.nodes().into_iter().map(NodeId::name).collect();
     if !nodes.contains(&f.target) {
         let m = format!("no node named `{}`; nodes are {}", f.target, nodes.join(", "));

@@ -215,7 +215,7 @@ pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 pub fn load_all(
     files: &[PathBuf],
     sets: &[String],
-    registry: std::sync::Arc<faultline_engine::api::Registry>,
+    registry: std::sync::Arc<crate::plugin::Registry>,
 ) -> Result<(Vec<Loaded>, Vec<SkippedScenario>), String> {
     let (mut loaded, mut skipped) = (Vec::new(), Vec::new());
     for file in files {

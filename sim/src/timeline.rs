@@ -14,10 +14,10 @@
 
 use std::collections::BTreeMap;
 
-use faultline_engine::record::{Cause, OutputId, Side};
+use faultline_engine::record::{OutputId, Side};
 use faultline_reports::{CheckpointSpan, NodeLane, Sample, Timeline};
 
-use crate::checker::reference::Expected;
+use crate::checker::expected::Expected;
 
 /// The most samples a timeline has; the bucket is the smallest round width that keeps to it.
 const MAX_SAMPLES: u64 = 200;
@@ -35,9 +35,6 @@ pub struct RunTrace<'a> {
     pub expected: &'a Expected,
     /// The event time of the run's start.
     pub base_time_ms: u64,
-    /// Match commits to expected outputs by key and cause rather than by id: a running
-    /// aggregate's ids shift under replays that other semantics allow.
-    pub by_cause: bool,
     pub checkpoints: Vec<CheckpointSpan>,
     pub nodes: Vec<NodeLane>,
     /// The trace events around each fault.
@@ -78,6 +75,7 @@ pub fn build(run: RunTrace<'_>) -> Timeline {
         checkpoints: run.checkpoints,
         nodes: run.nodes,
         events: run.events,
+        stories: Vec::new(),
     }
 }
 
@@ -141,13 +139,11 @@ struct Flows {
 impl Flows {
     fn of(run: &RunTrace<'_>, b: &Buckets) -> Self {
         let (index, buckets) = (|ms| b.index(ms), b.count);
-        let matching = |id: OutputId, cause: Cause| match run.by_cause {
-            true => (OutputId { seq: 0, ..id }, cause),
-            false => (id, Cause { producer: 0, seq: 0 }),
-        };
-        let mut first: BTreeMap<(OutputId, Cause), u64> = BTreeMap::new();
-        for &(at, r) in run.committed.iter().filter(|(_, r)| r.id.side == Side::Main) {
-            first.entry(matching(r.id, r.cause)).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+        // Outputs are matched by id: an input's output keeps its id (its origin) whatever
+        // value a replay under weaker semantics gives it.
+        let mut first: BTreeMap<&OutputId, u64> = BTreeMap::new();
+        for (at, r) in run.committed.iter().filter(|(_, r)| r.id.side == Side::Main) {
+            first.entry(&r.id).and_modify(|t| *t = (*t).min(*at)).or_insert(*at);
         }
         let mut latencies = vec![Vec::new(); buckets];
         // Net change of the in-flight count within each bucket: +1 as an input is generated,
@@ -156,7 +152,7 @@ impl Flows {
         for (id, want) in run.expected.iter() {
             let ready = want.ready_ms.saturating_sub(run.base_time_ms);
             delta[index(ready)] += 1;
-            if let Some(&at) = first.get(&matching(id, want.cause)) {
+            if let Some(&at) = first.get(id) {
                 latencies[index(at)].push(at.saturating_sub(ready));
                 delta[index(at)] -= 1;
             }

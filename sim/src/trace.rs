@@ -230,6 +230,12 @@ impl Recorder {
         s.kept.iter().flatten().map(|(ns, node, event)| trace_line(*ns, *node, event)).collect()
     }
 
+    /// Every event kept, with its simulated ns and node, in trace order (empty unless
+    /// `keep_events` was called).
+    pub fn kept_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
+        self.state.lock().unwrap().kept.clone().unwrap_or_default()
+    }
+
     /// What was refused from older epochs.
     pub fn fencing(&self) -> faultline_reports::FencingCounts {
         let s = self.state.lock().unwrap();

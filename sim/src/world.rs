@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_engine::api::Registry;
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role, Settings};
 use faultline_engine::disk::DiskRef;
 use faultline_engine::job::{
-    CheckpointMode, CheckpointSettings, DriverLoss, JobSpec, Recovery, Semantics, SinkMode,
+    CheckpointMode, CheckpointSettings, DriverLoss, JobSpec, Recovery, Semantics, SinkMode, TimeSettings,
 };
 use faultline_engine::net::LinkFaults;
 use faultline_engine::observe::{NodeContext, ObserverRef};
+use faultline_engine::plugin::{Catalog, Dataflow, PipelineSpec};
 use faultline_engine::workload::{Input, WorkloadSpec};
 use faultline_engine::{broker, driver, manager, producer, sink, store, worker};
 use madsim::runtime::{NodeHandle, Runtime};
@@ -46,8 +46,14 @@ pub fn madsim_config(s: &Scenario) -> madsim::Config {
     config
 }
 
-/// The cluster a scenario describes, with the workload seeded from the run's seed.
-pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
+/// The pipeline spec the driver submits for scenario `s`, whose pipeline is built as `built`.
+pub fn pipeline_spec(s: &Scenario, built: &dyn Dataflow) -> PipelineSpec {
+    PipelineSpec::of(&s.pipeline.kind, &s.pipeline.params, built)
+}
+
+/// The cluster a scenario describes, running `pipeline`, with the workload seeded from the
+/// run's seed.
+pub fn cluster_spec(s: &Scenario, pipeline: PipelineSpec, seed: u64) -> ClusterSpec {
     let (w, e) = (&s.workload, &s.engine);
     let semantics = match e.semantics {
         SemanticsName::AtMostOnce => Semantics::AtMostOnce,
@@ -63,8 +69,11 @@ pub fn cluster_spec(s: &Scenario, seed: u64) -> ClusterSpec {
         base_time_ms: workload.base_time_ms(),
         workload,
         job: JobSpec {
-            pipeline: crate::pipelines::spec(s),
-            time: crate::pipelines::time(s),
+            pipeline,
+            time: TimeSettings {
+                max_out_of_orderness_ms: s.time.max_out_of_orderness_ms,
+                idle_timeout_ms: s.time.idle_timeout_ms,
+            },
             parallelism: e.parallelism,
             semantics,
             sink: match e.sink {
@@ -130,12 +139,19 @@ pub(crate) fn workload_spec(s: &Scenario, seed: u64) -> WorkloadSpec {
 
 /// The names of a scenario's nodes, for validating fault targets.
 pub fn node_names(s: &Scenario) -> Vec<String> {
-    cluster_spec(s, 0).nodes().into_iter().map(NodeId::name).collect()
+    shape(s).nodes().into_iter().map(NodeId::name).collect()
+}
+
+/// The cluster's shape alone — nodes and settings — for checks made before the pipeline is
+/// built: its pipeline spec names the pipeline but holds none of it.
+pub fn shape(s: &Scenario) -> ClusterSpec {
+    let pipeline = PipelineSpec { kind: s.pipeline.kind.clone(), params: String::new(), stages: 1 };
+    cluster_spec(s, pipeline, 0)
 }
 
 impl World {
     /// Creates every node on `rt`. Their boot functions start when the runtime runs.
-    pub fn build(rt: &Runtime, cluster: ClusterSpec, operators: Arc<Registry>) -> World {
+    pub fn build(rt: &Runtime, cluster: ClusterSpec, catalog: Arc<Catalog>) -> World {
         rt.add_simulator::<LinkFaults>();
         let cluster = Arc::new(cluster);
         let recorder = Arc::new(Recorder::default());
@@ -146,7 +162,7 @@ impl World {
             let ctx = NodeContext {
                 id,
                 cluster: cluster.clone(),
-                operators: operators.clone(),
+                catalog: catalog.clone(),
                 disk: disk.clone() as DiskRef,
                 observer: world.recorder.clone() as ObserverRef,
             };

@@ -168,6 +168,9 @@ fn every_json_output_holds_its_published_schema() {
     holds("bench", &stdout(&out));
     let out = run(&["bench", "--pipeline", "nexmark-q1", "--events", "2000", "--repeats", "1", "--json"]);
     holds("pipeline-bench", &stdout(&out));
+    let plain = ["--set", "engine.sink=plain", "--limit", "1", "--json"];
+    let out = run(&[&["explain", "scenarios/processor-crash.toml", "--seed", "3"], &plain[..]].concat());
+    holds("explain", &stdout(&out));
     _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -215,4 +218,58 @@ fn trace_writes_every_event_as_a_json_line_and_changes_nothing() {
     assert_eq!(dead.node, "manager");
     assert!(dead.fields.contains_key("worker"), "{dead:?}");
     _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `explain` tells each of the first five lost outputs of an at-most-once run from its input:
+/// the input's place in the log, the epoch that read it, the fault that ended that epoch, and
+/// why no later epoch read it again.
+#[test]
+fn explain_tells_why_each_lost_output_was_not_replayed() {
+    let at_most_once = ["--set", "engine.semantics=at-most-once"];
+    let out =
+        run(&[&["explain", "scenarios/processor-crash.toml", "--seed", "3"], &at_most_once[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "at-most-once allows losses");
+    let text = stdout(&out);
+    let stories: Vec<&str> = text.split("\nkey ").skip(1).collect();
+    assert_eq!(stories.len(), 5, "the first five lost outputs: {text}");
+    for story in stories {
+        assert!(story.contains(" — lost\n"), "{story}");
+        assert!(
+            story.contains("sent input producer ") && story.contains("appended it at offset "),
+            "{story}"
+        );
+        assert!(story.contains("the log acknowledged producer "), "{story}");
+        assert!(story.contains("read offset ") && story.contains(" in epoch 1; keyed subtask "), "{story}");
+        assert!(story.contains("fault: processor crash of worker-"), "{story}");
+        assert!(story.contains("the manager began recovery: epoch 2 restores checkpoint "), "{story}");
+        assert!(story.contains("why: Epoch 1 read the input") && story.contains("past offset"), "{story}");
+        assert!(story.contains("at-most-once commits a source's offsets as it reads them"), "{story}");
+    }
+}
+
+/// Under a plain sink, `explain` names both commits of a duplicate and their epochs, and the
+/// epoch that read its input again; `--output` tells one output, and an output that is not
+/// offending is a usage error.
+#[test]
+fn explain_names_both_commits_of_a_duplicate() {
+    let base = ["explain", "scenarios/processor-crash.toml", "--seed", "3", "--set", "engine.sink=plain"];
+    let out = run(&[&base[..], &["--output", "key 32 · input 0/373"]].concat());
+    assert_eq!(out.status.code(), Some(1), "duplicates break exactly-once");
+    let text = stdout(&out);
+    assert_eq!(text.matches(" — duplicate").count(), 1, "{text}");
+    assert!(text.contains("key 32 · input 0/373 — duplicate"), "{text}");
+    assert!(text.contains("writer 0 of epoch 1 wrote it to the sink, visible at once"), "{text}");
+    assert!(
+        text.contains(
+            "why: Committed 2 times: by writer 0 of epoch 1 at 177 ms; by writer 0 of epoch 5 at 712 ms."
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Epoch 5 resumed partition 2 at offset 256, before offset 373"), "{text}");
+    let out = run(&[&base[..], &["--output", "key 0 · input 0/999999"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key 0 · input 0/999999 is not lost, duplicated or wrong"), "{err}");
+    let out = run(&[&base[..], &["--output", "window 4"]].concat());
+    assert_eq!(out.status.code(), Some(2), "a malformed id is a usage error");
 }

@@ -28,7 +28,7 @@ fn a_lost_record_is_caught() {
 
 #[test]
 fn a_duplicate_record_is_caught() {
-    let record = tampered(&[], |out| out.push(out[7]));
+    let record = tampered(&[], |out| out.push(out[7].clone()));
     assert_eq!(record.output.duplicates, 1);
     assert_eq!(invariants(&record), ["delivery-duplicate"]);
     assert_eq!(exit_code(&record), 1);
@@ -36,7 +36,11 @@ fn a_duplicate_record_is_caught() {
 
 #[test]
 fn a_wrong_record_is_caught() {
-    let record = tampered(&[], |out| out[3].values[1] += 1);
+    let record = tampered(&[], |out| {
+        let mut value = out[3].value.to_vec();
+        *value.last_mut().expect("a value has bytes") ^= 1;
+        out[3].value = value.into();
+    });
     assert_eq!(record.output.wrong, 1);
     assert_eq!(record.output.lost, 0, "a wrong value is classified wrong, not lost as well");
     assert!(invariants(&record).contains(&"delivery-wrong"));
@@ -46,8 +50,11 @@ fn a_wrong_record_is_caught() {
 #[test]
 fn an_invented_record_is_wrong() {
     let record = tampered(&[], |out| {
-        let mut fake = out[0];
-        fake.id.seq = 1_000_000;
+        let mut fake = out[0].clone();
+        fake.id.origin = faultline_engine::record::Origin::Input(faultline_engine::record::Cause {
+            producer: 9,
+            seq: 1_000_000,
+        });
         out.push(fake);
     });
     assert_eq!(record.output.wrong, 1);
@@ -56,7 +63,7 @@ fn an_invented_record_is_wrong() {
 
 #[test]
 fn semantics_decide_what_is_allowed() {
-    let dup = |out: &mut Vec<OutputRecord>| out.push(out[0]);
+    let dup = |out: &mut Vec<OutputRecord>| out.push(out[0].clone());
     assert!(tampered(&["engine.semantics=at-least-once"], dup).passed());
     assert!(!tampered(&["engine.semantics=at-most-once"], dup).passed());
     let lose = |out: &mut Vec<OutputRecord>| _ = out.pop();

@@ -3,7 +3,8 @@
 //! accounting holds, the late checker catches planted bad histories, and bad combinations are
 //! refused with exit 2. (The 100-seed sweeps are run by hand and stated when resolving.)
 
-use faultline_engine::record::{OutputRecord, Side};
+use faultline_engine::record::{late_side, Cause, Late, Origin, OutputId, OutputRecord};
+use faultline_engine::sdk::codec::{decode, encode};
 use faultline_reports::RunRecord;
 use faultline_sim::runner::run_seed_tampered;
 use faultline_sim::scenario::load;
@@ -101,7 +102,14 @@ fn invariants(record: &RunRecord) -> Vec<&str> {
 }
 
 fn first_late(out: &[OutputRecord]) -> usize {
-    out.iter().position(|r| r.id.side == Side::Late).expect("late-data has late records")
+    out.iter().position(|r| r.id.side == late_side()).expect("late-data has late records")
+}
+
+/// Rewrites the late record at `i`.
+fn edit_late(out: &mut [OutputRecord], i: usize, edit: impl FnOnce(&mut Late)) {
+    let mut late: Late = decode(&out[i].value);
+    edit(&mut late);
+    out[i].value = encode(&late);
 }
 
 #[test]
@@ -114,7 +122,7 @@ fn a_late_record_dropped_from_the_late_output_is_caught() {
 
 #[test]
 fn a_late_record_reported_twice_is_caught() {
-    let record = tampered("late-data", |out| out.push(out[first_late(out)]));
+    let record = tampered("late-data", |out| out.push(out[first_late(out)].clone()));
     assert!(invariants(&record).contains(&"late-duplicate"), "{:?}", invariants(&record));
 }
 
@@ -122,7 +130,7 @@ fn a_late_record_reported_twice_is_caught() {
 fn a_record_late_under_a_watermark_it_was_not_behind_is_caught() {
     let record = tampered("late-data", |out| {
         let i = first_late(out);
-        out[i].values[1] = out[i].values[0]; // the watermark equals its time: not late
+        edit_late(out, i, |l| l.watermark = l.event_time_ms); // the watermark equals its time: not late
     });
     assert_eq!(invariants(&record), ["late-implausible"]);
 }
@@ -130,8 +138,9 @@ fn a_record_late_under_a_watermark_it_was_not_behind_is_caught() {
 #[test]
 fn an_invented_late_record_is_caught() {
     let record = tampered("late-data", |out| {
-        let mut fake = out[first_late(out)];
-        fake.id.seq = 999_999_999;
+        let mut fake = out[first_late(out)].clone();
+        fake.cause = Cause { producer: 0, seq: 999_999_999 };
+        fake.id.origin = Origin::Input(fake.cause);
         out.push(fake);
     });
     assert!(invariants(&record).contains(&"late-unknown"), "{:?}", invariants(&record));
@@ -140,11 +149,11 @@ fn an_invented_late_record_is_caught() {
 #[test]
 fn a_late_record_where_none_may_be_is_caught() {
     let record = tampered("windows", |out| {
-        let r = out[0];
-        let values = [0, 1_000_000, 0, 0];
+        let r = out[0].clone();
+        let late = Late { event_time_ms: 0, watermark: 1_000_000, partition: 0, input: Vec::new() };
         out.push(OutputRecord {
-            id: faultline_engine::record::OutputId::late(r.id.key, 5),
-            values,
+            id: OutputId::late(r.id.key, r.cause),
+            value: encode(&late),
             cause: r.cause,
         });
     });

@@ -5,10 +5,17 @@
 
 use std::sync::Arc;
 
-use faultline_engine::api::{Context, Operator, Registry};
-use faultline_engine::pipeline::PipelineSpec;
-use faultline_engine::record::StreamRecord;
-use faultline_engine::state::Timer;
+use std::collections::BTreeSet;
+
+use faultline_engine::operators::builtin::Synthetic;
+use faultline_engine::plugin::{Dataflow, ParamError};
+use faultline_engine::record::{Cause, KeyBytes, OutputId, StreamRecord};
+use faultline_engine::sdk::codec::decode;
+use faultline_engine::sdk::operator::{Call, ErasedOperator};
+use faultline_engine::state::TimerKey;
+use faultline_engine::workload::{Emitted, WorkloadSpec};
+use faultline_sim::checker::expected::{Expected, Input};
+use faultline_sim::plugin::{Pipeline, Plugin, Problem, Registry};
 use faultline_sim::{runner, scenario, swarm};
 use faultline_tests::scenario as path_of;
 
@@ -17,22 +24,19 @@ use faultline_tests::scenario as path_of;
 const PANIC_ID: u64 = 4320;
 
 /// `top-n`, with a planted panic.
-struct PanicOn(Box<dyn Operator>);
+struct PanicOn(Box<dyn ErasedOperator>);
 
-impl Operator for PanicOn {
-    fn on_record(&self, record: &StreamRecord, ctx: &mut Context<'_>) {
-        if record.id == PANIC_ID && record.key.is_multiple_of(4) {
-            panic!("planted: record {} of key {}", record.id, record.key);
+impl ErasedOperator for PanicOn {
+    fn on_record(&self, key: &KeyBytes, value: &[u8], event_time_ms: u64, cause: Cause, call: Call<'_>) {
+        let (k, input): (u64, Synthetic) = (decode(&key.bytes), decode(value));
+        if input.id == PANIC_ID && k.is_multiple_of(4) {
+            panic!("planted: record {} of key {k}", input.id);
         }
-        self.0.on_record(record, ctx);
+        self.0.on_record(key, value, event_time_ms, cause, call);
     }
 
-    fn on_timer(&self, timer: Timer, ctx: &mut Context<'_>) {
-        self.0.on_timer(timer, ctx);
-    }
-
-    fn on_watermark(&self, watermark: u64, ctx: &mut Context<'_>) {
-        self.0.on_watermark(watermark, ctx);
+    fn on_timer(&self, timer: &TimerKey, cause: Cause, call: Call<'_>) {
+        self.0.on_timer(timer, cause, call);
     }
 
     fn event_time(&self) -> bool {
@@ -40,14 +44,60 @@ impl Operator for PanicOn {
     }
 }
 
-fn panicking_top_n(pipeline: &PipelineSpec) -> Result<Box<dyn Operator>, String> {
-    let top_n = faultline_sim::pipelines::registry().get("top-n").expect("top-n is built in");
-    Ok(Box::new(PanicOn(top_n(pipeline)?)))
+/// The `top-n` plugin, its operator planted with the panic: every other part is the built-in's.
+struct PanickingTopN;
+
+impl Plugin for PanickingTopN {
+    fn name(&self) -> &str {
+        "top-n"
+    }
+
+    fn build(&self, params: &toml::Table) -> Result<Arc<dyn Pipeline>, ParamError> {
+        Ok(Arc::new(Planted(faultline_sim::builtins::registry().build("top-n", params)?)))
+    }
+}
+
+struct Planted(Arc<dyn Pipeline>);
+
+impl Dataflow for Planted {
+    fn label(&self) -> String {
+        self.0.label()
+    }
+    fn stage(&self, stage: u32) -> Box<dyn ErasedOperator> {
+        Box::new(PanicOn(self.0.stage(stage)))
+    }
+    fn allowed_lateness_ms(&self) -> u64 {
+        self.0.allowed_lateness_ms()
+    }
+    fn source_step(&self, record: StreamRecord) -> Option<StreamRecord> {
+        self.0.source_step(record)
+    }
+    fn event_time(&self) -> bool {
+        self.0.event_time()
+    }
+    fn fires_on_watermark(&self) -> bool {
+        self.0.fires_on_watermark()
+    }
+    fn generate(&self, workload: &WorkloadSpec, producer: u32) -> Box<dyn Iterator<Item = Emitted> + Send> {
+        self.0.generate(workload, producer)
+    }
+}
+
+impl Pipeline for Planted {
+    fn validate(&self, s: &scenario::Scenario) -> Result<(), Problem> {
+        self.0.validate(s)
+    }
+    fn oracle(&self, inputs: &[Input], late: &BTreeSet<(Cause, u32)>) -> Expected {
+        self.0.oracle(inputs, late)
+    }
+    fn show(&self, id: &OutputId, value: &[u8]) -> Option<String> {
+        self.0.show(id, value)
+    }
 }
 
 fn loaded() -> scenario::Loaded {
-    let mut registry = Registry::default();
-    registry.register("top-n", panicking_top_n);
+    let mut registry = Registry::new();
+    registry.register(PanickingTopN);
     let sets = ["faults.random.count=1".to_string()];
     scenario::load_with(path_of("top-n").as_ref(), &sets, Arc::new(registry)).expect("top-n loads")
 }
@@ -57,9 +107,11 @@ fn panicking_seeds(n: u64) -> Vec<u64> {
     let loaded = loaded();
     (1..=n)
         .filter(|&seed| {
-            let spec = faultline_sim::world::cluster_spec(&loaded.scenario, seed);
-            let inputs = faultline_sim::checker::reference::inputs(&spec.workload);
-            inputs.iter().any(|i| i.event.id == PANIC_ID && i.event.key.is_multiple_of(4))
+            let spec = loaded.cluster_spec(seed);
+            let inputs = faultline_sim::checker::expected::inputs(&spec.workload, &*loaded.pipeline());
+            inputs
+                .iter()
+                .any(|i| i.event.id == PANIC_ID && decode::<u64>(&i.event.key.bytes).is_multiple_of(4))
         })
         .collect()
 }

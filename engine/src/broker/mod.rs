@@ -35,6 +35,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::clock;
+use crate::codec::RawLogRecords;
 use crate::cluster::BROKER_PORT;
 use crate::net::{Client, Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
@@ -97,7 +98,8 @@ pub struct Replicate {
     pub base_offset: u64,
     pub prev_epoch: u64,
     pub batch_epoch: u64,
-    pub records: Vec<LogRecord>,
+    /// The records from `base_offset`, as the leader's disk holds them.
+    pub records: RawLogRecords,
     pub high_watermark: u64,
 }
 

@@ -19,7 +19,7 @@ use std::rc::Rc;
 
 use tokio::sync::Notify;
 
-use crate::codec;
+use crate::codec::{self, RawLogRecords};
 use crate::disk::DiskRef;
 use crate::record::LogRecord;
 
@@ -122,7 +122,7 @@ impl Partition {
                 position: self.file_len,
                 bytes: codec::HEADER_BYTES + body.len(),
             };
-            self.index(&records, frame);
+            self.index(records.iter().map(|r| (r.producer, r.seq)), frame);
         }
         assert_eq!(self.file_len, valid as u64);
         if valid < bytes.len() {
@@ -131,14 +131,16 @@ impl Partition {
         }
     }
 
-    fn index(&mut self, records: &[LogRecord], frame: FrameIndex) {
+    /// Indexes a frame whose records have these producers and sequence numbers.
+    fn index(&mut self, heads: impl ExactSizeIterator<Item = (u32, u64)>, frame: FrameIndex) {
+        assert_eq!(heads.len() as u64, frame.records, "partition {}: a head per record", self.id);
         if self.runs.last().is_none_or(|&(epoch, _)| epoch != frame.epoch) {
             self.runs.push((frame.epoch, frame.first_offset));
         }
-        for (i, r) in records.iter().enumerate() {
-            let state = self.producers.entry(r.producer).or_default();
-            assert!(r.seq >= state.next_seq, "log holds producer {} out of sequence", r.producer);
-            state.next_seq = r.seq + 1;
+        for (i, (producer, seq)) in heads.enumerate() {
+            let state = self.producers.entry(producer).or_default();
+            assert!(seq >= state.next_seq, "log holds producer {producer} out of sequence");
+            state.next_seq = seq + 1;
             state.end_offset = frame.first_offset + i as u64 + 1;
         }
         self.log_end += frame.records;
@@ -202,41 +204,38 @@ impl Partition {
             return Appended::Duplicate { end_offset: state.end_offset };
         }
         let base_offset = self.log_end;
-        let fresh: Vec<LogRecord> =
-            batch[skip..].iter().map(|r| LogRecord { stream_time_ms: now_ms, ..*r }).collect();
-        self.append_durably(epoch, &fresh);
+        self.append_durably(epoch, &batch[skip..], Some(now_ms));
         Appended::New { base_offset, end_offset: self.log_end }
     }
 
-    /// Appends records the leader sent from `base_offset`, all of leader epoch `epoch`. The
-    /// caller checked that the log matches the leader's just before `base_offset`. Records
-    /// already held with the same epoch are skipped; the first held record of another epoch
-    /// and everything after it are truncated (they were never committed).
-    pub fn append_replicated(
-        &mut self,
-        epoch: u64,
-        base_offset: u64,
-        batch: &[LogRecord],
-    ) -> ReplicatedAppend {
+    /// Appends records the leader sent from `base_offset`, all of leader epoch `epoch`, as the
+    /// leader's disk holds them. The caller checked that the log matches the leader's just
+    /// before `base_offset`. Records already held with the same epoch are skipped; the first
+    /// held record of another epoch and everything after it are truncated (they were never
+    /// committed).
+    pub fn append_replicated(&mut self, epoch: u64, base_offset: u64, batch: &RawLogRecords) -> ReplicatedAppend {
         assert!(base_offset <= self.log_end, "partition {}: replicated batch leaves a gap", self.id);
         let mut skip = 0;
-        while skip < batch.len() && self.epoch_at(base_offset + skip as u64) == Some(epoch) {
+        while skip < batch.count && self.epoch_at(base_offset + skip as u64) == Some(epoch) {
             skip += 1;
         }
         if skip > 0 {
-            let held = self.read(base_offset, base_offset + skip as u64);
-            assert_eq!(held, batch[..skip], "partition {}: same epoch, different records", self.id);
+            let held = self.read_raw(base_offset, base_offset + skip as u64);
+            assert!(held.bytes == batch.prefix(skip), "partition {}: same epoch, different records", self.id);
         }
-        let mut outcome =
-            ReplicatedAppend { matched: base_offset + batch.len() as u64, ..Default::default() };
-        if skip < batch.len() {
+        let mut outcome = ReplicatedAppend { matched: base_offset + batch.count as u64, ..Default::default() };
+        if skip < batch.count {
             let from = base_offset + skip as u64;
             if let Some(cut_epoch) = self.epoch_at(from) {
                 self.truncate(from);
                 outcome.truncated = Some((from, cut_epoch));
             }
-            self.append_durably(epoch, &batch[skip..]);
-            outcome.new_records = Some((from, (batch.len() - skip) as u64));
+            let fresh = &batch.bytes[batch.prefix(skip).len()..];
+            let heads = batch.heads().split_off(skip);
+            let mut bytes = Vec::new();
+            codec::encode_raw_log_records(epoch, fresh, &mut bytes);
+            self.append_frame(epoch, bytes, heads.into_iter());
+            outcome.new_records = Some((from, (batch.count - skip) as u64));
         }
         outcome
     }
@@ -268,19 +267,26 @@ impl Partition {
         self.changed.notify_waiters();
     }
 
-    fn append_durably(&mut self, epoch: u64, records: &[LogRecord]) {
+    /// Appends `records` as one frame of `epoch` and syncs; `stamp`, when given, is their stream
+    /// time (a leader's append), else they keep theirs (a follower's).
+    fn append_durably(&mut self, epoch: u64, records: &[LogRecord], stamp: Option<u64>) {
         let mut bytes = Vec::new();
-        codec::encode_log_records(epoch, records, &mut bytes);
+        codec::encode_log_records_stamped(epoch, records, stamp, &mut bytes);
+        self.append_frame(epoch, bytes, records.iter().map(|r| (r.producer, r.seq)));
+    }
+
+    /// Appends one encoded frame of `epoch` whose records have these heads, and syncs.
+    fn append_frame(&mut self, epoch: u64, bytes: Vec<u8>, heads: impl ExactSizeIterator<Item = (u32, u64)>) {
         let frame = FrameIndex {
             first_offset: self.log_end,
-            records: records.len() as u64,
+            records: heads.len() as u64,
             epoch,
             position: self.file_len,
             bytes: bytes.len(),
         };
         self.disk.append(&self.file, bytes);
         self.disk.sync(&self.file);
-        self.index(records, frame);
+        self.index(heads, frame);
         self.changed.notify_waiters();
     }
 
@@ -303,38 +309,56 @@ impl Partition {
 
     /// Records `from..to`, read back from the file.
     pub fn read(&self, from: u64, to: u64) -> Vec<LogRecord> {
-        assert!(to <= self.log_end, "read past the log end");
         let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
+        self.visit_frames(from, to, &mut |body, skip, take| {
+            codec::decode_log_records_range(body, skip, take, &mut out);
+        });
+        out
+    }
+
+    /// Records `from..to` as the file holds them, not decoded: what a leader replicates.
+    pub fn read_raw(&self, from: u64, to: u64) -> RawLogRecords {
+        let mut out = RawLogRecords::default();
+        self.visit_frames(from, to, &mut |body, skip, take| {
+            codec::copy_log_records_range(body, skip, take, &mut out);
+        });
+        assert_eq!(out.count as u64, to.saturating_sub(from), "partition {}: read {from}..{to}", self.id);
+        out
+    }
+
+    /// Visits the body of each frame holding records `from..to`, with how many of its records to
+    /// skip and then take.
+    fn visit_frames(&self, from: u64, to: u64, visit: &mut dyn FnMut(&[u8], usize, usize)) {
+        assert!(to <= self.log_end, "read past the log end");
         let mut i = self.frames.partition_point(|f| f.first_offset + f.records <= from);
         while i < self.frames.len() && self.frames[i].first_offset < to {
             let frame = self.frames[i];
             let skip = from.saturating_sub(frame.first_offset) as usize;
             let take = (to.min(frame.first_offset + frame.records) - frame.first_offset) as usize - skip;
-            // A frame appended in one piece is decoded where it lies; one recovered from a
+            // A frame appended in one piece is read where it lies; one recovered from a
             // rewritten file may span pieces and is gathered first.
             let mut gathered = Vec::new();
             let found = self.disk.visit_range(&self.file, frame.position, frame.bytes, &mut |piece| {
                 if piece.len() == frame.bytes {
-                    decode_frame(piece, skip, take, &mut out);
+                    visit(frame_body(piece), skip, take);
                 } else {
                     gathered.extend_from_slice(piece);
                 }
             });
             assert!(found, "partition {}: indexed frame missing from the file", self.id);
             if !gathered.is_empty() {
-                decode_frame(&gathered, skip, take, &mut out);
+                visit(frame_body(&gathered), skip, take);
             }
             i += 1;
         }
-        out
     }
 }
 
-/// Decodes records `skip..skip + take` of one whole frame.
-fn decode_frame(frame: &[u8], skip: usize, take: usize, out: &mut Vec<LogRecord>) {
+/// The body of one whole frame, checked.
+fn frame_body(frame: &[u8]) -> &[u8] {
     let (bodies, valid) = codec::frames(frame);
     assert!(bodies.len() == 1 && valid == frame.len(), "the index points at one whole frame");
-    codec::decode_log_records_range(bodies[0], skip, take, out);
+    bodies[0]
 }
 
 /// The first offset at which two replicas' logs differ, from each one's epoch runs

@@ -66,9 +66,9 @@ fn next_batch(broker: &Shared, partition: u32, follower: u32) -> Batch {
     let next = view.next;
     let end =
         log.log_end().min(next + b.ctx.cluster.settings.batch_records as u64).min(log.epoch_run_end(next));
-    let records = log.read(next, end);
+    let records = log.read_raw(next, end);
     let prev_epoch = if next == 0 { 0 } else { log.epoch_at(next - 1).expect("next is within the log") };
-    let empty = records.is_empty();
+    let empty = records.count == 0;
     let request = BrokerRequest::Replicate(Replicate {
         partition,
         epoch: r.epoch,

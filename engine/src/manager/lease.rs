@@ -35,7 +35,7 @@ pub(super) struct Record {
     pub counter: u64,
 }
 
-/// Bytes of the fencing token: epoch and holder, the part renewals keep.
+/// Blob of the fencing token: epoch and holder, the part renewals keep.
 const TOKEN_BYTES: usize = 12;
 
 impl Record {

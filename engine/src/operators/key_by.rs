@@ -138,7 +138,7 @@ impl KeyByExchange {
     }
 
     pub async fn push(&mut self, record: StreamRecord) -> io::Result<()> {
-        let target = subtask_for_key(record.key, self.dests.len() as u32) as usize;
+        let target = subtask_for_key(record.key.hash, self.dests.len() as u32) as usize;
         self.dests[target].buffer.push(record);
         if self.dests[target].buffer.len() >= self.batch_records {
             self.send(target).await?;
@@ -165,10 +165,12 @@ impl KeyByExchange {
     }
 
     async fn send_to_copies(&mut self, target: usize, message: Sent) -> io::Result<()> {
-        for c in 0..self.dests[target].copies.len() {
+        // The last copy takes the message itself: a batch is cloned only for the other copies.
+        let Some(last) = self.dests[target].copies.len().checked_sub(1) else { return Ok(()) };
+        for c in 0..last {
             self.send_to_copy(target, c, message.clone()).await?;
         }
-        Ok(())
+        self.send_to_copy(target, last, message).await
     }
 
     /// Sends to one copy. A rewire of the destination posted meanwhile interrupts the send (a
@@ -304,7 +306,7 @@ impl KeyByExchange {
                 Sent::Batch(b) => b.as_slice(),
                 Sent::Barrier(_) | Sent::Watermark { .. } | Sent::End => &[],
             })
-            .copied()
+            .cloned()
             .collect();
         let batches: Vec<Vec<StreamRecord>> = records.chunks(self.batch_records).map(<[_]>::to_vec).collect();
         tracing::debug!(subtask, worker, batches = batches.len(), "exchange: opened a copy");

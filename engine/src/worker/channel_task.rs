@@ -47,10 +47,10 @@
 //!   are skipped, so replayed input changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::api::{Context, Emit, Operator};
 use crate::channel::{ChannelMsg, ChannelReply, ChannelSender, Delivery, Upstream};
 use crate::checkpoint::{self, StateHandle, StateSnapshot, TaskSnapshot};
 use crate::cluster::{NodeId, Role, WORKER_DATA_PORT};
@@ -59,10 +59,11 @@ use crate::net::Tx;
 use crate::observe::TraceEvent;
 use crate::operators::key_by::{KeyByExchange, Wiring};
 use crate::operators::sink_writer::SinkWriter;
-use crate::operators::{self, keyed, Stateless};
-use crate::record::{OutputId, OutputRecord, StreamRecord};
+use crate::plugin::Dataflow;
+use crate::record::{OutputRecord, StreamRecord};
 use crate::state::{Changes, KeyedState, View};
 
+use super::stage::{Emit, Stage};
 use super::task::{self, Promotion, TaskContext, TaskEvent, TaskResult};
 
 #[derive(Default)]
@@ -106,10 +107,6 @@ enum Output {
     Exchange(KeyByExchange),
 }
 
-/// The `kind` of a late record carried through later stages to the sink (its own kind moves to
-/// `aux[0]`, and the watermark that found it late to `aux[1]`).
-pub const LATE_KIND: u8 = u8::MAX;
-
 /// A passive primary's changelog stream to one standby.
 struct StandbyLink {
     worker: u32,
@@ -120,8 +117,9 @@ struct StandbyLink {
 
 pub(super) struct ChannelTask {
     tc: TaskContext,
-    stateless: Vec<Stateless>,
-    operator: Box<dyn Operator>,
+    /// The pipeline's source-side step, when this chain runs it.
+    step: Option<Arc<dyn Dataflow>>,
+    stage: Stage,
     state: KeyedState,
     /// Skip input offsets already applied (replicated recovery replays input from the last
     /// commit, or from a restarted source, into copies that kept their state).
@@ -182,14 +180,17 @@ impl ChannelTask {
             panic!("not a channel task")
         };
         let stage = tc.spec.keyed_stage().expect("a channel task runs a keyed stage");
-        let operator = keyed::build(&tc.spec.pipeline, stage, &tc.ctx.operators)?;
+        let dataflow = tc.dataflow();
+        let operator = dataflow.stage(stage);
+        let lateness = dataflow.allowed_lateness_ms();
         let output = open_output(&tc).await?;
+        let intermediate = matches!(output, Output::Exchange(_));
         let opening = open_standbys(&tc);
         let watermark = view.watermark;
         Ok(ChannelTask {
             opening,
-            stateless: tc.stateless(),
-            operator,
+            step: tc.step(),
+            stage: Stage::new(operator, lateness, intermediate),
             state: KeyedState::new(view, !tc.spec.standbys.is_empty()),
             dedup: tc.spec.recovery.replicated(),
             passed: (watermark, false),
@@ -256,10 +257,6 @@ impl ChannelTask {
         );
         let ended = self.inputs.values().filter(|i| i.ended).count() == self.upstream;
         ended && self.pending.is_none() && self.uncommitted.is_empty()
-    }
-
-    fn intermediate(&self) -> bool {
-        matches!(self.output, Output::Exchange(_))
     }
 
     async fn on_event(&mut self, event: TaskEvent) -> TaskResult {
@@ -422,13 +419,10 @@ impl ChannelTask {
         self.release_held().await
     }
 
-    /// Checkpoint `checkpoint` cuts the stream here: the operator is told, its output so far
-    /// goes into the transaction prepared for the checkpoint (or, from an intermediate stage,
-    /// ahead of the barrier passed on), and the state is snapshotted.
+    /// Checkpoint `checkpoint` cuts the stream here: the output so far goes into the
+    /// transaction prepared for the checkpoint (or, from an intermediate stage, ahead of the
+    /// barrier passed on), and the state is snapshotted.
     async fn cut(&mut self, checkpoint: u64) -> Result<View, String> {
-        let lateness = self.tc.spec.pipeline.allowed_lateness_ms;
-        let mut ctx = Context::new(&mut self.state, None, lateness, &mut self.emitted);
-        self.operator.on_checkpoint(checkpoint, &mut ctx);
         self.route().await?;
         self.pre_commit(checkpoint).await?;
         Ok(self.state.snapshot())
@@ -493,7 +487,7 @@ impl ChannelTask {
         let first_stage = self.tc.spec.keyed_stage() == Some(0);
         let mut partitions = BTreeSet::new();
         for record in records {
-            let Some(record) = operators::apply_all(&self.stateless, record) else { continue };
+            let Some(record) = super::source_task::step(&self.step, record) else { continue };
             if first_stage {
                 if self.dedup && record.offset < self.state.next_offset(record.partition) {
                     continue;
@@ -516,26 +510,9 @@ impl ChannelTask {
         Ok(())
     }
 
-    /// One record: a late one to the late output, the others to the operator.
+    /// One record, decided by the stage (see `stage`).
     fn handle(&mut self, record: StreamRecord) {
-        if record.kind == LATE_KIND {
-            let w = record.aux[1] as u64;
-            let original = StreamRecord { kind: record.aux[0] as u8, ..record };
-            self.emitted.push(Emit::Output(late_output(&original, w)));
-            return;
-        }
-        let lateness = self.tc.spec.pipeline.allowed_lateness_ms;
-        let w = self.state.watermark();
-        if self.operator.event_time() && record.event_time_ms.saturating_add(lateness) < w {
-            let late = match self.intermediate() {
-                true => Emit::Forward(late_carrier(&record, w)),
-                false => Emit::Output(late_output(&record, w)),
-            };
-            self.emitted.push(late);
-            return;
-        }
-        let mut ctx = Context::new(&mut self.state, Some(record.key), lateness, &mut self.emitted);
-        self.operator.on_record(&record, &mut ctx);
+        self.stage.handle(&mut self.state, record, &mut self.emitted);
     }
 
     /// Sends what the operator emitted on: results to the sink's buffer, records to the exchange.
@@ -623,13 +600,7 @@ impl ChannelTask {
     }
 
     fn fire(&mut self, w: u64) {
-        let lateness = self.tc.spec.pipeline.allowed_lateness_ms;
-        while let Some(timer) = self.state.pop_due(w) {
-            let mut ctx = Context::new(&mut self.state, Some(timer.key), lateness, &mut self.emitted);
-            self.operator.on_timer(timer, &mut ctx);
-        }
-        let mut ctx = Context::new(&mut self.state, None, lateness, &mut self.emitted);
-        self.operator.on_watermark(w, &mut ctx);
+        self.stage.fire(&mut self.state, w, &mut self.emitted);
     }
 
     async fn flush(&mut self) -> TaskResult {
@@ -753,17 +724,6 @@ async fn open_output(tc: &TaskContext) -> Result<Output, String> {
         }
         (TaskOutput::Sink, _) => Ok(Output::Sink(SinkWriter::new(&tc.ctx, tc.client.clone(), &tc.spec))),
     }
-}
-
-/// What the late output holds for a record found late at watermark `w`.
-fn late_output(r: &StreamRecord, w: u64) -> OutputRecord {
-    let values = [r.event_time_ms as i64, w as i64, i64::from(r.kind), r.value];
-    OutputRecord { id: OutputId::late(r.key, r.id), values, cause: r.cause }
-}
-
-/// A late record marked for the stages after this one to pass to the sink.
-fn late_carrier(r: &StreamRecord, w: u64) -> StreamRecord {
-    StreamRecord { kind: LATE_KIND, aux: [i64::from(r.kind), w as i64, 0], ..*r }
 }
 
 /// Opens the channels to a passive primary's standbys in the background; each opened one

@@ -18,6 +18,7 @@
 
 mod channel_task;
 mod source_task;
+pub mod stage;
 mod standby_task;
 mod task;
 
@@ -273,7 +274,7 @@ fn deploy(worker: &Shared, spec: TaskSpec) {
         w.deployments += 1;
         w.deployments
     };
-    tc.ctx.trace(TraceEvent::TaskDeployed { operator: id.chain, subtask: id.subtask });
+    tc.ctx.trace(TraceEvent::TaskDeployed { operator: id.chain, subtask: id.subtask, epoch });
     let done = worker.clone();
     let rewires = tc.rewires.clone();
     let handle = madsim::task::spawn_local(async move {

@@ -25,6 +25,7 @@
 //!    position, so a restored source resumes its watermark where the checkpoint cut it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -34,15 +35,18 @@ use crate::clock;
 use crate::job::Recovery;
 use crate::job::{Semantics, TaskInput, TaskOutput};
 use crate::manager::ManagerRequest;
+use crate::observe::TraceEvent;
 use crate::operators::key_by::{KeyByExchange, Wiring};
-use crate::operators::{self, source, Stateless};
+use crate::operators::source;
+use crate::plugin::Dataflow;
 use crate::record::{Cause, Payload, StreamRecord};
 
 use super::task::{self, TaskContext, TaskEvent, TaskResult};
 
 struct Source {
     tc: TaskContext,
-    stateless: Vec<Stateless>,
+    /// The pipeline's source-side step, when this chain runs it.
+    step: Option<Arc<dyn Dataflow>>,
     exchange: KeyByExchange,
     positions: BTreeMap<u32, SourcePosition>,
     /// Per partition, when it last yielded a record (simulated ms).
@@ -134,6 +138,15 @@ impl Source {
                 claims.insert(p, bytes);
             }
         }
+        let (subtask, epoch) = (tc.spec.id.subtask, tc.spec.epoch);
+        for p in positions.values() {
+            tc.ctx.trace(TraceEvent::SourceResumed {
+                subtask,
+                epoch,
+                partition: p.partition,
+                offset: p.offset,
+            });
+        }
         let wiring = Wiring {
             client: tc.client.clone(),
             epoch: tc.spec.epoch,
@@ -149,15 +162,7 @@ impl Source {
             .map_err(|e| format!("opening the exchange: {e}"))?;
         let now = clock::elapsed_ms();
         let last_read_ms = positions.keys().map(|&p| (p, now)).collect();
-        Ok(Source {
-            stateless: tc.stateless(),
-            tc,
-            exchange,
-            positions,
-            last_read_ms,
-            sent: (0, false),
-            claims,
-        })
+        Ok(Source { step: tc.step(), tc, exchange, positions, last_read_ms, sent: (0, false), claims })
     }
 
     fn drained(&self) -> bool {
@@ -176,10 +181,17 @@ impl Source {
     async fn process(&mut self, batch: source::Fetched) -> TaskResult {
         let position = self.positions.get_mut(&batch.partition).expect("fetching an assigned partition");
         assert_eq!(batch.offset, position.offset, "partition {} fetched out of order", batch.partition);
+        self.tc.ctx.trace(TraceEvent::SourceRead {
+            subtask: self.tc.spec.id.subtask,
+            epoch: self.tc.spec.epoch,
+            partition: batch.partition,
+            offset: batch.offset,
+            records: batch.records.len() as u64,
+        });
         position.offset += batch.records.len() as u64;
         position.ended += batch.records.iter().filter(|r| r.payload == Payload::EndOfStream).count() as u32;
         for r in &batch.records {
-            if let Payload::Data(e) = r.payload {
+            if let Payload::Data(e) = &r.payload {
                 position.max_event_ms = position.max_event_ms.max(e.event_time_ms);
             }
         }
@@ -189,10 +201,10 @@ impl Source {
             self.commit_offsets(position).await?;
         }
         for (offset, r) in (batch.offset..).zip(&batch.records) {
-            let Payload::Data(e) = r.payload else { continue };
+            let Payload::Data(e) = &r.payload else { continue };
             let cause = Cause { producer: r.producer, seq: r.seq };
-            let record = StreamRecord::of(&e, r.stream_time_ms, cause, batch.partition, offset);
-            if let Some(record) = operators::apply_all(&self.stateless, record) {
+            let record = StreamRecord::of(e, r.stream_time_ms, cause, batch.partition, offset);
+            if let Some(record) = step(&self.step, record) {
                 self.exchange.push(record).await.map_err(|e| e.to_string())?;
             }
         }
@@ -250,5 +262,13 @@ impl Source {
             self.exchange.watermark(at, idle).await.map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+/// Runs `record` through the pipeline's source-side step, if this chain has it.
+pub(super) fn step(step: &Option<Arc<dyn Dataflow>>, record: StreamRecord) -> Option<StreamRecord> {
+    match step {
+        Some(dataflow) => dataflow.source_step(record),
+        None => Some(record),
     }
 }

@@ -3,17 +3,18 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::channel::Delivery;
 use crate::checkpoint::{StateHandle, TaskSnapshot};
-use crate::job::{ReplicaRole, TaskSpec};
+use crate::job::{OperatorKind, ReplicaRole, TaskSpec};
 use crate::manager::ManagerRequest;
 use crate::net::{Client, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::operators::key_by::Rewires;
-use crate::operators::Stateless;
+use crate::plugin::Dataflow;
 use crate::store::StoreClient;
 
 use super::{channel_task, source_task};
@@ -149,7 +150,13 @@ pub async fn ack(tc: &TaskContext, checkpoint: u64, snapshot: TaskSnapshot) {
 }
 
 impl TaskContext {
-    pub fn stateless(&self) -> Vec<Stateless> {
-        self.spec.operators.iter().filter_map(|&k| Stateless::from_kind(k)).collect()
+    /// The pipeline, built from the task's spec by this node's catalog.
+    pub fn dataflow(&self) -> Arc<dyn Dataflow> {
+        self.ctx.catalog.build(&self.spec.pipeline)
+    }
+
+    /// The pipeline if this subtask's chain runs its source-side step.
+    pub fn step(&self) -> Option<Arc<dyn Dataflow>> {
+        self.spec.operators.contains(&OperatorKind::Step).then(|| self.dataflow())
     }
 }

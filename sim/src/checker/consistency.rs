@@ -13,14 +13,17 @@
 //!
 //! Only exactly-once checkpoints promise this; at-least-once ones are not consistent cuts. The
 //! reference state here is the running aggregate's (key → count and sum, in namespace 0), so
-//! the check runs for running-aggregate pipelines.
+//! the check runs for pipelines that give its model (`Pipeline::consistency_model`).
 
 use std::collections::BTreeMap;
 
 use faultline_engine::checkpoint::{CheckpointMeta, StateSnapshot};
-use faultline_engine::job::PipelineSpec;
+use faultline_engine::operators::builtin::running::Running;
+use faultline_engine::operators::builtin::Synthetic;
 use faultline_engine::operators::key_by::subtask_for_key;
-use faultline_engine::record::{LogRecord, Payload};
+use faultline_engine::record::{KeyBytes, LogRecord, Payload, StreamRecord};
+use faultline_engine::sdk::codec::decode;
+use faultline_engine::sdk::state::namespace;
 use faultline_reports::Violation;
 
 /// A completed checkpoint as the store held it when it completed.
@@ -43,9 +46,9 @@ pub const INVARIANTS: [&str; 1] = ["checkpoint-inconsistent"];
 pub fn check(
     checkpoints: &[CapturedCheckpoint],
     logs: &BTreeMap<u32, Vec<LogRecord>>,
-    pipeline: &PipelineSpec,
+    model: &dyn Fn(i64) -> Option<i64>,
 ) -> Vec<Violation> {
-    let mut reference = Reference::new(logs, pipeline);
+    let mut reference = Reference::new(logs, model);
     let mut bad = Vec::new();
     for c in checkpoints {
         if let Err(why) = check_one(c, &mut reference) {
@@ -89,13 +92,13 @@ fn check_one(c: &CapturedCheckpoint, reference: &mut Reference<'_>) -> Result<()
 /// that partition from its start.
 struct Reference<'a> {
     logs: &'a BTreeMap<u32, Vec<LogRecord>>,
-    pipeline: &'a PipelineSpec,
+    model: &'a dyn Fn(i64) -> Option<i64>,
     cursors: BTreeMap<u32, (usize, State)>,
 }
 
 impl<'a> Reference<'a> {
-    fn new(logs: &'a BTreeMap<u32, Vec<LogRecord>>, pipeline: &'a PipelineSpec) -> Self {
-        Reference { logs, pipeline, cursors: BTreeMap::new() }
+    fn new(logs: &'a BTreeMap<u32, Vec<LogRecord>>, model: &'a dyn Fn(i64) -> Option<i64>) -> Self {
+        Reference { logs, model, cursors: BTreeMap::new() }
     }
 
     /// The running aggregate's state after each partition's records below its position.
@@ -111,7 +114,7 @@ impl<'a> Reference<'a> {
             if offset < *cursor {
                 (*cursor, *partial) = (0, State::new());
             }
-            apply(&log[*cursor..offset], self.pipeline, partial);
+            apply(&log[*cursor..offset], self.model, partial);
             *cursor = offset;
             state.extend(partial.iter().map(|(&k, &v)| (k, v)));
         }
@@ -132,8 +135,10 @@ impl Reference<'_> {
                 let cut =
                     (position.max(applied.get(&partition).copied().unwrap_or(0)) as usize).min(log.len());
                 let mut partial = State::new();
-                apply(&log[..cut], self.pipeline, &mut partial);
-                let owned = partial.into_iter().filter(|&(k, _)| subtask_for_key(k, parallelism) == *subtask);
+                apply(&log[..cut], self.model, &mut partial);
+                let owned = partial
+                    .into_iter()
+                    .filter(|&(k, _)| subtask_for_key(KeyBytes::of(&k).hash, parallelism) == *subtask);
                 state.extend(owned);
             }
         }
@@ -141,31 +146,40 @@ impl Reference<'_> {
     }
 }
 
-fn apply(records: &[LogRecord], pipeline: &PipelineSpec, state: &mut State) {
+/// Folds `records` into the running aggregate's state; `model` is the synthetic map and filter.
+fn apply(records: &[LogRecord], model: &dyn Fn(i64) -> Option<i64>, state: &mut State) {
     for r in records {
-        let Payload::Data(e) = r.payload else { continue };
-        if let Some(value) = pipeline.map_filter(e.value) {
-            let (count, sum) = state.entry(e.key).or_insert((0, 0));
+        let Payload::Data(e) = &r.payload else { continue };
+        let input: Synthetic = decode(&e.value);
+        if let Some(value) = model(input.value) {
+            let (count, sum) = state.entry(decode(&e.key.bytes)).or_insert((0, 0));
             *count += 1;
             *sum = sum.wrapping_add(value);
         }
     }
 }
 
+/// An in-flight record (mapped and filtered at its source already): its key and value.
+fn in_flight(r: &StreamRecord) -> (u64, i64) {
+    (decode(&r.key.bytes), decode::<Synthetic>(&r.value).value)
+}
+
 /// The union of the subtasks' states, with their in-flight records applied.
 fn snapshot_state(states: &[(u32, StateSnapshot)]) -> State {
     let mut state = State::new();
     for (_, s) in states {
-        for (k, v) in s.entries.iter().filter(|(k, _)| k.ns == 0 && k.sub == 0) {
-            let previous = state.insert(k.key, (v[0] as u64, v[1]));
-            let key = k.key;
+        let total = namespace("total");
+        for (slot, v) in s.entries.iter().filter(|(slot, _)| slot.ns == total && slot.sub.is_empty()) {
+            let key: u64 = decode(&slot.key.bytes);
+            let Running { count, sum } = decode(v);
+            let previous = state.insert(key, (count, sum));
             assert!(previous.is_none(), "key {key} in two subtasks' state: the key-by exchange is broken");
         }
     }
-    for r in states.iter().flat_map(|(_, s)| &s.in_flight) {
-        let (count, sum) = state.entry(r.key).or_insert((0, 0));
+    for (key, value) in states.iter().flat_map(|(_, s)| &s.in_flight).map(in_flight) {
+        let (count, sum) = state.entry(key).or_insert((0, 0));
         *count += 1;
-        *sum = sum.wrapping_add(r.value);
+        *sum = sum.wrapping_add(value);
     }
     state
 }
@@ -180,29 +194,32 @@ mod tests {
     use super::*;
     use faultline_engine::checkpoint::{SourcePosition, TaskSnapshot};
     use faultline_engine::job::TaskId;
-    use faultline_engine::pipeline::{PipelineKind, WindowSpec};
-    use faultline_engine::record::{Cause, Event, StreamRecord};
-    use faultline_engine::state::StateKey;
+    use faultline_engine::record::{Cause, Event};
+    use faultline_engine::sdk::codec::encode;
+    use faultline_engine::state::Slot;
+
+    fn synthetic(id: u64, value: i64) -> faultline_engine::sdk::Blob {
+        encode(&Synthetic { id, kind: 0, value })
+    }
 
     fn log() -> BTreeMap<u32, Vec<LogRecord>> {
-        let r = |seq, key, value| LogRecord {
+        let r = |seq: u64, key: u64, value| LogRecord {
             producer: 0,
             seq,
             stream_time_ms: 0,
-            payload: Payload::Data(Event { id: seq, kind: 0, key, value, aux: [0; 3], event_time_ms: 0 }),
+            payload: Payload::Data(Event {
+                id: seq,
+                key: KeyBytes::of(&key),
+                value: synthetic(seq, value),
+                event_time_ms: 0,
+            }),
         };
         BTreeMap::from([(0, vec![r(0, 1, 5), r(1, 2, 7), r(2, 1, 1)])])
     }
 
-    fn pipeline() -> PipelineSpec {
-        PipelineSpec {
-            kind: PipelineKind::RunningAggregate,
-            map_scale: 1,
-            map_offset: 0,
-            filter_drop_multiples_of: 0,
-            window: WindowSpec::Tumbling { size_ms: 1 },
-            allowed_lateness_ms: 0,
-        }
+    /// The identity map and no filter.
+    fn pipeline() -> &'static dyn Fn(i64) -> Option<i64> {
+        &Some
     }
 
     fn captured(
@@ -217,7 +234,14 @@ mod tests {
         };
         let entries = entries
             .into_iter()
-            .map(|(key, count, sum)| (StateKey { key, ns: 0, sub: 0 }, vec![count as i64, sum]))
+            .map(|(key, count, sum)| {
+                let slot = Slot {
+                    key: KeyBytes::of(&key),
+                    ns: namespace("total"),
+                    sub: faultline_engine::sdk::Blob::new(),
+                };
+                (slot, encode(&Running { count, sum }))
+            })
             .collect();
         let state = StateSnapshot { entries, in_flight, ..StateSnapshot::default() };
         CapturedCheckpoint {
@@ -229,41 +253,31 @@ mod tests {
     #[test]
     fn a_consistent_cut_passes() {
         let c = captured(2, vec![(1, 1, 5), (2, 1, 7)], vec![]);
-        assert!(check(&[c], &log(), &pipeline()).is_empty());
+        assert!(check(&[c], &log(), pipeline()).is_empty());
     }
 
     #[test]
     fn an_unaligned_cut_passes_with_its_in_flight_records() {
-        let late = StreamRecord {
-            id: 1,
-            kind: 0,
-            key: 2,
-            value: 7,
-            aux: [0; 3],
-            event_time_ms: 0,
-            stream_time_ms: 0,
-            cause: Cause { producer: 0, seq: 1 },
-            partition: 0,
-            offset: 0,
-        };
+        let late =
+            StreamRecord::derived(KeyBytes::of(&2u64), synthetic(1, 7), 0, Cause { producer: 0, seq: 1 });
         let c = captured(2, vec![(1, 1, 5)], vec![late]);
-        assert!(check(&[c], &log(), &pipeline()).is_empty());
+        assert!(check(&[c], &log(), pipeline()).is_empty());
     }
 
     #[test]
     fn a_state_that_applied_past_a_restarted_source_is_cut_at_its_offsets() {
         let mut c = captured(1, vec![(1, 2, 6), (2, 1, 7)], vec![]);
         c.states[0].1.offsets = vec![(0, 3)];
-        assert!(check(&[c.clone()], &log(), &pipeline()).is_empty());
+        assert!(check(&[c.clone()], &log(), pipeline()).is_empty());
         c.states[0].1.offsets = vec![(0, 2)];
-        assert_eq!(check(&[c], &log(), &pipeline()).len(), 1, "key 1's second record is past offset 2");
+        assert_eq!(check(&[c], &log(), pipeline()).len(), 1, "key 1's second record is past offset 2");
     }
 
     #[test]
     fn a_snapshot_ahead_of_its_positions_is_caught() {
         // The state already counts the record at offset 2, but the source position says 2.
         let c = captured(2, vec![(1, 2, 6), (2, 1, 7)], vec![]);
-        let v = check(&[c], &log(), &pipeline());
+        let v = check(&[c], &log(), pipeline());
         assert_eq!(v.len(), 1);
         assert!(v[0].detail.contains("key 1"), "{}", v[0].detail);
     }
@@ -271,6 +285,6 @@ mod tests {
     #[test]
     fn a_snapshot_missing_input_is_caught() {
         let c = captured(3, vec![(1, 1, 5), (2, 1, 7)], vec![]);
-        assert_eq!(check(&[c], &log(), &pipeline()).len(), 1);
+        assert_eq!(check(&[c], &log(), pipeline()).len(), 1);
     }
 }

@@ -20,11 +20,11 @@
 //! at-most-once allows losses. No semantics allows a wrong record.
 
 use faultline_engine::job::Semantics;
-use faultline_engine::record::{Cause, OutputId, OutputRecord, Side};
+use faultline_engine::record::{Cause, Origin, OutputId, OutputRecord, Side};
 use faultline_reports::{OffendingRecord, OutputCounts, Violation};
 
+use super::expected::{Expected, Want};
 use super::frontier::Frontier;
-use super::reference::{Expected, Want};
 
 /// How many offending records a violation quotes.
 const EXAMPLES: usize = 3;
@@ -54,6 +54,9 @@ pub fn invariants(semantics: Semantics) -> Vec<&'static str> {
     }
 }
 
+/// How a pipeline's output values read (see `plugin::shower`).
+pub type Show<'a> = &'a dyn Fn(&OutputId, &[u8]) -> String;
+
 /// Classifies the committed output as `semantics` calls for; of the missing outputs, those
 /// the run did not commit past (`frontier`) are pending, not lost.
 pub fn check(
@@ -61,87 +64,110 @@ pub fn check(
     committed: &[OutputRecord],
     semantics: Semantics,
     frontier: &Frontier,
+    show: Show<'_>,
 ) -> Delivery {
     let mut d = match semantics {
         Semantics::ExactlyOnce => check_by_id(expected, committed),
         Semantics::AtLeastOnce | Semantics::AtMostOnce => check_by_cause(expected, committed),
     };
     let missing = std::mem::take(&mut d.lost);
-    let (lost, pending): (Vec<OutputId>, Vec<OutputId>) = missing.into_iter().partition(|&id| {
+    let (lost, pending): (Vec<OutputId>, Vec<OutputId>) = missing.into_iter().partition(|id| {
         let want = expected.get(id).expect("a missing output is an expected one");
-        frontier.passed(id.key, want.cause)
+        frontier.passed(&id.key, cause_of(id, want))
     });
     (d.lost, d.pending) = (lost, pending);
     d.counts.lost = d.lost.len() as u64;
     d.counts.pending = d.pending.len() as u64;
-    d.counts.offending = d.offending(expected);
+    d.counts.offending = d.offending(expected, show);
     d
 }
 
-/// Classifies every committed record by output id: value and cause must match the reference.
+/// The input an expected output descends from, as far as the model or its origin says.
+pub fn cause_of(id: &OutputId, want: &Want) -> Option<Cause> {
+    want.cause.or(match id.origin {
+        Origin::Input(c) => Some(c),
+        _ => None,
+    })
+}
+
+/// Classifies every committed record by output id: its value must match the reference, and its
+/// cause too where the model defines one. A content id counts as many times as it is expected.
 pub fn check_by_id(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
-    let mut sorted = committed.to_vec();
-    sorted.sort_by_key(|r| r.id);
+    let mut sorted: Vec<&OutputRecord> = committed.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
     merge(
         expected.iter().map(|(id, want)| (id, id, want)),
         &sorted,
-        |r| r.id,
-        |r, want| (r.values, r.cause) == (want.values, want.cause),
+        |r| &r.id,
+        |r, want| r.value == want.value && want.cause.is_none_or(|c| c == r.cause),
     )
     .finish(expected, committed)
 }
 
-/// Classifies every committed record by cause: each input's output counts once, whatever its value.
+/// Classifies every committed record by key and origin: each input's (or timer's) output counts
+/// once, whatever its value.
 pub fn check_by_cause(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
-    let mut sorted = committed.to_vec();
-    sorted.sort_by_key(|r| (r.id.key, r.cause));
-    let wanted = expected.iter().map(|(id, want)| ((id.key, want.cause), id, want));
-    merge(wanted, &sorted, |r| (r.id.key, r.cause), |_, _| true).finish(expected, committed)
+    fn by(id: &OutputId) -> (&faultline_engine::record::KeyBytes, Origin, u32) {
+        (&id.key, id.origin, id.n)
+    }
+    let mut sorted: Vec<&OutputRecord> = committed.iter().collect();
+    sorted.sort_by(|a, b| by(&a.id).cmp(&by(&b.id)));
+    let mut wanted: Vec<_> = expected.iter().map(|(id, want)| (by(id), id, want)).collect();
+    wanted.sort_by(|a, b| a.0.cmp(&b.0));
+    merge(wanted.into_iter(), &sorted, |r| by(&r.id), |_, _| true).finish(expected, committed)
 }
 
 /// Walks the expected outputs and the sorted committed records together by `key_of`.
-fn merge<K: Ord + Copy>(
-    wanted: impl Iterator<Item = (K, OutputId, Want)>,
-    sorted: &[OutputRecord],
-    key_of: impl Fn(&OutputRecord) -> K,
+fn merge<'a, K: Ord>(
+    wanted: impl Iterator<Item = (K, &'a OutputId, &'a Want)>,
+    sorted: &[&'a OutputRecord],
+    key_of: impl Fn(&'a OutputRecord) -> K,
     matches: impl Fn(&OutputRecord, &Want) -> bool,
 ) -> Delivery {
     let mut d = Delivery::default();
     let mut wanted = wanted.peekable();
     let mut i = 0;
     while i < sorted.len() {
-        let key = key_of(&sorted[i]);
+        let key = key_of(sorted[i]);
         let run_end = i + sorted[i..].iter().take_while(|r| key_of(r) == key).count();
         while let Some((_, missing, _)) = wanted.next_if(|(k, _, _)| *k < key) {
-            d.lost.push(missing);
+            d.lost.push(missing.clone());
         }
-        let want = wanted.next_if(|(k, _, _)| *k == key).map(|(_, _, w)| w);
-        classify(&sorted[i..run_end], want, &matches, &mut d);
+        let mut wants = Vec::new();
+        while let Some((_, id, w)) = wanted.next_if(|(k, _, _)| *k == key) {
+            wants.push((id, w));
+        }
+        classify(&sorted[i..run_end], wants, &matches, &mut d);
         i = run_end;
     }
-    d.lost.extend(wanted.map(|(_, id, _)| id));
+    d.lost.extend(wanted.map(|(_, id, _)| id.clone()));
     d
 }
 
-/// Classifies the committed records sharing one id or cause; `want` is what the reference expects.
+/// Classifies the committed records sharing one id (or key and origin); `wants` are what the
+/// reference expects under it (a content id may be expected several times). A record matching
+/// an expectation fulfils it; one matching only a fulfilled one is a duplicate; any other is
+/// wrong. Expectations left over are lost, beyond the wrong records that took their place.
 fn classify(
-    records: &[OutputRecord],
-    want: Option<Want>,
+    records: &[&OutputRecord],
+    mut wants: Vec<(&OutputId, &Want)>,
     matches: &impl Fn(&OutputRecord, &Want) -> bool,
     d: &mut Delivery,
 ) {
-    let mut correct = 0;
-    for r in records {
-        match &want {
-            Some(w) if matches(r, w) => {
-                correct += 1;
-                if correct > 1 {
-                    d.duplicates.push(*r);
-                }
-            }
-            _ => d.wrong.push(*r),
+    let mut fulfilled: Vec<&Want> = Vec::new();
+    let mut wrong = 0;
+    for &r in records {
+        if let Some(at) = wants.iter().position(|(_, w)| matches(r, w)) {
+            fulfilled.push(wants.swap_remove(at).1);
+        } else if fulfilled.iter().any(|w| matches(r, w)) {
+            d.duplicates.push(r.clone());
+        } else {
+            d.wrong.push(r.clone());
+            wrong += 1;
         }
     }
+    let lost = wants.len().saturating_sub(wrong);
+    d.lost.extend(wants.into_iter().take(lost).map(|(id, _)| id.clone()));
 }
 
 impl Delivery {
@@ -155,37 +181,39 @@ impl Delivery {
             wrong: self.wrong.len() as u64,
             offending: Vec::new(),
         };
-        self.counts.offending = self.offending(expected);
         self
     }
 
     /// The first few lost, duplicate and wrong records, each beside what the reference expects.
-    fn offending(&self, expected: &Expected) -> Vec<OffendingRecord> {
-        let lost = self.lost.iter().take(OFFENDING).map(|&id| ("lost", id, None));
+    fn offending(&self, expected: &Expected, show: Show<'_>) -> Vec<OffendingRecord> {
+        let lost = self.lost.iter().take(OFFENDING).map(|id| ("lost", id.clone(), None));
         let committed = |kind, rs: &[OutputRecord]| {
-            rs.iter().take(OFFENDING).map(move |r| (kind, r.id, Some(*r))).collect::<Vec<_>>()
+            rs.iter().take(OFFENDING).map(move |r| (kind, r.id.clone(), Some(r.clone()))).collect::<Vec<_>>()
         };
         let dup = committed("duplicate", &self.duplicates);
         let wrong = committed("wrong", &self.wrong);
         lost.chain(dup)
             .chain(wrong)
             .map(|(kind, id, got)| {
-                let want = expected.get(id);
-                let cause = got.map(|r| r.cause).or(want.map(|w| w.cause));
+                let want = expected.get(&id);
+                let cause = got.as_ref().map(|r| r.cause).or(want.and_then(|w| cause_of(&id, w)));
                 OffendingRecord {
                     kind: kind.to_string(),
-                    key: id.key,
-                    seq: id.seq,
+                    output: show_id(&id),
                     cause: cause.map_or_else(String::new, |c| format!("{}/{}", c.producer, c.seq)),
-                    expected: want.map(|w| format!("{:?}", w.values)),
-                    committed: got.map(|r| format!("{:?}", r.values)),
+                    expected: want.map(|w| show(&id, &w.value)),
+                    committed: got.map(|r| show(&id, &r.value)),
                 }
             })
             .collect()
     }
 
     /// The violations of `semantics` these findings amount to.
-    pub fn violations(&self, semantics: Semantics) -> Vec<Violation> {
+    pub fn violations(&self, semantics: Semantics, show: Show<'_>) -> Vec<Violation> {
+        let show = |r: &OutputRecord| {
+            let Cause { producer, seq } = r.cause;
+            format!("{} = {} from producer {producer} · seq {seq}", show_id(&r.id), show(&r.id, &r.value))
+        };
         let mut v = Vec::new();
         let allow_lost = semantics == Semantics::AtMostOnce;
         let allow_duplicates = semantics == Semantics::AtLeastOnce;
@@ -205,20 +233,44 @@ impl Delivery {
     }
 }
 
-/// An output's id as people read it: `key 0 · seq 43`, or `late key 0 · seq 43` on the side
-/// output.
+/// An output's id as people read it: `key 0 · input 0/43`, `key 0 · timer 60000/5 #1`,
+/// `key 0 · content 9f…`, with `late ` or the side's id before it off the main output.
 pub fn show_id(id: &OutputId) -> String {
     let side = match id.side {
-        Side::Main => "",
-        Side::Late => "late ",
+        Side::Main => String::new(),
+        s if s == faultline_engine::record::late_side() => "late ".into(),
+        Side::Named(n) => format!("side {n:08x} "),
     };
-    format!("{side}key {} · seq {}", id.key, id.seq)
+    let key = show_key(&id.key.bytes);
+    let origin = match id.origin {
+        Origin::Input(c) => format!("input {}/{}", c.producer, c.seq),
+        Origin::Timer { at_ms, tag } => format!("timer {at_ms}/{tag}"),
+        Origin::Content(h) => format!("content {:016x}", h),
+    };
+    let n = if id.n > 0 { format!(" #{}", id.n) } else { String::new() };
+    format!("{side}key {key} · {origin}{n}")
 }
 
-/// A committed output: its id, values and the input it descends from.
-fn show(r: &OutputRecord) -> String {
-    let Cause { producer, seq } = r.cause;
-    format!("{} = {:?} from producer {producer} · seq {seq}", show_id(&r.id), r.values)
+/// A key as people read it: the number a `u64` key encodes, a string's text, or the bytes.
+pub fn show_key(bytes: &[u8]) -> String {
+    if let Ok((n, rest)) = postcard_u64(bytes) {
+        if rest.is_empty() {
+            return n.to_string();
+        }
+    }
+    match std::str::from_utf8(bytes.get(1..).unwrap_or_default()) {
+        Ok(text) if bytes.first().is_some_and(|&len| usize::from(len) == text.len()) => format!("{text:?}"),
+        _ => format!("{bytes:02x?}"),
+    }
+}
+
+fn postcard_u64(bytes: &[u8]) -> Result<(u64, &[u8]), ()> {
+    faultline_engine::sdk::codec::try_decode_prefix::<u64>(bytes).ok_or(())
+}
+
+/// An encoded value as people read it (its bytes, until the pipeline shows it).
+pub fn show_bytes(bytes: &[u8]) -> String {
+    format!("{bytes:02x?}")
 }
 
 /// `n` offending records, quoting the first few (`examples`).
@@ -231,84 +283,107 @@ fn violation(invariant: &str, n: usize, examples: &[String], semantics: Semantic
 
 #[cfg(test)]
 mod tests {
+    use faultline_engine::record::KeyBytes;
+    use faultline_engine::sdk::codec::encode;
+
     use super::*;
+    use crate::checker::expected::expect;
 
     fn cause(seq: u64) -> Cause {
         Cause { producer: 0, seq }
     }
 
-    /// Key 1: inputs 0 and 2 (sums 5, 9); key 2: input 1 (sum 4).
-    fn expected() -> Expected {
-        let want = |n: i64, sum, from| Want { values: [n, sum, 0, 0], cause: cause(from), ready_ms: from };
-        Expected::from_unsorted(vec![
-            (OutputId::main(1, 1), want(1, 5, 0)),
-            (OutputId::main(1, 2), want(2, 9, 2)),
-            (OutputId::main(2, 1), want(1, 4, 1)),
-        ])
+    fn bytes(_: &OutputId, b: &[u8]) -> String {
+        show_bytes(b)
     }
 
-    fn out(key: u64, seq: u64, sum: i64, from: u64) -> OutputRecord {
-        OutputRecord { id: OutputId::main(key, seq), values: [seq as i64, sum, 0, 0], cause: cause(from) }
+    fn id(key: u64, from: u64) -> OutputId {
+        OutputId::main(KeyBytes::of(&key), Origin::Input(cause(from)), 0)
+    }
+
+    /// Key 1: inputs 0 and 2 (sums 5, 9); key 2: input 1 (sum 4).
+    fn expected() -> Expected {
+        let want = |key: u64, sum: i64, from| {
+            expect(&key, Origin::Input(cause(from)), &sum, Some(cause(from)), from)
+        };
+        Expected::from_unsorted(vec![want(1, 5, 0), want(1, 9, 2), want(2, 4, 1)])
+    }
+
+    fn out(key: u64, sum: i64, from: u64) -> OutputRecord {
+        OutputRecord { id: id(key, from), value: encode(&sum), cause: cause(from) }
     }
 
     #[test]
     fn exact_output_passes_every_semantics() {
-        let good = [out(2, 1, 4, 1), out(1, 1, 5, 0), out(1, 2, 9, 2)];
+        let good = [out(2, 4, 1), out(1, 5, 0), out(1, 9, 2)];
         for s in [Semantics::ExactlyOnce, Semantics::AtLeastOnce, Semantics::AtMostOnce] {
-            let d = check(&expected(), &good, s, &Frontier::finished());
+            let d = check(&expected(), &good, s, &Frontier::finished(), &bytes);
             assert_eq!(d.counts.committed, 3);
-            assert!(d.violations(s).is_empty(), "{s:?}");
+            assert!(d.violations(s, &bytes).is_empty(), "{s:?}");
         }
     }
 
     #[test]
     fn by_id_classifies_lost_duplicate_and_wrong() {
-        let d = check_by_id(&expected(), &[out(1, 1, 5, 0), out(1, 1, 5, 0), out(2, 1, 99, 1)]);
+        let committed = [out(1, 5, 0), out(1, 5, 0), out(2, 99, 1)];
+        let d = check(&expected(), &committed, Semantics::ExactlyOnce, &Frontier::finished(), &bytes);
         assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (1, 1, 1));
-        let names: Vec<_> = d.violations(Semantics::ExactlyOnce).into_iter().map(|v| v.invariant).collect();
+        let names: Vec<_> =
+            d.violations(Semantics::ExactlyOnce, &bytes).into_iter().map(|v| v.invariant).collect();
         assert_eq!(names, ["delivery-lost", "delivery-duplicate", "delivery-wrong"]);
-        let listed: Vec<_> = d.counts.offending.iter().map(|o| (o.kind.as_str(), o.key, o.seq)).collect();
-        assert_eq!(listed, [("lost", 1, 2), ("duplicate", 1, 1), ("wrong", 2, 1)]);
-        assert_eq!(d.counts.offending[2].expected.as_deref(), Some("[1, 4, 0, 0]"));
-        assert_eq!(d.counts.offending[2].committed.as_deref(), Some("[1, 99, 0, 0]"));
+        let listed: Vec<_> =
+            d.counts.offending.iter().map(|o| (o.kind.as_str(), o.output.as_str())).collect();
+        assert_eq!(
+            listed,
+            [
+                ("lost", "key 1 · input 0/2"),
+                ("duplicate", "key 1 · input 0/0"),
+                ("wrong", "key 2 · input 0/1")
+            ]
+        );
+        assert_eq!(d.counts.offending[2].expected, Some(show_bytes(&encode(&4i64))));
+        assert_eq!(d.counts.offending[2].committed, Some(show_bytes(&encode(&99i64))));
     }
 
     #[test]
     fn by_id_a_right_value_from_the_wrong_input_is_wrong() {
-        let d = check_by_id(&expected(), &[out(2, 1, 4, 7), out(1, 1, 5, 0), out(1, 2, 9, 2)]);
-        assert_eq!(d.counts.wrong, 1);
+        let stray = OutputRecord { cause: cause(7), ..out(1, 5, 0) };
+        let d = check_by_id(&expected(), &[stray, out(1, 9, 2), out(2, 4, 1)]);
+        assert_eq!((d.counts.lost, d.counts.wrong), (0, 1));
     }
 
     #[test]
-    fn by_cause_a_replay_shifted_aggregate_is_a_duplicate_not_wrong() {
-        // Input 0 replayed after a rollback that kept its effect: counted twice, so the key's
-        // later aggregates are inflated. At-least-once allows it; at-most-once does not.
-        let history = [out(1, 1, 5, 0), out(1, 2, 10, 0), out(1, 3, 14, 2), out(2, 1, 4, 1)];
-        let d = check(&expected(), &history, Semantics::AtLeastOnce, &Frontier::finished());
-        assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (0, 1, 0));
-        assert!(d.violations(Semantics::AtLeastOnce).is_empty());
-        assert_eq!(d.violations(Semantics::AtMostOnce).len(), 1);
+    fn content_ids_count_as_a_multiset() {
+        let pair = expect(&1u64, Origin::Content(0), &7i64, None, 0);
+        let e = Expected::from_unsorted(vec![pair.clone(), pair.clone()]);
+        let got = |n: usize| {
+            vec![OutputRecord { id: pair.0.clone(), value: pair.1.value.clone(), cause: cause(0) }; n]
+        };
+        let d = check_by_id(&e, &got(1));
+        assert_eq!((d.counts.lost, d.counts.duplicates), (1, 0), "one of two equal outputs is missing");
+        let d = check_by_id(&e, &got(3));
+        assert_eq!((d.counts.lost, d.counts.duplicates), (0, 1), "a third is one too many");
+        assert!(check_by_id(&e, &got(2)).violations(Semantics::ExactlyOnce, &bytes).is_empty());
     }
 
     #[test]
-    fn by_cause_a_skipped_input_is_lost() {
-        // Input 0 never reached the sink: key 1's later aggregate no longer includes it.
-        let history = [out(1, 1, 4, 2), out(2, 1, 4, 1)];
-        let d = check(&expected(), &history, Semantics::AtMostOnce, &Frontier::finished());
-        assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (1, 0, 0));
-        assert!(d.violations(Semantics::AtMostOnce).is_empty());
-        assert_eq!(d.violations(Semantics::AtLeastOnce).len(), 1);
+    fn by_cause_values_do_not_matter_but_presence_does() {
+        let shifted = [out(1, 6, 0), out(1, 10, 2), out(1, 10, 2)];
+        let d = check_by_cause(&expected(), &shifted);
+        assert_eq!((d.counts.lost, d.counts.duplicates, d.counts.wrong), (1, 1, 0));
+        assert!(d.violations(Semantics::AtLeastOnce, &bytes).iter().any(|v| v.invariant == "delivery-lost"));
+        assert!(d
+            .violations(Semantics::AtMostOnce, &bytes)
+            .iter()
+            .any(|v| v.invariant == "delivery-duplicate"));
     }
 
     #[test]
-    fn by_cause_an_unknown_input_is_wrong() {
-        let d = check(
-            &expected(),
-            &[out(1, 1, 5, 0), out(1, 2, 9, 2), out(2, 1, 4, 1), out(2, 2, 8, 9)],
-            Semantics::AtLeastOnce,
-            &Frontier::finished(),
-        );
-        assert_eq!(d.counts.wrong, 1);
-        assert_eq!(d.violations(Semantics::AtLeastOnce).len(), 1);
+    fn ids_read_as_people_write_them() {
+        assert_eq!(show_id(&id(0, 43)), "key 0 · input 0/43");
+        let timer = OutputId::main(KeyBytes::of("card-7"), Origin::Timer { at_ms: 60_000, tag: 5 }, 1);
+        assert_eq!(show_id(&timer), "key \"card-7\" · timer 60000/5 #1");
+        let late = OutputId::late(KeyBytes::of(&3u64), cause(4));
+        assert_eq!(show_id(&late), "late key 3 · input 0/4");
     }
 }

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use faultline_engine::job::SinkMode;
-use faultline_engine::record::{Cause, LogRecord, Payload};
+use faultline_engine::record::{Cause, KeyBytes, LogRecord, Payload};
 use faultline_engine::sink::SinkEvent;
 
 use super::consistency::CapturedCheckpoint;
@@ -37,7 +37,7 @@ pub struct Frontier {
     offsets: BTreeMap<u32, u64>,
     /// Each input's partition and offset, by its cause and key (a cause is a producer's
     /// sequence number in one of its partitions: with the key, it names one input).
-    placed: BTreeMap<(Cause, u64), (u32, u64)>,
+    placed: BTreeMap<(Cause, KeyBytes), (u32, u64)>,
 }
 
 /// What the frontier is computed from.
@@ -76,11 +76,12 @@ impl Frontier {
     /// Whether the run committed past the output of key `key` descending from `cause`. An
     /// output keyed otherwise than its input (a join's, a Nexmark query's) is not placed, and
     /// so pending unless the job finished.
-    pub fn passed(&self, key: u64, cause: Cause) -> bool {
+    pub fn passed(&self, key: &KeyBytes, cause: Option<Cause>) -> bool {
         if self.finished {
             return true;
         }
-        let Some(&(partition, offset)) = self.placed.get(&(cause, key)) else { return false };
+        let Some(cause) = cause else { return false };
+        let Some(&(partition, offset)) = self.placed.get(&(cause, key.clone())) else { return false };
         self.offsets.get(&partition).is_some_and(|&next| offset < next)
     }
 }
@@ -114,16 +115,16 @@ fn latest_committed<'a>(
 }
 
 /// Every input's place in its partition's log.
-fn placed(logs: &BTreeMap<u32, Vec<LogRecord>>) -> BTreeMap<(Cause, u64), (u32, u64)> {
+fn placed(logs: &BTreeMap<u32, Vec<LogRecord>>) -> BTreeMap<(Cause, KeyBytes), (u32, u64)> {
     let mut placed = BTreeMap::new();
     for (&partition, records) in logs {
         for (offset, r) in (0u64..).zip(records) {
-            if let Payload::Data(e) = r.payload {
+            if let Payload::Data(e) = &r.payload {
                 let cause = Cause { producer: r.producer, seq: r.seq };
-                let previous = placed.insert((cause, e.key), (partition, offset));
+                let previous = placed.insert((cause, e.key.clone()), (partition, offset));
                 assert!(
                     previous.is_none(),
-                    "input {}/{} of key {} twice in the logs",
+                    "input {}/{} of key {:?} twice in the logs",
                     r.producer,
                     r.seq,
                     e.key

@@ -10,34 +10,41 @@
 //! - `late-implausible`: each was behind the watermark it names by more than the allowed
 //!   lateness, that watermark never ran ahead of what the input allows (the greatest event time
 //!   minus the out-of-orderness bound), and the pipeline works in event time at all;
-//! - `late-accounting` (window and user pipelines): every kept input is in its windows' counts
-//!   or in the late output, never both, never neither — for tumbling windows, sessions and
-//!   top-N the counts sum to the inputs not late; for sliding windows to `size / slide` times
-//!   that;
+//! - `late-accounting` (pipelines whose outputs count their inputs, `Pipeline::accounting`):
+//!   every kept input is in its windows' counts or in the late output, never both, never
+//!   neither — for tumbling windows, sessions and top-N the counts sum to the inputs not late;
+//!   for sliding windows to `size / slide` times that;
 //! - `late-unexpected`, when the scenario promises no record is late (`checks.no_late`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_engine::job::TimeSettings;
-use faultline_engine::pipeline::nexmark::Query;
-use faultline_engine::pipeline::{PipelineKind, PipelineSpec, WindowSpec};
-use faultline_engine::record::{OutputRecord, Side};
+use faultline_engine::record::{late_side, Cause, Late, OutputRecord, Side};
+use faultline_engine::sdk::codec::decode;
 use faultline_reports::Violation;
 
+use super::expected::Input;
 use super::push_examples;
-use super::reference::Input;
+use crate::plugin::{Accounting, Pipeline};
 
 /// The invariants this checker judges, by the names its violations carry.
 pub const INVARIANTS: [&str; 4] = ["late-unknown", "late-duplicate", "late-implausible", "late-accounting"];
 
-/// Splits committed output into results and late records.
+/// Splits committed output into results (the main output and the operator's named side
+/// outputs, all judged against the oracle) and the late records the engine routed.
 pub fn split(committed: Vec<OutputRecord>) -> (Vec<OutputRecord>, Vec<OutputRecord>) {
-    committed.into_iter().partition(|r| r.id.side == Side::Main)
+    let (late, results): (Vec<_>, Vec<_>) = committed.into_iter().partition(|r| r.id.side == late_side());
+    (results, late)
 }
 
-/// The event ids of the late records.
-pub fn late_ids(late: &[OutputRecord]) -> BTreeSet<u64> {
-    late.iter().map(|r| r.id.seq).collect()
+/// A late record's content.
+fn late_of(r: &OutputRecord) -> Late {
+    decode(&r.value)
+}
+
+/// The inputs the late records name, by cause and partition.
+pub fn late_inputs(late: &[OutputRecord]) -> BTreeSet<(Cause, u32)> {
+    late.iter().map(|r| (r.cause, late_of(r).partition)).collect()
 }
 
 /// Judges the late records against the input, the pipeline and the results.
@@ -45,26 +52,28 @@ pub fn check(
     late: &[OutputRecord],
     results: &[OutputRecord],
     inputs: &[Input],
-    pipeline: &PipelineSpec,
+    pipeline: &dyn Pipeline,
     time: TimeSettings,
     finished: bool,
 ) -> Vec<Violation> {
-    let by_id: BTreeMap<u64, &Input> = inputs.iter().map(|i| (i.event.id, i)).collect();
+    let by_name: BTreeMap<(Cause, u32), &Input> = inputs.iter().map(|i| (i.name(), i)).collect();
     let mut v = Vec::new();
     let mut unknown = Vec::new();
     let mut seen = BTreeSet::new();
     let mut twice = Vec::new();
     for r in late {
-        let [t, _, kind, _] = r.values;
-        match by_id.get(&r.id.seq) {
-            Some(i)
-                if i.event.event_time_ms as i64 == t
-                    && i64::from(i.event.kind) == kind
-                    && kept(i, pipeline) => {}
-            _ => unknown.push(format!("event {} (time {t}, kind {kind})", r.id.seq)),
+        let l = late_of(r);
+        let name = (r.cause, l.partition);
+        let t = l.event_time_ms;
+        match by_name.get(&name) {
+            Some(i) if i.event.event_time_ms == t && pipeline.keeps(i) => {}
+            _ => unknown.push(format!(
+                "input {}/{} of partition {} (time {t})",
+                r.cause.producer, r.cause.seq, l.partition
+            )),
         }
-        if !seen.insert(r.id.seq) {
-            twice.push(format!("event {}", r.id.seq));
+        if !seen.insert(name) {
+            twice.push(format!("input {}/{} of partition {}", r.cause.producer, r.cause.seq, l.partition));
         }
     }
     push_examples(&mut v, "late-unknown", &unknown);
@@ -79,40 +88,32 @@ pub fn check(
 /// `late-unexpected`, for scenarios that promise no record is late (`checks.no_late`).
 pub fn unexpected(late: &[OutputRecord]) -> Option<Violation> {
     let first = late.first()?;
-    let [t, w, _, _] = first.values;
+    let l = late_of(first);
     let detail = format!(
         "{} records late although disorder stays within the watermark's bound and no partition \
-         goes idle; first: event {} at {t} under watermark {w}",
+         goes idle; first: input {}/{} at {} under watermark {}",
         late.len(),
-        first.id.seq
+        first.cause.producer,
+        first.cause.seq,
+        l.event_time_ms,
+        l.watermark
     );
     Some(Violation { invariant: "late-unexpected".into(), detail })
-}
-
-/// Whether the pipeline reads the input at all (its kind, its filters).
-fn kept(i: &Input, pipeline: &PipelineSpec) -> bool {
-    match pipeline.kind {
-        PipelineKind::Nexmark(q) => {
-            q.reads(i.event.kind)
-                && (q != Query::Q2 || faultline_engine::pipeline::nexmark::q2_keeps(i.event.key))
-        }
-        _ => pipeline.map_filter(i.event.value).is_some(),
-    }
 }
 
 fn implausible(
     late: &[OutputRecord],
     inputs: &[Input],
-    pipeline: &PipelineSpec,
+    pipeline: &dyn Pipeline,
     time: TimeSettings,
 ) -> Vec<String> {
     let newest = inputs.iter().map(|i| i.event.event_time_ms).max().unwrap_or(0);
     let ceiling = newest.saturating_sub(time.max_out_of_orderness_ms);
-    let lateness = pipeline.allowed_lateness_ms;
+    let lateness = pipeline.allowed_lateness_ms();
     late.iter()
         .filter_map(|r| {
-            let [t, w, _, _] = r.values;
-            let (t, w) = (t as u64, w as u64);
+            let l = late_of(r);
+            let (t, w) = (l.event_time_ms, l.watermark);
             let why = if !pipeline.event_time() {
                 "the pipeline does not work in event time"
             } else if t + lateness >= w {
@@ -122,7 +123,7 @@ fn implausible(
             } else {
                 return None;
             };
-            Some(format!("event {} at {t} under watermark {w}: {why}", r.id.seq))
+            Some(format!("input {}/{} at {t} under watermark {w}: {why}", r.cause.producer, r.cause.seq))
         })
         .collect()
 }
@@ -133,22 +134,15 @@ fn accounting(
     results: &[OutputRecord],
     late: u64,
     inputs: &[Input],
-    pipeline: &PipelineSpec,
+    pipeline: &dyn Pipeline,
     finished: bool,
 ) -> Option<String> {
-    let per_record = match (&pipeline.kind, pipeline.window) {
-        (PipelineKind::Window | PipelineKind::User { .. }, WindowSpec::Sliding { size_ms, slide_ms }) => {
-            size_ms / slide_ms
-        }
-        (PipelineKind::Window | PipelineKind::User { .. }, WindowSpec::CountSliding { .. }) => return None,
-        (PipelineKind::Window | PipelineKind::User { .. }, _) => 1,
-        _ => return None,
-    };
-    let kept = inputs.iter().filter(|i| kept(i, pipeline)).count() as u64;
-    let counted: i64 = results.iter().map(|r| r.values[0]).sum();
+    let Accounting { per_record, count } = pipeline.accounting()?;
+    let kept = inputs.iter().filter(|i| pipeline.keeps(i)).count() as u64;
+    let counted: u64 = results.iter().filter(|r| r.id.side == Side::Main).map(|r| count(&r.value)).sum();
     let want = (kept - late.min(kept)) * per_record;
-    let short = counted < want as i64 && !finished;
-    ((counted != want as i64 && !short) || late > kept).then(|| {
+    let short = counted < want && !finished;
+    ((counted != want && !short) || late > kept).then(|| {
         format!(
             "{kept} inputs kept, {late} late: windows should count {want} (each record {per_record} times), \
              they count {counted}"

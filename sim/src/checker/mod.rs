@@ -17,11 +17,11 @@
 
 pub mod consistency;
 pub mod delivery;
+pub mod expected;
 pub mod frontier;
 pub mod late;
 pub mod log;
 pub mod manager;
-pub mod reference;
 pub mod transactions;
 
 use faultline_reports::Violation;

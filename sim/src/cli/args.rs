@@ -81,6 +81,31 @@ Examples:
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
     },
+    /// Tell how each offending output of one seed came to be lost, duplicated or wrong.
+    #[command(after_help = "\
+Examples:
+  faultline explain scenarios/processor-crash.toml --seed 3 --set engine.semantics=at-most-once
+  faultline explain scenarios/processor-crash.toml --seed 3 --set engine.sink=plain --limit 1
+  faultline explain scenarios/processor-crash.toml --seed 3 --set engine.sink=plain --output \"key 32 · input 0/373\"")]
+    Explain {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The seed to run.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Override a scenario field by its dotted TOML path, e.g. engine.sink=plain.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Tell only this output's story, its id as printed: `key 0 · input 0/43`.
+        #[arg(long, value_name = "ID", value_parser = crate::explain::parse_output_id)]
+        output: Option<faultline_engine::record::OutputId>,
+        /// Tell at most this many stories of each kind (lost, duplicate, wrong).
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Print the stories as one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run many seeds of one or more scenarios (files or directories of them) in parallel.
     #[command(after_help = "\
 Examples:

@@ -10,17 +10,20 @@
 
 mod args;
 mod bench;
+mod explain;
 mod paint;
 mod run;
 mod sweep;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Parser;
 
 use crate::bench::BenchOptions;
 use crate::compare::Vary;
+use crate::plugin::Registry;
 use crate::scenario::{self, Loaded};
 pub use args::{command, ColorWhen};
 use args::{Cli, Command};
@@ -30,8 +33,22 @@ pub const EXIT_PASS: i32 = 0;
 pub const EXIT_SAFETY: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
-/// Runs the CLI on `args` (program name first); returns the exit code.
+/// Runs the CLI on `args` (program name first) with the built-in pipelines; returns the exit
+/// code.
 pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    main_with_registry(args, out, err, crate::builtins::registry())
+}
+
+/// Runs the CLI on `args` with the pipelines of `registry`: a user crate's `main` registers its
+/// own beside the built-ins and hands them here.
+pub fn main_with_registry(
+    args: &[String],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    registry: Registry,
+) -> i32 {
+    let registry = Arc::new(registry);
+    let r = &registry;
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -45,18 +62,21 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
     let result = match cli.command {
         Command::Run { scenario, seed, sets, json, check_determinism, report, junit, trace } => {
             let options = run::RunOptions { json, check_determinism, report, junit, trace, paint };
-            run::run(&scenario, seed, &sets, &options, out, err)
+            run::run(r, &scenario, seed, &sets, &options, out, err)
+        }
+        Command::Explain { scenario, seed, sets, output, limit, json } => {
+            let options = explain::ExplainOptions { only: output, limit, json, paint };
+            explain::explain(r, &scenario, seed, &sets, &options, out)
         }
         Command::Swarm { scenarios, sweep, minutes, report, shard, junit } => {
             let options = sweep::SwarmOptions { minutes, report, shard, junit, paint };
-            sweep::run_swarm(&scenarios, &sweep, &options, out, err)
+            sweep::run_swarm(r, &scenarios, &sweep, &options, out, err)
         }
         Command::Merge { files, json } => sweep::run_merge(&files, json, paint, out),
         Command::Report { record, out: dir } => run::render_saved(&record, &dir, err),
-        Command::Compare { scenario, sweep, vary, out: dir } => {
-            Vary::parse(&vary).and_then(|vary| sweep::run_compare(&scenario, &vary, &sweep, &dir, out, err))
-        }
-        Command::List { dir } => list(&dir, out, err),
+        Command::Compare { scenario, sweep, vary, out: dir } => Vary::parse(&vary)
+            .and_then(|vary| sweep::run_compare(r, &scenario, &vary, &sweep, &dir, out, err)),
+        Command::List { dir } => list(r, &dir, out, err),
         Command::BenchRound { side, scenario, events, batch_records } => {
             let options = BenchOptions { scenario, events, batch_records, repeats: 1 };
             bench::bench_round(&options, side, out)
@@ -84,8 +104,8 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
 
 pub(super) type CliResult = Result<i32, String>;
 
-pub(super) fn load(path: &Path, sets: &[String]) -> Result<Loaded, String> {
-    scenario::load(path, sets).map_err(|e| e.to_string())
+pub(super) fn load(registry: &Arc<Registry>, path: &Path, sets: &[String]) -> Result<Loaded, String> {
+    scenario::load_with(path, sets, registry.clone()).map_err(|e| e.to_string())
 }
 
 /// Safety failures outrank liveness failures.
@@ -101,7 +121,7 @@ pub(super) fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-fn list(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
+fn list(registry: &Arc<Registry>, dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -110,7 +130,7 @@ fn list(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
     paths.sort();
     let mut code = EXIT_PASS;
     for path in paths {
-        match scenario::load(&path, &[]) {
+        match scenario::load_with(&path, &[], registry.clone()) {
             Ok(loaded) => _ = writeln!(out, "{:<28} {}", path.display(), loaded.scenario.description),
             Err(e) => {
                 _ = writeln!(err, "error: {e}");

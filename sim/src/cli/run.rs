@@ -1,5 +1,8 @@
 //! `run` (one seed of one scenario, checked) and `report` (a saved run record rendered again).
 
+use std::sync::Arc;
+
+use crate::plugin::Registry;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,7 @@ pub(super) struct RunOptions {
 }
 
 pub(super) fn run(
+    registry: &Arc<Registry>,
     path: &Path,
     seed: u64,
     sets: &[String],
@@ -27,7 +31,7 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
-    let loaded = load(path, sets)?;
+    let loaded = load(registry, path, sets)?;
     let json = options.json;
     if !json {
         // What this seed runs: a `[swarm]` table draws part of it from the seed.

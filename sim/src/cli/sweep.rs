@@ -1,6 +1,9 @@
 //! The sweeps: `swarm` (many seeds of many scenarios), `merge` (a sharded sweep's parts joined)
 //! and `compare` (the same seeds under each value of a field), with their summaries.
 
+use std::sync::Arc;
+
+use crate::plugin::Registry;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +29,7 @@ pub(super) struct SwarmOptions {
 }
 
 pub(super) fn run_swarm(
+    registry: &Arc<Registry>,
     paths: &[PathBuf],
     sweep: &Sweep,
     options: &SwarmOptions,
@@ -42,11 +46,10 @@ pub(super) fn run_swarm(
     }
     let files = swarm::scenario_files(paths)?;
     let single = files.len() == 1 && !paths[0].is_dir();
-    let registry = std::sync::Arc::new(crate::pipelines::registry());
     let (loaded, skipped) = if single {
-        (vec![load(&files[0], &sweep.sets)?], Vec::new())
+        (vec![load(registry, &files[0], &sweep.sets)?], Vec::new())
     } else {
-        swarm::load_all(&files, &sweep.sets, registry)?
+        swarm::load_all(&files, &sweep.sets, registry.clone())?
     };
     for s in &skipped {
         _ = writeln!(err, "skipped {}: {}", s.path, s.reason);
@@ -265,6 +268,7 @@ fn write_swarm_report(
 }
 
 pub(super) fn run_compare(
+    registry: &Arc<Registry>,
     path: &Path,
     vary: &Vary,
     sweep: &Sweep,
@@ -274,7 +278,8 @@ pub(super) fn run_compare(
 ) -> CliResult {
     let (jobs, progress) = sweep.checked()?;
     let seeds = sweep.seeds.ok_or("compare needs --seeds N")?;
-    let options = CompareOptions { path, sets: &sweep.sets, vary, from: sweep.from, seeds, jobs, progress };
+    let options =
+        CompareOptions { registry, path, sets: &sweep.sets, vary, from: sweep.from, seeds, jobs, progress };
     let record = compare::compare(&options)?;
     faultline_reports::write_compare_report(&record, dir)
         .map_err(|e| format!("cannot write the comparison into {}: {e}", dir.display()))?;

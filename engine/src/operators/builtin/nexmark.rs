@@ -1,0 +1,500 @@
+//! The Nexmark queries q0–q5, q7 and q8 on the typed SDK, over the `nexmark` crate's own
+//! events — persons, auctions and bids with their names, cities and states as strings.
+//!
+//! Each query is a source-side step ([`prepare`]: which events it reads, and the key and input
+//! of its first keyed stage) and one or two keyed stages. The definitions are those of
+//! `crate::pipeline::nexmark`, with the crate's fields in place of encoded numbers:
+//! - q0 every bid; q1 every bid with its price in euros (`price · 908 / 1000`); q2 the bids of
+//!   auctions whose id is a multiple of 123, as `(auction, price)`;
+//! - q3 persons in OR, ID or CA joined with auctions of category 10 on the seller (content
+//!   identity: which side arrives second decides where the pair is emitted);
+//! - q4 per category, the running average of closing prices, one output per closed auction in
+//!   `(expires, auction id)` order;
+//! - q5 per sliding window, the auctions with the most bids (content identity: ties);
+//! - q7 per tumbling window, the bids with the highest price (content identity: ties);
+//! - q8 per tumbling window, the persons who opened at least one auction in it.
+
+use crate::sdk::Blob;
+use nexmark::event::{Bid, Event, Person};
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::nexmark::Query;
+use crate::pipeline::WindowSpec;
+use crate::sdk::codec::{encode, KeyBytes};
+use crate::sdk::operator::{Ctx, ErasedOperator, Identity, Operator, Timer, Typed};
+use crate::sdk::{ListState, MapState, ValueState};
+
+/// q2's filter: auctions whose id is a multiple of 123.
+pub fn q2_keeps(auction: usize) -> bool {
+    auction.is_multiple_of(123)
+}
+
+/// q1's currency conversion.
+pub fn q1_euros(price: usize) -> usize {
+    price * 908 / 1000
+}
+
+/// q3's person filter: Oregon, Idaho, California.
+pub fn q3_state(state: &str) -> bool {
+    matches!(state, "or" | "id" | "ca")
+}
+
+/// q3's auction filter.
+pub const Q3_CATEGORY: usize = 10;
+
+fn tumbling_end(window: WindowSpec, t: u64) -> u64 {
+    let size = window.size_ms();
+    t - t % size + size
+}
+
+/// The source-side step of `query`: `None` drops the event; otherwise the key and input of the
+/// first keyed stage, encoded.
+pub fn prepare(query: Query, window: WindowSpec, event: &Event) -> Option<(KeyBytes, Blob)> {
+    let keyed = |key: u64, input: Blob| Some((KeyBytes::of(&key), input));
+    match (query, event) {
+        (Query::Q0 | Query::Q1 | Query::Q5, Event::Bid(b)) => keyed(b.auction as u64, encode(b)),
+        (Query::Q2, Event::Bid(b)) if q2_keeps(b.auction) => keyed(b.auction as u64, encode(b)),
+        (Query::Q7, Event::Bid(b)) => keyed(tumbling_end(window, b.date_time), encode(b)),
+        (Query::Q3, Event::Person(p)) if q3_state(&p.state) => keyed(p.id as u64, encode(event)),
+        (Query::Q3, Event::Auction(a)) if a.category == Q3_CATEGORY => keyed(a.seller as u64, encode(event)),
+        (Query::Q4, Event::Auction(a)) => keyed(a.id as u64, encode(event)),
+        (Query::Q4, Event::Bid(b)) => keyed(b.auction as u64, encode(event)),
+        (Query::Q8, Event::Person(p)) => keyed(p.id as u64, encode(event)),
+        (Query::Q8, Event::Auction(a)) => keyed(a.seller as u64, encode(event)),
+        _ => None,
+    }
+}
+
+/// The operator of keyed stage `stage` of `query`, erased.
+pub fn stage(query: Query, stage: u32, window: WindowSpec) -> Box<dyn ErasedOperator> {
+    match (query, stage) {
+        (Query::Q0 | Query::Q1, 0) => Box::new(Typed(Bids { euros: query == Query::Q1 })),
+        (Query::Q2, 0) => Box::new(Typed(Q2)),
+        (Query::Q3, 0) => Box::new(Typed(Q3)),
+        (Query::Q4, 0) => Box::new(Typed(Q4Close)),
+        (Query::Q4, 1) => Box::new(Typed(Q4Average)),
+        (Query::Q5, 0) => Box::new(Typed(Q5Count { window })),
+        (Query::Q5, 1) => Box::new(Typed(Q5Hottest)),
+        (Query::Q7, 0) => Box::new(Typed(Q7)),
+        (Query::Q8, 0) => Box::new(Typed(Q8 { window })),
+        _ => panic!("{} has no keyed stage {stage}", query.name()),
+    }
+}
+
+/// q0 and q1: every bid (q1's price in euros).
+pub struct Bids {
+    pub euros: bool,
+}
+
+impl Operator for Bids {
+    type Key = u64;
+    type In = Bid;
+    type OutKey = u64;
+    type Out = Bid;
+
+    fn on_record(&self, auction: &u64, mut bid: Bid, ctx: &mut Ctx<'_, Self>) {
+        if self.euros {
+            bid.price = q1_euros(bid.price);
+        }
+        ctx.emit(auction, &bid);
+    }
+
+    fn event_time(&self) -> bool {
+        false
+    }
+}
+
+/// q2's output: an auction and a bid's price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionPrice {
+    pub auction: usize,
+    pub price: usize,
+}
+
+pub struct Q2;
+
+impl Operator for Q2 {
+    type Key = u64;
+    type In = Bid;
+    type OutKey = u64;
+    type Out = AuctionPrice;
+
+    fn on_record(&self, auction: &u64, bid: Bid, ctx: &mut Ctx<'_, Self>) {
+        ctx.emit(auction, &AuctionPrice { auction: bid.auction, price: bid.price });
+    }
+
+    fn event_time(&self) -> bool {
+        false
+    }
+}
+
+/// q3's output: a seller's name, city and state, and one of their auctions.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SellerAuction {
+    pub name: String,
+    pub city: String,
+    pub state: String,
+    pub auction: usize,
+}
+
+const PERSON: ValueState<Person> = ValueState::new("person");
+const WAITING: MapState<usize, ()> = MapState::new("waiting");
+
+/// q3, keyed by person id: the person once seen, and the auctions waiting for their seller.
+pub struct Q3;
+
+impl Operator for Q3 {
+    type Key = u64;
+    type In = Event;
+    type OutKey = u64;
+    type Out = SellerAuction;
+
+    fn on_record(&self, key: &u64, event: Event, ctx: &mut Ctx<'_, Self>) {
+        let joined = |p: &Person, auction| SellerAuction {
+            name: p.name.clone(),
+            city: p.city.clone(),
+            state: p.state.clone(),
+            auction,
+        };
+        match event {
+            Event::Person(p) => {
+                for (auction, ()) in ctx.map(&WAITING).entries() {
+                    ctx.emit(key, &joined(&p, auction));
+                }
+                ctx.map(&WAITING).clear();
+                ctx.value(&PERSON).set(&p);
+            }
+            Event::Auction(a) => match ctx.value(&PERSON).get() {
+                Some(p) => ctx.emit(key, &joined(&p, a.id)),
+                None => ctx.map(&WAITING).insert(&a.id, &()),
+            },
+            Event::Bid(_) => unreachable!("q3 reads no bids"),
+        }
+    }
+
+    fn event_time(&self) -> bool {
+        false
+    }
+
+    fn identity(&self) -> Identity {
+        Identity::Content
+    }
+}
+
+/// An auction as q4's first stage keeps it: its time, expiry, category, the highest counting
+/// bid so far (if any), and whether it closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Open {
+    at_ms: u64,
+    expires: u64,
+    category: usize,
+    best: Option<usize>,
+    closed: bool,
+}
+
+/// A closed auction, on its way to its category.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    pub auction: usize,
+    pub price: usize,
+    pub expires: u64,
+}
+
+const AUCTION: ValueState<Open> = ValueState::new("auction");
+const EARLY_BIDS: ListState<(u64, usize)> = ListState::new("early-bids");
+
+/// q4's first stage, keyed by auction id: the auction, and bids that came before it; the
+/// auction closes at `expires + lateness + 1` with its highest counting bid.
+pub struct Q4Close;
+
+impl Operator for Q4Close {
+    type Key = u64;
+    type In = Event;
+    type OutKey = u64;
+    type Out = Closed;
+
+    fn on_record(&self, _key: &u64, event: Event, ctx: &mut Ctx<'_, Self>) {
+        match event {
+            Event::Auction(a) => {
+                let counts = |t: u64| (a.date_time..=a.expires).contains(&t);
+                let early = ctx.list(&EARLY_BIDS).get();
+                let best = early.iter().filter(|(t, _)| counts(*t)).map(|&(_, price)| price).max();
+                ctx.list(&EARLY_BIDS).clear();
+                let open = Open {
+                    at_ms: a.date_time,
+                    expires: a.expires,
+                    category: a.category,
+                    best,
+                    closed: false,
+                };
+                ctx.value(&AUCTION).set(&open);
+                let at = a.expires + ctx.allowed_lateness_ms() + 1;
+                ctx.set_timer(at, 0);
+            }
+            Event::Bid(b) => match ctx.value(&AUCTION).get() {
+                Some(mut open) => {
+                    let counts = (open.at_ms..=open.expires).contains(&b.date_time);
+                    if !open.closed && counts && open.best.is_none_or(|best| b.price > best) {
+                        open.best = Some(b.price);
+                        ctx.value(&AUCTION).set(&open);
+                    }
+                }
+                None => ctx.list(&EARLY_BIDS).add((b.date_time, b.price)),
+            },
+            Event::Person(_) => unreachable!("q4 reads no persons"),
+        }
+    }
+
+    fn on_timer(&self, auction: &u64, _timer: Timer, ctx: &mut Ctx<'_, Self>) {
+        let Some(mut open) = ctx.value(&AUCTION).get() else { return };
+        if let Some(price) = open.best {
+            let closed = Closed { auction: *auction as usize, price, expires: open.expires };
+            ctx.emit_at(&(open.category as u64), &closed, open.expires);
+        }
+        // Kept, closed, so that bids arriving after the close are not buffered as early.
+        open.closed = true;
+        ctx.value(&AUCTION).set(&open);
+    }
+
+    fn event_time(&self) -> bool {
+        true
+    }
+}
+
+/// q4's output: a category's n-th closed auction, and the running sum and average of the n
+/// closing prices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryAverage {
+    pub category: u64,
+    pub closed: u64,
+    pub sum: u64,
+    pub average: u64,
+    pub auction: usize,
+}
+
+const CLOSING: MapState<usize, usize> = MapState::new("closing");
+const TOTALS: ValueState<(u64, u64)> = ValueState::new("totals");
+
+/// q4's second stage, keyed by category: closed auctions wait for a timer at `expires +
+/// lateness + 1` (tag = auction id), so they are taken in `(expires, auction id)` order.
+pub struct Q4Average;
+
+impl Operator for Q4Average {
+    type Key = u64;
+    type In = Closed;
+    type OutKey = u64;
+    type Out = CategoryAverage;
+
+    fn on_record(&self, _key: &u64, c: Closed, ctx: &mut Ctx<'_, Self>) {
+        ctx.map(&CLOSING).insert(&c.auction, &c.price);
+        let at = c.expires + ctx.allowed_lateness_ms() + 1;
+        ctx.set_timer(at, c.auction as u64);
+    }
+
+    fn on_timer(&self, category: &u64, timer: Timer, ctx: &mut Ctx<'_, Self>) {
+        let auction = timer.tag as usize;
+        let Some(price) = ctx.map(&CLOSING).get(&auction) else { return };
+        ctx.map(&CLOSING).remove(&auction);
+        let (n, sum) = ctx.value(&TOTALS).get().unwrap_or((0, 0));
+        let (n, sum) = (n + 1, sum + price as u64);
+        ctx.value(&TOTALS).set(&(n, sum));
+        ctx.emit(
+            category,
+            &CategoryAverage { category: *category, closed: n, sum, average: sum / n, auction },
+        );
+    }
+
+    fn event_time(&self) -> bool {
+        true
+    }
+}
+
+/// An auction's bid count in one window, on its way to the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionCount {
+    pub auction: u64,
+    pub count: u64,
+}
+
+/// q5's output: in the window ending at `end`, an auction with the most bids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HotItem {
+    pub end: u64,
+    pub auction: u64,
+    pub count: u64,
+}
+
+const COUNTS: MapState<u64, u64> = MapState::new("counts");
+
+/// q5's first stage, keyed by auction: its bids per sliding window; at `end + lateness` the
+/// count goes on, keyed by the window's end (event time `end − 1`).
+pub struct Q5Count {
+    pub window: WindowSpec,
+}
+
+impl Operator for Q5Count {
+    type Key = u64;
+    type In = Bid;
+    type OutKey = u64;
+    type Out = AuctionCount;
+
+    fn on_record(&self, _auction: &u64, bid: Bid, ctx: &mut Ctx<'_, Self>) {
+        for end in self.window.ends_for(bid.date_time) {
+            let count = match ctx.map(&COUNTS).get(&end) {
+                Some(n) => n,
+                None => {
+                    let at = end + ctx.allowed_lateness_ms();
+                    ctx.set_timer(at, end);
+                    0
+                }
+            };
+            ctx.map(&COUNTS).insert(&end, &(count + 1));
+        }
+    }
+
+    fn on_timer(&self, auction: &u64, timer: Timer, ctx: &mut Ctx<'_, Self>) {
+        let end = timer.tag;
+        let Some(count) = ctx.map(&COUNTS).get(&end) else { return };
+        ctx.map(&COUNTS).remove(&end);
+        ctx.emit_at(&end, &AuctionCount { auction: *auction, count }, end - 1);
+    }
+
+    fn event_time(&self) -> bool {
+        true
+    }
+}
+
+const AUCTIONS: MapState<u64, u64> = MapState::new("auctions");
+
+/// q5's second stage, keyed by window end: each auction's count; at `end + lateness` the
+/// auctions with the highest count are the results.
+pub struct Q5Hottest;
+
+impl Operator for Q5Hottest {
+    type Key = u64;
+    type In = AuctionCount;
+    type OutKey = u64;
+    type Out = HotItem;
+
+    fn on_record(&self, end: &u64, c: AuctionCount, ctx: &mut Ctx<'_, Self>) {
+        ctx.map(&AUCTIONS).insert(&c.auction, &c.count);
+        let at = end + ctx.allowed_lateness_ms();
+        ctx.set_timer(at, 0);
+    }
+
+    fn on_timer(&self, end: &u64, _timer: Timer, ctx: &mut Ctx<'_, Self>) {
+        let counts = ctx.map(&AUCTIONS).entries();
+        let max = counts.iter().map(|&(_, n)| n).max().unwrap_or(0);
+        for &(auction, count) in counts.iter().filter(|&&(_, n)| n == max) {
+            ctx.emit(end, &HotItem { end: *end, auction, count });
+        }
+        ctx.map(&AUCTIONS).clear();
+    }
+
+    fn event_time(&self) -> bool {
+        true
+    }
+
+    fn identity(&self) -> Identity {
+        Identity::Content
+    }
+}
+
+const HIGHEST: ValueState<usize> = ValueState::new("highest");
+const AT_HIGHEST: ListState<Bid> = ListState::new("at-highest");
+
+/// q7, keyed by window end: the highest price so far, and the bids at it.
+pub struct Q7;
+
+impl Operator for Q7 {
+    type Key = u64;
+    type In = Bid;
+    type OutKey = u64;
+    type Out = Bid;
+
+    fn on_record(&self, end: &u64, bid: Bid, ctx: &mut Ctx<'_, Self>) {
+        let best = ctx.value(&HIGHEST).get();
+        if best.is_some_and(|b| bid.price < b) {
+            return;
+        }
+        if best.is_none() {
+            let at = end + ctx.allowed_lateness_ms();
+            ctx.set_timer(at, 0);
+        }
+        if best.is_none_or(|b| bid.price > b) {
+            ctx.list(&AT_HIGHEST).clear();
+            ctx.value(&HIGHEST).set(&bid.price);
+        }
+        ctx.list(&AT_HIGHEST).add(bid);
+    }
+
+    fn on_timer(&self, end: &u64, _timer: Timer, ctx: &mut Ctx<'_, Self>) {
+        for bid in ctx.list(&AT_HIGHEST).get() {
+            ctx.emit(end, &bid);
+        }
+        ctx.list(&AT_HIGHEST).clear();
+        ctx.value(&HIGHEST).clear();
+    }
+
+    fn event_time(&self) -> bool {
+        true
+    }
+
+    fn identity(&self) -> Identity {
+        Identity::Content
+    }
+}
+
+/// q8's output: a person who opened `auctions` auctions in the window ending at `end`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewUser {
+    pub person: u64,
+    pub name: String,
+    pub end: u64,
+    pub auctions: u64,
+}
+
+const JOINED: MapState<u64, String> = MapState::new("joined");
+const OPENED: MapState<u64, u64> = MapState::new("opened");
+
+/// q8, keyed by person id, per tumbling window: the person's name if they joined in it, and
+/// the auctions they opened in it; decided at `end + lateness` (tag = end).
+pub struct Q8 {
+    pub window: WindowSpec,
+}
+
+impl Operator for Q8 {
+    type Key = u64;
+    type In = Event;
+    type OutKey = u64;
+    type Out = NewUser;
+
+    fn on_record(&self, _person: &u64, event: Event, ctx: &mut Ctx<'_, Self>) {
+        let end = tumbling_end(self.window, event.timestamp());
+        match event {
+            Event::Person(p) => ctx.map(&JOINED).insert(&end, &p.name),
+            Event::Auction(_) => {
+                let n = ctx.map(&OPENED).get(&end).unwrap_or(0);
+                ctx.map(&OPENED).insert(&end, &(n + 1));
+            }
+            Event::Bid(_) => unreachable!("q8 reads no bids"),
+        }
+        let at = end + ctx.allowed_lateness_ms();
+        ctx.set_timer(at, end);
+    }
+
+    fn on_timer(&self, person: &u64, timer: Timer, ctx: &mut Ctx<'_, Self>) {
+        let end = timer.tag;
+        let name = ctx.map(&JOINED).get(&end);
+        let auctions = ctx.map(&OPENED).get(&end).unwrap_or(0);
+        if let Some(name) = name.filter(|_| auctions > 0) {
+            ctx.emit(person, &NewUser { person: *person, name, end, auctions });
+        }
+        ctx.map(&JOINED).remove(&end);
+        ctx.map(&OPENED).remove(&end);
+    }
+
+    fn event_time(&self) -> bool {
+        true
+    }
+}

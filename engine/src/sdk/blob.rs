@@ -1,0 +1,242 @@
+//! [`Blob`]: the engine's immutable byte string for encoded keys, values and state.
+//!
+//! Most encodings are short — a `u64` key is at most 10 bytes, a synthetic event about 20 — so
+//! a blob of up to [`INLINE`] bytes lives inline, and cloning it is a copy of 32 bytes with no
+//! allocation and no atomic counter. A longer one (a Nexmark person with its strings) lives in
+//! one shared, reference-counted allocation. Records are cloned at every hop, into state and
+//! into changelogs: this is what keeps moving them cheap.
+//!
+//! Equality, order and hashing are by content, whatever the representation.
+
+use std::sync::Arc;
+
+/// The longest blob kept inline.
+pub const INLINE: usize = 30;
+
+/// An immutable byte string: inline up to [`INLINE`] bytes, shared beyond.
+#[derive(Clone)]
+pub struct Blob(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, data: [u8; INLINE] },
+    Shared(Arc<[u8]>),
+}
+
+impl Blob {
+    /// The empty blob.
+    pub const fn new() -> Self {
+        Blob(Repr::Inline { len: 0, data: [0; INLINE] })
+    }
+
+    pub fn copy_from_slice(bytes: &[u8]) -> Self {
+        if bytes.len() <= INLINE {
+            return Blob(Repr::Inline { len: bytes.len() as u8, data: inline(bytes) });
+        }
+        Blob(Repr::Shared(Arc::from(bytes)))
+    }
+
+    pub fn from_static(bytes: &'static [u8]) -> Self {
+        Blob::copy_from_slice(bytes)
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, data } => &data[..usize::from(*len)],
+            Repr::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// `bytes` (at most [`INLINE`] of them) at the start of an inline buffer.
+fn inline(bytes: &[u8]) -> [u8; INLINE] {
+    let mut data = [0u8; INLINE];
+    copy_short(&mut data[..bytes.len()], bytes);
+    data
+}
+
+/// Copies `src` into `dst` (of the same length, at most 32 bytes). Blobs are mostly a few bytes
+/// long and made at every hop, so this copies with two overlapping fixed-size moves rather
+/// than a call to `memcpy`.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    assert!(n == dst.len() && n <= 32, "{n} bytes into {}: not a short copy", dst.len());
+    fn both_ends<const W: usize>(dst: &mut [u8], src: &[u8]) {
+        let n = src.len();
+        let head: [u8; W] = src[..W].try_into().expect("W bytes");
+        let tail: [u8; W] = src[n - W..].try_into().expect("W bytes");
+        dst[..W].copy_from_slice(&head);
+        dst[n - W..].copy_from_slice(&tail);
+    }
+    match n {
+        16.. => both_ends::<16>(dst, src),
+        8.. => both_ends::<8>(dst, src),
+        4.. => both_ends::<4>(dst, src),
+        1.. => {
+            // 1 to 3 bytes: the first, the middle and the last cover them all.
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        0 => {}
+    }
+}
+
+impl Blob {
+    /// The blob `write` writes into an inline buffer, or `None` if it needs more than
+    /// [`INLINE`] bytes (`write` returns `None` then). Encoding in place saves a copy.
+    #[inline(always)]
+    pub(crate) fn write_inline(write: impl FnOnce(&mut [u8; INLINE]) -> Option<usize>) -> Option<Blob> {
+        let mut data = [0u8; INLINE];
+        let len = write(&mut data)?;
+        assert!(len <= INLINE, "{len} bytes written inline");
+        Some(Blob(Repr::Inline { len: len as u8, data }))
+    }
+}
+
+impl Default for Blob {
+    fn default() -> Self {
+        Blob::new()
+    }
+}
+
+impl std::ops::Deref for Blob {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for Blob {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(bytes: Vec<u8>) -> Self {
+        if bytes.len() <= INLINE {
+            return Blob::copy_from_slice(&bytes);
+        }
+        Blob(Repr::Shared(Arc::from(bytes)))
+    }
+}
+
+impl From<&[u8]> for Blob {
+    fn from(bytes: &[u8]) -> Self {
+        Blob::copy_from_slice(bytes)
+    }
+}
+
+// Inline bytes past `len` are always zero (every inline blob starts from a zeroed buffer and
+// is never written again), so two inline blobs compare as their whole buffers, then lengths:
+// where the buffers first differ, both blobs hold bytes or one has ended (a zero), exactly as
+// comparing the slices would decide; equal buffers leave the shorter blob first.
+
+impl PartialEq for Blob {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Inline { len: a, data: x }, Repr::Inline { len: b, data: y }) => a == b && x == y,
+            _ => self.as_slice() == other.as_slice(),
+        }
+    }
+}
+
+impl Eq for Blob {}
+
+impl PartialOrd for Blob {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Blob {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (&self.0, &other.0) {
+            (Repr::Inline { len: a, data: x }, Repr::Inline { len: b, data: y }) => {
+                words(x).cmp(&words(y)).then(a.cmp(b))
+            }
+            _ => self.as_slice().cmp(other.as_slice()),
+        }
+    }
+}
+
+/// An inline buffer as four big-endian words: they order as the bytes do.
+#[inline(always)]
+fn words(data: &[u8; INLINE]) -> [u64; 4] {
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        let end = (i + 8).min(INLINE);
+        w[..end - i].copy_from_slice(&data[i..end]);
+        u64::from_be_bytes(w)
+    };
+    [word(0), word(8), word(16), word(24)]
+}
+
+impl std::hash::Hash for Blob {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02x?}", self.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_blobs_live_inline_and_long_ones_are_shared_and_both_compare_by_content() {
+        let short = Blob::copy_from_slice(b"card-7");
+        assert!(matches!(short.0, Repr::Inline { len: 6, .. }));
+        let long = Blob::from(vec![7u8; 64]);
+        assert!(matches!(long.0, Repr::Shared(_)));
+        assert_eq!(&*long, &[7u8; 64][..]);
+        let edge = Blob::from(vec![1u8; INLINE]);
+        assert!(matches!(edge.0, Repr::Inline { .. }));
+        assert_eq!(Blob::from(b"card-7".to_vec()), short);
+        assert!(Blob::new() < short && Blob::copy_from_slice(b"card-8") > short);
+        assert_eq!(Blob::new().len(), 0);
+        assert_eq!(std::mem::size_of::<Blob>(), 32);
+    }
+
+    #[test]
+    fn inline_blobs_order_and_compare_as_their_bytes_do() {
+        let samples: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![0, 0],
+            vec![1],
+            vec![0, 1],
+            vec![1, 0],
+            vec![255; 8],
+            [vec![255; 8], vec![0]].concat(),
+            vec![7; INLINE],
+            [vec![7; INLINE - 1], vec![0]].concat(),
+            vec![7; INLINE + 1],
+            [vec![7; 24], vec![1, 2]].concat(),
+        ];
+        for a in &samples {
+            for b in &samples {
+                let (x, y) = (Blob::copy_from_slice(a), Blob::copy_from_slice(b));
+                assert_eq!(x.cmp(&y), a.cmp(b), "{a:?} against {b:?}");
+                assert_eq!(x == y, a == b, "{a:?} against {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_inline_length_copies_exactly() {
+        let source: Vec<u8> = (1..=INLINE as u8).collect();
+        for n in 0..=INLINE {
+            let blob = Blob::copy_from_slice(&source[..n]);
+            assert_eq!(&*blob, &source[..n], "{n} bytes");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The encoding of user data, and the stable hash keys route by.
+//!
+//! Everything an operator hands the engine — keys, inputs, outputs, state values — is encoded
+//! with postcard: compact, deterministic for a given value, and independent of the platform. A
+//! key's *hash* is FNV-1a over its encoding, finished with `mix64`: a fixed function of the
+//! bytes, never `RandomState`, so the same key lands on the same partition, subtask and state
+//! range in every run and every process.
+
+use crate::sdk::blob::Blob;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::workload::mix64;
+
+/// What keys, inputs, outputs and state values are: anything serde can encode, that clones and
+/// prints.
+pub trait Data: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 'static> Data for T {}
+
+/// Encodes `value`.
+///
+/// # Panics
+/// If its `Serialize` implementation fails: a type postcard cannot encode (a map with non-data
+/// keys, a sequence of unknown length) is an operator bug, named here with its type.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Blob {
+    // Most encodings are short: straight into an inline blob, with no allocation and no copy;
+    // a longer one (a Nexmark event, a user's struct with strings) into a larger stack buffer,
+    // then one shared allocation of its exact size, with no regrowth.
+    let inline = Blob::write_inline(|data| postcard::to_slice(value, data).ok().map(|bytes| bytes.len()));
+    if let Some(blob) = inline {
+        return blob;
+    }
+    let mut buffer = [0u8; 1024];
+    if let Ok(bytes) = postcard::to_slice(value, &mut buffer) {
+        return Blob::copy_from_slice(bytes);
+    }
+    match postcard::to_extend(value, Vec::with_capacity(4096)) {
+        Ok(bytes) => Blob::from(bytes),
+        Err(e) => panic!("encoding a {}: {e}", std::any::type_name::<T>()),
+    }
+}
+
+/// Decodes a `T` the engine encoded.
+///
+/// # Panics
+/// If `bytes` do not hold a `T`: the engine only decodes what it encoded from the same type, so
+/// a failure is a bug (a state descriptor's name reused with another type, for one).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
+    match postcard::from_bytes(bytes) {
+        Ok(value) => value,
+        Err(e) => panic!("decoding a {} from {} bytes: {e}", std::any::type_name::<T>(), bytes.len()),
+    }
+}
+
+/// Decodes a `T` from exactly `bytes`, if they hold one.
+pub fn try_decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    postcard::from_bytes(bytes).ok()
+}
+
+/// Decodes a `T` from the front of `bytes`, if they start with one; with what is left.
+pub fn try_decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Option<(T, &[u8])> {
+    postcard::take_from_bytes(bytes).ok()
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// The stable hash of an encoded key (or a state name): FNV-1a, finished with `mix64`.
+pub const fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h = FNV_OFFSET;
+    let mut i = 0;
+    while i < bytes.len() {
+        h = (h ^ bytes[i] as u64).wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    mix64(h)
+}
+
+/// A key in the engine's form: its encoding, and the hash of it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyBytes {
+    pub hash: u64,
+    pub bytes: Blob,
+}
+
+impl KeyBytes {
+    pub fn of<K: Serialize + ?Sized>(key: &K) -> Self {
+        let bytes = encode(key);
+        KeyBytes { hash: stable_hash(&bytes), bytes }
+    }
+
+    /// A key from bytes already encoded.
+    pub fn from_encoded(bytes: Blob) -> Self {
+        KeyBytes { hash: stable_hash(&bytes), bytes }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+    struct Txn {
+        card: String,
+        country: String,
+        cents: u64,
+    }
+
+    #[test]
+    fn data_round_trips() {
+        let t = Txn { card: "card-7".into(), country: "PT".into(), cents: 1_999 };
+        assert_eq!(decode::<Txn>(&encode(&t)), t);
+        assert_eq!(decode::<Vec<i64>>(&encode(&vec![-1i64, 2])), vec![-1, 2]);
+    }
+
+    /// The hash is a fixed function of the bytes: these values hold on every platform, in
+    /// every process, forever (changing them reroutes every key of every saved scenario).
+    #[test]
+    fn the_stable_hash_is_pinned() {
+        assert_eq!(stable_hash(b""), mix64(FNV_OFFSET));
+        let a = KeyBytes::of("card-7");
+        assert_eq!(a, KeyBytes::of(&"card-7".to_string()), "a &str and a String encode alike");
+        assert_ne!(a.hash, KeyBytes::of("card-8").hash);
+        assert_eq!(stable_hash(b"a"), 0x5f29_c2aa_dd9b_8527_u64, "{:#x}", stable_hash(b"a"));
+    }
+
+    #[test]
+    #[should_panic(expected = "decoding a alloc::string::String")]
+    fn decoding_the_wrong_type_names_it() {
+        let _: String = decode(&[0xff, 0xff, 0xff]);
+    }
+}

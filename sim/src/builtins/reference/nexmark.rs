@@ -1,0 +1,382 @@
+//! The Nexmark queries q0, q1, q2, q3, q4, q5, q7 and q8 as batch evaluations over the whole
+//! (non-late) input of the `nexmark` crate's events, each straight from its definition in
+//! `faultline_engine::pipeline::nexmark` and the typed queries' outputs
+//! (`faultline_engine::operators::builtin::nexmark`).
+//!
+//! Ids follow the engine's provenance: a bid passed through is the bid's output; q4's and q8's
+//! results are their timers' (q4: `expires + lateness + 1`, tag the auction; q8: the window's
+//! end `+ lateness`, tag the end); q3, q5 and q7 identify their outputs by content.
+
+use std::collections::BTreeMap;
+
+use faultline_engine::operators::builtin::nexmark::{
+    q1_euros, q2_keeps, q3_state, AuctionPrice, CategoryAverage, HotItem, NewUser, SellerAuction, Q3_CATEGORY,
+};
+use faultline_engine::pipeline::nexmark::Query;
+use faultline_engine::pipeline::WindowSpec;
+use faultline_engine::record::{Cause, Origin};
+use faultline_engine::sdk::codec::decode;
+use nexmark::event::{Auction, Bid, Event, Person};
+
+use super::{expect, Expect, Expected, Input};
+
+/// An input decoded, with its cause.
+struct Rec {
+    event: Event,
+    cause: Cause,
+}
+
+/// Evaluates `query` over `records` (late ones already removed); `window` gives q5's sliding
+/// windows and q7's and q8's tumbling ones (through `WindowSpec::ends_for`).
+pub(super) fn evaluate(query: Query, records: &[Input], window: WindowSpec, lateness: u64) -> Expected {
+    let recs: Vec<Rec> =
+        records.iter().map(|i| Rec { event: decode(&i.event.value), cause: i.cause }).collect();
+    let outputs = match query {
+        Query::Q0 => bids(&recs, |b| Some(b.clone())),
+        Query::Q1 => bids(&recs, |b| Some(Bid { price: q1_euros(b.price), ..b.clone() })),
+        Query::Q2 => {
+            let by_auction =
+                |b: &Bid| q2_keeps(b.auction).then_some(AuctionPrice { auction: b.auction, price: b.price });
+            bids(&recs, by_auction)
+        }
+        Query::Q3 => q3(&recs),
+        Query::Q4 => q4(&recs, lateness),
+        Query::Q5 => q5(&recs, window),
+        Query::Q7 => q7(&recs, window),
+        Query::Q8 => q8(&recs, window, lateness),
+    };
+    Expected::from_unsorted(outputs)
+}
+
+fn bids_of(recs: &[Rec]) -> impl Iterator<Item = (&Bid, Cause)> {
+    recs.iter().filter_map(|r| match &r.event {
+        Event::Bid(b) => Some((b, r.cause)),
+        _ => None,
+    })
+}
+
+fn auctions_of(recs: &[Rec]) -> impl Iterator<Item = (&Auction, Cause)> {
+    recs.iter().filter_map(|r| match &r.event {
+        Event::Auction(a) => Some((a, r.cause)),
+        _ => None,
+    })
+}
+
+fn persons_of(recs: &[Rec]) -> impl Iterator<Item = (&Person, Cause)> {
+    recs.iter().filter_map(|r| match &r.event {
+        Event::Person(p) => Some((p, r.cause)),
+        _ => None,
+    })
+}
+
+/// q0, q1, q2: per bid, `project` kept, under its auction, from the bid, ready at its time.
+fn bids<T: serde::Serialize>(recs: &[Rec], project: impl Fn(&Bid) -> Option<T>) -> Vec<Expect> {
+    bids_of(recs)
+        .filter_map(|(b, cause)| {
+            let out = project(b)?;
+            Some(expect(&(b.auction as u64), Origin::Input(cause), &out, Some(cause), b.date_time))
+        })
+        .collect()
+}
+
+/// q3: every category-10 auction whose seller is a person in OR, ID or CA anywhere in the
+/// input, under the person, ready at the later of the two times.
+fn q3(recs: &[Rec]) -> Vec<Expect> {
+    let mut persons: BTreeMap<usize, &Person> = BTreeMap::new();
+    for (p, _) in persons_of(recs) {
+        persons.entry(p.id).or_insert(p);
+    }
+    auctions_of(recs)
+        .filter(|(a, _)| a.category == Q3_CATEGORY)
+        .filter_map(|(a, _)| {
+            let p = persons.get(&a.seller).filter(|p| q3_state(&p.state))?;
+            let out = SellerAuction {
+                name: p.name.clone(),
+                city: p.city.clone(),
+                state: p.state.clone(),
+                auction: a.id,
+            };
+            let ready_ms = p.date_time.max(a.date_time);
+            Some(expect(&(p.id as u64), Origin::Content(0), &out, None, ready_ms))
+        })
+        .collect()
+}
+
+/// q4: each auction with a counting bid (`auction.t ≤ bid.t ≤ expires`) closes at its highest
+/// counting price; per category, the n-th closed auction in `(expires, auction id)` order gives
+/// the running sum and average of n prices, from the timer at `expires + lateness + 1` (tag:
+/// the auction), ready at expires.
+fn q4(recs: &[Rec], lateness: u64) -> Vec<Expect> {
+    let mut auctions: BTreeMap<usize, &Auction> = BTreeMap::new();
+    for (a, _) in auctions_of(recs) {
+        auctions.entry(a.id).or_insert(a);
+    }
+    let mut closing: BTreeMap<usize, usize> = BTreeMap::new();
+    for (b, _) in bids_of(recs) {
+        let Some(a) = auctions.get(&b.auction) else { continue };
+        if (a.date_time..=a.expires).contains(&b.date_time) {
+            let price = closing.entry(a.id).or_insert(b.price);
+            *price = (*price).max(b.price);
+        }
+    }
+    let mut closed: BTreeMap<usize, Vec<(u64, usize, usize)>> = BTreeMap::new();
+    for (id, price) in closing {
+        let a = auctions[&id];
+        closed.entry(a.category).or_default().push((a.expires, id, price));
+    }
+    let mut outputs = Vec::new();
+    for (category, mut closed) in closed {
+        closed.sort_unstable();
+        let mut sum = 0u64;
+        for (n, (expires, auction, price)) in (1u64..).zip(closed) {
+            sum += price as u64;
+            let category = category as u64;
+            let out = CategoryAverage { category, closed: n, sum, average: sum / n, auction };
+            let origin = Origin::Timer { at_ms: expires + lateness + 1, tag: auction as u64 };
+            outputs.push(expect(&category, origin, &out, None, expires));
+        }
+    }
+    outputs
+}
+
+/// q5: per window (`ends_for`) the bids per auction; the auctions with the window's highest
+/// count, under the window's end, ready at it.
+fn q5(recs: &[Rec], window: WindowSpec) -> Vec<Expect> {
+    let mut counts: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    for (b, _) in bids_of(recs) {
+        for end in window.ends_for(b.date_time) {
+            *counts.entry((end, b.auction as u64)).or_default() += 1;
+        }
+    }
+    let mut most: BTreeMap<u64, u64> = BTreeMap::new();
+    for (&(end, _), &count) in &counts {
+        let m = most.entry(end).or_insert(count);
+        *m = (*m).max(count);
+    }
+    counts
+        .into_iter()
+        .filter(|((end, _), count)| most[end] == *count)
+        .map(|((end, auction), count)| {
+            expect(&end, Origin::Content(0), &HotItem { end, auction, count }, None, end)
+        })
+        .collect()
+}
+
+/// q7: per window (`ends_for`, tumbling) the bids with the highest price, under the window's
+/// end, ready at it.
+fn q7(recs: &[Rec], window: WindowSpec) -> Vec<Expect> {
+    let mut by_end: BTreeMap<u64, Vec<&Bid>> = BTreeMap::new();
+    for (b, _) in bids_of(recs) {
+        for end in window.ends_for(b.date_time) {
+            by_end.entry(end).or_default().push(b);
+        }
+    }
+    let mut outputs = Vec::new();
+    for (end, bids) in by_end {
+        let highest = bids.iter().map(|b| b.price).max().expect("a window holds a bid");
+        for b in bids.into_iter().filter(|b| b.price == highest) {
+            outputs.push(expect(&end, Origin::Content(0), b, None, end));
+        }
+    }
+    outputs
+}
+
+/// q8: per window (`ends_for`, tumbling) the persons with a person record in it who are the
+/// seller of at least one auction in it, under the person, from the timer at the window's end
+/// plus the lateness, ready at the end.
+fn q8(recs: &[Rec], window: WindowSpec, lateness: u64) -> Vec<Expect> {
+    let mut persons: BTreeMap<(u64, u64), &Person> = BTreeMap::new();
+    for (p, _) in persons_of(recs) {
+        for end in window.ends_for(p.date_time) {
+            persons.insert((p.id as u64, end), p);
+        }
+    }
+    let mut auctions: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    for (a, _) in auctions_of(recs) {
+        for end in window.ends_for(a.date_time) {
+            *auctions.entry((a.seller as u64, end)).or_default() += 1;
+        }
+    }
+    persons
+        .into_iter()
+        .filter_map(|((person, end), p)| {
+            let opened = *auctions.get(&(person, end))?;
+            let out = NewUser { person, name: p.name.clone(), end, auctions: opened };
+            Some(expect(&person, Origin::Timer { at_ms: end + lateness, tag: end }, &out, None, end))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::builtins::spec::BuiltinKind;
+    use faultline_engine::operators::builtin::nexmark::{CategoryAverage, HotItem, NewUser, SellerAuction};
+    use faultline_engine::pipeline::nexmark::Query;
+    use faultline_engine::pipeline::WindowSpec;
+    use faultline_engine::record::{Cause, Event as Logged, KeyBytes};
+    use faultline_engine::sdk::codec::{decode, encode};
+    use nexmark::event::{Auction, Bid, Event, Person};
+
+    use super::super::build::{cause, pipeline};
+    use super::super::{evaluate, Input};
+
+    const ANY: WindowSpec = WindowSpec::Tumbling { size_ms: 10 };
+
+    fn input(id: u64, key: u64, event: Event) -> Input {
+        let logged =
+            Logged { id, key: KeyBytes::of(&key), value: encode(&event), event_time_ms: event.timestamp() };
+        Input { event: logged, cause: cause(id), partition: 0 }
+    }
+
+    fn bid(id: u64, auction: usize, price: usize, bidder: usize, t: u64) -> Input {
+        let b = Bid {
+            auction,
+            bidder,
+            price,
+            channel: String::new(),
+            url: String::new(),
+            date_time: t,
+            extra: String::new(),
+        };
+        input(id, auction as u64, Event::Bid(b))
+    }
+
+    fn auction(id: u64, aid: usize, seller: usize, category: usize, expires: u64, t: u64) -> Input {
+        let a = Auction {
+            id: aid,
+            item_name: String::new(),
+            description: String::new(),
+            initial_bid: 0,
+            reserve: 0,
+            date_time: t,
+            expires,
+            seller,
+            category,
+            extra: String::new(),
+        };
+        input(id, aid as u64, Event::Auction(a))
+    }
+
+    fn person(id: u64, pid: usize, state: &str, name: &str, t: u64) -> Input {
+        let p = Person {
+            id: pid,
+            name: name.into(),
+            email_address: String::new(),
+            credit_card: String::new(),
+            city: "boise".into(),
+            state: state.into(),
+            date_time: t,
+            extra: String::new(),
+        };
+        input(id, pid as u64, Event::Person(p))
+    }
+
+    fn run<T: serde::de::DeserializeOwned>(
+        q: Query,
+        input: &[Input],
+        window: WindowSpec,
+        late: &[u64],
+    ) -> Vec<T> {
+        let late: BTreeSet<(Cause, u32)> = late.iter().map(|&i| (cause(i), 0)).collect();
+        let e = evaluate(input, &pipeline(BuiltinKind::Nexmark(q), window), &late);
+        e.iter().map(|(_, w)| decode(&w.value)).collect()
+    }
+
+    #[test]
+    fn q0_to_q2_pass_bids_through() {
+        let input = [person(0, 1000, "or", "a b", 40), bid(1, 246, 1000, 7, 50), bid(3, 5, 333, 8, 60)];
+        let prices = |q, late: &[u64]| -> Vec<usize> {
+            let e = evaluate(
+                &input,
+                &pipeline(BuiltinKind::Nexmark(q), ANY),
+                &late.iter().map(|&i| (cause(i), 0)).collect(),
+            );
+            let mut v: Vec<usize> = e.iter().map(|(_, w)| decode::<Bid>(&w.value).price).collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(prices(Query::Q0, &[]), [333, 1000]);
+        assert_eq!(prices(Query::Q0, &[3]), [1000]);
+        assert_eq!(prices(Query::Q1, &[]), [302, 908]);
+        let q2: Vec<faultline_engine::operators::builtin::nexmark::AuctionPrice> =
+            run(Query::Q2, &input, ANY, &[]);
+        assert_eq!(q2.len(), 1, "only auction 246 is a multiple of 123");
+    }
+
+    #[test]
+    fn q3_joins_category_10_auctions_with_sellers_in_or_id_ca() {
+        let input = [
+            auction(0, 2004, 1000, 10, 99, 5),
+            person(1, 1000, "or", "luke kate", 10),
+            person(2, 1001, "az", "paul john", 11),
+            auction(3, 2000, 1000, 10, 99, 20),
+            auction(4, 2001, 1000, 11, 99, 21),
+            auction(5, 2002, 1001, 10, 99, 22),
+        ];
+        let mut got: Vec<SellerAuction> = run(Query::Q3, &input, ANY, &[]);
+        got.sort();
+        assert_eq!(got.iter().map(|s| s.auction).collect::<Vec<_>>(), [2000, 2004]);
+        assert!(got.iter().all(|s| s.name == "luke kate" && s.state == "or"));
+        assert!(
+            run::<SellerAuction>(Query::Q3, &input, ANY, &[1]).is_empty(),
+            "no seller without the person"
+        );
+    }
+
+    #[test]
+    fn q4_averages_closing_prices_per_category_in_expiry_order() {
+        let input = [
+            auction(0, 1, 900, 10, 100, 0),
+            auction(1, 2, 900, 10, 50, 10),
+            auction(2, 3, 900, 11, 80, 0),
+            bid(5, 1, 10, 0, 5),
+            bid(6, 1, 30, 0, 100),
+            bid(7, 1, 99, 0, 101),
+            bid(8, 2, 500, 0, 5),
+            bid(9, 2, 20, 0, 50),
+            bid(10, 3, 7, 0, 0),
+            bid(13, 6, 1000, 0, 3),
+        ];
+        let got: Vec<(u64, u64, u64, usize)> = run::<CategoryAverage>(Query::Q4, &input, ANY, &[])
+            .into_iter()
+            .map(|c| (c.category, c.closed, c.sum, c.auction))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(got, [(10, 1, 20, 2), (10, 2, 50, 1), (11, 1, 7, 3)]);
+    }
+
+    #[test]
+    fn q5_finds_the_hottest_auctions_per_sliding_window() {
+        let input = [
+            bid(0, 1, 9, 0, 1),
+            bid(1, 1, 9, 0, 6),
+            bid(2, 2, 9, 0, 7),
+            bid(3, 2, 9, 0, 8),
+            bid(4, 3, 9, 0, 12),
+        ];
+        let window = WindowSpec::Sliding { size_ms: 10, slide_ms: 5 };
+        let mut got: Vec<HotItem> = run(Query::Q5, &input, window, &[]);
+        got.sort();
+        let hot = |end, auction, count| HotItem { end, auction, count };
+        assert_eq!(got, [hot(5, 1, 1), hot(10, 1, 2), hot(10, 2, 2), hot(15, 2, 2), hot(20, 3, 1)]);
+    }
+
+    #[test]
+    fn q7_keeps_every_bid_at_the_window_high_and_q8_the_new_sellers() {
+        let input = [bid(0, 1, 5, 9, 1), bid(1, 2, 8, 7, 3), bid(2, 3, 8, 6, 9), bid(3, 1, 2, 5, 12)];
+        let got: Vec<usize> = run::<Bid>(Query::Q7, &input, ANY, &[]).iter().map(|b| b.auction).collect();
+        assert_eq!(got.len(), 3, "two bids at 8 in the first window, one in the second: {got:?}");
+        let input = [
+            person(0, 1000, "or", "a", 1),
+            person(1, 1001, "or", "b", 2),
+            auction(3, 2, 1000, 10, 99, 4),
+            auction(4, 3, 1000, 11, 99, 8),
+            auction(5, 4, 1001, 10, 99, 12),
+        ];
+        let got: Vec<NewUser> = run(Query::Q8, &input, ANY, &[]);
+        assert_eq!(got, [NewUser { person: 1000, name: "a".into(), end: 10, auctions: 2 }]);
+    }
+}

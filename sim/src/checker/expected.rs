@@ -1,0 +1,118 @@
+//! What a run must commit: the input it was given ([`Input`], [`inputs`]) and the output its
+//! oracle expects ([`Expected`], [`Want`]). A pipeline's oracle fills it: the built-ins' own
+//! models (`builtins::reference`) or the differential oracle (`oracle`).
+
+use faultline_engine::plugin::Dataflow;
+use faultline_engine::record::{Cause, Event, KeyBytes, Origin, OutputId};
+use faultline_engine::sdk::codec::{encode, stable_hash};
+use faultline_engine::sdk::Blob;
+use faultline_engine::workload::WorkloadSpec;
+
+/// One input event, its cause (the producer and its per-partition sequence number) and its
+/// partition: `(cause, partition)` names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub event: Event,
+    pub cause: Cause,
+    pub partition: u32,
+}
+
+impl Input {
+    /// The input's name: its cause and partition.
+    pub fn name(&self) -> (Cause, u32) {
+        (self.cause, self.partition)
+    }
+}
+
+/// What one expected output must hold: its encoded value, the input it descends from where the
+/// model defines it (`None`: the engine's provenance is not judged, as for what a timer emits),
+/// and when it became determinable in event time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Want {
+    pub value: Blob,
+    pub cause: Option<Cause>,
+    /// The event time at which the result became determinable (see the pipeline's evaluator).
+    pub ready_ms: u64,
+}
+
+/// An expected output: its id and what it must hold.
+pub type Expect = (OutputId, Want);
+
+/// The output a model expects for `value` under `key` and `origin`.
+pub fn expect<K: serde::Serialize, T: serde::Serialize>(
+    key: &K,
+    origin: Origin,
+    value: &T,
+    cause: Option<Cause>,
+    ready_ms: u64,
+) -> Expect {
+    let value = encode(value);
+    let origin = match origin {
+        Origin::Content(_) => Origin::Content(stable_hash(&value)),
+        other => other,
+    };
+    (OutputId::main(KeyBytes::of(key), origin, 0), Want { value, cause, ready_ms })
+}
+
+/// The expected output, sorted by id (the main output and named side outputs; late records are
+/// judged apart). An id occurs once, except a
+/// content id, which occurs as many times as equal outputs are expected.
+#[derive(Debug, Default)]
+pub struct Expected {
+    outputs: Vec<Expect>,
+}
+
+impl Expected {
+    /// The number of expected output records.
+    pub fn len(&self) -> usize {
+        self.outputs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.outputs.is_empty()
+    }
+
+    /// Every expected output, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Expect> + '_ {
+        self.outputs.iter()
+    }
+
+    /// What the reference expects for output `id`, if anything.
+    pub fn get(&self, id: &OutputId) -> Option<&Want> {
+        let at = self.outputs.partition_point(|(i, _)| i < id);
+        self.outputs.get(at).filter(|(i, _)| i == id).map(|(_, w)| w)
+    }
+
+    /// Sorts `v` by id; panics if an id other than a content id occurs twice (an evaluator bug).
+    pub fn from_unsorted(mut v: Vec<Expect>) -> Self {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) =
+            v.windows(2).find(|p| p[0].0 == p[1].0 && !matches!(p[0].0.origin, Origin::Content(_)))
+        {
+            panic!(
+                "the reference produced output {:?} twice: {:?} and {:?}",
+                pair[0].0, pair[0].1, pair[1].1
+            );
+        }
+        Expected { outputs: v }
+    }
+}
+
+/// Every input event of the run: producer 0's events in emission order, then producer 1's, ...
+///
+/// `cause.seq` counts each producer's events per partition from 0, as the producer numbers its
+/// log records. A key's events all come from one producer and one partition, so this order is
+/// also each key's log order.
+pub fn inputs(workload: &WorkloadSpec, pipeline: &dyn Dataflow) -> Vec<Input> {
+    let mut all = Vec::with_capacity(usize::try_from(workload.events).unwrap_or(0));
+    for producer in 0..workload.producers {
+        let mut next_seq = vec![0u64; workload.partitions as usize];
+        for emitted in pipeline.generate(workload, producer) {
+            let seq = &mut next_seq[emitted.partition as usize];
+            let cause = Cause { producer, seq: *seq };
+            *seq += 1;
+            all.push(Input { event: emitted.event, cause, partition: emitted.partition });
+        }
+    }
+    all
+}
