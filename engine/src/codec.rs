@@ -39,13 +39,13 @@ pub fn first_frame(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 /// Reserves a frame header in `out`; write the body after it, then call [`end_frame`].
-fn begin_frame(out: &mut Vec<u8>) -> usize {
+pub fn begin_frame(out: &mut Vec<u8>) -> usize {
     out.extend_from_slice(&[0; HEADER_BYTES]);
     out.len()
 }
 
 /// Fills in the header of the frame whose body starts at `start` and runs to the end of `out`.
-fn end_frame(out: &mut [u8], start: usize) {
+pub fn end_frame(out: &mut [u8], start: usize) {
     let len = u32::try_from(out.len() - start).expect("frame body larger than 4 GiB");
     let crc = crc32fast::hash(&out[start..]);
     out[start - 8..start - 4].copy_from_slice(&len.to_le_bytes());

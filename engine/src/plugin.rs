@@ -56,9 +56,11 @@ pub trait Dataflow: Send + Sync + 'static {
     }
 
     /// The stateless step every input record takes at its source, before the first key-by:
-    /// map, filter, or re-key it. `None` drops it. The default passes it on as produced.
-    fn source_step(&self, record: StreamRecord) -> Option<StreamRecord> {
-        Some(record)
+    /// map, filter, or re-key it in place. `false` drops it. The default passes it on as
+    /// produced.
+    fn source_step(&self, record: &mut StreamRecord) -> bool {
+        let _ = record;
+        true
     }
 
     /// Whether any stage keeps event time (and so may see late records).

@@ -15,6 +15,7 @@
 //! 5. After its last event, it writes an end-of-stream record to every partition.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -47,7 +48,7 @@ struct Lane {
 }
 
 struct InFlight {
-    records: Vec<LogRecord>,
+    records: Arc<Vec<LogRecord>>,
     /// When the batch goes out again unless acknowledged first.
     retry_at_ms: u64,
     /// A broker pointed elsewhere: the next resend goes to `Lane::leader` as it stands.
@@ -181,7 +182,7 @@ impl Producer {
         let batch = self.ctx.cluster.settings.batch_records;
         let lane = &mut self.lanes[partition as usize];
         let n = lane.queued.len().min(batch);
-        let records: Vec<LogRecord> = lane.queued.drain(..n).collect();
+        let records = Arc::new(lane.queued.drain(..n).collect::<Vec<LogRecord>>());
         lane.queued_since_ms = now;
         let base_seq = records[0].seq;
         let retry_at_ms = now + self.ctx.cluster.settings.request_timeout_ms;

@@ -80,10 +80,15 @@ pub struct StreamRecord {
 impl StreamRecord {
     /// The stream record of a log record's event.
     pub fn of(e: &Event, stream_time_ms: u64, cause: Cause, partition: u32, offset: u64) -> Self {
+        StreamRecord::from_event(e.clone(), stream_time_ms, cause, partition, offset)
+    }
+
+    /// [`StreamRecord::of`], taking the event.
+    pub fn from_event(e: Event, stream_time_ms: u64, cause: Cause, partition: u32, offset: u64) -> Self {
         StreamRecord {
             id: e.id,
-            key: e.key.clone(),
-            value: e.value.clone(),
+            key: e.key,
+            value: e.value,
             event_time_ms: e.event_time_ms,
             stream_time_ms,
             cause,

@@ -114,7 +114,9 @@ struct Prepared {
 
 #[derive(Default)]
 struct Open {
-    records: Vec<OutputRecord>,
+    /// The writes, batch by batch: a transaction grows for a whole checkpoint interval, and
+    /// one vector would copy itself over at every doubling.
+    writes: Vec<Vec<OutputRecord>>,
     next_batch: u64,
 }
 
@@ -315,7 +317,7 @@ impl Sink {
         if batch_seq == open.next_batch {
             self.progress.observe(&self.ctx, txn.writer, txn.epoch, &records);
             let open = self.open.get_mut(&txn).expect("opened above");
-            open.records.extend(records);
+            open.writes.push(records);
             open.next_batch += 1;
         }
         SinkResponse::Done
@@ -330,7 +332,11 @@ impl Sink {
             tracing::debug!(?txn, held = open.next_batch, writes, "transaction lost in a sink crash");
             return SinkResponse::Aborted { txn };
         }
-        self.log(SinkEvent::Prepare { txn, checkpoint, records: open.records });
+        let mut records = Vec::with_capacity(open.writes.iter().map(Vec::len).sum());
+        for write in open.writes {
+            records.extend(write);
+        }
+        self.log(SinkEvent::Prepare { txn, checkpoint, records });
         SinkResponse::Done
     }
 
@@ -396,7 +402,10 @@ fn header(event: &SinkEvent) -> (Header, &[OutputRecord]) {
 /// simulated ms at which the sink logged it).
 fn encode_event(event: &SinkEvent, at_ms: u64, out: &mut Vec<u8>) {
     let ((kind, writer, epoch, txn, checkpoint, by_epoch), records) = header(event);
-    let mut body = Vec::with_capacity(49 + codec::HEADER_BYTES + codec::output_records_bytes(records));
+    // Straight into `out`: a prepare holds a whole checkpoint interval's records.
+    out.reserve(2 * codec::HEADER_BYTES + 49 + codec::output_records_bytes(records));
+    let start = codec::begin_frame(out);
+    let body = &mut *out;
     body.extend_from_slice(&at_ms.to_le_bytes());
     body.push(kind);
     body.extend_from_slice(&writer.to_le_bytes());
@@ -406,9 +415,9 @@ fn encode_event(event: &SinkEvent, at_ms: u64, out: &mut Vec<u8>) {
     match event {
         // A commit carries no records: its body ends with the checkpoint that authorised it.
         SinkEvent::Commit { upto, .. } => body.extend_from_slice(&upto.to_le_bytes()),
-        _ => codec::encode_output_records(records, &mut body),
+        _ => codec::encode_output_records(records, body),
     }
-    codec::put_frame(out, &body);
+    codec::end_frame(out, start);
 }
 
 fn decode_event(body: &[u8]) -> (u64, SinkEvent) {

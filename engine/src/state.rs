@@ -9,6 +9,8 @@
 //! logged, and the log is shipped to standbys as [`Changes`] after each batch.
 
 use crate::sdk::Blob;
+use std::collections::BTreeMap;
+
 use imbl::OrdMap;
 
 use crate::checkpoint::StateSnapshot;
@@ -39,8 +41,9 @@ pub struct View {
     pub entries: OrdMap<Slot, Blob>,
     /// Each timer with the cause of the input that set it first.
     pub timers: OrdMap<TimerKey, Cause>,
-    /// Per partition, the next offset not yet applied.
-    pub offsets: OrdMap<u32, u64>,
+    /// Per partition, the next offset not yet applied: a few entries, written for every
+    /// record, so a plain map (cloned whole with a snapshot) rather than a shared one.
+    pub offsets: BTreeMap<u32, u64>,
     /// The input watermark: no record with an earlier event time is expected.
     pub watermark: u64,
 }
@@ -182,8 +185,8 @@ impl KeyedState {
     }
 
     pub fn applied(&mut self, partition: u32, offset: u64) {
-        let next = self.next_offset(partition).max(offset + 1);
-        self.view.offsets.insert(partition, next);
+        let next = self.view.offsets.entry(partition).or_insert(0);
+        *next = (*next).max(offset + 1);
     }
 
     /// The changelog since the last call, ending at the current offsets of `partitions`.

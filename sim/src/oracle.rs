@@ -34,7 +34,8 @@ pub fn differential<D: Dataflow + ?Sized>(
     let mut records: Vec<StreamRecord> = inputs
         .iter()
         .filter(|i| !late.contains(&i.name()))
-        .filter_map(|i| pipeline.source_step(StreamRecord::of(&i.event, 0, i.cause, i.partition, 0)))
+        .map(|i| StreamRecord::of(&i.event, 0, i.cause, i.partition, 0))
+        .filter_map(|mut r| pipeline.source_step(&mut r).then_some(r))
         .collect();
     let mut outputs = Vec::new();
     for s in 0..stages {
@@ -62,7 +63,7 @@ fn run_stage<D: Dataflow + ?Sized>(
     let mut state = KeyedState::default();
     let mut core = Stage::new(pipeline.stage(stage), pipeline.allowed_lateness_ms(), intermediate);
     let mut out = Vec::new();
-    for record in records {
+    for record in &records {
         core.handle(&mut state, record, &mut out);
     }
     state.advance_watermark(u64::MAX);

@@ -65,7 +65,7 @@ pub trait Pipeline: Dataflow {
 
     /// Whether the pipeline reads this input at all (its source-side step keeps it).
     fn keeps(&self, input: &Input) -> bool {
-        self.source_step(StreamRecord::of(&input.event, 0, input.cause, input.partition, 0)).is_some()
+        self.source_step(&mut StreamRecord::of(&input.event, 0, input.cause, input.partition, 0))
     }
 
     /// The late accounting its outputs support, if they count their inputs.

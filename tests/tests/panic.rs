@@ -69,7 +69,7 @@ impl Dataflow for Planted {
     fn allowed_lateness_ms(&self) -> u64 {
         self.0.allowed_lateness_ms()
     }
-    fn source_step(&self, record: StreamRecord) -> Option<StreamRecord> {
+    fn source_step(&self, record: &mut StreamRecord) -> bool {
         self.0.source_step(record)
     }
     fn event_time(&self) -> bool {

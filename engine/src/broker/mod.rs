@@ -35,8 +35,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::clock;
-use crate::codec::RawLogRecords;
 use crate::cluster::BROKER_PORT;
+use crate::codec::RawLogRecords;
 use crate::net::{Client, Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::record::LogRecord;
@@ -46,9 +46,18 @@ use partition::{Appended, Partition};
 /// Requests a broker serves.
 #[derive(Debug)]
 pub enum BrokerRequest {
-    Produce { partition: u32, producer: u32, records: Vec<LogRecord> },
+    /// The records are shared with the producer, which keeps them until acknowledged.
+    Produce {
+        partition: u32,
+        producer: u32,
+        records: std::sync::Arc<Vec<LogRecord>>,
+    },
     Replicate(Replicate),
-    Fetch { partition: u32, offset: u64, max_records: usize },
+    Fetch {
+        partition: u32,
+        offset: u64,
+        max_records: usize,
+    },
 }
 
 /// A broker's answers.

@@ -213,7 +213,12 @@ impl Partition {
     /// before `base_offset`. Records already held with the same epoch are skipped; the first
     /// held record of another epoch and everything after it are truncated (they were never
     /// committed).
-    pub fn append_replicated(&mut self, epoch: u64, base_offset: u64, batch: &RawLogRecords) -> ReplicatedAppend {
+    pub fn append_replicated(
+        &mut self,
+        epoch: u64,
+        base_offset: u64,
+        batch: &RawLogRecords,
+    ) -> ReplicatedAppend {
         assert!(base_offset <= self.log_end, "partition {}: replicated batch leaves a gap", self.id);
         let mut skip = 0;
         while skip < batch.count && self.epoch_at(base_offset + skip as u64) == Some(epoch) {
@@ -223,7 +228,8 @@ impl Partition {
             let held = self.read_raw(base_offset, base_offset + skip as u64);
             assert!(held.bytes == batch.prefix(skip), "partition {}: same epoch, different records", self.id);
         }
-        let mut outcome = ReplicatedAppend { matched: base_offset + batch.count as u64, ..Default::default() };
+        let mut outcome =
+            ReplicatedAppend { matched: base_offset + batch.count as u64, ..Default::default() };
         if skip < batch.count {
             let from = base_offset + skip as u64;
             if let Some(cut_epoch) = self.epoch_at(from) {

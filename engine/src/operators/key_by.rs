@@ -137,13 +137,22 @@ impl KeyByExchange {
         &self.wiring.rewires
     }
 
-    pub async fn push(&mut self, record: StreamRecord) -> io::Result<()> {
+    /// Buffers `record` for its key's subtask; `Some(target)` when that buffer is full and
+    /// must go out ([`KeyByExchange::send_full`]) before the next record. Not async: a record
+    /// moved into a future is one more copy of it, and most records are only buffered.
+    pub fn buffer(&mut self, record: StreamRecord) -> Option<usize> {
         let target = subtask_for_key(record.key.hash, self.dests.len() as u32) as usize;
         self.dests[target].buffer.push(record);
-        if self.dests[target].buffer.len() >= self.batch_records {
-            self.send(target).await?;
-        }
-        Ok(())
+        (self.dests[target].buffer.len() >= self.batch_records).then_some(target)
+    }
+
+    /// Sends the full buffer of `target` ([`KeyByExchange::buffer`]).
+    pub async fn send_full(&mut self, target: usize) -> io::Result<()> {
+        assert!(
+            self.dests[target].buffer.len() >= self.batch_records,
+            "subtask {target}'s buffer is not full"
+        );
+        self.send(target).await
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {

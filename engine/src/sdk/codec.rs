@@ -6,7 +6,7 @@
 //! bytes, never `RandomState`, so the same key lands on the same partition, subtask and state
 //! range in every run and every process.
 
-use crate::sdk::blob::Blob;
+use crate::sdk::blob::{copy_short, Blob};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -27,17 +27,61 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Blob {
     // Most encodings are short: straight into an inline blob, with no allocation and no copy;
     // a longer one (a Nexmark event, a user's struct with strings) into a larger stack buffer,
     // then one shared allocation of its exact size, with no regrowth.
-    let inline = Blob::write_inline(|data| postcard::to_slice(value, data).ok().map(|bytes| bytes.len()));
+    let inline = Blob::write_inline(|data| postcard::serialize_with_flavor(value, Short::new(data)).ok());
     if let Some(blob) = inline {
         return blob;
     }
     let mut buffer = [0u8; 1024];
-    if let Ok(bytes) = postcard::to_slice(value, &mut buffer) {
-        return Blob::copy_from_slice(bytes);
+    if let Ok(len) = postcard::serialize_with_flavor(value, Short::new(&mut buffer)) {
+        return Blob::copy_from_slice(&buffer[..len]);
     }
     match postcard::to_extend(value, Vec::with_capacity(4096)) {
         Ok(bytes) => Blob::from(bytes),
         Err(e) => panic!("encoding a {}: {e}", std::any::type_name::<T>()),
+    }
+}
+
+/// A postcard output into a fixed buffer that copies short pieces inline. Encodings are
+/// made of many pieces of a few bytes (postcard writes each integer as its own varint slice),
+/// and a call to `memcpy` for each costs more than the copy.
+struct Short<'a> {
+    buffer: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> Short<'a> {
+    fn new(buffer: &'a mut [u8]) -> Self {
+        Short { buffer, len: 0 }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Short<'_> {
+    /// The length written.
+    type Output = usize;
+
+    #[inline(always)]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        let slot = self.buffer.get_mut(self.len).ok_or(postcard::Error::SerializeBufferFull)?;
+        *slot = byte;
+        self.len += 1;
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        let end = self.len + bytes.len();
+        let out = self.buffer.get_mut(self.len..end).ok_or(postcard::Error::SerializeBufferFull)?;
+        if bytes.len() <= 32 {
+            copy_short(out, bytes);
+        } else {
+            out.copy_from_slice(bytes);
+        }
+        self.len = end;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.len)
     }
 }
 

@@ -171,12 +171,24 @@ impl<O: Operator + ?Sized> Ctx<'_, O> {
     /// Emits `out` under `key`: to the next stage, or to the sink.
     pub fn emit(&mut self, key: &O::OutKey, out: &O::Out) {
         let t = self.time();
-        self.push(Side::Main, KeyBytes::of(key), encode(out), t);
+        let key = self.key_of(key);
+        self.push(Side::Main, key, encode(out), t);
     }
 
     /// Emits `out` under `key` with event time `event_time_ms` at the next stage.
     pub fn emit_at(&mut self, key: &O::OutKey, out: &O::Out, event_time_ms: u64) {
-        self.push(Side::Main, KeyBytes::of(key), encode(out), event_time_ms);
+        let key = self.key_of(key);
+        self.push(Side::Main, key, encode(out), event_time_ms);
+    }
+
+    /// `key` in the engine's form. Most operators emit under the key in scope: its hash is
+    /// already known.
+    fn key_of(&self, key: &O::OutKey) -> KeyBytes {
+        let bytes = encode(key);
+        if bytes == self.key.bytes {
+            return self.key.clone();
+        }
+        KeyBytes::from_encoded(bytes)
     }
 
     /// Emits `value` to the side output `to`, under the key in scope.

@@ -482,12 +482,15 @@ impl ChannelTask {
         Ok(())
     }
 
-    async fn process(&mut self, records: Vec<StreamRecord>) -> TaskResult {
+    async fn process(&mut self, mut records: Vec<StreamRecord>) -> TaskResult {
         let batch_records = self.tc.ctx.cluster.settings.batch_records;
         let first_stage = self.tc.spec.keyed_stage() == Some(0);
         let mut partitions = BTreeSet::new();
-        for record in records {
-            let Some(record) = super::source_task::step(&self.step, record) else { continue };
+        // In place: a record is large, and moving each out of the batch costs a copy.
+        for record in records.iter_mut() {
+            if !super::source_task::step(&self.step, record) {
+                continue;
+            }
             if first_stage {
                 if self.dedup && record.offset < self.state.next_offset(record.partition) {
                     continue;
@@ -511,17 +514,21 @@ impl ChannelTask {
     }
 
     /// One record, decided by the stage (see `stage`).
-    fn handle(&mut self, record: StreamRecord) {
+    fn handle(&mut self, record: &StreamRecord) {
         self.stage.handle(&mut self.state, record, &mut self.emitted);
     }
 
     /// Sends what the operator emitted on: results to the sink's buffer, records to the exchange.
     async fn route(&mut self) -> TaskResult {
         let batch_records = self.tc.ctx.cluster.settings.batch_records;
-        for emit in std::mem::take(&mut self.emitted) {
+        // Drained, not taken: the vector keeps its capacity for the next batch.
+        let mut emitted = std::mem::take(&mut self.emitted);
+        for emit in emitted.drain(..) {
             match (emit, &mut self.output) {
                 (Emit::Forward(r), Output::Exchange(exchange)) => {
-                    exchange.push(r).await.map_err(|e| e.to_string())?
+                    if let Some(full) = exchange.buffer(r) {
+                        exchange.send_full(full).await.map_err(|e| e.to_string())?;
+                    }
                 }
                 (Emit::Output(o), Output::Sink(_) | Output::Held(_)) => {
                     self.buffer.push(o);
@@ -532,6 +539,7 @@ impl ChannelTask {
                 (emit, _) => panic!("{emit:?} does not fit stage {:?}", self.tc.spec.keyed_stage()),
             }
         }
+        self.emitted = emitted;
         Ok(())
     }
 
@@ -610,7 +618,8 @@ impl ChannelTask {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let records = std::mem::take(&mut self.buffer);
+        let capacity = self.tc.ctx.cluster.settings.batch_records;
+        let records = std::mem::replace(&mut self.buffer, Vec::with_capacity(capacity));
         match &mut self.output {
             Output::Sink(sink) => sink.write(records).await,
             Output::Held(segments) => {

@@ -200,12 +200,16 @@ impl Source {
             let position = *position;
             self.commit_offsets(position).await?;
         }
-        for (offset, r) in (batch.offset..).zip(&batch.records) {
-            let Payload::Data(e) = &r.payload else { continue };
+        let partition = batch.partition;
+        for (offset, r) in (batch.offset..).zip(batch.records) {
+            let Payload::Data(e) = r.payload else { continue };
             let cause = Cause { producer: r.producer, seq: r.seq };
-            let record = StreamRecord::of(e, r.stream_time_ms, cause, batch.partition, offset);
-            if let Some(record) = step(&self.step, record) {
-                self.exchange.push(record).await.map_err(|e| e.to_string())?;
+            let mut record = StreamRecord::from_event(e, r.stream_time_ms, cause, partition, offset);
+            if !step(&self.step, &mut record) {
+                continue;
+            }
+            if let Some(full) = self.exchange.buffer(record) {
+                self.exchange.send_full(full).await.map_err(|e| e.to_string())?;
             }
         }
         self.exchange.flush().await.map_err(|e| e.to_string())?;
@@ -266,9 +270,9 @@ impl Source {
 }
 
 /// Runs `record` through the pipeline's source-side step, if this chain has it.
-pub(super) fn step(step: &Option<Arc<dyn Dataflow>>, record: StreamRecord) -> Option<StreamRecord> {
+pub(super) fn step(step: &Option<Arc<dyn Dataflow>>, record: &mut StreamRecord) -> bool {
     match step {
         Some(dataflow) => dataflow.source_step(record),
-        None => Some(record),
+        None => true,
     }
 }

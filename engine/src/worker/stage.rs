@@ -40,10 +40,10 @@ impl Stage {
 
     /// One record: a carried output passes through, a late one goes to the late output, the
     /// others to the operator.
-    pub fn handle(&mut self, state: &mut KeyedState, record: StreamRecord, out: &mut Vec<Emit>) {
+    pub fn handle(&mut self, state: &mut KeyedState, record: &StreamRecord, out: &mut Vec<Emit>) {
         if let Some((side, origin, n)) = record.carried {
             assert!(side != Side::Main, "a carried record is a side output's");
-            out.push(self.carry(record, side, origin, n));
+            out.push(self.carry(record.clone(), side, origin, n));
             return;
         }
         let w = state.watermark();
@@ -54,8 +54,9 @@ impl Stage {
                 partition: record.partition,
                 input: record.value.to_vec(),
             };
-            let record = StreamRecord { value: encode(&late), ..record };
-            out.push(self.carry(record.clone(), late_side(), Origin::Input(record.cause), 0));
+            let record = StreamRecord { value: encode(&late), ..record.clone() };
+            let cause = record.cause;
+            out.push(self.carry(record, late_side(), Origin::Input(cause), 0));
             return;
         }
         let call = Call { store: state, watermark: w, lateness_ms: self.lateness_ms, out: &mut self.emitted };
@@ -129,10 +130,10 @@ mod tests {
     #[test]
     fn late_records_go_to_the_late_output_and_windows_fire_on_the_watermark() {
         let (mut s, mut state, mut out) = (stage(false), KeyedState::default(), Vec::new());
-        s.handle(&mut state, record(0, 4), &mut out);
+        s.handle(&mut state, &record(0, 4), &mut out);
         state.advance_watermark(11);
-        s.handle(&mut state, record(1, 6), &mut out);
-        s.handle(&mut state, record(2, 3), &mut out);
+        s.handle(&mut state, &record(1, 6), &mut out);
+        s.handle(&mut state, &record(2, 3), &mut out);
         assert_eq!(out.len(), 1, "only the record at 3 is late: 3 + 5 < 11, 6 + 5 is not");
         let Emit::Output(late) = &out[0] else { panic!("a late record goes to the sink") };
         assert_eq!(late.id, OutputId::late(KeyBytes::of(&3u64), Cause { producer: 0, seq: 2 }));
@@ -149,11 +150,11 @@ mod tests {
     fn an_intermediate_stage_forwards_and_carries_late_records_that_the_next_passes_on() {
         let (mut first, mut state, mut out) = (stage(true), KeyedState::default(), Vec::new());
         state.advance_watermark(20);
-        first.handle(&mut state, record(7, 1), &mut out);
+        first.handle(&mut state, &record(7, 1), &mut out);
         let Emit::Forward(carried) = out.pop().unwrap() else { panic!("carried on") };
         assert!(carried.carried.is_some());
         let (mut last, mut state, mut out) = (stage(false), KeyedState::default(), Vec::new());
-        last.handle(&mut state, carried, &mut out);
+        last.handle(&mut state, &carried, &mut out);
         let Emit::Output(late) = &out[0] else { panic!("to the sink") };
         assert_eq!(late.id.side, late_side());
         assert!(state.is_empty(), "the operator never saw it");

@@ -293,18 +293,21 @@ impl Dataflow for Builtin {
 
     /// Nexmark: the query's kinds kept and re-keyed. Synthetic: the map and the filter, on one
     /// decoding of the record.
-    fn source_step(&self, record: StreamRecord) -> Option<StreamRecord> {
+    fn source_step(&self, record: &mut StreamRecord) -> bool {
         if let BuiltinKind::Nexmark(q) = self.spec.kind {
             let event: ::nexmark::event::Event = decode(&record.value);
-            let (key, value) = nx::prepare(q, self.spec.window, &event)?;
-            return Some(StreamRecord { key, value, ..record });
+            let Some((key, value)) = nx::prepare(q, self.spec.window, &event) else { return false };
+            (record.key, record.value) = (key, value);
+            return true;
         }
         if self.spec.map_scale == 1 && self.spec.map_offset == 0 && self.spec.filter_drop_multiples_of == 0 {
-            return Some(record);
+            return true;
         }
         let mut event: Synthetic = decode(&record.value);
-        event.value = self.spec.map_filter(event.value)?;
-        Some(StreamRecord { value: encode(&event), ..record })
+        let Some(value) = self.spec.map_filter(event.value) else { return false };
+        event.value = value;
+        record.value = encode(&event);
+        true
     }
 
     fn event_time(&self) -> bool {
