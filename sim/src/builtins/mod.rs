@@ -295,8 +295,9 @@ impl Dataflow for Builtin {
     /// decoding of the record.
     fn source_step(&self, record: &mut StreamRecord) -> bool {
         if let BuiltinKind::Nexmark(q) = self.spec.kind {
-            let event: ::nexmark::event::Event = decode(&record.value);
-            let Some((key, value)) = nx::prepare(q, self.spec.window, &event) else { return false };
+            let Some((key, value)) = nx::prepare_encoded(q, self.spec.window, &record.value) else {
+                return false;
+            };
             (record.key, record.value) = (key, value);
             return true;
         }
