@@ -29,6 +29,7 @@ pub mod recoveries;
 pub mod runner;
 pub mod scenario;
 pub mod swarm;
+pub mod tape;
 pub mod timeline;
 pub mod trace;
 pub mod wall;

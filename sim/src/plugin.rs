@@ -220,6 +220,20 @@ impl Registry {
         }
         catalog
     }
+
+    /// [`Registry::catalog`], with every pipeline's input served from `tape`: one run's nodes.
+    pub fn catalog_taped(&self, tape: Arc<crate::tape::Tape>) -> Catalog {
+        let mut catalog = Catalog::default();
+        for (name, plugin) in &self.plugins {
+            let (plugin, tape) = (plugin.clone(), tape.clone());
+            let builder = move |params: &toml::Table| {
+                let inner = plugin.build(params)? as Arc<dyn Dataflow>;
+                Ok(Arc::new(crate::tape::Taped { inner, tape: tape.clone() }) as Arc<dyn Dataflow>)
+            };
+            catalog.register(name, Arc::new(builder));
+        }
+        catalog
+    }
 }
 
 #[cfg(test)]

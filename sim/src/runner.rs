@@ -43,6 +43,7 @@ use crate::panic;
 use crate::plugin::Pipeline;
 use crate::scenario::Fault;
 use crate::scenario::Loaded;
+use crate::tape::{Tape, Taped};
 use crate::wall::WallClock;
 use crate::world::{self, World};
 
@@ -151,7 +152,9 @@ fn execute(
     let loaded = &drawn.loaded;
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
-    let world = World::build(&rt, loaded.cluster_spec(seed), Arc::new(loaded.registry.catalog()));
+    let cluster = loaded.cluster_spec(seed);
+    let tape = Tape::new(cluster.workload.clone());
+    let world = World::build(&rt, cluster, Arc::new(loaded.registry.catalog_taped(tape.clone())));
     if detail != Detail::Verdict {
         world.recorder.keep_events();
     }
@@ -174,8 +177,14 @@ fn execute(
     let traced = detail == Detail::Trace;
     let judged = match simulated {
         Ok((ending, sim_time_ms)) => panic::catch(|| {
-            let run =
-                Simulated { world: &world, injector: &injector, applied: &applied, ending, sim_time_ms };
+            let run = Simulated {
+                world: &world,
+                tape: &tape,
+                injector: &injector,
+                applied: &applied,
+                ending,
+                sim_time_ms,
+            };
             verdict(loaded, seed, run, detail, tamper)
         })
         .map_err(|p| (p, sim_time_ms)),
@@ -213,6 +222,8 @@ fn undrawable(loaded: &Loaded, seed: u64, why: String, wall: &WallClock) -> RunR
 /// What the simulation left for the checkers.
 struct Simulated<'a> {
     world: &'a World,
+    /// The input the producers emitted.
+    tape: &'a Arc<Tape>,
     injector: &'a Injector,
     applied: &'a [FaultRecord],
     ending: Ending,
@@ -233,7 +244,8 @@ fn verdict(
     tamper(&mut committed);
     let (results, late) = late::split(committed);
     let pipeline = loaded.pipeline();
-    let inputs = expected::inputs(&world.cluster.workload, &*pipeline);
+    let taped = Taped { inner: pipeline.clone() as Arc<dyn faultline_engine::plugin::Dataflow>, tape: run.tape.clone() };
+    let inputs = expected::inputs(&world.cluster.workload, &taped);
     let expected = pipeline.oracle(&inputs, &late::late_inputs(&late));
     let output = Output { inputs: &inputs, expected: &expected, results: &results, late: &late, sink_events };
     let (mut record, judged) = judge(loaded, seed, world, output, run.ending);

@@ -85,7 +85,7 @@ impl Expected {
 
     /// Sorts `v` by id; panics if an id other than a content id occurs twice (an evaluator bug).
     pub fn from_unsorted(mut v: Vec<Expect>) -> Self {
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if let Some(pair) =
             v.windows(2).find(|p| p[0].0 == p[1].0 && !matches!(p[0].0.origin, Origin::Content(_)))
         {

@@ -20,60 +20,45 @@ use nexmark::event::{Auction, Bid, Event, Person};
 
 use super::{expect, Expect, Expected, Input};
 
-/// An input decoded, with its cause.
-struct Rec {
-    event: Event,
-    cause: Cause,
+/// The inputs decoded one at a time, with their causes. The queries read it in one pass and
+/// keep only what they need: a run's input is large, and holding all of it decoded would cost
+/// more than the rest of the judging.
+fn decoded(records: &[Input]) -> impl Iterator<Item = (Event, Cause)> + '_ {
+    records.iter().map(|i| (decode(&i.event.value), i.cause))
+}
+
+fn bids_of(records: &[Input]) -> impl Iterator<Item = (Bid, Cause)> + '_ {
+    decoded(records).filter_map(|(e, cause)| match e {
+        Event::Bid(b) => Some((b, cause)),
+        _ => None,
+    })
 }
 
 /// Evaluates `query` over `records` (late ones already removed); `window` gives q5's sliding
 /// windows and q7's and q8's tumbling ones (through `WindowSpec::ends_for`).
 pub(super) fn evaluate(query: Query, records: &[Input], window: WindowSpec, lateness: u64) -> Expected {
-    let recs: Vec<Rec> =
-        records.iter().map(|i| Rec { event: decode(&i.event.value), cause: i.cause }).collect();
     let outputs = match query {
-        Query::Q0 => bids(&recs, |b| Some(b.clone())),
-        Query::Q1 => bids(&recs, |b| Some(Bid { price: q1_euros(b.price), ..b.clone() })),
+        Query::Q0 => bids(records, |b| Some(b.clone())),
+        Query::Q1 => bids(records, |b| Some(Bid { price: q1_euros(b.price), ..b.clone() })),
         Query::Q2 => {
             let by_auction =
                 |b: &Bid| q2_keeps(b.auction).then_some(AuctionPrice { auction: b.auction, price: b.price });
-            bids(&recs, by_auction)
+            bids(records, by_auction)
         }
-        Query::Q3 => q3(&recs),
-        Query::Q4 => q4(&recs, lateness),
-        Query::Q5 => q5(&recs, window),
-        Query::Q7 => q7(&recs, window),
-        Query::Q8 => q8(&recs, window, lateness),
+        Query::Q3 => q3(records),
+        Query::Q4 => q4(records, lateness),
+        Query::Q5 => q5(records, window),
+        Query::Q7 => q7(records, window),
+        Query::Q8 => q8(records, window, lateness),
     };
     Expected::from_unsorted(outputs)
 }
 
-fn bids_of(recs: &[Rec]) -> impl Iterator<Item = (&Bid, Cause)> {
-    recs.iter().filter_map(|r| match &r.event {
-        Event::Bid(b) => Some((b, r.cause)),
-        _ => None,
-    })
-}
-
-fn auctions_of(recs: &[Rec]) -> impl Iterator<Item = (&Auction, Cause)> {
-    recs.iter().filter_map(|r| match &r.event {
-        Event::Auction(a) => Some((a, r.cause)),
-        _ => None,
-    })
-}
-
-fn persons_of(recs: &[Rec]) -> impl Iterator<Item = (&Person, Cause)> {
-    recs.iter().filter_map(|r| match &r.event {
-        Event::Person(p) => Some((p, r.cause)),
-        _ => None,
-    })
-}
-
 /// q0, q1, q2: per bid, `project` kept, under its auction, from the bid, ready at its time.
-fn bids<T: serde::Serialize>(recs: &[Rec], project: impl Fn(&Bid) -> Option<T>) -> Vec<Expect> {
-    bids_of(recs)
+fn bids<T: serde::Serialize>(records: &[Input], project: impl Fn(&Bid) -> Option<T>) -> Vec<Expect> {
+    bids_of(records)
         .filter_map(|(b, cause)| {
-            let out = project(b)?;
+            let out = project(&b)?;
             Some(expect(&(b.auction as u64), Origin::Input(cause), &out, Some(cause), b.date_time))
         })
         .collect()
@@ -81,14 +66,19 @@ fn bids<T: serde::Serialize>(recs: &[Rec], project: impl Fn(&Bid) -> Option<T>) 
 
 /// q3: every category-10 auction whose seller is a person in OR, ID or CA anywhere in the
 /// input, under the person, ready at the later of the two times.
-fn q3(recs: &[Rec]) -> Vec<Expect> {
-    let mut persons: BTreeMap<usize, &Person> = BTreeMap::new();
-    for (p, _) in persons_of(recs) {
-        persons.entry(p.id).or_insert(p);
+fn q3(records: &[Input]) -> Vec<Expect> {
+    let mut persons: BTreeMap<usize, Person> = BTreeMap::new();
+    let mut auctions = Vec::new();
+    for (e, _) in decoded(records) {
+        match e {
+            Event::Person(p) => _ = persons.entry(p.id).or_insert(p),
+            Event::Auction(a) if a.category == Q3_CATEGORY => auctions.push(a),
+            _ => {}
+        }
     }
-    auctions_of(recs)
-        .filter(|(a, _)| a.category == Q3_CATEGORY)
-        .filter_map(|(a, _)| {
+    auctions
+        .into_iter()
+        .filter_map(|a| {
             let p = persons.get(&a.seller).filter(|p| q3_state(&p.state))?;
             let out = SellerAuction {
                 name: p.name.clone(),
@@ -106,22 +96,28 @@ fn q3(recs: &[Rec]) -> Vec<Expect> {
 /// counting price; per category, the n-th closed auction in `(expires, auction id)` order gives
 /// the running sum and average of n prices, from the timer at `expires + lateness + 1` (tag:
 /// the auction), ready at expires.
-fn q4(recs: &[Rec], lateness: u64) -> Vec<Expect> {
-    let mut auctions: BTreeMap<usize, &Auction> = BTreeMap::new();
-    for (a, _) in auctions_of(recs) {
-        auctions.entry(a.id).or_insert(a);
+fn q4(records: &[Input], lateness: u64) -> Vec<Expect> {
+    let mut auctions: BTreeMap<usize, Auction> = BTreeMap::new();
+    // A bid may come before its auction in the input: its (auction, time, price) waits.
+    let mut bids = Vec::new();
+    for (e, _) in decoded(records) {
+        match e {
+            Event::Auction(a) => _ = auctions.entry(a.id).or_insert(a),
+            Event::Bid(b) => bids.push((b.auction, b.date_time, b.price)),
+            Event::Person(_) => {}
+        }
     }
     let mut closing: BTreeMap<usize, usize> = BTreeMap::new();
-    for (b, _) in bids_of(recs) {
-        let Some(a) = auctions.get(&b.auction) else { continue };
-        if (a.date_time..=a.expires).contains(&b.date_time) {
-            let price = closing.entry(a.id).or_insert(b.price);
-            *price = (*price).max(b.price);
+    for (auction, t, bid_price) in bids {
+        let Some(a) = auctions.get(&auction) else { continue };
+        if (a.date_time..=a.expires).contains(&t) {
+            let price = closing.entry(a.id).or_insert(bid_price);
+            *price = (*price).max(bid_price);
         }
     }
     let mut closed: BTreeMap<usize, Vec<(u64, usize, usize)>> = BTreeMap::new();
     for (id, price) in closing {
-        let a = auctions[&id];
+        let a = &auctions[&id];
         closed.entry(a.category).or_default().push((a.expires, id, price));
     }
     let mut outputs = Vec::new();
@@ -141,9 +137,9 @@ fn q4(recs: &[Rec], lateness: u64) -> Vec<Expect> {
 
 /// q5: per window (`ends_for`) the bids per auction; the auctions with the window's highest
 /// count, under the window's end, ready at it.
-fn q5(recs: &[Rec], window: WindowSpec) -> Vec<Expect> {
+fn q5(records: &[Input], window: WindowSpec) -> Vec<Expect> {
     let mut counts: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-    for (b, _) in bids_of(recs) {
+    for (b, _) in bids_of(records) {
         for end in window.ends_for(b.date_time) {
             *counts.entry((end, b.auction as u64)).or_default() += 1;
         }
@@ -164,17 +160,24 @@ fn q5(recs: &[Rec], window: WindowSpec) -> Vec<Expect> {
 
 /// q7: per window (`ends_for`, tumbling) the bids with the highest price, under the window's
 /// end, ready at it.
-fn q7(recs: &[Rec], window: WindowSpec) -> Vec<Expect> {
-    let mut by_end: BTreeMap<u64, Vec<&Bid>> = BTreeMap::new();
-    for (b, _) in bids_of(recs) {
+fn q7(records: &[Input], window: WindowSpec) -> Vec<Expect> {
+    // Per window end: the highest price so far and the bids at it.
+    let mut by_end: BTreeMap<u64, (usize, Vec<Bid>)> = BTreeMap::new();
+    for (b, _) in bids_of(records) {
         for end in window.ends_for(b.date_time) {
-            by_end.entry(end).or_default().push(b);
+            let (highest, at) = by_end.entry(end).or_insert((b.price, Vec::new()));
+            if b.price > *highest {
+                (*highest, *at) = (b.price, Vec::new());
+            }
+            if b.price == *highest {
+                at.push(b.clone());
+            }
         }
     }
     let mut outputs = Vec::new();
-    for (end, bids) in by_end {
-        let highest = bids.iter().map(|b| b.price).max().expect("a window holds a bid");
-        for b in bids.into_iter().filter(|b| b.price == highest) {
+    for (end, (_, bids)) in by_end {
+        assert!(!bids.is_empty(), "window {end} keeps the bids at its highest price");
+        for b in &bids {
             outputs.push(expect(&end, Origin::Content(0), b, None, end));
         }
     }
@@ -184,24 +187,29 @@ fn q7(recs: &[Rec], window: WindowSpec) -> Vec<Expect> {
 /// q8: per window (`ends_for`, tumbling) the persons with a person record in it who are the
 /// seller of at least one auction in it, under the person, from the timer at the window's end
 /// plus the lateness, ready at the end.
-fn q8(recs: &[Rec], window: WindowSpec, lateness: u64) -> Vec<Expect> {
-    let mut persons: BTreeMap<(u64, u64), &Person> = BTreeMap::new();
-    for (p, _) in persons_of(recs) {
-        for end in window.ends_for(p.date_time) {
-            persons.insert((p.id as u64, end), p);
-        }
-    }
+fn q8(records: &[Input], window: WindowSpec, lateness: u64) -> Vec<Expect> {
+    let mut persons: BTreeMap<(u64, u64), String> = BTreeMap::new();
     let mut auctions: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-    for (a, _) in auctions_of(recs) {
-        for end in window.ends_for(a.date_time) {
-            *auctions.entry((a.seller as u64, end)).or_default() += 1;
+    for (e, _) in decoded(records) {
+        match e {
+            Event::Person(p) => {
+                for end in window.ends_for(p.date_time) {
+                    persons.insert((p.id as u64, end), p.name.clone());
+                }
+            }
+            Event::Auction(a) => {
+                for end in window.ends_for(a.date_time) {
+                    *auctions.entry((a.seller as u64, end)).or_default() += 1;
+                }
+            }
+            Event::Bid(_) => {}
         }
     }
     persons
         .into_iter()
-        .filter_map(|((person, end), p)| {
+        .filter_map(|((person, end), name)| {
             let opened = *auctions.get(&(person, end))?;
-            let out = NewUser { person, name: p.name.clone(), end, auctions: opened };
+            let out = NewUser { person, name, end, auctions: opened };
             Some(expect(&person, Origin::Timer { at_ms: end + lateness, tag: end }, &out, None, end))
         })
         .collect()
