@@ -97,6 +97,15 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
     }
 }
 
+/// Decodes a `T` that borrows from `bytes` (its `&str` and `&[u8]` fields point into them):
+/// reading a large input without allocating. Panics as [`decode`] does.
+pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> T {
+    match postcard::from_bytes(bytes) {
+        Ok(value) => value,
+        Err(e) => panic!("decoding a {} from {} bytes: {e}", std::any::type_name::<T>(), bytes.len()),
+    }
+}
+
 /// Decodes a `T` from exactly `bytes`, if they hold one.
 pub fn try_decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     postcard::from_bytes(bytes).ok()

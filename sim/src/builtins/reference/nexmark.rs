@@ -15,21 +15,71 @@ use faultline_engine::operators::builtin::nexmark::{
 use faultline_engine::pipeline::nexmark::Query;
 use faultline_engine::pipeline::WindowSpec;
 use faultline_engine::record::{Cause, Origin};
-use faultline_engine::sdk::codec::decode;
-use nexmark::event::{Auction, Bid, Event, Person};
+use faultline_engine::sdk::codec::decode_borrowed;
+use serde::{Deserialize, Serialize};
 
 use super::{expect, Expect, Expected, Input};
 
-/// The inputs decoded one at a time, with their causes. The queries read it in one pass and
-/// keep only what they need: a run's input is large, and holding all of it decoded would cost
-/// more than the rest of the judging.
-fn decoded(records: &[Input]) -> impl Iterator<Item = (Event, Cause)> + '_ {
-    records.iter().map(|i| (decode(&i.event.value), i.cause))
+/// The `nexmark` crate's events decoded in place: the same variants and fields in the same
+/// order, with borrowed strings, so that decoding allocates nothing and encoding one gives the
+/// owned event's bytes (`borrowed_events_encode_as_the_crates`).
+#[derive(Deserialize)]
+enum EventRef<'a> {
+    Person(#[serde(borrow)] PersonRef<'a>),
+    Auction(#[serde(borrow)] AuctionRef<'a>),
+    Bid(#[serde(borrow)] BidRef<'a>),
 }
 
-fn bids_of(records: &[Input]) -> impl Iterator<Item = (Bid, Cause)> + '_ {
+/// [`nexmark::event::Person`], borrowed.
+#[derive(Deserialize, Serialize)]
+struct PersonRef<'a> {
+    id: usize,
+    name: &'a str,
+    email_address: &'a str,
+    credit_card: &'a str,
+    city: &'a str,
+    state: &'a str,
+    date_time: u64,
+    extra: &'a str,
+}
+
+/// [`nexmark::event::Auction`], borrowed.
+#[derive(Deserialize, Serialize)]
+struct AuctionRef<'a> {
+    id: usize,
+    item_name: &'a str,
+    description: &'a str,
+    initial_bid: usize,
+    reserve: usize,
+    date_time: u64,
+    expires: u64,
+    seller: usize,
+    category: usize,
+    extra: &'a str,
+}
+
+/// [`nexmark::event::Bid`], borrowed.
+#[derive(Clone, Copy, Deserialize, Serialize)]
+struct BidRef<'a> {
+    auction: usize,
+    bidder: usize,
+    price: usize,
+    channel: &'a str,
+    url: &'a str,
+    date_time: u64,
+    extra: &'a str,
+}
+
+/// The inputs decoded one at a time, in place, with their causes. The queries read them in one
+/// pass and keep only what they need: a run's input is large, and holding all of it decoded
+/// would cost more than the rest of the judging.
+fn decoded(records: &[Input]) -> impl Iterator<Item = (EventRef<'_>, Cause)> + '_ {
+    records.iter().map(|i| (decode_borrowed(&i.event.value), i.cause))
+}
+
+fn bids_of(records: &[Input]) -> impl Iterator<Item = (BidRef<'_>, Cause)> + '_ {
     decoded(records).filter_map(|(e, cause)| match e {
-        Event::Bid(b) => Some((b, cause)),
+        EventRef::Bid(b) => Some((b, cause)),
         _ => None,
     })
 }
@@ -38,11 +88,11 @@ fn bids_of(records: &[Input]) -> impl Iterator<Item = (Bid, Cause)> + '_ {
 /// windows and q7's and q8's tumbling ones (through `WindowSpec::ends_for`).
 pub(super) fn evaluate(query: Query, records: &[Input], window: WindowSpec, lateness: u64) -> Expected {
     let outputs = match query {
-        Query::Q0 => bids(records, |b| Some(b.clone())),
-        Query::Q1 => bids(records, |b| Some(Bid { price: q1_euros(b.price), ..b.clone() })),
+        Query::Q0 => bids(records, Some),
+        Query::Q1 => bids(records, |b| Some(BidRef { price: q1_euros(b.price), ..b })),
         Query::Q2 => {
             let by_auction =
-                |b: &Bid| q2_keeps(b.auction).then_some(AuctionPrice { auction: b.auction, price: b.price });
+                |b: BidRef<'_>| q2_keeps(b.auction).then_some(AuctionPrice { auction: b.auction, price: b.price });
             bids(records, by_auction)
         }
         Query::Q3 => q3(records),
@@ -55,10 +105,10 @@ pub(super) fn evaluate(query: Query, records: &[Input], window: WindowSpec, late
 }
 
 /// q0, q1, q2: per bid, `project` kept, under its auction, from the bid, ready at its time.
-fn bids<T: serde::Serialize>(records: &[Input], project: impl Fn(&Bid) -> Option<T>) -> Vec<Expect> {
+fn bids<'a, T: Serialize>(records: &'a [Input], project: impl Fn(BidRef<'a>) -> Option<T>) -> Vec<Expect> {
     bids_of(records)
         .filter_map(|(b, cause)| {
-            let out = project(&b)?;
+            let out = project(b)?;
             Some(expect(&(b.auction as u64), Origin::Input(cause), &out, Some(cause), b.date_time))
         })
         .collect()
@@ -67,12 +117,12 @@ fn bids<T: serde::Serialize>(records: &[Input], project: impl Fn(&Bid) -> Option
 /// q3: every category-10 auction whose seller is a person in OR, ID or CA anywhere in the
 /// input, under the person, ready at the later of the two times.
 fn q3(records: &[Input]) -> Vec<Expect> {
-    let mut persons: BTreeMap<usize, Person> = BTreeMap::new();
+    let mut persons: BTreeMap<usize, PersonRef<'_>> = BTreeMap::new();
     let mut auctions = Vec::new();
     for (e, _) in decoded(records) {
         match e {
-            Event::Person(p) => _ = persons.entry(p.id).or_insert(p),
-            Event::Auction(a) if a.category == Q3_CATEGORY => auctions.push(a),
+            EventRef::Person(p) => _ = persons.entry(p.id).or_insert(p),
+            EventRef::Auction(a) if a.category == Q3_CATEGORY => auctions.push(a),
             _ => {}
         }
     }
@@ -81,9 +131,9 @@ fn q3(records: &[Input]) -> Vec<Expect> {
         .filter_map(|a| {
             let p = persons.get(&a.seller).filter(|p| q3_state(&p.state))?;
             let out = SellerAuction {
-                name: p.name.clone(),
-                city: p.city.clone(),
-                state: p.state.clone(),
+                name: p.name.into(),
+                city: p.city.into(),
+                state: p.state.into(),
                 auction: a.id,
             };
             let ready_ms = p.date_time.max(a.date_time);
@@ -97,14 +147,14 @@ fn q3(records: &[Input]) -> Vec<Expect> {
 /// the running sum and average of n prices, from the timer at `expires + lateness + 1` (tag:
 /// the auction), ready at expires.
 fn q4(records: &[Input], lateness: u64) -> Vec<Expect> {
-    let mut auctions: BTreeMap<usize, Auction> = BTreeMap::new();
+    let mut auctions: BTreeMap<usize, AuctionRef<'_>> = BTreeMap::new();
     // A bid may come before its auction in the input: its (auction, time, price) waits.
     let mut bids = Vec::new();
     for (e, _) in decoded(records) {
         match e {
-            Event::Auction(a) => _ = auctions.entry(a.id).or_insert(a),
-            Event::Bid(b) => bids.push((b.auction, b.date_time, b.price)),
-            Event::Person(_) => {}
+            EventRef::Auction(a) => _ = auctions.entry(a.id).or_insert(a),
+            EventRef::Bid(b) => bids.push((b.auction, b.date_time, b.price)),
+            EventRef::Person(_) => {}
         }
     }
     let mut closing: BTreeMap<usize, usize> = BTreeMap::new();
@@ -162,7 +212,7 @@ fn q5(records: &[Input], window: WindowSpec) -> Vec<Expect> {
 /// end, ready at it.
 fn q7(records: &[Input], window: WindowSpec) -> Vec<Expect> {
     // Per window end: the highest price so far and the bids at it.
-    let mut by_end: BTreeMap<u64, (usize, Vec<Bid>)> = BTreeMap::new();
+    let mut by_end: BTreeMap<u64, (usize, Vec<BidRef<'_>>)> = BTreeMap::new();
     for (b, _) in bids_of(records) {
         for end in window.ends_for(b.date_time) {
             let (highest, at) = by_end.entry(end).or_insert((b.price, Vec::new()));
@@ -170,7 +220,7 @@ fn q7(records: &[Input], window: WindowSpec) -> Vec<Expect> {
                 (*highest, *at) = (b.price, Vec::new());
             }
             if b.price == *highest {
-                at.push(b.clone());
+                at.push(b);
             }
         }
     }
@@ -188,28 +238,28 @@ fn q7(records: &[Input], window: WindowSpec) -> Vec<Expect> {
 /// seller of at least one auction in it, under the person, from the timer at the window's end
 /// plus the lateness, ready at the end.
 fn q8(records: &[Input], window: WindowSpec, lateness: u64) -> Vec<Expect> {
-    let mut persons: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    let mut persons: BTreeMap<(u64, u64), &str> = BTreeMap::new();
     let mut auctions: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     for (e, _) in decoded(records) {
         match e {
-            Event::Person(p) => {
+            EventRef::Person(p) => {
                 for end in window.ends_for(p.date_time) {
-                    persons.insert((p.id as u64, end), p.name.clone());
+                    persons.insert((p.id as u64, end), p.name);
                 }
             }
-            Event::Auction(a) => {
+            EventRef::Auction(a) => {
                 for end in window.ends_for(a.date_time) {
                     *auctions.entry((a.seller as u64, end)).or_default() += 1;
                 }
             }
-            Event::Bid(_) => {}
+            EventRef::Bid(_) => {}
         }
     }
     persons
         .into_iter()
         .filter_map(|((person, end), name)| {
             let opened = *auctions.get(&(person, end))?;
-            let out = NewUser { person, name, end, auctions: opened };
+            let out = NewUser { person, name: name.into(), end, auctions: opened };
             Some(expect(&person, Origin::Timer { at_ms: end + lateness, tag: end }, &out, None, end))
         })
         .collect()
@@ -290,6 +340,25 @@ mod tests {
         let late: BTreeSet<(Cause, u32)> = late.iter().map(|&i| (cause(i), 0)).collect();
         let e = evaluate(input, &pipeline(BuiltinKind::Nexmark(q), window), &late);
         e.iter().map(|(_, w)| decode(&w.value)).collect()
+    }
+
+    #[test]
+    fn borrowed_events_encode_as_the_crates() {
+        let config = faultline_engine::pipeline::nexmark::config(3, 1000);
+        let events = nexmark::EventGenerator::new(config).take(500);
+        let mut kinds = [0; 3];
+        for event in events {
+            let bytes = encode(&event);
+            let again = match (super::decode_borrowed::<super::EventRef<'_>>(&bytes), &event) {
+                (super::EventRef::Person(p), Event::Person(owned)) => (encode(&p), encode(owned), 0),
+                (super::EventRef::Auction(a), Event::Auction(owned)) => (encode(&a), encode(owned), 1),
+                (super::EventRef::Bid(b), Event::Bid(owned)) => (encode(&b), encode(owned), 2),
+                _ => panic!("{event:?} decoded as another kind"),
+            };
+            assert_eq!(again.0, again.1, "{event:?}");
+            kinds[again.2] += 1;
+        }
+        assert!(kinds.iter().all(|&n| n > 0), "every kind seen: {kinds:?}");
     }
 
     #[test]
