@@ -244,7 +244,10 @@ fn verdict(
     tamper(&mut committed);
     let (results, late) = late::split(committed);
     let pipeline = loaded.pipeline();
-    let taped = Taped { inner: pipeline.clone() as Arc<dyn faultline_engine::plugin::Dataflow>, tape: run.tape.clone() };
+    let taped = Taped {
+        inner: pipeline.clone() as Arc<dyn faultline_engine::plugin::Dataflow>,
+        tape: run.tape.clone(),
+    };
     let inputs = expected::inputs(&world.cluster.workload, &taped);
     let expected = pipeline.oracle(&inputs, &late::late_inputs(&late));
     let output = Output { inputs: &inputs, expected: &expected, results: &results, late: &late, sink_events };

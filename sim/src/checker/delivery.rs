@@ -94,7 +94,10 @@ pub fn cause_of(id: &OutputId, want: &Want) -> Option<Cause> {
 /// cause too where the model defines one. A content id counts as many times as it is expected.
 pub fn check_by_id(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
     let mut sorted: Vec<&OutputRecord> = committed.iter().collect();
-    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    // Equal ids keep their commit order: the records are one slice, so address order is it.
+    sorted.sort_unstable_by(|a, b| {
+        a.id.cmp(&b.id).then_with(|| std::ptr::from_ref(*a).cmp(&std::ptr::from_ref(*b)))
+    });
     merge(
         expected.iter().map(|(id, want)| (id, id, want)),
         &sorted,
@@ -126,6 +129,7 @@ fn merge<'a, K: Ord>(
 ) -> Delivery {
     let mut d = Delivery::default();
     let mut wanted = wanted.peekable();
+    let (mut wants, mut fulfilled) = (Vec::new(), Vec::new());
     let mut i = 0;
     while i < sorted.len() {
         let key = key_of(sorted[i]);
@@ -133,11 +137,11 @@ fn merge<'a, K: Ord>(
         while let Some((_, missing, _)) = wanted.next_if(|(k, _, _)| *k < key) {
             d.lost.push(missing.clone());
         }
-        let mut wants = Vec::new();
+        wants.clear();
         while let Some((_, id, w)) = wanted.next_if(|(k, _, _)| *k == key) {
             wants.push((id, w));
         }
-        classify(&sorted[i..run_end], wants, &matches, &mut d);
+        classify(&sorted[i..run_end], &mut wants, &mut fulfilled, &matches, &mut d);
         i = run_end;
     }
     d.lost.extend(wanted.map(|(_, id, _)| id.clone()));
@@ -148,13 +152,14 @@ fn merge<'a, K: Ord>(
 /// reference expects under it (a content id may be expected several times). A record matching
 /// an expectation fulfils it; one matching only a fulfilled one is a duplicate; any other is
 /// wrong. Expectations left over are lost, beyond the wrong records that took their place.
-fn classify(
+fn classify<'a>(
     records: &[&OutputRecord],
-    mut wants: Vec<(&OutputId, &Want)>,
+    wants: &mut Vec<(&'a OutputId, &'a Want)>,
+    fulfilled: &mut Vec<&'a Want>,
     matches: &impl Fn(&OutputRecord, &Want) -> bool,
     d: &mut Delivery,
 ) {
-    let mut fulfilled: Vec<&Want> = Vec::new();
+    fulfilled.clear();
     let mut wrong = 0;
     for &r in records {
         if let Some(at) = wants.iter().position(|(_, w)| matches(r, w)) {
@@ -167,7 +172,7 @@ fn classify(
         }
     }
     let lost = wants.len().saturating_sub(wrong);
-    d.lost.extend(wants.into_iter().take(lost).map(|(id, _)| id.clone()));
+    d.lost.extend(wants.iter().take(lost).map(|(id, _)| (*id).clone()));
 }
 
 impl Delivery {

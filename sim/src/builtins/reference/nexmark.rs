@@ -91,8 +91,9 @@ pub(super) fn evaluate(query: Query, records: &[Input], window: WindowSpec, late
         Query::Q0 => bids(records, Some),
         Query::Q1 => bids(records, |b| Some(BidRef { price: q1_euros(b.price), ..b })),
         Query::Q2 => {
-            let by_auction =
-                |b: BidRef<'_>| q2_keeps(b.auction).then_some(AuctionPrice { auction: b.auction, price: b.price });
+            let by_auction = |b: BidRef<'_>| {
+                q2_keeps(b.auction).then_some(AuctionPrice { auction: b.auction, price: b.price })
+            };
             bids(records, by_auction)
         }
         Query::Q3 => q3(records),
