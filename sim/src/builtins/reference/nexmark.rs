@@ -130,7 +130,7 @@ fn q3(records: &[Input]) -> Vec<Expect> {
     auctions
         .into_iter()
         .filter_map(|a| {
-            let p = persons.get(&a.seller).filter(|p| q3_state(&p.state))?;
+            let p = persons.get(&a.seller).filter(|p| q3_state(p.state))?;
             let out = SellerAuction {
                 name: p.name.into(),
                 city: p.city.into(),
