@@ -285,6 +285,21 @@ pub fn decode_log_records_range(body: &[u8], skip: usize, take: usize, out: &mut
     }
 }
 
+/// A frame body written by [`encode_log_records`] as its leader epoch and each record's
+/// encoding, in order, not decoded: for comparing replicas' copies byte for byte (a follower
+/// writes what its leader sent as it came).
+pub fn log_record_bytes_of(body: &[u8]) -> (u64, Vec<&[u8]>) {
+    let epoch = Reader::new(body).u64();
+    let mut r = Reader::new(&body[LOG_BATCH_HEADER..]);
+    let mut records = Vec::new();
+    while !r.is_empty() {
+        let start = r.bytes;
+        skip_log_record(&mut r);
+        records.push(&start[..start.len() - r.bytes.len()]);
+    }
+    (epoch, records)
+}
+
 /// Moves past one log record without building it (its byte strings are not copied).
 fn skip_log_record(r: &mut Reader<'_>) {
     r.bytes(4 + 8 + 8);
@@ -470,6 +485,19 @@ mod tests {
         let mut tail = Vec::new();
         decode_log_records_range(bodies[0], 1, 5, &mut tail);
         assert_eq!(tail, sample()[1..], "skipping a record leaves the reader at the next");
+    }
+
+    #[test]
+    fn a_frame_splits_into_its_epoch_and_each_record_s_bytes() {
+        let mut frame = Vec::new();
+        encode_log_records(6, &sample(), &mut frame);
+        let (epoch, records) = log_record_bytes_of(frames(&frame).0[0]);
+        assert_eq!((epoch, records.len()), (6, 2));
+        for (bytes, want) in records.iter().zip(sample()) {
+            let mut r = Reader::new(bytes);
+            assert_eq!(decode_log_record(&mut r), want);
+            assert!(r.is_empty(), "one record's bytes, no more");
+        }
     }
 
     #[test]

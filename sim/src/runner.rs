@@ -407,7 +407,8 @@ fn judge(
         violations.extend(late::unexpected(output.late));
     }
     violations.extend(transactions::check(sink_events, &completed_checkpoints(world)));
-    violations.extend(log::check(&world.recorder.log_events(), &logs));
+    let files = replica_files(world);
+    violations.extend(log::check(&world.recorder.log_events(), &logs, &copies(&files)));
     violations.extend(manager::check(&world.recorder.manager_events()));
     if let Some(model) = consistency_model(job, &*pipeline) {
         violations.extend(consistency::check(&checkpoints, &logs, &*model));
@@ -587,16 +588,61 @@ fn completed_checkpoints(world: &World) -> BTreeSet<u64> {
     store.list(checkpoint::HISTORY_PREFIX).iter().filter_map(|k| checkpoint::history_id(k)).collect()
 }
 
+/// Partition `p`'s leader at the end of the run, per the store's leadership record.
+fn final_leader(world: &World, p: u32) -> NodeId {
+    let store = &world.disks[&NodeId::new(Role::Store, 0)];
+    let state = store.read(&metadata::key(p)).and_then(|b| metadata::PartitionState::decode(&b));
+    NodeId::new(Role::Broker, state.map_or(world.cluster.leader_of(p), |s| s.leader))
+}
+
+fn log_file(p: u32) -> String {
+    format!("partition-{p}.log")
+}
+
+/// Each partition's replicas' files at the end of the run, the final leader's first.
+fn replica_files(world: &World) -> BTreeMap<u32, Vec<(NodeId, Vec<u8>)>> {
+    let cluster = &world.cluster;
+    (0..cluster.partitions())
+        .map(|p| {
+            let leader = final_leader(world, p);
+            let others = cluster.replicas_of(p).into_iter().map(|b| NodeId::new(Role::Broker, b));
+            let brokers = std::iter::once(leader).chain(others.filter(|&b| b != leader));
+            let files = brokers.map(|b| (b, world.disks[&b].read(&log_file(p)).unwrap_or_default()));
+            (p, files.collect())
+        })
+        .collect()
+}
+
+/// The replicas' copies in `files`, record by record, not decoded.
+fn copies(files: &BTreeMap<u32, Vec<(NodeId, Vec<u8>)>>) -> BTreeMap<u32, log::Copies<'_>> {
+    files.iter().map(|(&p, files)| (p, copies_of(files))).collect()
+}
+
+/// One partition's copies; the final leader's file comes first.
+fn copies_of(files: &[(NodeId, Vec<u8>)]) -> log::Copies<'_> {
+    let mut all = files.iter().map(|(b, bytes)| copy(*b, bytes));
+    let leader = all.next().expect("a partition has a leader");
+    log::Copies { leader, others: all.collect() }
+}
+
+/// One replica's file, record by record.
+fn copy(broker: NodeId, bytes: &[u8]) -> log::Copy<'_> {
+    let mut records = Vec::new();
+    for body in codec::frames(bytes).0 {
+        let (epoch, each) = codec::log_record_bytes_of(body);
+        records.extend(each.into_iter().map(|r| (epoch, r)));
+    }
+    log::Copy { broker, records }
+}
+
 /// Each partition's log, as its leader (per the store's leadership record) holds it at the end
 /// of the run.
 fn partition_logs(world: &World) -> BTreeMap<u32, Vec<LogRecord>> {
     let cluster = &world.cluster;
-    let store = &world.disks[&NodeId::new(Role::Store, 0)];
     (0..cluster.partitions())
         .map(|p| {
-            let state = store.read(&metadata::key(p)).and_then(|b| metadata::PartitionState::decode(&b));
-            let leader = NodeId::new(Role::Broker, state.map_or(cluster.leader_of(p), |s| s.leader));
-            let bytes = world.disks[&leader].read(&format!("partition-{p}.log")).unwrap_or_default();
+            let leader = final_leader(world, p);
+            let bytes = world.disks[&leader].read(&log_file(p)).unwrap_or_default();
             let mut records = Vec::new();
             for body in codec::frames(&bytes).0 {
                 codec::decode_log_records(body, &mut records);

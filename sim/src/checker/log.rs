@@ -9,9 +9,15 @@
 //!   may report a stale, lower one of its own epoch: that is behind, not wrong);
 //! - no replica cuts a committed record: records of leader epoch `e` are never truncated below
 //!   a high watermark reached in an epoch `≤ e` (a later epoch's watermark covers other
-//!   records at those offsets, so a stale replica rightly cuts its own).
+//!   records at those offsets, so a stale replica rightly cuts its own);
+//! - every copy agrees with the leader on what was committed: a record of leader epoch `e` at
+//!   an offset below a high watermark reached in an epoch `≤ e` is committed, so each later
+//!   leader holds it, and any replica holding a record of epoch `e` there holds that one. A
+//!   replica that missed an epoch may still hold its own uncommitted records: behind, not wrong.
 //!
-//! The final log is the leader's copy at the end of the run, per the store's leadership record.
+//! The final log is the leader's copy at the end of the run, per the store's leadership record;
+//! the replicas' copies are compared with it byte for byte (a follower writes what its leader
+//! sent as it came).
 
 use std::collections::BTreeMap;
 
@@ -23,14 +29,33 @@ use faultline_reports::Violation;
 use super::push_examples as push;
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 3] = ["log-acked-record-lost", "log-sequence", "log-high-watermark-regressed"];
+pub const INVARIANTS: [&str; 4] =
+    ["log-acked-record-lost", "log-sequence", "log-high-watermark-regressed", "log-replica-diverged"];
 
-/// Checks the trace's log events against each partition's final log.
-pub fn check(events: &[(NodeId, TraceEvent)], logs: &BTreeMap<u32, Vec<LogRecord>>) -> Vec<Violation> {
+/// One broker's copy of a partition at the end of the run: each record's leader epoch and
+/// encoding, by offset.
+pub struct Copy<'a> {
+    pub broker: NodeId,
+    pub records: Vec<(u64, &'a [u8])>,
+}
+
+/// A partition's copies: the final leader's, then the other replicas'.
+pub struct Copies<'a> {
+    pub leader: Copy<'a>,
+    pub others: Vec<Copy<'a>>,
+}
+
+/// Checks the trace's log events against each partition's final log and its replicas' copies.
+pub fn check(
+    events: &[(NodeId, TraceEvent)],
+    logs: &BTreeMap<u32, Vec<LogRecord>>,
+    copies: &BTreeMap<u32, Copies<'_>>,
+) -> Vec<Violation> {
     let mut v = Vec::new();
     push(&mut v, "log-acked-record-lost", &lost_acknowledged(events, logs));
     push(&mut v, "log-sequence", &sequence_breaks(logs));
     push(&mut v, "log-high-watermark-regressed", &watermark_regressions(events));
+    push(&mut v, "log-replica-diverged", &diverged(events, copies));
     v
 }
 
@@ -113,6 +138,54 @@ fn watermark_regressions(events: &[(NodeId, TraceEvent)]) -> Vec<String> {
     out
 }
 
+/// Per partition: the highest watermark reached in each leader epoch.
+fn reached(events: &[(NodeId, TraceEvent)]) -> BTreeMap<u32, BTreeMap<u64, u64>> {
+    let mut reached: BTreeMap<u32, BTreeMap<u64, u64>> = BTreeMap::new();
+    for (_, event) in events {
+        if let TraceEvent::HighWatermark { partition, epoch, offset } = *event {
+            let mark = reached.entry(partition).or_default().entry(epoch).or_default();
+            *mark = (*mark).max(offset);
+        }
+    }
+    reached
+}
+
+/// Replicas' records that differ from the leader's at a committed offset.
+fn diverged(events: &[(NodeId, TraceEvent)], copies: &BTreeMap<u32, Copies<'_>>) -> Vec<String> {
+    let reached = reached(events);
+    let mut out = Vec::new();
+    for (partition, copies) in copies {
+        let Some(epochs) = reached.get(partition) else { continue };
+        // The watermark reached in epochs up to each epoch: what a record of it may not miss.
+        let committed = |epoch: u64| epochs.range(..=epoch).map(|(_, &hw)| hw).max().unwrap_or(0);
+        let leader = &copies.leader;
+        for copy in &copies.others {
+            assert_ne!(
+                copy.broker, leader.broker,
+                "partition {partition}: the leader is not its own replica"
+            );
+            let first = copy.records.iter().enumerate().find(|&(offset, &(epoch, bytes))| {
+                let offset = offset as u64;
+                offset < committed(epoch) && leader.records.get(offset as usize) != Some(&(epoch, bytes))
+            });
+            if let Some((offset, &(epoch, _))) = first {
+                let held = match leader.records.get(offset) {
+                    Some((e, _)) => format!("another, of epoch {e}"),
+                    None => "none".to_string(),
+                };
+                out.push(format!(
+                    "partition {partition} offset {offset}: {} holds a record of epoch {epoch}, committed \
+                     (watermark {} reached by epoch {epoch}), where the leader {} holds {held}",
+                    copy.broker.name(),
+                    committed(epoch),
+                    leader.broker.name(),
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,19 +226,22 @@ mod tests {
 
     #[test]
     fn a_good_history_passes() {
-        assert!(check(&good_events(), &log(&[(0, 0), (0, 1), (1, 0)])).is_empty());
+        assert!(check(&good_events(), &log(&[(0, 0), (0, 1), (1, 0)]), &BTreeMap::new()).is_empty());
     }
 
     #[test]
     fn a_lost_acknowledged_record_is_caught() {
-        assert_eq!(names(&check(&good_events(), &log(&[(0, 0), (1, 0)]))), ["log-acked-record-lost"]);
+        assert_eq!(
+            names(&check(&good_events(), &log(&[(0, 0), (1, 0)]), &BTreeMap::new())),
+            ["log-acked-record-lost"]
+        );
     }
 
     #[test]
     fn a_duplicate_or_a_gap_is_caught() {
-        let v = check(&good_events(), &log(&[(0, 0), (0, 1), (0, 1), (1, 0)]));
+        let v = check(&good_events(), &log(&[(0, 0), (0, 1), (0, 1), (1, 0)]), &BTreeMap::new());
         assert_eq!(names(&v), ["log-sequence"]);
-        let v = check(&good_events(), &log(&[(0, 0), (0, 1), (1, 1)]));
+        let v = check(&good_events(), &log(&[(0, 0), (0, 1), (1, 1)]), &BTreeMap::new());
         assert_eq!(names(&v), ["log-acked-record-lost", "log-sequence"]);
     }
 
@@ -174,11 +250,55 @@ mod tests {
         let mut events = good_events();
         // A deposed leader of epoch 1 reporting a stale mark is behind, not wrong.
         events.push((broker(0), TraceEvent::HighWatermark { partition: 0, epoch: 1, offset: 2 }));
-        assert!(check(&events, &log(&[(0, 0), (0, 1), (1, 0)])).is_empty());
+        assert!(check(&events, &log(&[(0, 0), (0, 1), (1, 0)]), &BTreeMap::new()).is_empty());
         events.push((broker(2), TraceEvent::HighWatermark { partition: 0, epoch: 3, offset: 1 }));
         events.push((broker(0), TraceEvent::Truncated { partition: 0, epoch: 2, offset: 2 }));
-        let v = check(&events, &log(&[(0, 0), (0, 1), (1, 0)]));
+        let v = check(&events, &log(&[(0, 0), (0, 1), (1, 0)]), &BTreeMap::new());
         assert_eq!(names(&v), ["log-high-watermark-regressed"]);
         assert!(v[0].detail.starts_with("2 times"), "{}", v[0].detail);
+    }
+
+    /// Copies of partition 0 as (epoch, record) per offset; the first is the leader's.
+    fn copies<'a>(
+        leader: &'a [(u64, &'a [u8])],
+        others: &[&'a [(u64, &'a [u8])]],
+    ) -> BTreeMap<u32, Copies<'a>> {
+        let copy =
+            |i: u32, records: &'a [(u64, &'a [u8])]| Copy { broker: broker(i), records: records.to_vec() };
+        let others = others.iter().enumerate().map(|(i, r)| copy(i as u32 + 1, r)).collect();
+        BTreeMap::from([(0, Copies { leader: copy(0, leader), others })])
+    }
+
+    fn marks(hw: &[(u64, u64)]) -> Vec<(NodeId, TraceEvent)> {
+        hw.iter()
+            .map(|&(epoch, offset)| (broker(0), TraceEvent::HighWatermark { partition: 0, epoch, offset }))
+            .collect()
+    }
+
+    #[test]
+    fn replicas_behind_the_leader_or_holding_uncommitted_records_pass() {
+        let leader: &[(u64, &[u8])] = &[(1, b"a"), (1, b"b"), (2, b"x"), (2, b"y")];
+        // Epoch 1 committed two records; epoch 2 two more over what epoch 1 left uncommitted.
+        let events = marks(&[(1, 2), (2, 4)]);
+        let behind: &[(u64, &[u8])] = &[(1, b"a")];
+        let stale: &[(u64, &[u8])] = &[(1, b"a"), (1, b"b"), (1, b"c"), (1, b"d")];
+        let v = check(&events, &log(&[]), &copies(leader, &[behind, stale, leader]));
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn a_replica_differing_from_the_leader_on_a_committed_record_is_caught() {
+        let leader: &[(u64, &[u8])] = &[(1, b"a"), (1, b"b"), (2, b"x"), (2, b"y")];
+        let events = marks(&[(1, 2), (2, 4)]);
+        // Same epoch, other bytes: the replica kept a record its leader never committed there.
+        let other: &[(u64, &[u8])] = &[(1, b"a"), (1, b"b"), (2, b"x"), (2, b"z")];
+        let v = check(&events, &log(&[]), &copies(leader, &[other]));
+        assert_eq!(names(&v), ["log-replica-diverged"]);
+        assert!(v[0].detail.contains("offset 3: broker-2 holds a record of epoch 2"), "{}", v[0].detail);
+        // A leader missing a committed record the replica holds: the leader lost it.
+        let short: &[(u64, &[u8])] = &leader[..1];
+        let v = check(&events, &log(&[]), &copies(short, &[leader]));
+        assert_eq!(names(&v), ["log-replica-diverged"]);
+        assert!(v[0].detail.contains("holds none"), "{}", v[0].detail);
     }
 }
