@@ -303,9 +303,27 @@ fn panicked(
     record.verdict = "fail".into();
     record.sim_time_ms = sim_time_ms;
     record.violations = vec![Violation { invariant: PANIC.into(), detail }];
+    if p.node.is_some() {
+        record.violations.extend(safety_so_far(world));
+    }
     record.faults = applied;
     record.panic = Some(PanicRecord { message: p.message, location: p.location, node, at_ms: p.at_ms });
     record
+}
+
+/// The safety checkers that judge a history as far as it went — the log's, the sink's
+/// transactions', the managers' — over a run an engine assertion ended: a bug an assertion
+/// caught is then named by a checker invariant too, when one sees it. If they panic themselves
+/// on the history cut short, the engine's panic stands alone.
+fn safety_so_far(world: &World) -> Vec<Violation> {
+    let judged = panic::catch(|| {
+        let (logs, files) = (partition_logs(world), replica_files(world));
+        let mut v = log::check(&world.recorder.log_events(), &logs, &copies(&files));
+        v.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
+        v.extend(manager::check(&world.recorder.manager_events()));
+        v
+    });
+    judged.unwrap_or_default()
 }
 
 /// The run's end: `liveness_timeout_ms` after the last fault heals or the input's last event

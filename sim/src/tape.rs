@@ -38,7 +38,9 @@ impl Tape {
     }
 }
 
-/// A pipeline whose input comes from a tape; everything else is the pipeline's own.
+/// A pipeline whose input comes from a tape; everything else is the pipeline's own. Every
+/// method of `Dataflow` is forwarded, those with defaults too: a default here would quietly
+/// replace the pipeline's own answer.
 pub struct Taped {
     pub inner: Arc<dyn Dataflow>,
     pub tape: Arc<Tape>,
@@ -93,6 +95,12 @@ mod tests {
         let workload = crate::world::workload_spec(&loaded.scenario, 7);
         let tape = Tape::new(workload.clone());
         let taped = Taped { inner: inner.clone(), tape: tape.clone() };
+        // Everything but the input is the pipeline's own.
+        assert_eq!(taped.label(), inner.label());
+        assert_eq!(taped.stages(), inner.stages());
+        assert_eq!(taped.allowed_lateness_ms(), inner.allowed_lateness_ms());
+        assert_eq!(taped.event_time(), inner.event_time());
+        assert_eq!(taped.fires_on_watermark(), inner.fires_on_watermark());
         for producer in 0..2 {
             let want: Vec<Emitted> = inner.generate(&workload, producer).collect();
             assert!(!want.is_empty());
