@@ -115,7 +115,9 @@ impl Observer for Recorder {
             TraceEvent::ProduceAcked { .. }
             | TraceEvent::HighWatermark { .. }
             | TraceEvent::Truncated { .. }
-            | TraceEvent::LeaderElected { .. } => s.log_events.push((node, event.clone())),
+            | TraceEvent::LeaderElected { .. }
+            | TraceEvent::SourceResumed { .. }
+            | TraceEvent::SourceRead { .. } => s.log_events.push((node, event.clone())),
             TraceEvent::LeaseAcquired { .. } | TraceEvent::Acting { .. } => {
                 s.manager_events.push((now_ms, node, event.clone()))
             }
@@ -197,7 +199,8 @@ impl Recorder {
         self.state.lock().unwrap().recovery_events.clone()
     }
 
-    /// Produce acknowledgements, high watermarks, truncations and elections, in trace order.
+    /// Produce acknowledgements, high watermarks, truncations, elections and the sources'
+    /// resumptions and reads, in trace order.
     pub fn log_events(&self) -> Vec<(NodeId, TraceEvent)> {
         self.state.lock().unwrap().log_events.clone()
     }

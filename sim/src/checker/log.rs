@@ -15,6 +15,11 @@
 //!   leader holds it, and any replica holding a record of epoch `e` there holds that one. A
 //!   replica that missed an epoch may still hold its own uncommitted records: behind, not wrong.
 //!
+//! - the sources read as a consumer must (Jepsen's Kafka checker's rules): each copy of a
+//!   source subtask reads each partition from where it resumed, every offset once and in order,
+//!   no offset skipped or read twice; and it reads only committed records, below a high
+//!   watermark some leader had reached.
+//!
 //! The final log is the leader's copy at the end of the run, per the store's leadership record;
 //! the replicas' copies are compared with it byte for byte (a follower writes what its leader
 //! sent as it came).
@@ -29,8 +34,14 @@ use faultline_reports::Violation;
 use super::push_examples as push;
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 4] =
-    ["log-acked-record-lost", "log-sequence", "log-high-watermark-regressed", "log-replica-diverged"];
+pub const INVARIANTS: [&str; 6] = [
+    "log-acked-record-lost",
+    "log-sequence",
+    "log-high-watermark-regressed",
+    "log-replica-diverged",
+    "log-read-out-of-order",
+    "log-read-uncommitted",
+];
 
 /// One broker's copy of a partition at the end of the run: each record's leader epoch and
 /// encoding, by offset.
@@ -56,7 +67,52 @@ pub fn check(
     push(&mut v, "log-sequence", &sequence_breaks(logs));
     push(&mut v, "log-high-watermark-regressed", &watermark_regressions(events));
     push(&mut v, "log-replica-diverged", &diverged(events, copies));
+    let (out_of_order, uncommitted) = reads(events);
+    push(&mut v, "log-read-out-of-order", &out_of_order);
+    push(&mut v, "log-read-uncommitted", &uncommitted);
     v
+}
+
+/// The sources' reads that skip or repeat an offset, and those past every high watermark
+/// reached so far. A copy of a source subtask is its node; its position in a partition starts
+/// where it resumed (each time it resumes) and moves by what it reads.
+fn reads(events: &[(NodeId, TraceEvent)]) -> (Vec<String>, Vec<String>) {
+    let (mut out_of_order, mut uncommitted) = (Vec::new(), Vec::new());
+    let mut position: BTreeMap<(NodeId, u64, u32, u32), u64> = BTreeMap::new();
+    let mut committed: BTreeMap<u32, u64> = BTreeMap::new();
+    for (node, event) in events {
+        match *event {
+            TraceEvent::HighWatermark { partition, offset, .. } => {
+                let hw = committed.entry(partition).or_default();
+                *hw = (*hw).max(offset);
+            }
+            TraceEvent::SourceResumed { subtask, epoch, partition, offset } => {
+                position.insert((*node, epoch, subtask, partition), offset);
+            }
+            TraceEvent::SourceRead { subtask, epoch, partition, offset, records } => {
+                let who = format!("{} (source {subtask}, epoch {epoch})", node.name());
+                match position.get_mut(&(*node, epoch, subtask, partition)) {
+                    Some(at) if *at == offset => *at += records,
+                    Some(at) => {
+                        out_of_order
+                            .push(format!("{who} read partition {partition} from {offset}, at {}", *at));
+                        *at = offset + records;
+                    }
+                    None => {
+                        out_of_order.push(format!("{who} read partition {partition} without resuming it"))
+                    }
+                }
+                let hw = committed.get(&partition).copied().unwrap_or(0);
+                if offset + records > hw {
+                    let end = offset + records;
+                    uncommitted
+                        .push(format!("{who} read partition {partition} to {end}, past watermark {hw}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    (out_of_order, uncommitted)
 }
 
 /// Acknowledged records missing from the final log.
@@ -273,6 +329,39 @@ mod tests {
         hw.iter()
             .map(|&(epoch, offset)| (broker(0), TraceEvent::HighWatermark { partition: 0, epoch, offset }))
             .collect()
+    }
+
+    fn source(i: u32) -> NodeId {
+        NodeId::new(Role::Worker, i)
+    }
+
+    fn resumed(node: u32, offset: u64) -> (NodeId, TraceEvent) {
+        (source(node), TraceEvent::SourceResumed { subtask: 0, epoch: 1, partition: 0, offset })
+    }
+
+    fn read(node: u32, offset: u64, records: u64) -> (NodeId, TraceEvent) {
+        (source(node), TraceEvent::SourceRead { subtask: 0, epoch: 1, partition: 0, offset, records })
+    }
+
+    #[test]
+    fn reads_in_order_below_the_watermark_pass_and_others_are_caught() {
+        let mut events = marks(&[(1, 4)]);
+        // Two copies of the subtask (an active pair), one resuming twice.
+        events.extend([resumed(0, 0), read(0, 0, 2), resumed(1, 1), read(1, 1, 3), read(0, 2, 2)]);
+        events.extend([resumed(0, 1), read(0, 1, 1)]);
+        assert!(check(&events, &log(&[]), &BTreeMap::new()).is_empty());
+        let skip = [marks(&[(1, 4)]), vec![resumed(0, 0), read(0, 0, 1), read(0, 2, 2)]].concat();
+        let v = check(&skip, &log(&[]), &BTreeMap::new());
+        assert_eq!(names(&v), ["log-read-out-of-order"]);
+        assert!(v[0].detail.contains("read partition 0 from 2, at 1"), "{}", v[0].detail);
+        let twice = [marks(&[(1, 4)]), vec![resumed(0, 0), read(0, 0, 2), read(0, 1, 1)]].concat();
+        assert_eq!(names(&check(&twice, &log(&[]), &BTreeMap::new())), ["log-read-out-of-order"]);
+        let unresumed = [marks(&[(1, 4)]), vec![read(0, 0, 1)]].concat();
+        assert_eq!(names(&check(&unresumed, &log(&[]), &BTreeMap::new())), ["log-read-out-of-order"]);
+        let early = vec![resumed(0, 0), read(0, 0, 2), marks(&[(1, 4)])[0].clone()];
+        let v = check(&early, &log(&[]), &BTreeMap::new());
+        assert_eq!(names(&v), ["log-read-uncommitted"]);
+        assert!(v[0].detail.contains("to 2, past watermark 0"), "{}", v[0].detail);
     }
 
     #[test]
