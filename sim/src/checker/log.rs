@@ -13,8 +13,7 @@
 //! - every copy agrees with the leader on what was committed: a record of leader epoch `e` at
 //!   an offset below a high watermark reached in an epoch `≤ e` is committed, so each later
 //!   leader holds it, and any replica holding a record of epoch `e` there holds that one. A
-//!   replica that missed an epoch may still hold its own uncommitted records: behind, not wrong.
-//!
+//!   replica that missed an epoch may still hold its own uncommitted records: behind, not wrong;
 //! - the sources read as a consumer must (Jepsen's Kafka checker's rules): each copy of a
 //!   source subtask reads each partition from where it resumed, every offset once and in order,
 //!   no offset skipped or read twice; and it reads only committed records, below a high
@@ -212,8 +211,19 @@ fn diverged(events: &[(NodeId, TraceEvent)], copies: &BTreeMap<u32, Copies<'_>>)
     let mut out = Vec::new();
     for (partition, copies) in copies {
         let Some(epochs) = reached.get(partition) else { continue };
-        // The watermark reached in epochs up to each epoch: what a record of it may not miss.
-        let committed = |epoch: u64| epochs.range(..=epoch).map(|(_, &hw)| hw).max().unwrap_or(0);
+        // The watermark reached in epochs up to each epoch (a running maximum over them): what
+        // a record of that epoch may not miss.
+        let upto: Vec<(u64, u64)> = epochs
+            .iter()
+            .scan(0, |top, (&epoch, &hw)| {
+                *top = hw.max(*top);
+                Some((epoch, *top))
+            })
+            .collect();
+        let committed = |epoch: u64| match upto.partition_point(|&(e, _)| e <= epoch) {
+            0 => 0,
+            n => upto[n - 1].1,
+        };
         let leader = &copies.leader;
         for copy in &copies.others {
             assert_ne!(
@@ -221,8 +231,7 @@ fn diverged(events: &[(NodeId, TraceEvent)], copies: &BTreeMap<u32, Copies<'_>>)
                 "partition {partition}: the leader is not its own replica"
             );
             let first = copy.records.iter().enumerate().find(|&(offset, &(epoch, bytes))| {
-                let offset = offset as u64;
-                offset < committed(epoch) && leader.records.get(offset as usize) != Some(&(epoch, bytes))
+                (offset as u64) < committed(epoch) && leader.records.get(offset) != Some(&(epoch, bytes))
             });
             if let Some((offset, &(epoch, _))) = first {
                 let held = match leader.records.get(offset) {
