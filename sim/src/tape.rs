@@ -1,40 +1,114 @@
-//! The run's input, generated once: [`Tape`] records each producer's events the first time
-//! they are asked for, and [`Taped`] serves a pipeline's `generate` from it.
+//! The run's input, generated once: [`Tape`] records each producer's events, a chunk at a
+//! time, as they are first asked for, and [`Taped`] serves a pipeline's `generate` from it.
 //!
 //! A pipeline's input is a pure function of the workload (see `Dataflow::generate`): a
 //! restarted producer regenerates its events and skips what was acknowledged, and the checkers
 //! regenerate the whole input to judge the output. Generating is a large share of a run's work
 //! (the Nexmark generator builds every name, city and url), so a run generates each producer's
-//! events once and replays them to every later reader. The tape holds input only, the same
+//! events once and replays them to every later reader. It generates no further ahead than its
+//! furthest reader, as the producer alone would, and never copies what it holds, since
+//! touching fresh memory is a large part of a run's wall time. The tape holds input only, the same
 //! events a regeneration would give; it carries nothing from one node to another.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use faultline_engine::plugin::Dataflow;
 use faultline_engine::record::StreamRecord;
 use faultline_engine::sdk::operator::ErasedOperator;
 use faultline_engine::workload::{Emitted, WorkloadSpec};
 
-/// Each producer's events under one workload, generated on first use.
+/// Events per chunk of a reel. A chunk is allocated once at its final size: the tape grows
+/// without ever copying what it holds, and a reader takes its lock once per chunk.
+const CHUNK: usize = 4096;
+
+/// Each producer's events under one workload, generated as they are first asked for.
 pub struct Tape {
     workload: WorkloadSpec,
-    producers: Vec<OnceLock<Arc<[Emitted]>>>,
+    reels: Vec<Mutex<Reel>>,
+}
+
+/// One producer's events so far, and the generator that continues them.
+#[derive(Default)]
+struct Reel {
+    chunks: Vec<Arc<Vec<Emitted>>>,
+    /// The generator, past the last chunk's events; `None` before the first read.
+    rest: Option<Box<dyn Iterator<Item = Emitted> + Send>>,
+    /// The generator ran dry: `chunks` holds every event.
+    ended: bool,
+}
+
+impl Reel {
+    /// Chunk `i`, generating up to it; `None` past the last event.
+    fn chunk(
+        &mut self,
+        i: usize,
+        generate: impl FnOnce() -> Box<dyn Iterator<Item = Emitted> + Send>,
+    ) -> Option<Arc<Vec<Emitted>>> {
+        if self.rest.is_none() && !self.ended {
+            assert!(self.chunks.is_empty(), "chunks without the generator that made them");
+            self.rest = Some(generate());
+        }
+        while self.chunks.len() <= i && !self.ended {
+            let rest = self.rest.as_mut().expect("a reel not ended keeps its generator");
+            let mut chunk = Vec::with_capacity(CHUNK);
+            chunk.extend(rest.by_ref().take(CHUNK));
+            assert!(chunk.len() <= CHUNK);
+            if chunk.len() < CHUNK {
+                self.ended = true;
+                self.rest = None;
+            }
+            if !chunk.is_empty() {
+                self.chunks.push(Arc::new(chunk));
+            }
+        }
+        self.chunks.get(i).cloned()
+    }
 }
 
 impl Tape {
     pub fn new(workload: WorkloadSpec) -> Arc<Tape> {
-        let producers = (0..workload.producers).map(|_| OnceLock::new()).collect();
-        Arc::new(Tape { workload, producers })
+        let reels = (0..workload.producers).map(|_| Mutex::new(Reel::default())).collect();
+        Arc::new(Tape { workload, reels })
     }
 
-    /// Producer `producer`'s events as `pipeline` generates them, generated on the first call.
-    pub fn events(&self, pipeline: &dyn Dataflow, producer: u32) -> Arc<[Emitted]> {
-        let slot = &self.producers[producer as usize];
-        slot.get_or_init(|| pipeline.generate(&self.workload, producer).collect()).clone()
+    /// Chunk `i` of producer `producer`'s events as `pipeline` generates them, generated on
+    /// the first call that reaches it; `None` past the last event.
+    pub fn chunk(&self, pipeline: &dyn Dataflow, producer: u32, i: usize) -> Option<Arc<Vec<Emitted>>> {
+        let mut reel = self.reels[producer as usize].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        reel.chunk(i, || pipeline.generate(&self.workload, producer))
     }
 
     pub fn workload(&self) -> &WorkloadSpec {
         &self.workload
+    }
+}
+
+/// A producer's events read back from a tape, a chunk at a time.
+struct Replay {
+    tape: Arc<Tape>,
+    pipeline: Arc<dyn Dataflow>,
+    producer: u32,
+    /// The chunk being read, its index, and the next event's place in it.
+    chunk: Option<Arc<Vec<Emitted>>>,
+    index: usize,
+    at: usize,
+}
+
+impl Iterator for Replay {
+    type Item = Emitted;
+
+    fn next(&mut self) -> Option<Emitted> {
+        loop {
+            let chunk = self.chunk.as_ref()?;
+            if let Some(emitted) = chunk.get(self.at) {
+                self.at += 1;
+                return Some(emitted.clone());
+            }
+            assert_eq!(self.at, chunk.len(), "a replay ran past its chunk");
+            self.index += 1;
+            self.at = 0;
+            self.chunk = self.tape.chunk(&*self.pipeline, self.producer, self.index);
+        }
     }
 }
 
@@ -77,8 +151,15 @@ impl Dataflow for Taped {
 
     fn generate(&self, workload: &WorkloadSpec, producer: u32) -> Box<dyn Iterator<Item = Emitted> + Send> {
         assert_eq!(workload, self.tape.workload(), "a node asked for another workload than the run's");
-        let events = self.tape.events(&*self.inner, producer);
-        Box::new((0..events.len()).map(move |i| events[i].clone()))
+        let chunk = self.tape.chunk(&*self.inner, producer, 0);
+        Box::new(Replay {
+            tape: self.tape.clone(),
+            pipeline: self.inner.clone(),
+            producer,
+            chunk,
+            index: 0,
+            at: 0,
+        })
     }
 }
 
@@ -107,6 +188,7 @@ mod tests {
             assert_eq!(taped.generate(&workload, producer).collect::<Vec<_>>(), want);
             assert_eq!(taped.generate(&workload, producer).collect::<Vec<_>>(), want, "a replay");
         }
-        assert!(Arc::ptr_eq(&tape.events(&*inner, 1), &tape.events(&*inner, 1)), "generated once");
+        let first = tape.chunk(&*inner, 1, 0).expect("producer 1 has events");
+        assert!(Arc::ptr_eq(&first, &tape.chunk(&*inner, 1, 0).expect("a chunk")), "generated once");
     }
 }
