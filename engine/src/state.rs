@@ -106,6 +106,17 @@ impl Store for KeyedState {
         self.view.entries.insert(slot, value);
     }
 
+    fn update(&mut self, slot: &Slot, f: &mut dyn FnMut(Option<&Blob>) -> Blob) {
+        let Some(value) = self.view.entries.get_mut(slot) else {
+            let value = f(None);
+            return self.put(slot.clone(), value);
+        };
+        *value = f(Some(value));
+        if let Some(log) = &mut self.log {
+            log.push(Change::Put(slot.clone(), value.clone()));
+        }
+    }
+
     fn remove(&mut self, slot: &Slot) {
         if self.view.entries.remove(slot).is_some() {
             if let Some(log) = &mut self.log {
@@ -241,6 +252,22 @@ mod tests {
         standby.apply(&primary.take_changes([2].into_iter()).unwrap());
         assert_eq!(&standby, primary.view());
         assert!(primary.take_changes([2].into_iter()).unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn an_update_is_a_get_then_a_put_logged_and_unseen_by_snapshots() {
+        let mut s = KeyedState::new(View::default(), true);
+        let add = |by: i64| {
+            move |old: Option<&Blob>| v(old.map_or(0, |b| crate::sdk::codec::decode::<i64>(b)) + by)
+        };
+        s.update(&k(4, 0, 0), &mut add(2));
+        let before = s.snapshot();
+        s.update(&k(4, 0, 0), &mut add(3));
+        assert_eq!(s.get(&k(4, 0, 0)), Some(v(5)));
+        assert_eq!(before.entries.get(&k(4, 0, 0)), Some(&v(2)), "the snapshot keeps its value");
+        let mut standby = View::default();
+        standby.apply(&s.take_changes(std::iter::empty()).unwrap());
+        assert_eq!(standby.entries, s.view().entries, "both updates are in the changelog");
     }
 
     #[test]

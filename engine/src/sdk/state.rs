@@ -40,6 +40,9 @@ pub struct TimerKey {
 pub trait Store {
     fn get(&self, slot: &Slot) -> Option<Blob>;
     fn put(&mut self, slot: Slot, value: Blob);
+    /// Puts what `f` makes of the value at `slot` (`None`: there is none): a `get` and a `put`
+    /// in one lookup.
+    fn update(&mut self, slot: &Slot, f: &mut dyn FnMut(Option<&Blob>) -> Blob);
     fn remove(&mut self, slot: &Slot);
     /// Every `(sub, value)` of namespace `ns` for `key`, in sub-key order.
     fn range(&self, key: &KeyBytes, ns: u32) -> Vec<(Blob, Blob)>;
@@ -106,6 +109,20 @@ impl<T: Data> ValueHandle<'_, T> {
 
     pub fn set(&mut self, value: &T) {
         self.store.put(self.slot.clone(), encode(value));
+    }
+
+    /// Sets the value to what `f` makes of the current one (`None` if there is none), and
+    /// returns it: a `get` then a `set`, with one lookup of the key's state.
+    pub fn update(&mut self, f: impl FnOnce(Option<T>) -> T) -> T {
+        let (mut f, mut new) = (Some(f), None);
+        self.store.update(&self.slot, &mut |old| {
+            let f = f.take().expect("the store calls back once");
+            let value = f(old.map(|b| decode(b)));
+            let encoded = encode(&value);
+            new = Some(value);
+            encoded
+        });
+        new.expect("the store called back")
     }
 
     pub fn clear(&mut self) {

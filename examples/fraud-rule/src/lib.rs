@@ -102,8 +102,7 @@ impl Operator for ThreeCountries {
             .collect();
         if recent.len() >= self.countries {
             recent.sort();
-            let number = ctx.value(&ALERTS).get().unwrap_or(0) + 1;
-            ctx.value(&ALERTS).set(&number);
+            let number = ctx.value(&ALERTS).update(|alerts| alerts.unwrap_or(0) + 1);
             ctx.emit(card, &Alert { card: card.clone(), countries: recent, at_ms: t, number });
         }
     }

@@ -386,9 +386,10 @@ impl Operator for Q4Average {
         let auction = timer.tag as usize;
         let Some(price) = ctx.map(&CLOSING).get(&auction) else { return };
         ctx.map(&CLOSING).remove(&auction);
-        let (n, sum) = ctx.value(&TOTALS).get().unwrap_or((0, 0));
-        let (n, sum) = (n + 1, sum + price as u64);
-        ctx.value(&TOTALS).set(&(n, sum));
+        let (n, sum) = ctx.value(&TOTALS).update(|totals| {
+            let (n, sum) = totals.unwrap_or((0, 0));
+            (n + 1, sum + price as u64)
+        });
         ctx.emit(
             category,
             &CategoryAverage { category: *category, closed: n, sum, average: sum / n, auction },

@@ -25,9 +25,10 @@ impl Operator for RunningAggregate {
     type Out = Running;
 
     fn on_record(&self, key: &u64, input: Synthetic, ctx: &mut Ctx<'_, Self>) {
-        let before = ctx.value(&TOTAL).get().unwrap_or(Running { count: 0, sum: 0 });
-        let after = Running { count: before.count + 1, sum: before.sum.wrapping_add(input.value) };
-        ctx.value(&TOTAL).set(&after);
+        let after = ctx.value(&TOTAL).update(|before| {
+            let before = before.unwrap_or(Running { count: 0, sum: 0 });
+            Running { count: before.count + 1, sum: before.sum.wrapping_add(input.value) }
+        });
         ctx.emit(key, &after);
     }
 

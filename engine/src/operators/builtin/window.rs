@@ -105,8 +105,7 @@ fn add_session(t: u64, value: i64, gap_ms: u64, ctx: &mut WCtx<'_>) {
 
 /// Adds the key's next record to every count window holding it; a window that is full fires.
 fn add_counted(key: &u64, value: i64, size: u64, slide: u64, ctx: &mut WCtx<'_>) {
-    let i = ctx.value(&SEEN).get().unwrap_or(0);
-    ctx.value(&SEEN).set(&(i + 1));
+    let i = ctx.value(&SEEN).update(|seen| seen.unwrap_or(0) + 1) - 1;
     let first = (i + 1).saturating_sub(size).div_ceil(slide);
     for n in first..=i / slide {
         let acc = ctx.map(&WINDOWS).get(&n);
