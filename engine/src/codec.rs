@@ -240,9 +240,9 @@ pub fn put_stream_record(out: &mut Vec<u8>, r: &StreamRecord) {
     put_cause(out, r.cause);
     out.extend_from_slice(&r.partition.to_le_bytes());
     out.extend_from_slice(&r.offset.to_le_bytes());
-    match r.carried {
+    match r.carried.as_deref() {
         None => out.push(0),
-        Some((side, origin, n)) => {
+        Some(&(side, origin, n)) => {
             out.push(1);
             put_side(out, side);
             put_origin(out, origin);
@@ -260,7 +260,7 @@ pub fn get_stream_record(r: &mut Reader<'_>) -> StreamRecord {
     let (partition, offset) = (r.u32(), r.u64());
     let carried = match r.u8() {
         0 => None,
-        _ => Some((get_side(r), get_origin(r), r.u32())),
+        _ => Some(Box::new((get_side(r), get_origin(r), r.u32()))),
     };
     StreamRecord { id, key, value, event_time_ms, stream_time_ms, cause, partition, offset, carried }
 }
@@ -524,7 +524,7 @@ mod tests {
     fn stream_and_output_records_round_trip() {
         let key = KeyBytes::of("card-1");
         let cause = Cause { producer: 1, seq: 4 };
-        let carried = Some((Side::Named(9), Origin::Timer { at_ms: 5, tag: 6 }, 2));
+        let carried = Some(Box::new((Side::Named(9), Origin::Timer { at_ms: 5, tag: 6 }, 2)));
         let stream =
             StreamRecord { carried, ..StreamRecord::derived(key.clone(), Blob::from_static(b"v"), 3, cause) };
         let mut out = Vec::new();

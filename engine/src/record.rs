@@ -74,7 +74,8 @@ pub struct StreamRecord {
     /// An output of an earlier stage's side output (a late record, for one), carried through
     /// the later stages to the sink: its side, origin and index. Its key, value and cause are
     /// the output's.
-    pub carried: Option<(Side, Origin, u32)>,
+    /// Boxed: it is rare, and every record pays for its size at every hop.
+    pub carried: Option<Box<(Side, Origin, u32)>>,
 }
 
 impl StreamRecord {

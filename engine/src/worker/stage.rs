@@ -41,7 +41,7 @@ impl Stage {
     /// One record: a carried output passes through, a late one goes to the late output, the
     /// others to the operator.
     pub fn handle(&mut self, state: &mut KeyedState, record: &StreamRecord, out: &mut Vec<Emit>) {
-        if let Some((side, origin, n)) = record.carried {
+        if let Some(&(side, origin, n)) = record.carried.as_deref() {
             assert!(side != Side::Main, "a carried record is a side output's");
             out.push(self.carry(record.clone(), side, origin, n));
             return;
@@ -78,7 +78,7 @@ impl Stage {
     /// A side output's record: to the sink, or carried through the next stages.
     fn carry(&self, record: StreamRecord, side: Side, origin: Origin, n: u32) -> Emit {
         if self.intermediate {
-            return Emit::Forward(StreamRecord { carried: Some((side, origin, n)), ..record });
+            return Emit::Forward(StreamRecord { carried: Some(Box::new((side, origin, n))), ..record });
         }
         let id = OutputId { side, key: record.key, origin, n };
         Emit::Output(OutputRecord { id, value: record.value, cause: record.cause })
@@ -97,7 +97,7 @@ impl Stage {
                     match self.intermediate {
                         false => Emit::Output(record),
                         true => Emit::Forward(StreamRecord {
-                            carried: Some((side, e.origin, e.n)),
+                            carried: Some(Box::new((side, e.origin, e.n))),
                             ..StreamRecord::derived(record.id.key, record.value, e.event_time_ms, e.cause)
                         }),
                     }
