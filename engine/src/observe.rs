@@ -76,6 +76,10 @@ pub enum TraceEvent {
     JobFailed,
     /// A manager took the leadership lease in lease epoch `lease`.
     LeaseAcquired { lease: u64 },
+    /// The store accepted a manager's write of lease epoch `lease` (its acquisition or a
+    /// renewal) sent at `sent_ms`: by the lease protocol the manager may act until
+    /// `sent_ms + manager_lease_ms`, and no longer unless a later write lands.
+    LeaseGranted { lease: u64, sent_ms: u64 },
     /// A manager learned it lost the lease of `lease` to a successor.
     LeaseLost { lease: u64 },
     /// The leading manager of lease epoch `lease` sent a command of job epoch `epoch`.
@@ -158,6 +162,7 @@ impl TraceEvent {
             SourceRead { subtask, epoch, partition, offset, records } => {
                 (38, [u64::from(subtask) << 32 | u64::from(partition), epoch << 32 | records, offset])
             }
+            LeaseGranted { lease, sent_ms } => (39, [lease, sent_ms, 0]),
         }
     }
 }

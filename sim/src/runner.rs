@@ -320,7 +320,7 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         let (logs, files) = (partition_logs(world), replica_files(world));
         let mut v = log::check(&world.recorder.log_events(), &logs, &copies(&files));
         v.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
-        v.extend(manager::check(&world.recorder.manager_events()));
+        v.extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
         v
     });
     judged.unwrap_or_default()
@@ -427,7 +427,8 @@ fn judge(
     violations.extend(transactions::check(sink_events, &completed_checkpoints(world)));
     let files = replica_files(world);
     violations.extend(log::check(&world.recorder.log_events(), &logs, &copies(&files)));
-    violations.extend(manager::check(&world.recorder.manager_events()));
+    violations
+        .extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
     if let Some(model) = consistency_model(job, &*pipeline) {
         violations.extend(consistency::check(&checkpoints, &logs, &*model));
     }

@@ -118,9 +118,9 @@ impl Observer for Recorder {
             | TraceEvent::LeaderElected { .. }
             | TraceEvent::SourceResumed { .. }
             | TraceEvent::SourceRead { .. } => s.log_events.push((node, event.clone())),
-            TraceEvent::LeaseAcquired { .. } | TraceEvent::Acting { .. } => {
-                s.manager_events.push((now_ms, node, event.clone()))
-            }
+            TraceEvent::LeaseAcquired { .. }
+            | TraceEvent::LeaseGranted { .. }
+            | TraceEvent::Acting { .. } => s.manager_events.push((now_ms, node, event.clone())),
             _ => {}
         }
         tracing::trace!(node = %node.name(), ?event, at_ms = now_ms);

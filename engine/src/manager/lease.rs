@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use super::{step_down, take_over, Shared};
 use crate::clock;
+use crate::observe::TraceEvent;
 use crate::store::{Fence, StoreClient};
 
 pub(super) const LEASE_KEY: &str = "manager/lease";
@@ -141,6 +142,7 @@ async fn renew(manager: &Shared, store: &StoreClient, record: Record, ttl: u64) 
             if m.lease.held == Some(record) {
                 m.lease.held = Some(next);
                 m.lease.valid_until_ms = sent_ms + ttl;
+                m.ctx.trace(TraceEvent::LeaseGranted { lease: record.epoch, sent_ms });
             }
         }
         Ok(Err(_)) => step_down(manager),
@@ -166,6 +168,7 @@ async fn contend(manager: &Shared, store: &StoreClient, ttl: u64, seen: &mut See
     let sent_ms = clock::elapsed_ms();
     if let Ok(Ok(())) = store.cas(LEASE_KEY, current, record.encode()).await {
         *seen = None;
+        manager.borrow().ctx.trace(TraceEvent::LeaseGranted { lease: record.epoch, sent_ms });
         take_over(manager, record, sent_ms + ttl).await;
     }
 }

@@ -4,6 +4,11 @@
 //! `Acting` per command sent to a worker), with their simulated times. Invariants:
 //! - each lease epoch is acquired once, by one manager;
 //! - a manager acts only under a lease it acquired, and only after acquiring it;
+//! - a manager acts only within its lease's term: before the send time of its latest write of
+//!   that lease the store accepted (`LeaseGranted`), plus the lease period. The term is
+//!   recomputed from the writes, never taken from the manager's own reckoning: a manager that
+//!   counts its term from the store's answer, or that outlives it in a pause, is caught even
+//!   when no successor acts beside it;
 //! - leaderships do not overlap: nothing is done under lease `l` at or after the first act
 //!   under a later lease `l' > l` (a deposed manager that still sends commands is acting);
 //! - job epochs only move forward across leaderships: every job epoch commanded under `l'` is
@@ -27,19 +32,23 @@ struct Tenure {
 }
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 4] = [
+pub const INVARIANTS: [&str; 5] = [
     "manager-lease-shared",
     "manager-acting-without-lease",
+    "manager-acting-past-lease",
     "manager-acting-concurrently",
     "manager-epoch-reused",
 ];
 
-/// Checks the managers' lease and acting events, `(ms, node, event)` in trace order.
-pub fn check(events: &[(u64, NodeId, TraceEvent)]) -> Vec<Violation> {
+/// Checks the managers' lease and acting events, `(ms, node, event)` in trace order, under a
+/// lease period of `lease_ms`.
+pub fn check(events: &[(u64, NodeId, TraceEvent)], lease_ms: u64) -> Vec<Violation> {
+    assert!(lease_ms > 0, "a lease of no time");
     let tenures = tenures(events);
     let mut v = Vec::new();
     push(&mut v, "manager-lease-shared", &shared_leases(&tenures));
     push(&mut v, "manager-acting-without-lease", &unleased_acts(&tenures));
+    push(&mut v, "manager-acting-past-lease", &acts_past_term(events, lease_ms));
     push(&mut v, "manager-acting-concurrently", &overlaps(&tenures));
     push(&mut v, "manager-epoch-reused", &epoch_reuse(&tenures));
     v
@@ -83,6 +92,36 @@ fn unleased_acts(tenures: &BTreeMap<u64, Tenure>) -> Vec<String> {
                     node.name()
                 ));
             }
+        }
+    }
+    out
+}
+
+/// Acts at or after the end of the actor's term: the send time of its latest accepted write of
+/// the lease, plus `lease_ms`. An act with no accepted write before it has no term at all.
+fn acts_past_term(events: &[(u64, NodeId, TraceEvent)], lease_ms: u64) -> Vec<String> {
+    let mut sent: BTreeMap<(NodeId, u64), u64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &(ms, node, ref event) in events {
+        match *event {
+            TraceEvent::LeaseGranted { lease, sent_ms } => {
+                assert!(sent_ms <= ms, "a lease write sent at {sent_ms} ms was answered at {ms} ms");
+                let latest = sent.entry((node, lease)).or_insert(sent_ms);
+                *latest = (*latest).max(sent_ms);
+            }
+            TraceEvent::Acting { lease, epoch } => {
+                let end = sent.get(&(node, lease)).map(|&s| s + lease_ms);
+                if end.is_none_or(|end| ms >= end) {
+                    let term = end.map_or("no accepted write of it".into(), |end| {
+                        format!("its term ended at {end} ms")
+                    });
+                    out.push(format!(
+                        "{} acted under lease {lease} (epoch {epoch}) at {ms} ms; {term}",
+                        node.name()
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     out
@@ -135,8 +174,20 @@ mod tests {
     const A: NodeId = NodeId { role: Role::Manager, index: 0 };
     const B: NodeId = NodeId { role: Role::Manager, index: 1 };
 
+    const LEASE_MS: u64 = 500;
+
     fn acquired(ms: u64, node: NodeId, lease: u64) -> (u64, NodeId, TraceEvent) {
         (ms, node, TraceEvent::LeaseAcquired { lease })
+    }
+
+    /// A write of `lease` sent at `sent_ms`, accepted at `ms`.
+    fn granted(ms: u64, node: NodeId, lease: u64, sent_ms: u64) -> (u64, NodeId, TraceEvent) {
+        (ms, node, TraceEvent::LeaseGranted { lease, sent_ms })
+    }
+
+    /// Acquired at `ms` by a write sent 2 ms before.
+    fn took(ms: u64, node: NodeId, lease: u64) -> [(u64, NodeId, TraceEvent); 2] {
+        [granted(ms, node, lease, ms - 2), acquired(ms, node, lease)]
     }
 
     fn acted(ms: u64, node: NodeId, lease: u64, epoch: u64) -> (u64, NodeId, TraceEvent) {
@@ -144,40 +195,62 @@ mod tests {
     }
 
     fn invariants(events: &[(u64, NodeId, TraceEvent)]) -> Vec<String> {
-        check(events).into_iter().map(|v| v.invariant).collect()
+        check(events, LEASE_MS).into_iter().map(|v| v.invariant).collect()
     }
 
     #[test]
     fn a_clean_failover_passes() {
         let events = [
-            acquired(10, A, 1),
-            acted(20, A, 1, 1),
-            acted(30, A, 1, 2),
-            acquired(600, B, 2),
-            acted(610, B, 2, 3),
-        ];
-        assert!(check(&events).is_empty());
+            took(10, A, 1).to_vec(),
+            vec![acted(20, A, 1, 1), acted(30, A, 1, 2)],
+            took(600, B, 2).to_vec(),
+            vec![acted(610, B, 2, 3)],
+        ]
+        .concat();
+        assert!(check(&events, LEASE_MS).is_empty());
+    }
+
+    #[test]
+    fn acts_are_judged_against_the_term_the_accepted_writes_give() {
+        // Renewed by a write sent at 300 and answered late, at 420: the term ends at 800,
+        // whatever the manager made of the answer.
+        let renewed = [took(10, A, 1).to_vec(), vec![granted(420, A, 1, 300), acted(799, A, 1, 1)]].concat();
+        assert!(check(&renewed, LEASE_MS).is_empty());
+        let late = [renewed.clone(), vec![acted(800, A, 1, 1)]].concat();
+        assert_eq!(invariants(&late), ["manager-acting-past-lease"]);
+        // Acting on past its term after a pause, with no successor in sight.
+        let paused = [took(10, A, 1).to_vec(), vec![acted(20, A, 1, 1), acted(2_000, A, 1, 1)]].concat();
+        assert_eq!(invariants(&paused), ["manager-acting-past-lease"]);
+        // A renewal answered after the act does not cover it.
+        let early = [took(10, A, 1).to_vec(), vec![acted(700, A, 1, 1), granted(701, A, 1, 600)]].concat();
+        assert_eq!(invariants(&early), ["manager-acting-past-lease"]);
     }
 
     #[test]
     fn a_deposed_manager_that_keeps_commanding_is_caught() {
         let events = [
-            acquired(10, A, 1),
-            acted(20, A, 1, 1),
-            acquired(600, B, 2),
-            acted(610, B, 2, 2),
-            acted(620, A, 1, 1),
-        ];
+            took(10, A, 1).to_vec(),
+            vec![acted(20, A, 1, 1), granted(300, A, 1, 290)],
+            took(600, B, 2).to_vec(),
+            vec![acted(610, B, 2, 2), acted(620, A, 1, 1)],
+        ]
+        .concat();
         assert_eq!(invariants(&events), ["manager-acting-concurrently"]);
     }
 
     #[test]
     fn a_reused_epoch_a_shared_lease_and_an_unleased_act_are_caught() {
-        let reuse = [acquired(10, A, 1), acted(20, A, 1, 4), acquired(600, B, 2), acted(610, B, 2, 4)];
+        let reuse = [
+            took(10, A, 1).to_vec(),
+            vec![acted(20, A, 1, 4)],
+            took(600, B, 2).to_vec(),
+            vec![acted(610, B, 2, 4)],
+        ]
+        .concat();
         assert_eq!(invariants(&reuse), ["manager-epoch-reused"]);
-        let shared = [acquired(10, A, 1), acquired(11, B, 1)];
+        let shared = [took(10, A, 1), took(11, B, 1)].concat();
         assert_eq!(invariants(&shared), ["manager-lease-shared"]);
-        let unleased = [acquired(10, A, 1), acted(20, B, 1, 1)];
-        assert_eq!(invariants(&unleased), ["manager-acting-without-lease"]);
+        let unleased = [took(10, A, 1).to_vec(), vec![acted(20, B, 1, 1)]].concat();
+        assert_eq!(invariants(&unleased), ["manager-acting-without-lease", "manager-acting-past-lease"]);
     }
 }
