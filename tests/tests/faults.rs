@@ -63,6 +63,19 @@ fn sink_crashes_are_survived() {
     survives("fault-sink", "sink", 1..=6);
 }
 
+/// A leader stalled past its lease wakes deposed: the standby led meanwhile, and the manager
+/// checker, which judges every command against the term the accepted lease writes give,
+/// found no command of the old leader past its term.
+#[test]
+fn a_leader_stalled_past_its_lease_wakes_deposed() {
+    for r in survives("manager-pause", "manager", 1..=4) {
+        let stall = &r.faults[0];
+        assert!(stall.mid_checkpoint && stall.effective, "seed {}: {stall:?}", r.seed);
+        assert!(!r.recoveries.is_empty(), "seed {}: the standby never took over", r.seed);
+        assert!(r.invariants.iter().any(|i| i == "manager-acting-past-lease"), "seed {}", r.seed);
+    }
+}
+
 #[test]
 fn manager_failover_is_survived_mid_checkpoint() {
     let records = survives("fault-manager", "manager", 1..=6);
