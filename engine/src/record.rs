@@ -118,13 +118,16 @@ impl StreamRecord {
 
 /// What the late side output holds for a record an event-time stage found late: its event
 /// time, the watermark that found it late, its partition (with its cause, it names the input:
-/// 0 for a record an earlier stage derived), and the input as the stage received it.
+/// 0 for a record an earlier stage derived), the input as the stage received it, and the
+/// simulated time it arrived: what lets a checker ask whether the sources had read enough by
+/// then to justify that watermark.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Late {
     pub event_time_ms: u64,
     pub watermark: u64,
     pub partition: u32,
     pub input: Vec<u8>,
+    pub arrived_ms: u64,
 }
 
 /// The name of the side output late records go to.

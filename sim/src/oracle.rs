@@ -64,7 +64,8 @@ fn run_stage<D: Dataflow + ?Sized>(
     let mut core = Stage::new(pipeline.stage(stage), pipeline.allowed_lateness_ms(), intermediate);
     let mut out = Vec::new();
     for record in &records {
-        core.handle(&mut state, record, &mut out);
+        // Sequential: no record arrives behind the watermark, so none has an arrival time.
+        core.handle(&mut state, record, 0, &mut out);
     }
     state.advance_watermark(u64::MAX);
     core.fire(&mut state, u64::MAX, &mut out);

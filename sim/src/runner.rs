@@ -35,6 +35,7 @@ use faultline_engine::disk::Disk;
 
 use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
+use crate::checker::watermark::Bound;
 use crate::checker::{consistency, delivery, expected, late, log, manager, transactions};
 use crate::draw;
 use crate::fault_plan::heals_at_ms;
@@ -420,6 +421,7 @@ fn judge(
         &*pipeline,
         job.time,
         finished,
+        &|| Bound::new(&world.recorder.source_events(), &logs, job.time, cluster.producers),
     ));
     if loaded.scenario.checks.no_late {
         violations.extend(late::unexpected(output.late));

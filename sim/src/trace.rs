@@ -44,6 +44,8 @@ struct State {
     log_events: Vec<(NodeId, TraceEvent)>,
     /// What the manager checker reads: lease acquisitions and acts, with their simulated ms.
     manager_events: Vec<(u64, NodeId, TraceEvent)>,
+    /// The sources' resumes and reads again, with their simulated ms.
+    source_events: Vec<(u64, NodeId, TraceEvent)>,
     /// Every event with its simulated ns, once `keep_events` asked for them (reports, `--trace`).
     kept: Option<Vec<(u64, NodeId, TraceEvent)>>,
 }
@@ -115,9 +117,11 @@ impl Observer for Recorder {
             TraceEvent::ProduceAcked { .. }
             | TraceEvent::HighWatermark { .. }
             | TraceEvent::Truncated { .. }
-            | TraceEvent::LeaderElected { .. }
-            | TraceEvent::SourceResumed { .. }
-            | TraceEvent::SourceRead { .. } => s.log_events.push((node, event.clone())),
+            | TraceEvent::LeaderElected { .. } => s.log_events.push((node, event.clone())),
+            TraceEvent::SourceResumed { .. } | TraceEvent::SourceRead { .. } => {
+                s.source_events.push((now_ms, node, event.clone()));
+                s.log_events.push((node, event.clone()))
+            }
             TraceEvent::LeaseAcquired { .. }
             | TraceEvent::LeaseGranted { .. }
             | TraceEvent::Acting { .. } => s.manager_events.push((now_ms, node, event.clone())),
@@ -203,6 +207,11 @@ impl Recorder {
     /// resumptions and reads, in trace order.
     pub fn log_events(&self) -> Vec<(NodeId, TraceEvent)> {
         self.state.lock().unwrap().log_events.clone()
+    }
+
+    /// The sources' resumes and reads, with their simulated ms, in trace order.
+    pub fn source_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
+        self.state.lock().unwrap().source_events.clone()
     }
 
     /// Lease acquisitions and manager acts, with their simulated ms, in trace order.

@@ -135,6 +135,19 @@ fn a_record_late_under_a_watermark_it_was_not_behind_is_caught() {
     assert_eq!(invariants(&record), ["late-implausible"]);
 }
 
+/// A watermark that ran ahead of what the sources had read: the late record arrived at 1 ms,
+/// before any source read a record, under a watermark only the whole input could justify. Its
+/// lateness and its watermark's ceiling are as the run left them, so only the bound recomputed
+/// from the sources' reads sees it.
+#[test]
+fn a_watermark_ahead_of_what_the_sources_had_read_is_caught() {
+    let record = tampered("late-data", |out| {
+        let i = first_late(out);
+        edit_late(out, i, |l| l.arrived_ms = 1);
+    });
+    assert_eq!(invariants(&record), ["late-watermark-ahead"]);
+}
+
 #[test]
 fn an_invented_late_record_is_caught() {
     let record = tampered("late-data", |out| {
@@ -150,7 +163,8 @@ fn an_invented_late_record_is_caught() {
 fn a_late_record_where_none_may_be_is_caught() {
     let record = tampered("windows", |out| {
         let r = out[0].clone();
-        let late = Late { event_time_ms: 0, watermark: 1_000_000, partition: 0, input: Vec::new() };
+        let late =
+            Late { event_time_ms: 0, watermark: 1_000_000, partition: 0, input: Vec::new(), arrived_ms: 0 };
         out.push(OutputRecord {
             id: OutputId::late(r.id.key, r.cause),
             value: encode(&late),

@@ -515,7 +515,7 @@ impl ChannelTask {
 
     /// One record, decided by the stage (see `stage`).
     fn handle(&mut self, record: &StreamRecord) {
-        self.stage.handle(&mut self.state, record, &mut self.emitted);
+        self.stage.handle(&mut self.state, record, crate::clock::elapsed_ms(), &mut self.emitted);
     }
 
     /// Sends what the operator emitted on: results to the sink's buffer, records to the exchange.

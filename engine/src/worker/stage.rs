@@ -38,9 +38,15 @@ impl Stage {
         Stage { operator, lateness_ms, intermediate, emitted: Vec::new() }
     }
 
-    /// One record: a carried output passes through, a late one goes to the late output, the
-    /// others to the operator.
-    pub fn handle(&mut self, state: &mut KeyedState, record: &StreamRecord, out: &mut Vec<Emit>) {
+    /// One record, arrived at simulated `now_ms`: a carried output passes through, a late one
+    /// goes to the late output, the others to the operator.
+    pub fn handle(
+        &mut self,
+        state: &mut KeyedState,
+        record: &StreamRecord,
+        now_ms: u64,
+        out: &mut Vec<Emit>,
+    ) {
         if let Some(&(side, origin, n)) = record.carried.as_deref() {
             assert!(side != Side::Main, "a carried record is a side output's");
             out.push(self.carry(record.clone(), side, origin, n));
@@ -53,6 +59,7 @@ impl Stage {
                 watermark: w,
                 partition: record.partition,
                 input: record.value.to_vec(),
+                arrived_ms: now_ms,
             };
             let record = StreamRecord { value: encode(&late), ..record.clone() };
             let cause = record.cause;
@@ -130,10 +137,10 @@ mod tests {
     #[test]
     fn late_records_go_to_the_late_output_and_windows_fire_on_the_watermark() {
         let (mut s, mut state, mut out) = (stage(false), KeyedState::default(), Vec::new());
-        s.handle(&mut state, &record(0, 4), &mut out);
+        s.handle(&mut state, &record(0, 4), 0, &mut out);
         state.advance_watermark(11);
-        s.handle(&mut state, &record(1, 6), &mut out);
-        s.handle(&mut state, &record(2, 3), &mut out);
+        s.handle(&mut state, &record(1, 6), 0, &mut out);
+        s.handle(&mut state, &record(2, 3), 0, &mut out);
         assert_eq!(out.len(), 1, "only the record at 3 is late: 3 + 5 < 11, 6 + 5 is not");
         let Emit::Output(late) = &out[0] else { panic!("a late record goes to the sink") };
         assert_eq!(late.id, OutputId::late(KeyBytes::of(&3u64), Cause { producer: 0, seq: 2 }));
@@ -150,11 +157,11 @@ mod tests {
     fn an_intermediate_stage_forwards_and_carries_late_records_that_the_next_passes_on() {
         let (mut first, mut state, mut out) = (stage(true), KeyedState::default(), Vec::new());
         state.advance_watermark(20);
-        first.handle(&mut state, &record(7, 1), &mut out);
+        first.handle(&mut state, &record(7, 1), 0, &mut out);
         let Emit::Forward(carried) = out.pop().unwrap() else { panic!("carried on") };
         assert!(carried.carried.is_some());
         let (mut last, mut state, mut out) = (stage(false), KeyedState::default(), Vec::new());
-        last.handle(&mut state, &carried, &mut out);
+        last.handle(&mut state, &carried, 0, &mut out);
         let Emit::Output(late) = &out[0] else { panic!("to the sink") };
         assert_eq!(late.id.side, late_side());
         assert!(state.is_empty(), "the operator never saw it");

@@ -10,6 +10,10 @@
 //! - `late-implausible`: each was behind the watermark it names by more than the allowed
 //!   lateness, that watermark never ran ahead of what the input allows (the greatest event time
 //!   minus the out-of-orderness bound), and the pipeline works in event time at all;
+//! - `late-watermark-ahead`: the watermark it names is no higher than any stage could hold when
+//!   it arrived, recomputed from what the sources had read by then (see `watermark`): a
+//!   partition declared idle too soon, or left out of the minimum, makes records late that the
+//!   other invariants would accept;
 //! - `late-accounting` (pipelines whose outputs count their inputs, `Pipeline::accounting`):
 //!   every kept input is in its windows' counts or in the late output, never both, never
 //!   neither — for tumbling windows, sessions and top-N the counts sum to the inputs not late;
@@ -25,10 +29,12 @@ use faultline_reports::Violation;
 
 use super::expected::Input;
 use super::push_examples;
+use super::watermark::Bound;
 use crate::plugin::{Accounting, Pipeline};
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 4] = ["late-unknown", "late-duplicate", "late-implausible", "late-accounting"];
+pub const INVARIANTS: [&str; 5] =
+    ["late-unknown", "late-duplicate", "late-implausible", "late-watermark-ahead", "late-accounting"];
 
 /// Splits committed output into results (the main output and the operator's named side
 /// outputs, all judged against the oracle) and the late records the engine routed.
@@ -48,7 +54,8 @@ pub fn late_inputs(late: &[OutputRecord]) -> BTreeSet<(Cause, u32)> {
     late.iter().map(|r| (r.cause, late_of(r).partition)).collect()
 }
 
-/// Judges the late records against the input, the pipeline and the results.
+/// Judges the late records against the input, the pipeline, the results and the watermark
+/// bound (`bound` makes it; it is made only when some record is late).
 pub fn check(
     late: &[OutputRecord],
     results: &[OutputRecord],
@@ -56,12 +63,16 @@ pub fn check(
     pipeline: &dyn Pipeline,
     time: TimeSettings,
     finished: bool,
+    bound: &dyn Fn() -> Bound,
 ) -> Vec<Violation> {
     let mut v = Vec::new();
     let (unknown, twice) = unnamed(late, inputs, pipeline);
     push_examples(&mut v, "late-unknown", &unknown);
     push_examples(&mut v, "late-duplicate", &twice);
     push_examples(&mut v, "late-implausible", &implausible(late, inputs, pipeline, time));
+    if !late.is_empty() {
+        push_examples(&mut v, "late-watermark-ahead", &ahead(late, &bound()));
+    }
     if let Some(problem) = accounting(results, late.len() as u64, inputs, pipeline, finished) {
         v.push(Violation { invariant: "late-accounting".into(), detail: problem });
     }
@@ -134,6 +145,22 @@ fn implausible(
                 return None;
             };
             Some(format!("input {}/{} at {t} under watermark {w}: {why}", r.cause.producer, r.cause.seq))
+        })
+        .collect()
+}
+
+/// The late records whose watermark is above what any stage could hold when they arrived.
+fn ahead(late: &[OutputRecord], bound: &Bound) -> Vec<String> {
+    late.iter()
+        .filter_map(|r| {
+            let l = late_of(r);
+            let most = bound.at(l.arrived_ms);
+            (l.watermark > most).then(|| {
+                format!(
+                    "input {}/{} at {} arrived at {} ms under watermark {}; what the sources had read by then allows {most} at most",
+                    r.cause.producer, r.cause.seq, l.event_time_ms, l.arrived_ms, l.watermark
+                )
+            })
         })
         .collect()
 }

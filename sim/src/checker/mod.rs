@@ -23,6 +23,7 @@ pub mod late;
 pub mod log;
 pub mod manager;
 pub mod transactions;
+pub mod watermark;
 
 use faultline_reports::Violation;
 
