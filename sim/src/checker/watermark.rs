@@ -97,15 +97,17 @@ impl Bound {
             epochs: BTreeMap::new(),
         };
         let mut steps: Vec<(u64, u64)> = Vec::new();
-        for instant in instants(reads, time) {
-            let at = match instant {
-                Instant::Event(i) => {
-                    let (ms, node, ref event) = reads[i];
-                    sweep.apply(node, event, ms);
-                    ms
-                }
-                Instant::Tick(ms) => ms,
-            };
+        let instants = instants(reads, time);
+        for (k, &(at, instant)) in instants.iter().enumerate() {
+            if let Instant::Event(i) = instant {
+                let (ms, node, ref event) = reads[i];
+                sweep.apply(node, event, ms);
+            }
+            // Everything of one millisecond at once: a copy resuming its partitions one event
+            // at a time must not leave a passing high bound behind.
+            if instants.get(k + 1).is_some_and(|&(next, _)| next == at) {
+                continue;
+            }
             let bound = sweep.bound(at);
             assert!(steps.last().is_none_or(|&(_, b)| b <= bound), "the bound fell");
             match steps.last_mut() {
@@ -129,27 +131,23 @@ impl Bound {
 }
 
 /// A moment the bound may change: a source event, or a partition going idle.
+#[derive(Clone, Copy)]
 enum Instant {
     Event(usize),
-    Tick(u64),
+    Tick,
 }
 
 /// Every source event, and the moment each read's partition would go idle if nothing followed,
-/// in time order (events before ticks of the same ms).
-fn instants(reads: &[(u64, NodeId, TraceEvent)], time: TimeSettings) -> Vec<Instant> {
+/// with their ms, in time order (events in trace order, before ticks of the same ms).
+fn instants(reads: &[(u64, NodeId, TraceEvent)], time: TimeSettings) -> Vec<(u64, Instant)> {
     let mut all: Vec<(u64, u8, usize, Instant)> =
         reads.iter().enumerate().map(|(i, &(ms, _, _))| (ms, 0, i, Instant::Event(i))).collect();
     if time.idle_timeout_ms > 0 {
         let idle_after = time.idle_timeout_ms.saturating_sub(1);
-        all.extend(
-            reads
-                .iter()
-                .enumerate()
-                .map(|(i, &(ms, _, _))| (ms + idle_after, 1, i, Instant::Tick(ms + idle_after))),
-        );
+        all.extend(reads.iter().enumerate().map(|(i, &(ms, _, _))| (ms + idle_after, 1, i, Instant::Tick)));
     }
     all.sort_by_key(|&(ms, kind, i, _)| (ms, kind, i));
-    all.into_iter().map(|(_, _, _, instant)| instant).collect()
+    all.into_iter().map(|(ms, _, _, instant)| (ms, instant)).collect()
 }
 
 /// The sweep's state: each copy's reads, and each epoch's stage bound so far.
@@ -327,6 +325,15 @@ mod tests {
         // Reading the end markers ends the input: the end of time.
         let ended = [events.to_vec(), vec![read(600, 0, 0, 3, 1), read(601, 1, 1, 2, 1)]].concat();
         assert_eq!(Bound::new(&ended, &logs, TIME, 1).at(601), u64::MAX);
+    }
+
+    #[test]
+    fn a_copy_resuming_its_partitions_in_one_millisecond_leaves_no_passing_high() {
+        let logs = BTreeMap::from([(0, log(&[100, 200, 300])), (1, log(&[50, 60]))]);
+        let at =
+            |partition, offset| (5, W, TraceEvent::SourceResumed { subtask: 0, epoch: 1, partition, offset });
+        let bound = Bound::new(&[at(0, 3), at(1, 1)], &logs, TIME, 1);
+        assert_eq!(bound.at(5), 40, "the least of 300 and 50, less the bound, never 290");
     }
 
     #[test]
