@@ -6,6 +6,9 @@
 //! one shared, reference-counted allocation. Records are cloned at every hop, into state and
 //! into changelogs: this is what keeps moving them cheap.
 //!
+//! A shared blob can also be a suffix of its allocation: [`Blob::suffix`] drops a prefix (an
+//! event's variant number before the bid it holds) without copying what follows.
+//!
 //! Equality, order and hashing are by content, whatever the representation.
 
 use std::sync::Arc;
@@ -25,7 +28,9 @@ pub struct Blob(Repr);
 #[derive(Clone)]
 enum Repr {
     Inline { len: u8, data: [u8; INLINE] },
-    Shared(Arc<[u8]>),
+    /// `bytes[start..]`, longer than [`INLINE`]. The offset fits beside the pointer and the
+    /// tag, so a suffix costs no more room than a whole allocation.
+    Shared { bytes: Arc<[u8]>, start: u32 },
 }
 
 impl Blob {
@@ -38,7 +43,29 @@ impl Blob {
         if bytes.len() <= INLINE {
             return Blob(Repr::Inline { len: bytes.len() as u8, data: inline(bytes) });
         }
-        Blob(Repr::Shared(Arc::from(bytes)))
+        Blob::shared(Arc::from(bytes))
+    }
+
+    fn shared(bytes: Arc<[u8]>) -> Self {
+        assert!(bytes.len() > INLINE, "{} bytes belong inline", bytes.len());
+        assert!(u32::try_from(bytes.len()).is_ok(), "a blob of {} bytes", bytes.len());
+        Blob(Repr::Shared { bytes, start: 0 })
+    }
+
+    /// The bytes from `from` on. A shared blob's suffix shares its allocation (no copy), unless
+    /// it is short enough to live inline.
+    ///
+    /// # Panics
+    /// If `from` is past the end.
+    pub fn suffix(&self, from: usize) -> Blob {
+        let rest = &self.as_slice()[from..];
+        match &self.0 {
+            Repr::Shared { bytes, start } if rest.len() > INLINE => {
+                let start = *start + u32::try_from(from).expect("a blob's length fits a u32");
+                Blob(Repr::Shared { bytes: Arc::clone(bytes), start })
+            }
+            _ => Blob::copy_from_slice(rest),
+        }
     }
 
     pub fn from_static(bytes: &'static [u8]) -> Self {
@@ -48,7 +75,7 @@ impl Blob {
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, data } => &data[..usize::from(*len)],
-            Repr::Shared(bytes) => bytes,
+            Repr::Shared { bytes, start } => &bytes[*start as usize..],
         }
     }
 }
@@ -125,7 +152,7 @@ impl From<Vec<u8>> for Blob {
         if bytes.len() <= INLINE {
             return Blob::copy_from_slice(&bytes);
         }
-        Blob(Repr::Shared(Arc::from(bytes)))
+        Blob::shared(Arc::from(bytes))
     }
 }
 
@@ -201,7 +228,7 @@ mod tests {
         let short = Blob::copy_from_slice(b"card-7");
         assert!(matches!(short.0, Repr::Inline { len: 6, .. }));
         let long = Blob::from(vec![7u8; 64]);
-        assert!(matches!(long.0, Repr::Shared(_)));
+        assert!(matches!(long.0, Repr::Shared { start: 0, .. }));
         assert_eq!(&*long, &[7u8; 64][..]);
         let edge = Blob::from(vec![1u8; INLINE]);
         assert!(matches!(edge.0, Repr::Inline { .. }));
@@ -234,6 +261,23 @@ mod tests {
                 assert_eq!(x == y, a == b, "{a:?} against {b:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_suffix_shares_a_long_blob_and_copies_a_short_one() {
+        let whole: Vec<u8> = (0..64).collect();
+        let blob = Blob::from(whole.clone());
+        let tail = blob.suffix(1);
+        assert!(matches!(tail.0, Repr::Shared { start: 1, .. }), "shared, not copied");
+        assert_eq!(&*tail, &whole[1..]);
+        let tail_of_tail = tail.suffix(2);
+        assert!(matches!(tail_of_tail.0, Repr::Shared { start: 3, .. }));
+        assert_eq!(tail_of_tail, Blob::copy_from_slice(&whole[3..]), "equal by content");
+        let short = blob.suffix(64 - INLINE);
+        assert!(matches!(short.0, Repr::Inline { .. }));
+        assert_eq!(&*short, &whole[64 - INLINE..]);
+        assert_eq!(&*Blob::copy_from_slice(b"card-7").suffix(5), b"7");
+        assert!(blob.suffix(64).is_empty());
     }
 
     #[test]

@@ -38,6 +38,13 @@ pub trait Operator: 'static {
     /// Handles one input record of `key`.
     fn on_record(&self, key: &Self::Key, input: Self::In, ctx: &mut Ctx<'_, Self>);
 
+    /// Handles one input record of `key` before it is decoded. The default decodes it and
+    /// calls [`on_record`](Self::on_record); a pass-through overrides it to [`Ctx::forward`]
+    /// the input as it is.
+    fn on_encoded(&self, key: &Self::Key, input: Encoded<Self::In>, ctx: &mut Ctx<'_, Self>) {
+        self.on_record(key, input.decode(), ctx);
+    }
+
     /// A timer of `key` this operator set fired.
     fn on_timer(&self, key: &Self::Key, timer: Timer, ctx: &mut Ctx<'_, Self>) {
         let _ = (key, timer, ctx);
@@ -50,6 +57,34 @@ pub trait Operator: 'static {
     fn identity(&self) -> Identity {
         Identity::Origin
     }
+}
+
+/// An input record's value still in its encoding: [`decode`](Encoded::decode) it to read it,
+/// or hand it to [`Ctx::forward`] to emit it unchanged. Only the engine makes one, from a
+/// record that holds a `T`, so forwarding it emits a well-formed `T`.
+pub struct Encoded<T> {
+    bytes: Blob,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Data> Encoded<T> {
+    fn new(bytes: Blob) -> Self {
+        debug_assert!(super::codec::try_decode::<T>(&bytes).is_some(), "an input that holds no {}", type_name::<T>());
+        Encoded { bytes, _t: PhantomData }
+    }
+
+    pub fn decode(&self) -> T {
+        decode(&self.bytes)
+    }
+
+    /// The encoding (postcard's).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+fn type_name<T>() -> &'static str {
+    std::any::type_name::<T>()
 }
 
 /// A fired timer, as the operator set it.
@@ -181,6 +216,14 @@ impl<O: Operator + ?Sized> Ctx<'_, O> {
         self.push(Side::Main, key, encode(out), event_time_ms);
     }
 
+    /// Emits an input as it came, under `key`: no decode and no encode. The output type is
+    /// the input type, or this does not compile.
+    pub fn forward(&mut self, key: &O::OutKey, input: Encoded<O::Out>) {
+        let t = self.time();
+        let key = self.key_of(key);
+        self.push(Side::Main, key, input.bytes, t);
+    }
+
     /// `key` in the engine's form. Most operators emit under the key in scope: its hash is
     /// already known.
     fn key_of(&self, key: &O::OutKey) -> KeyBytes {
@@ -235,7 +278,7 @@ impl<O: Operator + ?Sized> Ctx<'_, O> {
 
 /// An operator as the engine runs it: encoded keys and values in, encoded emits out.
 pub trait ErasedOperator {
-    fn on_record(&self, key: &KeyBytes, value: &[u8], event_time_ms: u64, cause: Cause, call: Call<'_>);
+    fn on_record(&self, key: &KeyBytes, value: &Blob, event_time_ms: u64, cause: Cause, call: Call<'_>);
     /// Timer `timer` fired; `cause` is the input that set it.
     fn on_timer(&self, timer: &TimerKey, cause: Cause, call: Call<'_>);
     fn event_time(&self) -> bool;
@@ -259,10 +302,10 @@ impl<O: Operator> Typed<O> {
 }
 
 impl<O: Operator> ErasedOperator for Typed<O> {
-    fn on_record(&self, key: &KeyBytes, value: &[u8], event_time_ms: u64, cause: Cause, call: Call<'_>) {
-        let (k, input): (O::Key, O::In) = (decode(&key.bytes), decode(value));
+    fn on_record(&self, key: &KeyBytes, value: &Blob, event_time_ms: u64, cause: Cause, call: Call<'_>) {
+        let k: O::Key = decode(&key.bytes);
         let mut ctx = self.ctx(call, key, Origin::Input(cause), cause, Some(event_time_ms));
-        self.0.on_record(&k, input, &mut ctx);
+        self.0.on_encoded(&k, Encoded::new(value.clone()), &mut ctx);
     }
 
     fn on_timer(&self, timer: &TimerKey, cause: Cause, call: Call<'_>) {

@@ -46,7 +46,17 @@ pub fn expect<K: serde::Serialize, T: serde::Serialize>(
     cause: Option<Cause>,
     ready_ms: u64,
 ) -> Expect {
-    let value = encode(value);
+    expect_encoded(key, origin, encode(value), cause, ready_ms)
+}
+
+/// [`expect`] for a value already encoded (an input passed through as it came).
+pub fn expect_encoded<K: serde::Serialize>(
+    key: &K,
+    origin: Origin,
+    value: Blob,
+    cause: Option<Cause>,
+    ready_ms: u64,
+) -> Expect {
     let origin = match origin {
         Origin::Content(_) => Origin::Content(stable_hash(&value)),
         other => other,

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::nexmark::Query;
 use crate::pipeline::WindowSpec;
 use crate::sdk::codec::{encode, KeyBytes};
-use crate::sdk::operator::{Ctx, ErasedOperator, Identity, Operator, Timer, Typed};
+use crate::sdk::operator::{Ctx, Encoded, ErasedOperator, Identity, Operator, Timer, Typed};
 use crate::sdk::{ListState, MapState, ValueState};
 
 /// q2's filter: auctions whose id is a multiple of 123.
@@ -49,32 +49,34 @@ fn tumbling_end(window: WindowSpec, t: u64) -> u64 {
 
 /// The leading fields of an encoded event, borrowed: what [`prepare_encoded`] needs to key
 /// and filter without decoding (and allocating) the event's strings. Postcard writes a struct
-/// as its fields in order, so a prefix of the fields reads the front of the encoding.
+/// as its fields in order, so a prefix of the fields reads the front of the encoding. A string
+/// is its length and its bytes, as a byte slice is: the strings skipped are read as bytes, which
+/// spares checking that they are UTF-8.
 #[derive(Deserialize)]
 struct BidHead<'a> {
     auction: usize,
     _bidder: usize,
     _price: usize,
-    _channel: &'a str,
-    _url: &'a str,
+    _channel: &'a [u8],
+    _url: &'a [u8],
     date_time: u64,
 }
 
 #[derive(Deserialize)]
 struct PersonHead<'a> {
     id: usize,
-    _name: &'a str,
-    _email_address: &'a str,
-    _credit_card: &'a str,
-    _city: &'a str,
+    _name: &'a [u8],
+    _email_address: &'a [u8],
+    _credit_card: &'a [u8],
+    _city: &'a [u8],
     state: &'a str,
 }
 
 #[derive(Deserialize)]
 struct AuctionHead<'a> {
     id: usize,
-    _item_name: &'a str,
-    _description: &'a str,
+    _item_name: &'a [u8],
+    _description: &'a [u8],
     _initial_bid: usize,
     _reserve: usize,
     _date_time: u64,
@@ -89,8 +91,9 @@ const AUCTION_EVENT: u32 = 1;
 const BID_EVENT: u32 = 2;
 
 /// [`prepare`] on an encoded event, decoding only the fields it keys and filters by. A bid's
-/// input is the bid's own encoding, which is the event's after its variant number; the
-/// queries that take whole events take the bytes as they are.
+/// input is the bid's own encoding, which is the event's after its variant number (a suffix
+/// of the event's blob, not a copy); the queries that take whole events take the bytes as
+/// they are.
 ///
 /// # Panics
 /// If `event` does not hold an [`Event`] (the source only reads what the producers encoded).
@@ -100,7 +103,7 @@ pub fn prepare_encoded(query: Query, window: WindowSpec, event: &Blob) -> Option
     match variant {
         BID_EVENT => {
             let bid: BidHead<'_> = take(body).0;
-            let (auction, own) = (bid.auction as u64, || Blob::copy_from_slice(body));
+            let (auction, own) = (bid.auction as u64, || event.suffix(event.len() - body.len()));
             match query {
                 Query::Q0 | Query::Q1 | Query::Q5 => keyed(auction, own()),
                 Query::Q2 if q2_keeps(bid.auction) => keyed(auction, own()),
@@ -188,6 +191,14 @@ impl Operator for Bids {
             bid.price = q1_euros(bid.price);
         }
         ctx.emit(auction, &bid);
+    }
+
+    /// q0 passes each bid on as it came.
+    fn on_encoded(&self, auction: &u64, bid: Encoded<Bid>, ctx: &mut Ctx<'_, Self>) {
+        match self.euros {
+            true => self.on_record(auction, bid.decode(), ctx),
+            false => ctx.forward(auction, bid),
+        }
     }
 
     fn event_time(&self) -> bool {
@@ -611,5 +622,29 @@ mod tests {
             }
         }
         assert!(kept > 3000, "the queries keep events of every kind ({kept})");
+    }
+
+    /// q0 forwards each bid's bytes as they came (no decode, no encode); q1 decodes, converts
+    /// and encodes. Both through the engine's erased adapter, as a stage runs them.
+    #[test]
+    fn q0_forwards_the_bid_as_it_came_and_q1_converts_its_price() {
+        let config = crate::pipeline::nexmark::config(3, 1000);
+        let bids = nexmark::EventGenerator::new(config).filter_map(|e| match e {
+            Event::Bid(b) => Some(b),
+            _ => None,
+        });
+        let bids: Vec<Bid> = bids.take(50).collect();
+        let mut q0 = crate::sdk::Harness::new(Bids { euros: false });
+        let mut q1 = crate::sdk::Harness::new(Bids { euros: true });
+        for (t, bid) in bids.iter().enumerate() {
+            q0.push(&(bid.auction as u64), bid, t as u64);
+            q1.push(&(bid.auction as u64), bid, t as u64);
+        }
+        let forwarded: Vec<&[u8]> = q0.emitted().iter().map(|e| &*e.value).collect();
+        let encoded: Vec<Blob> = bids.iter().map(encode).collect();
+        assert_eq!(forwarded, encoded.iter().map(|b| &**b).collect::<Vec<_>>());
+        let euros: Vec<usize> = q1.outputs().into_iter().map(|(_, b)| b.price).collect();
+        assert_eq!(euros, bids.iter().map(|b| q1_euros(b.price)).collect::<Vec<_>>());
+        assert!(bids.iter().any(|b| q1_euros(b.price) != b.price), "q1 changes some price");
     }
 }

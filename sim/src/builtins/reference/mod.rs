@@ -22,7 +22,7 @@ use faultline_engine::record::Cause;
 use faultline_engine::sdk::codec::decode;
 
 use crate::builtins::spec::{BuiltinKind, BuiltinSpec};
-pub(crate) use crate::checker::expected::{expect, Expect, Expected, Input};
+pub(crate) use crate::checker::expected::{expect, expect_encoded, Expect, Expected, Input};
 
 pub use running::running_state;
 
