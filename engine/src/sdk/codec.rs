@@ -24,20 +24,46 @@ impl<T: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 'static> Data f
 /// If its `Serialize` implementation fails: a type postcard cannot encode (a map with non-data
 /// keys, a sequence of unknown length) is an operator bug, named here with its type.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Blob {
-    // Most encodings are short: straight into an inline blob, with no allocation and no copy;
-    // a longer one (a Nexmark event, a user's struct with strings) into a larger stack buffer,
-    // then one shared allocation of its exact size, with no regrowth.
-    let inline = Blob::write_inline(|data| postcard::serialize_with_flavor(value, Short::new(data)).ok());
-    if let Some(blob) = inline {
-        return blob;
+    // A value of a few words (an integer key, a small tuple) holds nothing on the heap that
+    // could make its encoding long: straight into an inline blob, with no allocation and no
+    // copy. Anything larger (a string, a struct with strings, a Nexmark event) is encoded into
+    // the thread's scratch buffer, then copied once into a shared allocation of its exact size.
+    if std::mem::size_of_val(value) <= SMALL {
+        let inline = Blob::write_inline(|data| postcard::serialize_with_flavor(value, Short::new(data)).ok());
+        if let Some(blob) = inline {
+            return blob;
+        }
     }
-    let mut buffer = [0u8; 1024];
-    if let Ok(len) = postcard::serialize_with_flavor(value, Short::new(&mut buffer)) {
-        return Blob::copy_from_slice(&buffer[..len]);
-    }
-    match postcard::to_extend(value, Vec::with_capacity(4096)) {
-        Ok(bytes) => Blob::from(bytes),
-        Err(e) => panic!("encoding a {}: {e}", std::any::type_name::<T>()),
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => encode_into(value, &mut buffer),
+        // A `Serialize` that encodes another value inside: a buffer of its own.
+        Err(_) => encode_into(value, &mut vec![0; SCRATCH_START]),
+    })
+}
+
+/// The largest value, in memory, worth trying inline first: two words.
+const SMALL: usize = 16;
+
+/// The scratch buffer's first size; it doubles when a value does not fit, and stays grown.
+const SCRATCH_START: usize = 4096;
+
+thread_local! {
+    /// Where long values are encoded: kept zeroed-once and reused, so an encoding costs
+    /// neither an allocation of its own nor clearing a buffer.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH_START]);
+}
+
+/// Encodes `value` into `buffer`, growing it until it fits, and copies the encoding out.
+fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Blob {
+    loop {
+        match postcard::serialize_with_flavor(value, Short::new(buffer)) {
+            Ok(len) => return Blob::copy_from_slice(&buffer[..len]),
+            Err(postcard::Error::SerializeBufferFull) => {
+                let grown = buffer.len().checked_mul(2).expect("an encoding that fits in memory");
+                buffer.resize(grown, 0);
+            }
+            Err(e) => panic!("encoding a {}: {e}", std::any::type_name::<T>()),
+        }
     }
 }
 
@@ -165,6 +191,26 @@ mod tests {
         let t = Txn { card: "card-7".into(), country: "PT".into(), cents: 1_999 };
         assert_eq!(decode::<Txn>(&encode(&t)), t);
         assert_eq!(decode::<Vec<i64>>(&encode(&vec![-1i64, 2])), vec![-1, 2]);
+    }
+
+    /// Long values grow the scratch buffer; a `Serialize` that encodes inside gets its own;
+    /// both give the bytes postcard gives.
+    #[test]
+    fn long_and_nested_encodings_are_postcards() {
+        let long: Vec<u64> = (0..5_000).map(|i| i * 1_000_003).collect();
+        assert_eq!(&*encode(&long), &postcard::to_allocvec(&long).unwrap()[..]);
+        assert_eq!(decode::<Vec<u64>>(&encode(&long)), long);
+
+        struct Nested(Txn);
+        impl serde::Serialize for Nested {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(&encode(&self.0))
+            }
+        }
+        let t = Txn { card: "card-7".repeat(10), country: "PT".into(), cents: 1_999 };
+        let nested = encode(&Nested(t.clone()));
+        assert_eq!(decode::<Txn>(&decode::<Vec<u8>>(&nested)), t);
+        assert_eq!(&*encode(&t), &postcard::to_allocvec(&t).unwrap()[..], "after, as before");
     }
 
     /// The hash is a fixed function of the bytes: these values hold on every platform, in
