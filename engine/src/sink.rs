@@ -455,7 +455,12 @@ pub fn read_events(bytes: &[u8]) -> Vec<SinkEvent> {
 
 /// Every event in a sink log with the simulated ms at which the sink logged it.
 pub fn read_events_timed(bytes: &[u8]) -> Vec<(u64, SinkEvent)> {
-    codec::frames(bytes).0.into_iter().map(decode_event).collect()
+    events_of_frames(codec::frames(bytes).0)
+}
+
+/// The events in a sink log's frame bodies (as `codec::frames` splits the log), in order.
+pub fn events_of_frames(bodies: Vec<&[u8]>) -> Vec<(u64, SinkEvent)> {
+    bodies.into_iter().map(decode_event).collect()
 }
 
 /// Each committed output record with the simulated ms at which it became visible to readers:

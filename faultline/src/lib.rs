@@ -45,8 +45,8 @@ pub use faultline_engine::plugin::{Dataflow, ParamError};
 pub use faultline_engine::record::{Cause, Event, KeyBytes, OutputId, Side, StreamRecord};
 pub use faultline_engine::sdk::operator::{SideOutput, Typed};
 pub use faultline_engine::sdk::{
-    self, stable_hash, Blob, Ctx, Data, Encoded, Harness, Identity, ListState, MapState, Operator, Origin, Timer,
-    ValueState,
+    self, stable_hash, Blob, Ctx, Data, Encoded, Harness, Identity, ListState, MapState, Operator, Origin,
+    Timer, ValueState,
 };
 pub use faultline_engine::workload::{Draw, Drawing, Emitted, WorkloadSpec};
 pub use faultline_reports::{RunRecord, SwarmRecord};

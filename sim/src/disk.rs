@@ -6,16 +6,20 @@
 //! What was synced survives every crash. Torn writes are modelled by the engine's framing
 //! (`engine::codec`), not here.
 //!
-//! A file is a list of appended chunks, so appending never copies what is already there.
+//! A file is a list of appended chunks, so appending never copies what is already there, and
+//! the checkers read a whole file as its chunks ([`SimDisk::contents`]), shared, not copied.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use faultline_engine::codec;
 use faultline_engine::disk::Disk;
 
 #[derive(Clone, Default)]
 struct Contents {
-    chunks: Vec<Vec<u8>>,
+    /// Shared with the [`FileBytes`] handed out; a truncation copies a shared last chunk.
+    chunks: Vec<Arc<Vec<u8>>>,
     /// Byte position of each chunk's first byte.
     starts: Vec<usize>,
     len: usize,
@@ -32,7 +36,7 @@ impl Contents {
         if !bytes.is_empty() {
             self.starts.push(self.len);
             self.len += bytes.len();
-            self.chunks.push(bytes);
+            self.chunks.push(Arc::new(bytes));
         }
     }
 
@@ -55,7 +59,7 @@ impl Contents {
 
     fn truncate(&mut self, len: usize) {
         while self.len > len {
-            let last = self.chunks.last_mut().expect("len counts the chunks' bytes");
+            let last = Arc::make_mut(self.chunks.last_mut().expect("len counts the chunks' bytes"));
             let cut = (self.len - len).min(last.len());
             last.truncate(last.len() - cut);
             self.len -= cut;
@@ -67,7 +71,57 @@ impl Contents {
     }
 
     fn to_vec(&self) -> Vec<u8> {
-        self.chunks.concat()
+        let mut whole = Vec::with_capacity(self.len);
+        self.chunks.iter().for_each(|c| whole.extend_from_slice(c));
+        whole
+    }
+}
+
+/// A file's contents as of a [`SimDisk::contents`] call: its chunks, shared with the disk.
+pub struct FileBytes {
+    chunks: Vec<Arc<Vec<u8>>>,
+    len: usize,
+    /// The chunks joined, made only if a frame spans two of them.
+    whole: OnceCell<Vec<u8>>,
+}
+
+impl FileBytes {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The file's frames as [`codec::frames`] reads the whole file: the bodies up to the first
+    /// torn or corrupt frame, and the length they take. A file is appended a frame at a time,
+    /// so each frame is read where it lies; only if one spans chunks (or a chunk ends torn
+    /// before another) are the chunks joined and read as one.
+    pub fn frames(&self) -> (Vec<&[u8]>, usize) {
+        let mut bodies = Vec::new();
+        let mut valid = 0;
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            let (each, used) = codec::frames(chunk);
+            bodies.extend(each);
+            valid += used;
+            if used < chunk.len() {
+                if i + 1 == self.chunks.len() {
+                    break;
+                }
+                return codec::frames(self.whole());
+            }
+        }
+        (bodies, valid)
+    }
+
+    /// The chunks joined.
+    pub fn whole(&self) -> &[u8] {
+        self.whole.get_or_init(|| {
+            let mut whole = Vec::with_capacity(self.len);
+            self.chunks.iter().for_each(|c| whole.extend_from_slice(c));
+            whole
+        })
     }
 }
 
@@ -140,6 +194,14 @@ impl SimDisk {
     /// forgotten to call it there.
     pub fn skip_sync(&self, prefix: &str) {
         *self.skip_sync.lock().unwrap() = Some(prefix.to_string());
+    }
+
+    /// A file's current contents, durable or not, without copying them; `None` if it does not
+    /// exist.
+    pub fn contents(&self, file: &str) -> Option<FileBytes> {
+        let files = self.files.lock().unwrap();
+        let f = files.get(file).filter(|f| f.exists)?;
+        Some(FileBytes { chunks: f.data.chunks.clone(), len: f.data.len, whole: OnceCell::new() })
     }
 
     /// Blob written but not yet synced, over all files.
@@ -222,6 +284,40 @@ impl Disk for SimDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reading a file's frames chunk by chunk gives what reading the whole file gives: with a
+    /// frame per append, with a torn tail, with frames that span chunks after a rewrite and
+    /// appends, and with a torn frame followed by more appends.
+    #[test]
+    fn a_file_s_frames_read_by_chunks_are_the_whole_file_s() {
+        let frame = |n: u8| codec::framed(&vec![n; 10 + usize::from(n)]);
+        let same = |disk: &SimDisk| {
+            let file = disk.contents("log").expect("the file exists");
+            let whole = disk.read("log").unwrap();
+            assert_eq!(file.frames(), codec::frames(&whole));
+            assert_eq!(file.len(), whole.len());
+        };
+        let disk = SimDisk::default();
+        (0..4).for_each(|n| disk.append("log", frame(n)));
+        same(&disk);
+        assert_eq!(disk.contents("log").unwrap().frames().0.len(), 4);
+        disk.append("log", frame(9)[..7].to_vec());
+        same(&disk);
+        let two = [frame(1), frame(2)].concat();
+        disk.replace("log", &two[..5]);
+        disk.append("log", two[5..].to_vec());
+        disk.append("log", frame(3));
+        same(&disk);
+        assert_eq!(disk.contents("log").unwrap().frames().0.len(), 3, "the spanning frame is read");
+        disk.append("log", frame(4)[..12].to_vec());
+        disk.append("log", frame(5));
+        same(&disk);
+        disk.sync("log");
+        let held = disk.contents("log").unwrap();
+        disk.truncate("log", 3);
+        assert_eq!(held.frames().0.len(), 3, "a handle keeps the contents it was given");
+        same(&disk);
+    }
 
     #[test]
     fn crash_keeps_synced_appends_only() {

@@ -23,7 +23,9 @@ use faultline_engine::cluster::{NodeId, Role};
 use faultline_engine::codec;
 use faultline_engine::job::{JobSpec, Semantics};
 use faultline_engine::record::{LogRecord, Payload};
-use faultline_engine::sink::{read_committed_timed, read_events, read_events_timed, SinkEvent, SINK_LOG};
+use faultline_engine::sink::{
+    events_of_frames, read_committed_timed, read_events_timed, SinkEvent, SINK_LOG,
+};
 use faultline_reports::{
     CheckpointCounts, FaultRecord, NodeLane, PanicRecord, RecoveryRecord, RunRecord, Skew, TimeRecord,
     Timeline, Violation,
@@ -37,6 +39,7 @@ use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
 use crate::checker::watermark::Bound;
 use crate::checker::{consistency, delivery, expected, late, log, manager, transactions};
+use crate::disk::FileBytes;
 use crate::draw;
 use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
@@ -600,7 +603,8 @@ fn timeline(
 
 /// Every event in the sink's durable log.
 fn sink_events(world: &World) -> Vec<SinkEvent> {
-    world.sink_disk().read(SINK_LOG).map(|b| read_events(&b)).unwrap_or_default()
+    let log = world.sink_disk().contents(SINK_LOG);
+    log.map(|log| events_of_frames(log.frames().0).into_iter().map(|(_, e)| e).collect()).unwrap_or_default()
 }
 
 /// The checkpoints the store's history says completed.
@@ -621,35 +625,35 @@ fn log_file(p: u32) -> String {
 }
 
 /// Each partition's replicas' files at the end of the run, the final leader's first.
-fn replica_files(world: &World) -> BTreeMap<u32, Vec<(NodeId, Vec<u8>)>> {
+fn replica_files(world: &World) -> BTreeMap<u32, Vec<(NodeId, Option<FileBytes>)>> {
     let cluster = &world.cluster;
     (0..cluster.partitions())
         .map(|p| {
             let leader = final_leader(world, p);
             let others = cluster.replicas_of(p).into_iter().map(|b| NodeId::new(Role::Broker, b));
             let brokers = std::iter::once(leader).chain(others.filter(|&b| b != leader));
-            let files = brokers.map(|b| (b, world.disks[&b].read(&log_file(p)).unwrap_or_default()));
+            let files = brokers.map(|b| (b, world.disks[&b].contents(&log_file(p))));
             (p, files.collect())
         })
         .collect()
 }
 
 /// The replicas' copies in `files`, record by record, not decoded.
-fn copies(files: &BTreeMap<u32, Vec<(NodeId, Vec<u8>)>>) -> BTreeMap<u32, log::Copies<'_>> {
+fn copies(files: &BTreeMap<u32, Vec<(NodeId, Option<FileBytes>)>>) -> BTreeMap<u32, log::Copies<'_>> {
     files.iter().map(|(&p, files)| (p, copies_of(files))).collect()
 }
 
 /// One partition's copies; the final leader's file comes first.
-fn copies_of(files: &[(NodeId, Vec<u8>)]) -> log::Copies<'_> {
-    let mut all = files.iter().map(|(b, bytes)| copy(*b, bytes));
+fn copies_of(files: &[(NodeId, Option<FileBytes>)]) -> log::Copies<'_> {
+    let mut all = files.iter().map(|(b, file)| copy(*b, file.as_ref()));
     let leader = all.next().expect("a partition has a leader");
     log::Copies { leader, others: all.collect() }
 }
 
-/// One replica's file, record by record.
-fn copy(broker: NodeId, bytes: &[u8]) -> log::Copy<'_> {
+/// One replica's file, record by record (none if it has no file).
+fn copy(broker: NodeId, file: Option<&FileBytes>) -> log::Copy<'_> {
     let mut records = Vec::new();
-    for body in codec::frames(bytes).0 {
+    for body in file.map(|f| f.frames().0).unwrap_or_default() {
         let (epoch, each) = codec::log_record_bytes_of(body);
         records.extend(each.into_iter().map(|r| (epoch, r)));
     }
@@ -663,9 +667,9 @@ fn partition_logs(world: &World) -> BTreeMap<u32, Vec<LogRecord>> {
     (0..cluster.partitions())
         .map(|p| {
             let leader = final_leader(world, p);
-            let bytes = world.disks[&leader].read(&log_file(p)).unwrap_or_default();
+            let file = world.disks[&leader].contents(&log_file(p));
             let mut records = Vec::new();
-            for body in codec::frames(&bytes).0 {
+            for body in file.as_ref().map(|f| f.frames().0).unwrap_or_default() {
                 codec::decode_log_records(body, &mut records);
             }
             (p, records)

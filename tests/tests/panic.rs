@@ -12,6 +12,7 @@ use faultline_engine::plugin::{Dataflow, ParamError};
 use faultline_engine::record::{Cause, KeyBytes, OutputId, StreamRecord};
 use faultline_engine::sdk::codec::decode;
 use faultline_engine::sdk::operator::{Call, ErasedOperator};
+use faultline_engine::sdk::Blob;
 use faultline_engine::state::TimerKey;
 use faultline_engine::workload::{Emitted, WorkloadSpec};
 use faultline_sim::checker::expected::{Expected, Input};
@@ -27,7 +28,7 @@ const PANIC_ID: u64 = 4320;
 struct PanicOn(Box<dyn ErasedOperator>);
 
 impl ErasedOperator for PanicOn {
-    fn on_record(&self, key: &KeyBytes, value: &[u8], event_time_ms: u64, cause: Cause, call: Call<'_>) {
+    fn on_record(&self, key: &KeyBytes, value: &Blob, event_time_ms: u64, cause: Cause, call: Call<'_>) {
         let (k, input): (u64, Synthetic) = (decode(&key.bytes), decode(value));
         if input.id == PANIC_ID && k.is_multiple_of(4) {
             panic!("planted: record {} of key {k}", input.id);

@@ -27,10 +27,16 @@ pub struct Blob(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Inline { len: u8, data: [u8; INLINE] },
+    Inline {
+        len: u8,
+        data: [u8; INLINE],
+    },
     /// `bytes[start..]`, longer than [`INLINE`]. The offset fits beside the pointer and the
     /// tag, so a suffix costs no more room than a whole allocation.
-    Shared { bytes: Arc<[u8]>, start: u32 },
+    Shared {
+        bytes: Arc<[u8]>,
+        start: u32,
+    },
 }
 
 impl Blob {

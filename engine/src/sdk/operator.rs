@@ -69,7 +69,11 @@ pub struct Encoded<T> {
 
 impl<T: Data> Encoded<T> {
     fn new(bytes: Blob) -> Self {
-        debug_assert!(super::codec::try_decode::<T>(&bytes).is_some(), "an input that holds no {}", type_name::<T>());
+        debug_assert!(
+            super::codec::try_decode::<T>(&bytes).is_some(),
+            "an input that holds no {}",
+            type_name::<T>()
+        );
         Encoded { bytes, _t: PhantomData }
     }
 
