@@ -114,20 +114,25 @@ impl<T: Data> ValueHandle<'_, T> {
     /// Sets the value to what `f` makes of the current one (`None` if there is none), and
     /// returns it: a `get` then a `set`, with one lookup of the key's state.
     pub fn update(&mut self, f: impl FnOnce(Option<T>) -> T) -> T {
-        let (mut f, mut new) = (Some(f), None);
-        self.store.update(&self.slot, &mut |old| {
-            let f = f.take().expect("the store calls back once");
-            let value = f(old.map(|b| decode(b)));
-            let encoded = encode(&value);
-            new = Some(value);
-            encoded
-        });
-        new.expect("the store called back")
+        update(self.store, &self.slot, f)
     }
 
     pub fn clear(&mut self) {
         self.store.remove(&self.slot);
     }
+}
+
+/// Puts what `f` makes of the value at `slot`, decoded, and returns it.
+fn update<T: Data>(store: &mut dyn Store, slot: &Slot, f: impl FnOnce(Option<T>) -> T) -> T {
+    let (mut f, mut new) = (Some(f), None);
+    store.update(slot, &mut |old| {
+        let f = f.take().expect("the store calls back once");
+        let value = f(old.map(|b| decode(b)));
+        let encoded = encode(&value);
+        new = Some(value);
+        encoded
+    });
+    new.expect("the store called back")
 }
 
 /// One key's map of a [`MapState`], in the order of its keys' encodings.
@@ -154,6 +159,13 @@ impl<K: Data, V: Data> MapHandle<'_, K, V> {
     pub fn insert(&mut self, k: &K, v: &V) {
         let slot = self.slot(k);
         self.store.put(slot, encode(v));
+    }
+
+    /// Sets `k`'s value to what `f` makes of the current one (`None` if there is none), and
+    /// returns it: a `get` then an `insert`, with one lookup.
+    pub fn update(&mut self, k: &K, f: impl FnOnce(Option<V>) -> V) -> V {
+        let slot = self.slot(k);
+        update(self.store, &slot, f)
     }
 
     pub fn remove(&mut self, k: &K) {

@@ -443,15 +443,12 @@ impl Operator for Q5Count {
 
     fn on_record(&self, _auction: &u64, bid: Bid, ctx: &mut Ctx<'_, Self>) {
         for end in self.window.ends_for(bid.date_time) {
-            let count = match ctx.map(&COUNTS).get(&end) {
-                Some(n) => n,
-                None => {
-                    let at = end + ctx.allowed_lateness_ms();
-                    ctx.set_timer(at, end);
-                    0
-                }
-            };
-            ctx.map(&COUNTS).insert(&end, &(count + 1));
+            let count = ctx.map(&COUNTS).update(&end, |n| n.unwrap_or(0) + 1);
+            if count == 1 {
+                // The window's first bid for this auction: it reports at its end.
+                let at = end + ctx.allowed_lateness_ms();
+                ctx.set_timer(at, end);
+            }
         }
     }
 
@@ -577,8 +574,7 @@ impl Operator for Q8 {
         match event {
             Event::Person(p) => ctx.map(&JOINED).insert(&end, &p.name),
             Event::Auction(_) => {
-                let n = ctx.map(&OPENED).get(&end).unwrap_or(0);
-                ctx.map(&OPENED).insert(&end, &(n + 1));
+                ctx.map(&OPENED).update(&end, |n| n.unwrap_or(0) + 1);
             }
             Event::Bid(_) => unreachable!("q8 reads no bids"),
         }
@@ -646,5 +642,31 @@ mod tests {
         let euros: Vec<usize> = q1.outputs().into_iter().map(|(_, b)| b.price).collect();
         assert_eq!(euros, bids.iter().map(|b| q1_euros(b.price)).collect::<Vec<_>>());
         assert!(bids.iter().any(|b| q1_euros(b.price) != b.price), "q1 changes some price");
+    }
+
+    /// q5's first stage counts each auction's bids per sliding window with one state lookup
+    /// per window, sets one timer per window the auction is in, and reports each count once.
+    #[test]
+    fn q5_counts_each_window_once_and_reports_it_at_its_end() {
+        let window = WindowSpec::Sliding { size_ms: 20, slide_ms: 10 };
+        let mut h = crate::sdk::Harness::new(Q5Count { window });
+        let bid = |date_time| Bid {
+            auction: 7,
+            bidder: 1,
+            price: 100,
+            channel: "c".into(),
+            url: "u".into(),
+            date_time,
+            extra: String::new(),
+        };
+        for t in [1, 5, 12, 25] {
+            h.push(&7, &bid(t), t);
+        }
+        h.advance_watermark(100);
+        let mut got: Vec<(u64, u64)> = h.outputs().into_iter().map(|(end, c)| (end, c.count)).collect();
+        got.sort_unstable();
+        // Windows [0, 20) and [-10, 10): 1, 5, 12 and 1, 5; [10, 30): 12, 25; [20, 40): 25.
+        assert_eq!(got, [(10, 2), (20, 3), (30, 2), (40, 1)]);
+        assert!(h.outputs().iter().all(|(_, c)| c.auction == 7));
     }
 }

@@ -35,18 +35,18 @@ impl Operator for TopN {
     fn on_record(&self, _key: &u64, r: Synthetic, ctx: &mut Ctx<'_, Self>) {
         let t = ctx.timestamp().expect("a record has an event time");
         let end = t - t % self.size_ms + self.size_ms;
-        let (count, mut largest) = match ctx.map(&WINDOWS).get(&end) {
-            Some(window) => window,
-            None => {
-                let at = end + ctx.allowed_lateness_ms();
-                ctx.set_timer(at, end);
-                (0, Vec::new())
-            }
-        };
-        largest.push(r.value);
-        largest.sort_unstable_by(|a, b| b.cmp(a));
-        largest.truncate(self.n);
-        ctx.map(&WINDOWS).insert(&end, &(count + 1, largest));
+        let (count, _) = ctx.map(&WINDOWS).update(&end, |window| {
+            let (count, mut largest) = window.unwrap_or_default();
+            largest.push(r.value);
+            largest.sort_unstable_by(|a, b| b.cmp(a));
+            largest.truncate(self.n);
+            (count + 1, largest)
+        });
+        if count == 1 {
+            // The window's first record: it reports at its end.
+            let at = end + ctx.allowed_lateness_ms();
+            ctx.set_timer(at, end);
+        }
     }
 
     fn on_timer(&self, key: &u64, timer: Timer, ctx: &mut Ctx<'_, Self>) {

@@ -77,11 +77,14 @@ impl WindowAggregate {
     fn add_timed(&self, t: u64, value: i64, ctx: &mut WCtx<'_>) {
         let lateness = ctx.allowed_lateness_ms();
         for end in self.window.ends_for(t) {
-            let acc = ctx.map(&WINDOWS).get(&end);
-            if acc.is_none() {
+            let mut opened = false;
+            ctx.map(&WINDOWS).update(&end, |acc| {
+                opened = acc.is_none();
+                Aggregate::fold(acc, value)
+            });
+            if opened {
                 ctx.set_timer(end + lateness, end);
             }
-            ctx.map(&WINDOWS).insert(&end, &Aggregate::fold(acc, value));
         }
     }
 }
