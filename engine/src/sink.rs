@@ -492,7 +492,13 @@ pub fn read_committed(bytes: &[u8]) -> Vec<OutputRecord> {
 /// The output `events` (the sink's log) committed: appended, upserted (the last record of each
 /// id), and what committed transactions prepared.
 pub fn committed_of(events: &[SinkEvent]) -> Vec<OutputRecord> {
-    let mut out = Vec::new();
+    // At most every record written: room for them at once, rather than regrowing a vector of
+    // the whole run's output.
+    let written = events.iter().map(|e| match e {
+        SinkEvent::Append { records, .. } | SinkEvent::Prepare { records, .. } => records.len(),
+        _ => 0,
+    });
+    let mut out = Vec::with_capacity(written.sum());
     let mut prepared: BTreeMap<TxnId, &[OutputRecord]> = BTreeMap::new();
     let mut upserted = BTreeMap::new();
     for event in events {

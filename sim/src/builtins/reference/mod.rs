@@ -15,6 +15,7 @@ mod nexmark;
 mod running;
 mod windows;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use faultline_engine::operators::builtin::Synthetic;
@@ -71,7 +72,11 @@ pub fn evaluate(inputs: &[Input], pipeline: &BuiltinSpec, late: &BTreeSet<(Cause
         }
         BuiltinKind::TopN { n } => windows::top_n(&mapped(kept, pipeline), *n, pipeline),
         BuiltinKind::Nexmark(query) => {
-            nexmark::evaluate(*query, &kept.cloned().collect::<Vec<_>>(), pipeline.window, lateness)
+            let kept: Cow<'_, [Input]> = match late.is_empty() {
+                true => Cow::Borrowed(inputs),
+                false => Cow::Owned(kept.cloned().collect()),
+            };
+            nexmark::evaluate(*query, &kept, pipeline.window, lateness)
         }
     }
 }
@@ -79,13 +84,13 @@ pub fn evaluate(inputs: &[Input], pipeline: &BuiltinSpec, late: &BTreeSet<(Cause
 /// The synthetic pipelines' first steps: each input decoded, its value mapped, the filtered
 /// ones dropped.
 fn mapped<'a>(inputs: impl Iterator<Item = &'a Input>, pipeline: &BuiltinSpec) -> Vec<Syn> {
-    inputs
-        .filter_map(|i| {
-            let mut s = Syn::of(i);
-            s.value = pipeline.map_filter(s.value)?;
-            Some(s)
-        })
-        .collect()
+    let mut out = Vec::with_capacity(inputs.size_hint().1.unwrap_or(0));
+    out.extend(inputs.filter_map(|i| {
+        let mut s = Syn::of(i);
+        s.value = pipeline.map_filter(s.value)?;
+        Some(s)
+    }));
+    out
 }
 
 /// Hand-built inputs for the unit tests.

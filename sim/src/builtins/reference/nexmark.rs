@@ -136,17 +136,19 @@ fn passed_through(records: &[Input]) -> Vec<Expect> {
         let value = i.event.value.suffix(i.event.value.len() - body.len());
         Some(expect_encoded(&(b.auction as u64), Origin::Input(i.cause), value, Some(i.cause), b.date_time))
     };
-    records.iter().filter_map(bid).collect()
+    let mut out = Vec::with_capacity(records.len());
+    out.extend(records.iter().filter_map(bid));
+    out
 }
 
 /// q1, q2: per bid, `project` kept, under its auction, from the bid, ready at its time.
 fn bids<'a, T: Serialize>(records: &'a [Input], project: impl Fn(BidRef<'a>) -> Option<T>) -> Vec<Expect> {
-    bids_of(records)
-        .filter_map(|(b, cause)| {
-            let out = project(b)?;
-            Some(expect(&(b.auction as u64), Origin::Input(cause), &out, Some(cause), b.date_time))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(records.len());
+    out.extend(bids_of(records).filter_map(|(b, cause)| {
+        let projected = project(b)?;
+        Some(expect(&(b.auction as u64), Origin::Input(cause), &projected, Some(cause), b.date_time))
+    }));
+    out
 }
 
 /// q3: every category-10 auction whose seller is a person in OR, ID or CA anywhere in the
