@@ -319,17 +319,49 @@ fn skip_log_record(r: &mut Reader<'_>) {
 
 /// Log records as a frame body holds them: their encodings back to back, and how many there
 /// are. A leader replicates these bytes as they lie on its disk, and a follower writes them as
-/// they come: neither builds the records.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// they come: neither builds the records. They are kept behind room for a frame's header and
+/// batch header, so a follower makes them a frame in place ([`RawLogRecords::into_frame`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawLogRecords {
-    pub bytes: Vec<u8>,
+    /// [`RAW_HEADROOM`] bytes of room, then the records.
+    frame: Vec<u8>,
     pub count: usize,
 }
 
+/// The room before raw records: a frame header and the batch header (the leader epoch).
+const RAW_HEADROOM: usize = HEADER_BYTES + LOG_BATCH_HEADER;
+
+impl Default for RawLogRecords {
+    fn default() -> Self {
+        RawLogRecords::with_capacity(0)
+    }
+}
+
 impl RawLogRecords {
+    /// No records yet, with room for `bytes` of them.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut frame = Vec::with_capacity(RAW_HEADROOM + bytes);
+        frame.resize(RAW_HEADROOM, 0);
+        RawLogRecords { frame, count: 0 }
+    }
+
+    /// The records' bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.frame[RAW_HEADROOM..]
+    }
+
+    /// The frame [`encode_raw_log_records`] makes of these records in epoch `epoch`, built
+    /// where they lie.
+    pub fn into_frame(mut self, epoch: u64) -> Vec<u8> {
+        assert_eq!(LOG_BATCH_HEADER, 8, "the batch header is the epoch");
+        self.frame[HEADER_BYTES..RAW_HEADROOM].copy_from_slice(&epoch.to_le_bytes());
+        end_frame(&mut self.frame, HEADER_BYTES);
+        self.frame
+    }
+
     /// The producer and sequence number of each record, in order.
     pub fn heads(&self) -> Vec<(u32, u64)> {
-        let mut r = Reader::new(&self.bytes);
+        let mut r = Reader::new(self.bytes());
         let mut heads = Vec::with_capacity(self.count);
         while !r.is_empty() {
             let mut head = Reader::new(r.bytes);
@@ -343,16 +375,17 @@ impl RawLogRecords {
     /// The bytes of the first `n` records.
     pub fn prefix(&self, n: usize) -> &[u8] {
         assert!(n <= self.count, "{n} of {} raw records", self.count);
-        let mut r = Reader::new(&self.bytes);
+        let mut r = Reader::new(self.bytes());
         for _ in 0..n {
             skip_log_record(&mut r);
         }
-        &self.bytes[..self.bytes.len() - r.bytes.len()]
+        let bytes = self.bytes();
+        &bytes[..bytes.len() - r.bytes.len()]
     }
 
     /// Decodes them (for tests and checks; the broker never needs to).
     pub fn decode(&self) -> Vec<LogRecord> {
-        let mut r = Reader::new(&self.bytes);
+        let mut r = Reader::new(self.bytes());
         let mut out = Vec::with_capacity(self.count);
         while !r.is_empty() {
             out.push(decode_log_record(&mut r));
@@ -376,7 +409,7 @@ pub fn copy_log_records_range(body: &[u8], skip: usize, take: usize, out: &mut R
         index += 1;
         out.count += 1;
     }
-    out.bytes.extend_from_slice(&start[..start.len() - r.bytes.len()]);
+    out.frame.extend_from_slice(&start[..start.len() - r.bytes.len()]);
 }
 
 /// Encodes raw log records, all appended in leader epoch `epoch`, as one frame: the frame
@@ -511,12 +544,13 @@ mod tests {
         assert_eq!(raw.decode(), sample());
         assert_eq!(raw.heads(), [(3, 9), (1, 2)]);
         let mut again = Vec::new();
-        encode_raw_log_records(4, &raw.bytes, &mut again);
+        encode_raw_log_records(4, raw.bytes(), &mut again);
         assert_eq!(again, frame, "a follower writes the leader's frame byte for byte");
+        assert_eq!(raw.clone().into_frame(4), frame, "framed in place, the same frame");
         let mut tail = RawLogRecords::default();
         copy_log_records_range(body, 1, 5, &mut tail);
         assert_eq!((tail.count, tail.decode()), (1, sample()[1..].to_vec()));
-        assert_eq!(raw.prefix(1).len() + tail.bytes.len(), raw.bytes.len());
+        assert_eq!(raw.prefix(1).len() + tail.bytes().len(), raw.bytes().len());
         assert_eq!(raw.prefix(0), &[] as &[u8]);
     }
 

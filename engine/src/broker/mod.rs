@@ -311,7 +311,7 @@ impl Broker {
         if base_offset > log.log_end() || !prev_matches {
             return BrokerResponse::Diverged { partition, epoch, runs: log.epochs(), log_end: log.log_end() };
         }
-        let appended = log.append_replicated(batch_epoch, base_offset, &records);
+        let appended = log.append_replicated(batch_epoch, base_offset, records);
         log.advance_high_watermark(high_watermark.min(appended.matched));
         if let Some((offset, epoch)) = appended.truncated {
             self.ctx.trace(TraceEvent::Truncated { partition, epoch, offset });

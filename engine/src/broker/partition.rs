@@ -217,7 +217,7 @@ impl Partition {
         &mut self,
         epoch: u64,
         base_offset: u64,
-        batch: &RawLogRecords,
+        batch: RawLogRecords,
     ) -> ReplicatedAppend {
         assert!(base_offset <= self.log_end, "partition {}: replicated batch leaves a gap", self.id);
         let mut skip = 0;
@@ -226,7 +226,11 @@ impl Partition {
         }
         if skip > 0 {
             let held = self.read_raw(base_offset, base_offset + skip as u64);
-            assert!(held.bytes == batch.prefix(skip), "partition {}: same epoch, different records", self.id);
+            assert!(
+                held.bytes() == batch.prefix(skip),
+                "partition {}: same epoch, different records",
+                self.id
+            );
         }
         let mut outcome =
             ReplicatedAppend { matched: base_offset + batch.count as u64, ..Default::default() };
@@ -236,12 +240,9 @@ impl Partition {
                 self.truncate(from);
                 outcome.truncated = Some((from, cut_epoch));
             }
-            let fresh = &batch.bytes[batch.prefix(skip).len()..];
             let heads = batch.heads().split_off(skip);
-            let mut bytes = Vec::new();
-            codec::encode_raw_log_records(epoch, fresh, &mut bytes);
-            self.append_frame(epoch, bytes, heads.into_iter());
             outcome.new_records = Some((from, (batch.count - skip) as u64));
+            self.append_frame(epoch, frame_from(epoch, batch, skip), heads.into_iter());
         }
         outcome
     }
@@ -324,12 +325,18 @@ impl Partition {
 
     /// Records `from..to` as the file holds them, not decoded: what a leader replicates.
     pub fn read_raw(&self, from: u64, to: u64) -> RawLogRecords {
-        let mut out = RawLogRecords::default();
+        let mut out = RawLogRecords::with_capacity(self.span_bytes(from, to));
         self.visit_frames(from, to, &mut |body, skip, take| {
             codec::copy_log_records_range(body, skip, take, &mut out);
         });
         assert_eq!(out.count as u64, to.saturating_sub(from), "partition {}: read {from}..{to}", self.id);
         out
+    }
+
+    /// The bytes of the frames holding records `from..to`: at least what those records take.
+    fn span_bytes(&self, from: u64, to: u64) -> usize {
+        let first = self.frames.partition_point(|f| f.first_offset + f.records <= from);
+        self.frames[first..].iter().take_while(|f| f.first_offset < to).map(|f| f.bytes).sum()
     }
 
     /// Visits the body of each frame holding records `from..to`, with how many of its records to
@@ -358,6 +365,17 @@ impl Partition {
             i += 1;
         }
     }
+}
+
+/// The frame of `batch`'s records from the `skip`-th on, in epoch `epoch`.
+fn frame_from(epoch: u64, batch: RawLogRecords, skip: usize) -> Vec<u8> {
+    if skip == 0 {
+        // The whole batch is new (the usual case): framed where it lies, not copied.
+        return batch.into_frame(epoch);
+    }
+    let mut bytes = Vec::new();
+    codec::encode_raw_log_records(epoch, &batch.bytes()[batch.prefix(skip).len()..], &mut bytes);
+    bytes
 }
 
 /// The body of one whole frame, checked.
