@@ -110,8 +110,13 @@ impl<'a> Reader<'a> {
 
     /// A length-prefixed byte string (see [`put_bytes`]).
     pub fn byte_string(&mut self) -> Blob {
+        Blob::copy_from_slice(self.byte_slice())
+    }
+
+    /// A length-prefixed byte string, borrowed.
+    pub fn byte_slice(&mut self) -> &'a [u8] {
         let len = self.u32() as usize;
-        Blob::copy_from_slice(self.bytes(len))
+        self.bytes(len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -224,10 +229,21 @@ pub fn put_event(out: &mut Vec<u8>, e: &Event) {
 }
 
 pub fn get_event(r: &mut Reader<'_>) -> Event {
-    let id = r.u64();
-    let key = KeyBytes::from_encoded(r.byte_string());
-    let value = r.byte_string();
-    Event { id, key, value, event_time_ms: r.u64() }
+    get_event_with(r, |_| None)
+}
+
+/// An event, sharing `known(id)`'s key and value if it holds the same bytes.
+fn get_event_with<'k>(r: &mut Reader<'_>, known: impl Fn(u64) -> Option<&'k Event>) -> Event {
+    let (id, key, value, event_time_ms) = (r.u64(), r.byte_slice(), r.byte_slice(), r.u64());
+    match known(id) {
+        Some(e) if *e.key.bytes == *key && *e.value == *value => {
+            Event { id, key: e.key.clone(), value: e.value.clone(), event_time_ms }
+        }
+        _ => {
+            let key = KeyBytes::from_encoded(Blob::copy_from_slice(key));
+            Event { id, key, value: Blob::copy_from_slice(value), event_time_ms }
+        }
+    }
 }
 
 /// Appends a stream record's fields.
@@ -282,6 +298,21 @@ pub fn decode_log_records_range(body: &[u8], skip: usize, take: usize, out: &mut
     while !r.is_empty() && index < skip.saturating_add(take) {
         out.push(decode_log_record(&mut r));
         index += 1;
+    }
+}
+
+/// Decodes every record of a frame body as [`decode_log_records`] does, except that a data
+/// event holding the same key and value bytes as `known(id)` shares that event's key and value
+/// instead of copying them: a checker reading back the input it already holds. An event that
+/// differs from what is known (or with nothing known) is decoded as it lies.
+pub fn decode_log_records_sharing<'k>(
+    body: &[u8],
+    out: &mut Vec<LogRecord>,
+    known: &dyn Fn(u64) -> Option<&'k Event>,
+) {
+    let mut r = Reader::new(&body[LOG_BATCH_HEADER..]);
+    while !r.is_empty() {
+        out.push(decode_log_record_with(&mut r, known));
     }
 }
 
@@ -423,9 +454,14 @@ pub fn encode_raw_log_records(epoch: u64, records: &[u8], out: &mut Vec<u8>) {
 }
 
 fn decode_log_record(r: &mut Reader<'_>) -> LogRecord {
+    decode_log_record_with(r, |_| None)
+}
+
+/// A log record, its event's key and value shared with `known(id)`'s when they are equal.
+fn decode_log_record_with<'k>(r: &mut Reader<'_>, known: impl Fn(u64) -> Option<&'k Event>) -> LogRecord {
     let (producer, seq, stream_time_ms) = (r.u32(), r.u64(), r.u64());
     let payload = match r.u8() {
-        TAG_DATA => Payload::Data(get_event(r)),
+        TAG_DATA => Payload::Data(get_event_with(r, known)),
         TAG_END => Payload::EndOfStream,
         tag => panic!("log record with unknown tag {tag}: the checksum passed, so this is a bug"),
     };
@@ -531,6 +567,30 @@ mod tests {
             assert_eq!(decode_log_record(&mut r), want);
             assert!(r.is_empty(), "one record's bytes, no more");
         }
+    }
+
+    /// Sharing a known event's bytes decodes what plain decoding does; equal bytes are shared
+    /// (the same allocation), different ones are read as they lie.
+    #[test]
+    fn decoding_shares_a_known_event_only_when_its_bytes_are_equal() {
+        let long = crate::sdk::codec::encode(&"a value longer than any inline blob".to_string());
+        let mut records = sample();
+        let Payload::Data(logged) = &mut records[0].payload else { panic!("sample 0 is data") };
+        logged.value = long.clone();
+        let mut frame = Vec::new();
+        encode_log_records(4, &records, &mut frame);
+        let body = frames(&frame).0[0];
+        let Payload::Data(same) = records[0].payload.clone() else { unreachable!() };
+        let same = Event { value: Blob::copy_from_slice(&long), ..same };
+        let mut shared = Vec::new();
+        decode_log_records_sharing(body, &mut shared, &|id| (id == same.id).then_some(&same));
+        assert_eq!(shared, records);
+        let Payload::Data(got) = &shared[0].payload else { unreachable!() };
+        assert_eq!(got.value.as_ptr(), same.value.as_ptr(), "equal bytes are shared");
+        let other = Event { value: Blob::from_static(b"something else"), ..same.clone() };
+        let mut read = Vec::new();
+        decode_log_records_sharing(body, &mut read, &|id| (id == other.id).then_some(&other));
+        assert_eq!(read, records, "different bytes are read as they lie");
     }
 
     #[test]

@@ -321,7 +321,7 @@ fn panicked(
 /// on the history cut short, the engine's panic stands alone.
 fn safety_so_far(world: &World) -> Vec<Violation> {
     let judged = panic::catch(|| {
-        let (logs, files) = (partition_logs(world), replica_files(world));
+        let (logs, files) = (partition_logs(world, &[]), replica_files(world));
         let mut v = log::check(&world.recorder.log_events(), &logs, &copies(&files));
         v.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
         v.extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
@@ -404,7 +404,7 @@ fn judge(
     let (job, semantics) = (&cluster.job, cluster.job.semantics);
     let pipeline = loaded.pipeline();
     let finished = matches!(ending, Ending::Finished);
-    let logs = partition_logs(world);
+    let logs = partition_logs(world, output.inputs);
     let (sink_events, checkpoints) = (&output.sink_events, world.recorder.captured_checkpoints());
     let frontier = Frontier::of(&frontier::Run {
         finished,
@@ -662,7 +662,16 @@ fn copy(broker: NodeId, file: Option<&FileBytes>) -> log::Copy<'_> {
 
 /// Each partition's log, as its leader (per the store's leadership record) holds it at the end
 /// of the run.
-fn partition_logs(world: &World) -> BTreeMap<u32, Vec<LogRecord>> {
+///
+/// A logged event equal to the input the run generated for it shares that input's key and
+/// value (`inputs`, by event id) rather than copying them: the logs hold every input, so this
+/// halves what judging holds in memory. An event that differs is decoded as it lies.
+fn partition_logs(world: &World, inputs: &[Input]) -> BTreeMap<u32, Vec<LogRecord>> {
+    let mut by_id = vec![usize::MAX; inputs.iter().map(|i| i.event.id as usize + 1).max().unwrap_or(0)];
+    for (at, input) in inputs.iter().enumerate() {
+        by_id[input.event.id as usize] = at;
+    }
+    let known = |id: u64| by_id.get(id as usize).and_then(|&at| inputs.get(at)).map(|i| &i.event);
     let cluster = &world.cluster;
     (0..cluster.partitions())
         .map(|p| {
@@ -670,7 +679,7 @@ fn partition_logs(world: &World) -> BTreeMap<u32, Vec<LogRecord>> {
             let file = world.disks[&leader].contents(&log_file(p));
             let mut records = Vec::new();
             for body in file.as_ref().map(|f| f.frames().0).unwrap_or_default() {
-                codec::decode_log_records(body, &mut records);
+                codec::decode_log_records_sharing(body, &mut records, &known);
             }
             (p, records)
         })
