@@ -59,21 +59,22 @@ impl Contents {
 
     fn truncate(&mut self, len: usize) {
         while self.len > len {
-            let last = Arc::make_mut(self.chunks.last_mut().expect("len counts the chunks' bytes"));
+            let last = self.chunks.last_mut().expect("len counts the chunks' bytes");
             let cut = (self.len - len).min(last.len());
-            last.truncate(last.len() - cut);
             self.len -= cut;
-            if last.is_empty() {
+            if cut == last.len() {
                 self.chunks.pop();
                 self.starts.pop();
+            } else {
+                // Cutting into the chunk: a copy if a reader still holds it.
+                let kept = last.len() - cut;
+                Arc::make_mut(last).truncate(kept);
             }
         }
     }
 
     fn to_vec(&self) -> Vec<u8> {
-        let mut whole = Vec::with_capacity(self.len);
-        self.chunks.iter().for_each(|c| whole.extend_from_slice(c));
-        whole
+        joined(&self.chunks, self.len)
     }
 }
 
@@ -117,12 +118,16 @@ impl FileBytes {
 
     /// The chunks joined.
     pub fn whole(&self) -> &[u8] {
-        self.whole.get_or_init(|| {
-            let mut whole = Vec::with_capacity(self.len);
-            self.chunks.iter().for_each(|c| whole.extend_from_slice(c));
-            whole
-        })
+        self.whole.get_or_init(|| joined(&self.chunks, self.len))
     }
+}
+
+/// `chunks` (of `len` bytes in all) as one buffer.
+fn joined(chunks: &[Arc<Vec<u8>>], len: usize) -> Vec<u8> {
+    let mut whole = Vec::with_capacity(len);
+    chunks.iter().for_each(|c| whole.extend_from_slice(c));
+    assert_eq!(whole.len(), len, "a file's length counts its chunks' bytes");
+    whole
 }
 
 #[derive(Default)]
