@@ -23,7 +23,7 @@ use faultline_engine::job::Semantics;
 use faultline_engine::record::{Cause, Origin, OutputId, OutputRecord, Side};
 use faultline_reports::{OffendingRecord, OutputCounts, Violation};
 
-use super::expected::{Expected, Want};
+use super::expected::{id_order, Expected, Want};
 use super::frontier::Frontier;
 
 /// How many offending records a violation quotes.
@@ -93,11 +93,9 @@ pub fn cause_of(id: &OutputId, want: &Want) -> Option<Cause> {
 /// Classifies every committed record by output id: its value must match the reference, and its
 /// cause too where the model defines one. A content id counts as many times as it is expected.
 pub fn check_by_id(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
-    let mut sorted: Vec<&OutputRecord> = committed.iter().collect();
-    // Equal ids keep their commit order: the records are one slice, so address order is it.
-    sorted.sort_unstable_by(|a, b| {
-        a.id.cmp(&b.id).then_with(|| std::ptr::from_ref(*a).cmp(&std::ptr::from_ref(*b)))
-    });
+    // Equal ids keep their commit order, which is their order in the slice.
+    let sorted: Vec<&OutputRecord> =
+        id_order(committed, |r| &r.id).into_iter().map(|at| &committed[at as usize]).collect();
     merge(
         expected.iter().map(|(id, want)| (id, id, want)),
         &sorted,
