@@ -19,6 +19,9 @@
 //! `disorder_ms` within the watermark's bound, and one writer per partition, no record is ever
 //! behind its partition's watermark.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -26,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::operators::builtin::Synthetic;
 use crate::pipeline::nexmark;
 use crate::record::{Event, KeyBytes};
-use crate::sdk::codec::encode;
+use crate::sdk::codec::{encode, encode_append};
 use crate::sdk::Blob;
 
 /// Where the input comes from.
@@ -125,6 +128,7 @@ impl WorkloadSpec {
             emitted: 0,
             rng: ChaCha8Rng::seed_from_u64(stream_seed),
             source,
+            ahead: VecDeque::new(),
         }
     }
 
@@ -140,6 +144,7 @@ impl WorkloadSpec {
             emitted: 0,
             rng: ChaCha8Rng::seed_from_u64(stream_seed),
             source: Source::Drawn(draw),
+            ahead: VecDeque::new(),
         }
     }
 
@@ -200,40 +205,78 @@ pub struct ProducerEvents {
     emitted: u64,
     rng: ChaCha8Rng,
     source: Source,
+    /// Nexmark events generated ahead, a block at a time (see [`ProducerEvents::nexmark_block`]).
+    ahead: VecDeque<Emitted>,
 }
+
+/// Nexmark events per block: their encodings share one buffer.
+const NEXMARK_BLOCK: u64 = 256;
 
 impl Iterator for ProducerEvents {
     type Item = Emitted;
 
     fn next(&mut self) -> Option<Emitted> {
+        if let Some(ahead) = self.ahead.pop_front() {
+            return Some(ahead);
+        }
         if self.emitted == self.spec.events_of(self.producer) {
             return None;
         }
-        // The producer's i-th event is global event i * producers + producer.
-        let global = self.emitted * u64::from(self.spec.producers) + u64::from(self.producer);
+        let global = self.global();
         let (route, event, emit_at_ms) = match &mut self.source {
             Source::Synthetic => self.synthetic(global),
             Source::Drawn(_) => self.drawn(global),
-            Source::Nexmark(g) => {
-                let (generator, cfg) = &mut **g;
-                let mut generated = generator.next().expect("the Nexmark generator never ends");
-                let emit_at_ms = generated.timestamp() - cfg.base_time;
-                let lag = self.lag(generated.timestamp());
-                let key = nexmark::lag_and_key(&mut generated, lag);
-                let event_time_ms = generated.timestamp();
-                let event =
-                    Event { id: global, key: KeyBytes::of(&key), value: encode(&generated), event_time_ms };
-                (key, event, emit_at_ms)
+            Source::Nexmark(_) => {
+                self.nexmark_block();
+                return self.ahead.pop_front();
             }
         };
         self.emitted += 1;
-        let spec = &self.spec;
-        let partition = partition_of(route, self.producer, spec.producers, spec.partitions);
-        Some(Emitted { partition, emit_at_ms, event })
+        Some(self.emitted_at(route, emit_at_ms, event))
     }
 }
 
 impl ProducerEvents {
+    /// The global number of the producer's next event: its i-th is i * producers + producer.
+    fn global(&self) -> u64 {
+        self.emitted * u64::from(self.spec.producers) + u64::from(self.producer)
+    }
+
+    fn emitted_at(&self, route: u64, emit_at_ms: u64, event: Event) -> Emitted {
+        let spec = &self.spec;
+        let partition = partition_of(route, self.producer, spec.producers, spec.partitions);
+        Emitted { partition, emit_at_ms, event }
+    }
+
+    /// Generates the next block of Nexmark events into `ahead`, their encodings in one buffer
+    /// they share: an allocation per block instead of one per event, and a block's events lie
+    /// in the order they are read.
+    fn nexmark_block(&mut self) {
+        assert!(self.ahead.is_empty(), "a block generated before the last was read");
+        let n = (self.spec.events_of(self.producer) - self.emitted).min(NEXMARK_BLOCK);
+        let mut buf = Vec::new();
+        let mut made = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let global = self.global();
+            let Source::Nexmark(g) = &mut self.source else { unreachable!("called on Nexmark input") };
+            let (generator, cfg) = &mut **g;
+            let mut generated = generator.next().expect("the Nexmark generator never ends");
+            let emit_at_ms = generated.timestamp() - cfg.base_time;
+            let lag = self.lag(generated.timestamp());
+            let key = nexmark::lag_and_key(&mut generated, lag);
+            let encoded = encode_append(&generated, &mut buf);
+            made.push((global, key, generated.timestamp(), emit_at_ms, encoded));
+            self.emitted += 1;
+        }
+        let buf = Arc::new(buf);
+        for (id, key, event_time_ms, emit_at_ms, encoded) in made {
+            let value = Blob::within(&buf, encoded);
+            let event = Event { id, key: KeyBytes::of(&key), value, event_time_ms };
+            self.ahead.push_back(self.emitted_at(key, emit_at_ms, event));
+        }
+        assert!(!self.ahead.is_empty(), "a block of no events");
+    }
+
     /// Global events are spread evenly over time at `rate_per_s`; returns the key, the event
     /// and when it is emitted.
     fn synthetic(&mut self, global: u64) -> (u64, Event, u64) {

@@ -7,7 +7,9 @@
 //! into changelogs: this is what keeps moving them cheap.
 //!
 //! A shared blob can also be a suffix of its allocation: [`Blob::suffix`] drops a prefix (an
-//! event's variant number before the bid it holds) without copying what follows.
+//! event's variant number before the bid it holds) without copying what follows. And many
+//! blobs can share one buffer ([`Blob::within`]): a block of generated events encoded
+//! together, made with one allocation instead of one each, and read in the order they lie.
 //!
 //! Equality, order and hashing are by content, whatever the representation.
 
@@ -37,6 +39,13 @@ enum Repr {
         bytes: Arc<[u8]>,
         start: u32,
     },
+    /// `buf[start..start + len]`, longer than [`INLINE`]: one of the byte strings in a buffer
+    /// they share.
+    Within {
+        buf: Arc<Vec<u8>>,
+        start: u32,
+        len: u32,
+    },
 }
 
 impl Blob {
@@ -58,6 +67,20 @@ impl Blob {
         Blob(Repr::Shared { bytes, start: 0 })
     }
 
+    /// `buf[range]`, sharing `buf` (no copy), unless short enough to live inline.
+    ///
+    /// # Panics
+    /// If `range` is not within `buf`.
+    pub fn within(buf: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Blob {
+        let bytes = &buf[range.clone()];
+        if bytes.len() <= INLINE {
+            return Blob::copy_from_slice(bytes);
+        }
+        let start = u32::try_from(range.start).expect("a shared buffer's offsets fit a u32");
+        let len = u32::try_from(bytes.len()).expect("a blob's length fits a u32");
+        Blob(Repr::Within { buf: Arc::clone(buf), start, len })
+    }
+
     /// The bytes from `from` on. A shared blob's suffix shares its allocation (no copy), unless
     /// it is short enough to live inline.
     ///
@@ -69,6 +92,10 @@ impl Blob {
             Repr::Shared { bytes, start } if rest.len() > INLINE => {
                 let start = *start + u32::try_from(from).expect("a blob's length fits a u32");
                 Blob(Repr::Shared { bytes: Arc::clone(bytes), start })
+            }
+            Repr::Within { buf, start, len } if rest.len() > INLINE => {
+                let from = u32::try_from(from).expect("a blob's length fits a u32");
+                Blob(Repr::Within { buf: Arc::clone(buf), start: *start + from, len: *len - from })
             }
             _ => Blob::copy_from_slice(rest),
         }
@@ -82,6 +109,7 @@ impl Blob {
         match &self.0 {
             Repr::Inline { len, data } => &data[..usize::from(*len)],
             Repr::Shared { bytes, start } => &bytes[*start as usize..],
+            Repr::Within { buf, start, len } => &buf[*start as usize..(*start + *len) as usize],
         }
     }
 }
@@ -242,6 +270,24 @@ mod tests {
         assert!(Blob::new() < short && Blob::copy_from_slice(b"card-8") > short);
         assert_eq!(Blob::new().len(), 0);
         assert_eq!(std::mem::size_of::<Blob>(), 24);
+    }
+
+    #[test]
+    fn blobs_within_a_buffer_share_it_and_compare_as_their_bytes_do() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let buf = Arc::new(bytes.clone());
+        let (a, b) = (Blob::within(&buf, 10..100), Blob::within(&buf, 100..200));
+        assert!(matches!(a.0, Repr::Within { start: 10, len: 90, .. }));
+        assert_eq!((&*a, &*b), (&bytes[10..100], &bytes[100..200]));
+        assert_eq!(Arc::strong_count(&buf), 3, "no copy of the buffer");
+        assert_eq!(a, Blob::copy_from_slice(&bytes[10..100]));
+        assert!(a < b && b > Blob::copy_from_slice(&bytes[10..100]));
+        let short = Blob::within(&buf, 5..5 + INLINE);
+        assert!(matches!(short.0, Repr::Inline { .. }), "short enough to live inline");
+        let tail = a.suffix(40);
+        assert!(matches!(tail.0, Repr::Within { start: 50, len: 50, .. }));
+        assert_eq!(&*tail, &bytes[50..100]);
+        assert!(matches!(a.suffix(90 - INLINE).0, Repr::Inline { .. }));
     }
 
     #[test]

@@ -53,11 +53,31 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH_START]);
 }
 
+/// Appends `value`'s encoding to `out` and returns where it lies: for values that will share
+/// one buffer (see [`Blob::within`]).
+pub fn encode_append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> std::ops::Range<usize> {
+    let start = out.len();
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => encode_with(value, &mut buffer, |bytes| out.extend_from_slice(bytes)),
+        Err(_) => encode_with(value, &mut vec![0; SCRATCH_START], |bytes| out.extend_from_slice(bytes)),
+    });
+    start..out.len()
+}
+
 /// Encodes `value` into `buffer`, growing it until it fits, and copies the encoding out.
 fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Blob {
+    encode_with(value, buffer, Blob::copy_from_slice)
+}
+
+/// Encodes `value` into `buffer`, growing it until it fits, and hands `take` the encoding.
+fn encode_with<T: Serialize + ?Sized, R>(
+    value: &T,
+    buffer: &mut Vec<u8>,
+    take: impl FnOnce(&[u8]) -> R,
+) -> R {
     loop {
         match postcard::serialize_with_flavor(value, Short::new(buffer)) {
-            Ok(len) => return Blob::copy_from_slice(&buffer[..len]),
+            Ok(len) => return take(&buffer[..len]),
             Err(postcard::Error::SerializeBufferFull) => {
                 let grown = buffer.len().checked_mul(2).expect("an encoding that fits in memory");
                 buffer.resize(grown, 0);
