@@ -105,6 +105,7 @@ impl Blob {
         Blob::copy_from_slice(bytes)
     }
 
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, data } => &data[..usize::from(*len)],
@@ -170,6 +171,7 @@ impl Default for Blob {
 impl std::ops::Deref for Blob {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.as_slice()
     }
