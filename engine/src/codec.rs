@@ -301,19 +301,16 @@ pub fn decode_log_records_range(body: &[u8], skip: usize, take: usize, out: &mut
     }
 }
 
-/// Decodes every record of a frame body as [`decode_log_records`] does, except that a data
-/// event holding the same key and value bytes as `known(id)` shares that event's key and value
-/// instead of copying them: a checker reading back the input it already holds. An event that
-/// differs from what is known (or with nothing known) is decoded as it lies.
-pub fn decode_log_records_sharing<'k>(
-    body: &[u8],
-    out: &mut Vec<LogRecord>,
-    known: &dyn Fn(u64) -> Option<&'k Event>,
-) {
-    let mut r = Reader::new(&body[LOG_BATCH_HEADER..]);
-    while !r.is_empty() {
-        out.push(decode_log_record_with(&mut r, known));
-    }
+/// Decodes one record's encoding (as [`log_record_bytes_of`] finds it) as [`decode_log_records`]
+/// does, except that a data event holding the same key and value bytes as `known(id)` shares
+/// that event's key and value instead of copying them: a checker reading back the input it
+/// already holds. An event that differs from what is known (or with nothing known) is decoded
+/// as it lies.
+pub fn decode_log_record_sharing<'k>(record: &[u8], known: &dyn Fn(u64) -> Option<&'k Event>) -> LogRecord {
+    let mut r = Reader::new(record);
+    let decoded = decode_log_record_with(&mut r, known);
+    assert!(r.is_empty(), "{} bytes after a log record", r.bytes.len());
+    decoded
 }
 
 /// A frame body written by [`encode_log_records`] as its leader epoch and each record's
@@ -582,14 +579,16 @@ mod tests {
         let body = frames(&frame).0[0];
         let Payload::Data(same) = records[0].payload.clone() else { unreachable!() };
         let same = Event { value: Blob::copy_from_slice(&long), ..same };
-        let mut shared = Vec::new();
-        decode_log_records_sharing(body, &mut shared, &|id| (id == same.id).then_some(&same));
+        let each = log_record_bytes_of(body).1;
+        fn decode<'k>(each: &[&[u8]], known: &dyn Fn(u64) -> Option<&'k Event>) -> Vec<LogRecord> {
+            each.iter().map(|record| decode_log_record_sharing(record, known)).collect()
+        }
+        let shared = decode(&each, &|id| (id == same.id).then_some(&same));
         assert_eq!(shared, records);
         let Payload::Data(got) = &shared[0].payload else { unreachable!() };
         assert_eq!(got.value.as_ptr(), same.value.as_ptr(), "equal bytes are shared");
         let other = Event { value: Blob::from_static(b"something else"), ..same.clone() };
-        let mut read = Vec::new();
-        decode_log_records_sharing(body, &mut read, &|id| (id == other.id).then_some(&other));
+        let read = decode(&each, &|id| (id == other.id).then_some(&other));
         assert_eq!(read, records, "different bytes are read as they lie");
     }
 

@@ -321,8 +321,10 @@ fn panicked(
 /// on the history cut short, the engine's panic stands alone.
 fn safety_so_far(world: &World) -> Vec<Violation> {
     let judged = panic::catch(|| {
-        let (logs, files) = (partition_logs(world, &[]), replica_files(world));
-        let mut v = log::check(&world.recorder.log_events(), &logs, &copies(&files));
+        let files = replica_files(world);
+        let copies = copies(&files);
+        let logs = partition_logs(&copies, &[]);
+        let mut v = log::check(&world.recorder.log_events(), &logs, &copies);
         v.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
         v.extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
         v
@@ -404,7 +406,9 @@ fn judge(
     let (job, semantics) = (&cluster.job, cluster.job.semantics);
     let pipeline = loaded.pipeline();
     let finished = matches!(ending, Ending::Finished);
-    let logs = partition_logs(world, output.inputs);
+    let files = replica_files(world);
+    let copies = copies(&files);
+    let logs = partition_logs(&copies, output.inputs);
     let (sink_events, checkpoints) = (&output.sink_events, world.recorder.captured_checkpoints());
     let frontier = Frontier::of(&frontier::Run {
         finished,
@@ -430,8 +434,7 @@ fn judge(
         violations.extend(late::unexpected(output.late));
     }
     violations.extend(transactions::check(sink_events, &completed_checkpoints(world)));
-    let files = replica_files(world);
-    violations.extend(log::check(&world.recorder.log_events(), &logs, &copies(&files)));
+    violations.extend(log::check(&world.recorder.log_events(), &logs, &copies));
     violations
         .extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
     if let Some(model) = consistency_model(job, &*pipeline) {
@@ -661,27 +664,25 @@ fn copy(broker: NodeId, file: Option<&FileBytes>) -> log::Copy<'_> {
 }
 
 /// Each partition's log, as its leader (per the store's leadership record) holds it at the end
-/// of the run.
+/// of the run: decoded from the leader's copy in `copies`, which found each record already.
 ///
 /// A logged event equal to the input the run generated for it shares that input's key and
 /// value (`inputs`, by event id) rather than copying them: the logs hold every input, so this
 /// halves what judging holds in memory. An event that differs is decoded as it lies.
-fn partition_logs(world: &World, inputs: &[Input]) -> BTreeMap<u32, Vec<LogRecord>> {
+fn partition_logs(
+    copies: &BTreeMap<u32, log::Copies<'_>>,
+    inputs: &[Input],
+) -> BTreeMap<u32, Vec<LogRecord>> {
     let mut by_id = vec![usize::MAX; inputs.iter().map(|i| i.event.id as usize + 1).max().unwrap_or(0)];
     for (at, input) in inputs.iter().enumerate() {
         by_id[input.event.id as usize] = at;
     }
     let known = |id: u64| by_id.get(id as usize).and_then(|&at| inputs.get(at)).map(|i| &i.event);
-    let cluster = &world.cluster;
-    (0..cluster.partitions())
-        .map(|p| {
-            let leader = final_leader(world, p);
-            let file = world.disks[&leader].contents(&log_file(p));
-            let mut records = Vec::new();
-            for body in file.as_ref().map(|f| f.frames().0).unwrap_or_default() {
-                codec::decode_log_records_sharing(body, &mut records, &known);
-            }
-            (p, records)
+    copies
+        .iter()
+        .map(|(&p, copies)| {
+            let leader = &copies.leader.records;
+            (p, leader.iter().map(|(_, record)| codec::decode_log_record_sharing(record, &known)).collect())
         })
         .collect()
 }
