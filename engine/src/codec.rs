@@ -6,6 +6,8 @@
 //!
 //! It does not encode wire messages: those move as typed values through the simulated network.
 
+use std::sync::Arc;
+
 use crate::sdk::Blob;
 
 use crate::record::{
@@ -73,11 +75,23 @@ pub fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
 /// A little-endian reader over a frame body; panics on a short body, which framing rules out.
 pub struct Reader<'a> {
     bytes: &'a [u8],
+    /// The buffer `bytes` lie in, when byte strings are to share it rather than be copied.
+    owner: Option<&'a Arc<Vec<u8>>>,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes }
+        Reader { bytes, owner: None }
+    }
+
+    /// A reader over `bytes`, which lie in `owner`, whose long byte strings share `owner`
+    /// (see [`Blob::within`]) instead of being copied out of it one by one.
+    ///
+    /// # Panics
+    /// If `bytes` do not lie in `owner`.
+    pub fn within(owner: &'a Arc<Vec<u8>>, bytes: &'a [u8]) -> Self {
+        offset_in(owner, bytes);
+        Reader { bytes, owner: Some(owner) }
     }
 
     pub fn u64(&mut self) -> u64 {
@@ -108,9 +122,17 @@ impl<'a> Reader<'a> {
         head
     }
 
-    /// A length-prefixed byte string (see [`put_bytes`]).
+    /// A length-prefixed byte string (see [`put_bytes`]): sharing the reader's owner if it has
+    /// one (see [`Reader::within`]), a copy otherwise.
     pub fn byte_string(&mut self) -> Blob {
-        Blob::copy_from_slice(self.byte_slice())
+        let bytes = self.byte_slice();
+        match self.owner {
+            Some(owner) if bytes.len() > crate::sdk::blob::INLINE => {
+                let at = offset_in(owner, bytes);
+                Blob::within(owner, at..at + bytes.len())
+            }
+            _ => Blob::copy_from_slice(bytes),
+        }
     }
 
     /// A length-prefixed byte string, borrowed.
@@ -122,6 +144,16 @@ impl<'a> Reader<'a> {
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
+}
+
+/// Where `part` starts in `whole`.
+///
+/// # Panics
+/// If `part` does not lie in `whole`.
+fn offset_in(whole: &[u8], part: &[u8]) -> usize {
+    let at = part.as_ptr().addr().checked_sub(whole.as_ptr().addr());
+    let at = at.filter(|at| at + part.len() <= whole.len());
+    at.unwrap_or_else(|| panic!("{} bytes read as part of a buffer they are not in", part.len()))
 }
 
 /// Appends a length-prefixed byte string.
@@ -509,7 +541,16 @@ pub fn get_output_record(r: &mut Reader<'_>) -> OutputRecord {
 
 /// Decodes a frame body written by [`encode_output_records`].
 pub fn decode_output_records(body: &[u8], out: &mut Vec<OutputRecord>) {
-    let mut r = Reader::new(body);
+    decode_output_records_from(Reader::new(body), out);
+}
+
+/// Decodes a frame body written by [`encode_output_records`], which lies in `owner`: the
+/// records' long keys and values share `owner` (see [`Reader::within`]).
+pub fn decode_output_records_within(owner: &Arc<Vec<u8>>, body: &[u8], out: &mut Vec<OutputRecord>) {
+    decode_output_records_from(Reader::within(owner, body), out);
+}
+
+fn decode_output_records_from(mut r: Reader<'_>, out: &mut Vec<OutputRecord>) {
     while !r.is_empty() {
         out.push(get_output_record(&mut r));
     }
@@ -564,6 +605,32 @@ mod tests {
             assert_eq!(decode_log_record(&mut r), want);
             assert!(r.is_empty(), "one record's bytes, no more");
         }
+    }
+
+    /// Output records read within their buffer decode as copies do, their long values
+    /// pointing into the buffer; a reader refuses bytes from another buffer.
+    #[test]
+    fn output_records_read_within_their_buffer_share_it() {
+        let long = crate::sdk::codec::encode(&"an output longer than any inline blob".to_string());
+        let id = OutputId::main(KeyBytes::of(&7u64), Origin::Content(1), 0);
+        let records = vec![
+            OutputRecord { id: id.clone(), value: long, cause: Cause { producer: 0, seq: 1 } },
+            OutputRecord { id, value: Blob::from_static(b"short"), cause: Cause { producer: 0, seq: 2 } },
+        ];
+        let mut bytes = vec![0u8; 5];
+        encode_output_records(&records, &mut bytes);
+        let buf = Arc::new(bytes);
+        let body = frames(&buf[5..]).0[0];
+        let (mut copied, mut shared) = (Vec::new(), Vec::new());
+        decode_output_records(body, &mut copied);
+        decode_output_records_within(&buf, body, &mut shared);
+        assert_eq!((&copied, &shared), (&records, &records));
+        let in_buf = |b: &Blob| buf.as_ptr_range().contains(&b.as_ptr());
+        assert!(in_buf(&shared[0].value) && !in_buf(&copied[0].value), "the long value is shared");
+        assert!(!in_buf(&shared[1].value), "a short one lives inline");
+        let elsewhere = vec![0u8; 8];
+        let refused = std::panic::catch_unwind(|| Reader::within(&buf, &elsewhere).is_empty());
+        assert!(refused.is_err(), "bytes from another buffer");
     }
 
     /// Sharing a known event's bytes decodes what plain decoding does; equal bytes are shared

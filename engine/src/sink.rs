@@ -27,6 +27,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::clock;
 use crate::cluster::SINK_PORT;
@@ -420,13 +421,15 @@ fn encode_event(event: &SinkEvent, at_ms: u64, out: &mut Vec<u8>) {
     codec::end_frame(out, start);
 }
 
-fn decode_event(body: &[u8]) -> (u64, SinkEvent) {
+/// One event from its frame body; with the buffer `body` lies in, its records' long keys and
+/// values share that buffer instead of being copied out of it.
+fn decode_event(owner: Option<&Arc<Vec<u8>>>, body: &[u8]) -> (u64, SinkEvent) {
     let mut r = Reader::new(body);
     let at_ms = r.u64();
-    (at_ms, decode_body(&mut r, body))
+    (at_ms, decode_body(&mut r, body, owner))
 }
 
-fn decode_body<'a>(r: &mut Reader<'a>, body: &'a [u8]) -> SinkEvent {
+fn decode_body<'a>(r: &mut Reader<'a>, body: &'a [u8], owner: Option<&Arc<Vec<u8>>>) -> SinkEvent {
     let kind = r.u8();
     let writer = r.u32();
     let (epoch, txn, checkpoint, by_epoch) = (r.u64(), r.u64(), r.u64(), r.u64());
@@ -436,7 +439,10 @@ fn decode_body<'a>(r: &mut Reader<'a>, body: &'a [u8]) -> SinkEvent {
     }
     let mut records = Vec::new();
     for frame in codec::frames(r.bytes(body.len() - 45)).0 {
-        codec::decode_output_records(frame, &mut records);
+        match owner {
+            Some(owner) => codec::decode_output_records_within(owner, frame, &mut records),
+            None => codec::decode_output_records(frame, &mut records),
+        }
     }
     match kind {
         APPEND => SinkEvent::Append { writer, epoch, records },
@@ -455,12 +461,13 @@ pub fn read_events(bytes: &[u8]) -> Vec<SinkEvent> {
 
 /// Every event in a sink log with the simulated ms at which the sink logged it.
 pub fn read_events_timed(bytes: &[u8]) -> Vec<(u64, SinkEvent)> {
-    events_of_frames(codec::frames(bytes).0)
+    codec::frames(bytes).0.into_iter().map(|body| decode_event(None, body)).collect()
 }
 
-/// The events in a sink log's frame bodies (as `codec::frames` splits the log), in order.
-pub fn events_of_frames(bodies: Vec<&[u8]>) -> Vec<(u64, SinkEvent)> {
-    bodies.into_iter().map(decode_event).collect()
+/// The events in a sink log's frame bodies (as `codec::frames` splits the log), in order, each
+/// with the buffer it lies in: their records' long keys and values share those buffers.
+pub fn events_of_frames(bodies: Vec<(&Arc<Vec<u8>>, &[u8])>) -> Vec<(u64, SinkEvent)> {
+    bodies.into_iter().map(|(owner, body)| decode_event(Some(owner), body)).collect()
 }
 
 /// Each committed output record with the simulated ms at which it became visible to readers:

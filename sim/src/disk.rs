@@ -83,7 +83,7 @@ pub struct FileBytes {
     chunks: Vec<Arc<Vec<u8>>>,
     len: usize,
     /// The chunks joined, made only if a frame spans two of them.
-    whole: OnceCell<Vec<u8>>,
+    whole: OnceCell<Arc<Vec<u8>>>,
 }
 
 impl FileBytes {
@@ -100,17 +100,26 @@ impl FileBytes {
     /// so each frame is read where it lies; only if one spans chunks (or a chunk ends torn
     /// before another) are the chunks joined and read as one.
     pub fn frames(&self) -> (Vec<&[u8]>, usize) {
+        let (bodies, valid) = self.frames_within();
+        (bodies.into_iter().map(|(_, body)| body).collect(), valid)
+    }
+
+    /// [`FileBytes::frames`], each body with the buffer it lies in (a chunk, or the chunks
+    /// joined), for reading byte strings that share it.
+    pub fn frames_within(&self) -> (Vec<(&Arc<Vec<u8>>, &[u8])>, usize) {
         let mut bodies = Vec::new();
         let mut valid = 0;
         for (i, chunk) in self.chunks.iter().enumerate() {
             let (each, used) = codec::frames(chunk);
-            bodies.extend(each);
+            bodies.extend(each.into_iter().map(|body| (chunk, body)));
             valid += used;
             if used < chunk.len() {
                 if i + 1 == self.chunks.len() {
                     break;
                 }
-                return codec::frames(self.whole());
+                let whole = self.joined();
+                let (each, used) = codec::frames(whole);
+                return (each.into_iter().map(|body| (whole, body)).collect(), used);
             }
         }
         (bodies, valid)
@@ -118,7 +127,11 @@ impl FileBytes {
 
     /// The chunks joined.
     pub fn whole(&self) -> &[u8] {
-        self.whole.get_or_init(|| joined(&self.chunks, self.len))
+        self.joined()
+    }
+
+    fn joined(&self) -> &Arc<Vec<u8>> {
+        self.whole.get_or_init(|| Arc::new(joined(&self.chunks, self.len)))
     }
 }
 

@@ -607,7 +607,8 @@ fn timeline(
 /// Every event in the sink's durable log.
 fn sink_events(world: &World) -> Vec<SinkEvent> {
     let log = world.sink_disk().contents(SINK_LOG);
-    log.map(|log| events_of_frames(log.frames().0).into_iter().map(|(_, e)| e).collect()).unwrap_or_default()
+    log.map(|log| events_of_frames(log.frames_within().0).into_iter().map(|(_, e)| e).collect())
+        .unwrap_or_default()
 }
 
 /// The checkpoints the store's history says completed.
