@@ -106,7 +106,7 @@ impl FileBytes {
 
     /// [`FileBytes::frames`], each body with the buffer it lies in (a chunk, or the chunks
     /// joined), for reading byte strings that share it.
-    pub fn frames_within(&self) -> (Vec<(&Arc<Vec<u8>>, &[u8])>, usize) {
+    pub fn frames_within(&self) -> (Vec<FrameWithin<'_>>, usize) {
         let mut bodies = Vec::new();
         let mut valid = 0;
         for (i, chunk) in self.chunks.iter().enumerate() {
@@ -134,6 +134,9 @@ impl FileBytes {
         self.whole.get_or_init(|| Arc::new(joined(&self.chunks, self.len)))
     }
 }
+
+/// A frame body with the buffer it lies in.
+pub type FrameWithin<'a> = (&'a Arc<Vec<u8>>, &'a [u8]);
 
 /// `chunks` (of `len` bytes in all) as one buffer.
 fn joined(chunks: &[Arc<Vec<u8>>], len: usize) -> Vec<u8> {
