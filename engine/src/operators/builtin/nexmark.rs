@@ -54,7 +54,7 @@ fn tumbling_end(window: WindowSpec, t: u64) -> u64 {
 /// spares checking that they are UTF-8.
 #[derive(Deserialize)]
 struct BidHead<'a> {
-    auction: usize,
+    _auction: usize,
     _bidder: usize,
     _price: usize,
     _channel: &'a [u8],
@@ -102,13 +102,14 @@ pub fn prepare_encoded(query: Query, window: WindowSpec, event: &Blob) -> Option
     let keyed = |key: u64, input: Blob| Some((KeyBytes::of(&key), input));
     match variant {
         BID_EVENT => {
-            let bid: BidHead<'_> = take(body).0;
-            let (auction, own) = (bid.auction as u64, || event.suffix(event.len() - body.len()));
+            // The auction is the bid's first field: most queries read no further.
+            let auction: usize = take(body).0;
+            let own = || event.suffix(event.len() - body.len());
             match query {
-                Query::Q0 | Query::Q1 | Query::Q5 => keyed(auction, own()),
-                Query::Q2 if q2_keeps(bid.auction) => keyed(auction, own()),
-                Query::Q7 => keyed(tumbling_end(window, bid.date_time), own()),
-                Query::Q4 => keyed(auction, event.clone()),
+                Query::Q0 | Query::Q1 | Query::Q5 => keyed(auction as u64, own()),
+                Query::Q2 if q2_keeps(auction) => keyed(auction as u64, own()),
+                Query::Q7 => keyed(tumbling_end(window, take::<BidHead<'_>>(body).0.date_time), own()),
+                Query::Q4 => keyed(auction as u64, event.clone()),
                 _ => None,
             }
         }
