@@ -200,3 +200,67 @@ fn every_emit_carries_its_origin() {
     assert_eq!(e.origin, Origin::Timer { at_ms: 1_000, tag: 1_000 });
     assert_eq!((e.n, e.cause.seq), (0, 0), "the timer's cause is the input that set it first");
 }
+
+/// Upper-cases a word in place, reading it as a view and writing the view back: what the view
+/// emits decodes as the output type.
+struct Shout;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Word {
+    n: u32,
+    text: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WordView<'a> {
+    n: u32,
+    #[serde(borrow)]
+    text: faultline_engine::sdk::codec::Text<'a>,
+}
+
+impl faultline_engine::sdk::EncodesAs<Word> for WordView<'_> {}
+
+/// Not a view of `Word`: its text comes first.
+#[derive(serde::Serialize)]
+struct Swapped<'a> {
+    text: &'a str,
+    n: u32,
+}
+
+impl faultline_engine::sdk::EncodesAs<Word> for Swapped<'_> {}
+
+impl Operator for Shout {
+    type Key = u32;
+    type In = Word;
+    type OutKey = u32;
+    type Out = Word;
+
+    fn on_record(&self, key: &u32, w: Word, ctx: &mut Ctx<'_, Self>) {
+        if w.n == 0 {
+            return ctx.emit_as(key, &Swapped { text: &w.text, n: w.n });
+        }
+        let upper = w.text.to_uppercase();
+        ctx.emit_as(
+            key,
+            &WordView { n: w.n + 1, text: faultline_engine::sdk::codec::Text(upper.as_bytes()) },
+        );
+    }
+
+    fn event_time(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_view_of_the_output_emits_what_the_output_would() {
+    let mut h = Harness::new(Shout);
+    h.push(&1, &Word { n: 1, text: "card-7 in Lisbon".into() }, 0);
+    assert_eq!(h.outputs(), [(1, Word { n: 2, text: "CARD-7 IN LISBON".into() })]);
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "does not encode as")]
+fn a_view_that_does_not_encode_as_the_output_is_caught_in_debug_builds() {
+    Harness::new(Shout).push(&1, &Word { n: 0, text: "longer than a varint".into() }, 0);
+}

@@ -53,6 +53,26 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH_START]);
 }
 
+/// A string (or byte string) field read and written as its bytes, borrowed: for a view of a
+/// type that reads its strings without allocating them or checking them for UTF-8 (see
+/// [`EncodesAs`](super::operator::EncodesAs)). Postcard writes a string as its length and
+/// bytes, exactly as it writes bytes, so this reads and writes the same encoding as the
+/// `String` it stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Text<'a>(pub &'a [u8]);
+
+impl Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a [u8]>::deserialize(d).map(Text)
+    }
+}
+
 /// Appends `value`'s encoding to `out` and returns where it lies: for values that will share
 /// one buffer (see [`Blob::within`]).
 pub fn encode_append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> std::ops::Range<usize> {

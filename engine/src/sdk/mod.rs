@@ -26,5 +26,5 @@ pub mod state;
 pub use blob::Blob;
 pub use codec::{stable_hash, Data};
 pub use harness::Harness;
-pub use operator::{Ctx, Encoded, Identity, Operator, Origin, Timer};
+pub use operator::{Ctx, Encoded, EncodesAs, Identity, Operator, Origin, Timer};
 pub use state::{ListState, MapState, ValueState};

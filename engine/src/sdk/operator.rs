@@ -87,6 +87,13 @@ impl<T: Data> Encoded<T> {
     }
 }
 
+/// A type whose encoding is an encoding of `T`: a view of `T` that borrows its strings (as
+/// [`Text`](super::codec::Text)), to read an input and emit what was computed from it without
+/// allocating them. Postcard writes a struct as its fields in order, so a view with `T`'s
+/// fields in `T`'s order, each encoding as `T`'s does, is one. Claiming it for a type that is
+/// not is a bug that the output's checkers see as wrong values, and that debug builds assert.
+pub trait EncodesAs<T>: serde::Serialize {}
+
 fn type_name<T>() -> &'static str {
     std::any::type_name::<T>()
 }
@@ -218,6 +225,20 @@ impl<O: Operator + ?Sized> Ctx<'_, O> {
     pub fn emit_at(&mut self, key: &O::OutKey, out: &O::Out, event_time_ms: u64) {
         let key = self.key_of(key);
         self.push(Side::Main, key, encode(out), event_time_ms);
+    }
+
+    /// [`Ctx::emit`] from a view of the output (see [`EncodesAs`]).
+    pub fn emit_as<V: EncodesAs<O::Out>>(&mut self, key: &O::OutKey, out: &V) {
+        let t = self.time();
+        let key = self.key_of(key);
+        let bytes = encode(out);
+        debug_assert!(
+            super::codec::try_decode::<O::Out>(&bytes).is_some(),
+            "{} does not encode as {}",
+            type_name::<V>(),
+            type_name::<O::Out>()
+        );
+        self.push(Side::Main, key, bytes, t);
     }
 
     /// Emits an input as it came, under `key`: no decode and no encode. The output type is

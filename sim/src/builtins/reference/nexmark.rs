@@ -15,7 +15,7 @@ use faultline_engine::operators::builtin::nexmark::{
 use faultline_engine::pipeline::nexmark::Query;
 use faultline_engine::pipeline::WindowSpec;
 use faultline_engine::record::{Cause, Origin};
-use faultline_engine::sdk::codec::{decode_borrowed, try_decode_prefix};
+use faultline_engine::sdk::codec::{decode_borrowed, try_decode_prefix, Text};
 use serde::{Deserialize, Serialize};
 
 use super::{expect, expect_encoded, Expect, Expected, Input};
@@ -72,23 +72,6 @@ struct BidRef<'a> {
     date_time: u64,
     #[serde(borrow)]
     extra: Text<'a>,
-}
-
-/// A string field as its bytes. Postcard writes a string as its length and bytes, exactly as
-/// it writes bytes, so this reads and writes the same encoding as the `String` it stands for.
-#[derive(Clone, Copy)]
-struct Text<'a>(&'a [u8]);
-
-impl Serialize for Text<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <&'a [u8]>::deserialize(d).map(Text)
-    }
 }
 
 /// The inputs decoded one at a time, in place, with their causes. The queries read them in one
