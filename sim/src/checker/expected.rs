@@ -2,6 +2,8 @@
 //! oracle expects ([`Expected`], [`Want`]). A pipeline's oracle fills it: the built-ins' own
 //! models (`builtins::reference`) or the differential oracle (`oracle`).
 
+use std::collections::BTreeMap;
+
 use faultline_engine::plugin::Dataflow;
 use faultline_engine::record::{Cause, Event, KeyBytes, Origin, OutputId};
 use faultline_engine::sdk::codec::{encode, stable_hash};
@@ -117,8 +119,8 @@ impl Expected {
 ///
 /// Sorting compact keys, each an id but for its key's bytes with the item's place, keeps the
 /// sort's comparisons cheap and in cache: comparing whole ids reaches through two records for
-/// each. The keys order as the ids do unless two keys share a hash but not their bytes, which
-/// the check afterwards finds, and then the ids are sorted in full.
+/// each. The keys order as the ids do unless two different keys share a hash, which a pass in
+/// the items' own order finds, and then the ids are sorted in full.
 pub fn id_order<T>(items: &[T], id: impl Fn(&T) -> &OutputId) -> Vec<u32> {
     assert!(u32::try_from(items.len()).is_ok(), "{} outputs to order", items.len());
     let mut keys: Vec<_> = items
@@ -131,11 +133,21 @@ pub fn id_order<T>(items: &[T], id: impl Fn(&T) -> &OutputId) -> Vec<u32> {
         .collect();
     keys.sort_unstable();
     let mut order: Vec<u32> = keys.into_iter().map(|(_, at)| at).collect();
-    let in_order = |a: &u32, b: &u32| id(&items[*a as usize]) <= id(&items[*b as usize]);
-    if !order.windows(2).all(|w| in_order(&w[0], &w[1])) {
+    if !one_key_per_hash(items, &id) {
         order.sort_by(|a, b| id(&items[*a as usize]).cmp(id(&items[*b as usize])).then(a.cmp(b)));
     }
+    debug_assert!(order.windows(2).all(|w| id(&items[w[0] as usize]) <= id(&items[w[1] as usize])));
     order
+}
+
+/// Whether no two different keys among `items` share a hash. Then a key's hash stands for its
+/// bytes, and ids compared by hash alone order as ids compared in full (hash, then bytes).
+fn one_key_per_hash<'a, T>(items: &'a [T], id: &impl Fn(&'a T) -> &'a OutputId) -> bool {
+    let mut first: BTreeMap<u64, &[u8]> = BTreeMap::new();
+    items.iter().all(|item| {
+        let key = &id(item).key;
+        *first.entry(key.hash).or_insert(key.bytes.as_slice()) == key.bytes.as_slice()
+    })
 }
 
 /// Every input event of the run: producer 0's events in emission order, then producer 1's, ...
