@@ -41,7 +41,7 @@ pub trait Operator: 'static {
     /// Handles one input record of `key` before it is decoded. The default decodes it and
     /// calls [`on_record`](Self::on_record); a pass-through overrides it to [`Ctx::forward`]
     /// the input as it is.
-    fn on_encoded(&self, key: &Self::Key, input: Encoded<Self::In>, ctx: &mut Ctx<'_, Self>) {
+    fn on_encoded(&self, key: &Self::Key, input: Encoded<'_, Self::In>, ctx: &mut Ctx<'_, Self>) {
         self.on_record(key, input.decode(), ctx);
     }
 
@@ -62,13 +62,13 @@ pub trait Operator: 'static {
 /// An input record's value still in its encoding: [`decode`](Encoded::decode) it to read it,
 /// or hand it to [`Ctx::forward`] to emit it unchanged. Only the engine makes one, from a
 /// record that holds a `T`, so forwarding it emits a well-formed `T`.
-pub struct Encoded<T> {
-    bytes: Blob,
+pub struct Encoded<'a, T> {
+    bytes: &'a Blob,
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T: Data> Encoded<T> {
-    fn new(bytes: Blob) -> Self {
+impl<'a, T: Data> Encoded<'a, T> {
+    fn new(bytes: &'a Blob) -> Self {
         debug_assert!(
             super::codec::try_decode::<T>(&bytes).is_some(),
             "an input that holds no {}",
@@ -78,12 +78,12 @@ impl<T: Data> Encoded<T> {
     }
 
     pub fn decode(&self) -> T {
-        decode(&self.bytes)
+        decode(self.bytes)
     }
 
     /// The encoding (postcard's).
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 }
 
@@ -243,10 +243,10 @@ impl<O: Operator + ?Sized> Ctx<'_, O> {
 
     /// Emits an input as it came, under `key`: no decode and no encode. The output type is
     /// the input type, or this does not compile.
-    pub fn forward(&mut self, key: &O::OutKey, input: Encoded<O::Out>) {
+    pub fn forward(&mut self, key: &O::OutKey, input: Encoded<'_, O::Out>) {
         let t = self.time();
         let key = self.key_of(key);
-        self.push(Side::Main, key, input.bytes, t);
+        self.push(Side::Main, key, input.bytes.clone(), t);
     }
 
     /// `key` in the engine's form. Most operators emit under the key in scope: its hash is
@@ -330,7 +330,7 @@ impl<O: Operator> ErasedOperator for Typed<O> {
     fn on_record(&self, key: &KeyBytes, value: &Blob, event_time_ms: u64, cause: Cause, call: Call<'_>) {
         let k: O::Key = decode(&key.bytes);
         let mut ctx = self.ctx(call, key, Origin::Input(cause), cause, Some(event_time_ms));
-        self.0.on_encoded(&k, Encoded::new(value.clone()), &mut ctx);
+        self.0.on_encoded(&k, Encoded::new(value), &mut ctx);
     }
 
     fn on_timer(&self, timer: &TimerKey, cause: Cause, call: Call<'_>) {

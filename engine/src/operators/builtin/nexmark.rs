@@ -196,7 +196,7 @@ impl Operator for Bids {
 
     /// q0 passes each bid on as it came; q1 reads it as a view and writes the view back with
     /// its price converted, its strings never allocated.
-    fn on_encoded(&self, auction: &u64, bid: Encoded<Bid>, ctx: &mut Ctx<'_, Self>) {
+    fn on_encoded(&self, auction: &u64, bid: Encoded<'_, Bid>, ctx: &mut Ctx<'_, Self>) {
         if !self.euros {
             return ctx.forward(auction, bid);
         }
