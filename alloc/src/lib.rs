@@ -46,7 +46,9 @@ pub fn retain_freed_pages() {
 fn purge_delay() -> std::os::raw::c_long {
     #[allow(unsafe_code)]
     // SAFETY: `mi_option_get` reads mimalloc's option table; any index in range is valid.
-    unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }
+    unsafe {
+        libmimalloc_sys::mi_option_get(PURGE_DELAY)
+    }
 }
 
 #[cfg(test)]
