@@ -70,7 +70,7 @@ pub struct Encoded<'a, T> {
 impl<'a, T: Data> Encoded<'a, T> {
     fn new(bytes: &'a Blob) -> Self {
         debug_assert!(
-            super::codec::try_decode::<T>(&bytes).is_some(),
+            super::codec::try_decode::<T>(bytes).is_some(),
             "an input that holds no {}",
             type_name::<T>()
         );
