@@ -137,3 +137,14 @@ fn fault_stream_8995() {
 fn windows_105926() {
     check(&scenario("windows"), 105926, Expect::ExactPass);
 }
+
+/// The late checker's watermark bound counted a millisecond's source reads at once. A source
+/// read one partition's end and then its other's in one millisecond, and between the two sent
+/// the other partition's watermark (897); its stage, whose other input had gone idle, took it.
+/// Judged only after both reads, the subtask had simply ended at 894, and 2,962 records late
+/// under 897 were `late-watermark-ahead`. Reads now count one by one; only a copy's
+/// resumptions of one millisecond count at once. Found by the sweep of engine 4eed8b1.
+#[test]
+fn interval_join_4791() {
+    check(&scenario("interval-join"), 4791, Expect::ExactPass);
+}

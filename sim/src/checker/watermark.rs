@@ -103,9 +103,12 @@ impl Bound {
                 let (ms, node, ref event) = reads[i];
                 sweep.apply(node, event, ms);
             }
-            // Everything of one millisecond at once: a copy resuming its partitions one event
-            // at a time must not leave a passing high bound behind.
-            if instants.get(k + 1).is_some_and(|&(next, _)| next == at) {
+            // A copy resumes its partitions one event at a time before it reads or sends
+            // anything: one millisecond's resumptions count at once, so that a partition
+            // resumed alone leaves no passing high bound behind. Reads count one by one, even
+            // within a millisecond: a source sends its watermark after each read's batch.
+            let resuming = |instant| resumption(reads, instant);
+            if resuming(instant) && instants.get(k + 1).is_some_and(|&(next, i)| next == at && resuming(i)) {
                 continue;
             }
             let bound = sweep.bound(at);
@@ -135,6 +138,14 @@ impl Bound {
 enum Instant {
     Event(usize),
     Tick,
+}
+
+/// Whether `instant` is a copy resuming a partition.
+fn resumption(reads: &[(u64, NodeId, TraceEvent)], instant: Instant) -> bool {
+    match instant {
+        Instant::Event(i) => matches!(reads[i].2, TraceEvent::SourceResumed { .. }),
+        Instant::Tick => false,
+    }
 }
 
 /// Every source event, and the moment each read's partition would go idle if nothing followed,
@@ -334,6 +345,27 @@ mod tests {
             |partition, offset| (5, W, TraceEvent::SourceResumed { subtask: 0, epoch: 1, partition, offset });
         let bound = Bound::new(&[at(0, 3), at(1, 1)], &logs, TIME, 1);
         assert_eq!(bound.at(5), 40, "the least of 300 and 50, less the bound, never 290");
+    }
+
+    #[test]
+    fn a_watermark_between_two_reads_of_one_millisecond_counts() {
+        // Seed 4791 of interval-join: a subtask reads one partition's end, then its other's, in
+        // one millisecond, and sends the other's watermark between the two reads.
+        let logs = BTreeMap::from([(0, log(&[100, 250])), (1, log(&[50, 300])), (2, log(&[50, 60]))]);
+        let events = [
+            resumed(0, 0, 0),
+            resumed(0, 0, 1),
+            resumed(0, 1, 2),
+            read(10, 1, 2, 0, 1),  // subtask 1 at 50, then idle from 109 ms
+            read(100, 0, 0, 0, 2), // partition 0 up to 250
+            read(100, 0, 1, 0, 2), // partition 1 up to 300
+            read(150, 0, 0, 2, 1), // partition 0's end: partition 1 alone, 300 - 10
+            read(150, 0, 1, 2, 1), // partition 1's end: subtask 0 ended
+        ];
+        let bound = Bound::new(&events, &logs, TIME, 1);
+        assert_eq!(bound.at(100), 40, "subtask 1 holds the stage");
+        assert_eq!(bound.at(109), 240, "subtask 1 idle: subtask 0's least partition");
+        assert_eq!(bound.at(150), 290, "partition 1's watermark, sent between the two ends");
     }
 
     #[test]
