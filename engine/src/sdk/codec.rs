@@ -6,7 +6,8 @@
 //! bytes, never `RandomState`, so the same key lands on the same partition, subtask and state
 //! range in every run and every process.
 
-use crate::sdk::blob::{copy_short, Blob};
+use crate::sdk::blob::Blob;
+use crate::sdk::writer::{self, Fixed};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -29,7 +30,10 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Blob {
     // copy. Anything larger (a string, a struct with strings, a Nexmark event) is encoded into
     // the thread's scratch buffer, then copied once into a shared allocation of its exact size.
     if std::mem::size_of_val(value) <= SMALL {
-        let inline = Blob::write_inline(|data| postcard::serialize_with_flavor(value, Short::new(data)).ok());
+        let inline = Blob::write_inline(|data| {
+            let mut fixed = Fixed { buffer: data, len: 0 };
+            writer::write(value, &mut fixed).ok().map(|()| fixed.len)
+        });
         if let Some(blob) = inline {
             return blob;
         }
@@ -37,20 +41,16 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Blob {
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut buffer) => encode_into(value, &mut buffer),
         // A `Serialize` that encodes another value inside: a buffer of its own.
-        Err(_) => encode_into(value, &mut vec![0; SCRATCH_START]),
+        Err(_) => encode_into(value, &mut Vec::new()),
     })
 }
 
 /// The largest value, in memory, worth trying inline first: two words.
 const SMALL: usize = 16;
 
-/// The scratch buffer's first size; it doubles when a value does not fit, and stays grown.
-const SCRATCH_START: usize = 4096;
-
 thread_local! {
-    /// Where long values are encoded: kept zeroed-once and reused, so an encoding costs
-    /// neither an allocation of its own nor clearing a buffer.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH_START]);
+    /// Where long values are encoded: reused, so an encoding costs no allocation of its own.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A string (or byte string) field read and written as its bytes, borrowed: for a view of a
@@ -77,77 +77,22 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
 /// one buffer (see [`Blob::within`]).
 pub fn encode_append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> std::ops::Range<usize> {
     let start = out.len();
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buffer) => encode_with(value, &mut buffer, |bytes| out.extend_from_slice(bytes)),
-        Err(_) => encode_with(value, &mut vec![0; SCRATCH_START], |bytes| out.extend_from_slice(bytes)),
-    });
+    written::<T>(writer::write(value, out));
     start..out.len()
 }
 
-/// Encodes `value` into `buffer`, growing it until it fits, and copies the encoding out.
+/// Encodes `value` into `buffer`, emptied first, and copies the encoding out.
 fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Blob {
-    encode_with(value, buffer, Blob::copy_from_slice)
+    buffer.clear();
+    written::<T>(writer::write(value, buffer));
+    Blob::copy_from_slice(buffer)
 }
 
-/// Encodes `value` into `buffer`, growing it until it fits, and hands `take` the encoding.
-fn encode_with<T: Serialize + ?Sized, R>(
-    value: &T,
-    buffer: &mut Vec<u8>,
-    take: impl FnOnce(&[u8]) -> R,
-) -> R {
-    loop {
-        match postcard::serialize_with_flavor(value, Short::new(buffer)) {
-            Ok(len) => return take(&buffer[..len]),
-            Err(postcard::Error::SerializeBufferFull) => {
-                let grown = buffer.len().checked_mul(2).expect("an encoding that fits in memory");
-                buffer.resize(grown, 0);
-            }
-            Err(e) => panic!("encoding a {}: {e}", std::any::type_name::<T>()),
-        }
-    }
-}
-
-/// A postcard output into a fixed buffer that copies short pieces inline. Encodings are
-/// made of many pieces of a few bytes (postcard writes each integer as its own varint slice),
-/// and a call to `memcpy` for each costs more than the copy.
-struct Short<'a> {
-    buffer: &'a mut [u8],
-    len: usize,
-}
-
-impl<'a> Short<'a> {
-    fn new(buffer: &'a mut [u8]) -> Self {
-        Short { buffer, len: 0 }
-    }
-}
-
-impl postcard::ser_flavors::Flavor for Short<'_> {
-    /// The length written.
-    type Output = usize;
-
-    #[inline(always)]
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        let slot = self.buffer.get_mut(self.len).ok_or(postcard::Error::SerializeBufferFull)?;
-        *slot = byte;
-        self.len += 1;
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        let end = self.len + bytes.len();
-        let out = self.buffer.get_mut(self.len..end).ok_or(postcard::Error::SerializeBufferFull)?;
-        if bytes.len() <= 32 {
-            copy_short(out, bytes);
-        } else {
-            out.copy_from_slice(bytes);
-        }
-        self.len = end;
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<usize> {
-        Ok(self.len)
+/// Panics, naming the type, if encoding a `T` into a growable buffer failed: only a
+/// `Serialize` postcard cannot encode fails there.
+fn written<T: ?Sized>(result: Result<(), writer::Error>) {
+    if let Err(e) = result {
+        panic!("encoding a {}: {e}", std::any::type_name::<T>());
     }
 }
 

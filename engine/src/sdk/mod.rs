@@ -22,6 +22,7 @@ pub mod codec;
 pub mod harness;
 pub mod operator;
 pub mod state;
+pub mod writer;
 
 pub use blob::Blob;
 pub use codec::{stable_hash, Data};
