@@ -72,6 +72,15 @@ pub fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
     (bodies, at)
 }
 
+/// The body of `frame`, which must be exactly one frame, its checksum not verified: for bytes
+/// already verified once (see [`frames`]). Panics if the header's length is not the body's.
+pub fn frame_body_unchecked(frame: &[u8]) -> &[u8] {
+    assert!(frame.len() >= HEADER_BYTES, "a frame of {} bytes has no header", frame.len());
+    let len = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
+    assert_eq!(len, frame.len() - HEADER_BYTES, "a frame's header gives a length other than its body's");
+    &frame[HEADER_BYTES..]
+}
+
 /// A little-endian reader over a frame body; panics on a short body, which framing rules out.
 pub struct Reader<'a> {
     bytes: &'a [u8],
@@ -575,6 +584,15 @@ mod tests {
             },
             LogRecord { producer: 1, seq: 2, stream_time_ms: 41, payload: Payload::EndOfStream },
         ]
+    }
+
+    #[test]
+    fn a_frame_s_body_is_read_without_its_checksum_but_not_without_its_length() {
+        let frame = framed(b"body");
+        assert_eq!(frame_body_unchecked(&frame), b"body");
+        let torn = &frame[..frame.len() - 1];
+        assert!(std::panic::catch_unwind(|| frame_body_unchecked(torn)).is_err(), "a torn frame");
+        assert!(std::panic::catch_unwind(|| frame_body_unchecked(&frame[..3])).is_err(), "no header");
     }
 
     #[test]
