@@ -508,9 +508,14 @@ fn decode_log_record_with<'k>(r: &mut Reader<'_>, known: impl Fn(u64) -> Option<
 
 /// Encodes a batch of output records as one frame body.
 pub fn encode_output_records(records: &[OutputRecord], out: &mut Vec<u8>) {
-    out.reserve(HEADER_BYTES + output_records_bytes(records));
+    encode_output_record_parts(std::slice::from_ref(&records), out);
+}
+
+/// As [`encode_output_records`] of `parts` joined, without joining them.
+pub fn encode_output_record_parts<R: AsRef<[OutputRecord]>>(parts: &[R], out: &mut Vec<u8>) {
+    out.reserve(HEADER_BYTES + parts.iter().map(|p| output_records_bytes(p.as_ref())).sum::<usize>());
     let start = begin_frame(out);
-    for r in records {
+    for r in parts.iter().flat_map(|p| p.as_ref()) {
         put_output_record(out, r);
     }
     end_frame(out, start);

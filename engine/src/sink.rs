@@ -108,9 +108,11 @@ pub enum SinkEvent {
     },
 }
 
+/// A prepared transaction as the sink holds it: its records are in the log, and only their
+/// count is kept (for the commit's trace event).
 struct Prepared {
     checkpoint: u64,
-    records: Vec<OutputRecord>,
+    records: u64,
 }
 
 #[derive(Default)]
@@ -230,7 +232,7 @@ impl Sink {
                 self.upserted.extend(records.into_iter().map(|r| (r.id.clone(), r)));
             }
             SinkEvent::Prepare { txn, checkpoint, records } => {
-                self.prepared.insert(txn, Prepared { checkpoint, records });
+                self.prepared.insert(txn, Prepared { checkpoint, records: records.len() as u64 });
             }
             SinkEvent::Commit { txn, .. } => {
                 self.prepared.remove(&txn);
@@ -245,9 +247,13 @@ impl Sink {
     fn log(&mut self, event: SinkEvent) {
         let mut bytes = Vec::new();
         encode_event(&event, clock::elapsed_ms(), &mut bytes);
-        self.ctx.disk.append(SINK_LOG, bytes);
-        self.ctx.disk.sync(SINK_LOG);
+        self.append_durably(bytes);
         self.apply(event);
+    }
+
+    fn append_durably(&mut self, frame: Vec<u8>) {
+        self.ctx.disk.append(SINK_LOG, frame);
+        self.ctx.disk.sync(SINK_LOG);
     }
 
     fn handle(&mut self, request: SinkRequest) -> SinkResponse {
@@ -333,11 +339,15 @@ impl Sink {
             tracing::debug!(?txn, held = open.next_batch, writes, "transaction lost in a sink crash");
             return SinkResponse::Aborted { txn };
         }
-        let mut records = Vec::with_capacity(open.writes.iter().map(Vec::len).sum());
-        for write in open.writes {
-            records.extend(write);
-        }
-        self.log(SinkEvent::Prepare { txn, checkpoint, records });
+        // Logged as `SinkEvent::Prepare` of the writes joined, from the writes as they are: a
+        // transaction holds a whole checkpoint interval's records, and joining them copies
+        // every one.
+        let mut bytes = Vec::new();
+        let header = (PREPARE, txn.writer, txn.epoch, txn.txn, checkpoint, txn.epoch);
+        encode_frame(header, clock::elapsed_ms(), Body::Records(&open.writes), &mut bytes);
+        self.append_durably(bytes);
+        let records = open.writes.iter().map(|w| w.len() as u64).sum();
+        self.prepared.insert(txn, Prepared { checkpoint, records });
         SinkResponse::Done
     }
 
@@ -351,9 +361,8 @@ impl Sink {
         for txn in due {
             let Prepared { checkpoint, records } = self.prepared.remove(&txn).expect("listed above");
             assert!(!self.committed.contains(&txn), "{txn:?} committed twice");
-            let n = records.len() as u64;
             self.log(SinkEvent::Commit { txn, checkpoint, by_epoch, upto });
-            self.ctx.trace(TraceEvent::SinkCommitted { writer, records: n });
+            self.ctx.trace(TraceEvent::SinkCommitted { writer, records });
         }
     }
 
@@ -402,21 +411,43 @@ fn header(event: &SinkEvent) -> (Header, &[OutputRecord]) {
 /// Encodes one event, stamped with the sink's append time (as a log's append time is: the
 /// simulated ms at which the sink logged it).
 fn encode_event(event: &SinkEvent, at_ms: u64, out: &mut Vec<u8>) {
-    let ((kind, writer, epoch, txn, checkpoint, by_epoch), records) = header(event);
+    let (header, records) = header(event);
+    let body = match event {
+        SinkEvent::Commit { upto, .. } => Body::Upto(*upto),
+        _ => Body::Records(std::slice::from_ref(&records)),
+    };
+    encode_frame(header, at_ms, body, out);
+}
+
+/// What follows an event's header in its frame.
+enum Body<'a, R> {
+    /// A commit carries no records: its body ends with the checkpoint that authorised it.
+    Upto(u64),
+    /// The records, in parts that encode as one frame of them all.
+    Records(&'a [R]),
+}
+
+/// Encodes one event's frame from its header and body.
+fn encode_frame<R: AsRef<[OutputRecord]>>(header: Header, at_ms: u64, body: Body<'_, R>, out: &mut Vec<u8>) {
+    let (kind, writer, epoch, txn, checkpoint, by_epoch) = header;
+    let records: &[R] = match &body {
+        Body::Records(parts) => parts,
+        Body::Upto(_) => &[],
+    };
     // Straight into `out`: a prepare holds a whole checkpoint interval's records.
-    out.reserve(2 * codec::HEADER_BYTES + 49 + codec::output_records_bytes(records));
+    let bytes: usize = records.iter().map(|part| codec::output_records_bytes(part.as_ref())).sum();
+    out.reserve(2 * codec::HEADER_BYTES + 49 + bytes);
     let start = codec::begin_frame(out);
-    let body = &mut *out;
-    body.extend_from_slice(&at_ms.to_le_bytes());
-    body.push(kind);
-    body.extend_from_slice(&writer.to_le_bytes());
+    let frame = &mut *out;
+    frame.extend_from_slice(&at_ms.to_le_bytes());
+    frame.push(kind);
+    frame.extend_from_slice(&writer.to_le_bytes());
     for word in [epoch, txn, checkpoint, by_epoch] {
-        body.extend_from_slice(&word.to_le_bytes());
+        frame.extend_from_slice(&word.to_le_bytes());
     }
-    match event {
-        // A commit carries no records: its body ends with the checkpoint that authorised it.
-        SinkEvent::Commit { upto, .. } => body.extend_from_slice(&upto.to_le_bytes()),
-        _ => codec::encode_output_records(records, body),
+    match body {
+        Body::Upto(upto) => frame.extend_from_slice(&upto.to_le_bytes()),
+        Body::Records(parts) => codec::encode_output_record_parts(parts, frame),
     }
     codec::end_frame(out, start);
 }
@@ -551,5 +582,27 @@ mod tests {
         assert_eq!(read_committed(&bytes).len(), 3, "the append and the committed prepare's two");
         let times: Vec<u64> = read_committed_timed(&bytes).iter().map(|&(at, _)| at).collect();
         assert_eq!(times, [0, 20, 20], "the append's time, then the commit's for the prepared two");
+    }
+
+    /// A prepare is logged from its writes as they came, batch by batch: the frame is the one
+    /// `SinkEvent::Prepare` of the writes joined encodes to.
+    #[test]
+    fn a_prepare_from_its_batches_is_the_prepare_of_them_joined() {
+        let record = |seq: u64| OutputRecord {
+            id: OutputId::late(crate::record::KeyBytes::of(&seq), Cause { producer: 0, seq }),
+            value: crate::sdk::codec::encode(&format!("value of input {seq}, long enough to be shared")),
+            cause: Cause { producer: 0, seq },
+        };
+        let writes: Vec<Vec<OutputRecord>> =
+            vec![(0..3).map(record).collect(), vec![], (3..5).map(record).collect()];
+        let txn = TxnId { writer: 2, epoch: 7, txn: 9 };
+        let joined = SinkEvent::Prepare { txn, checkpoint: 4, records: writes.concat() };
+        let mut want = Vec::new();
+        encode_event(&joined, 30, &mut want);
+        let mut got = Vec::new();
+        let header = (PREPARE, txn.writer, txn.epoch, txn.txn, 4, txn.epoch);
+        encode_frame(header, 30, Body::Records(&writes), &mut got);
+        assert_eq!(got, want);
+        assert_eq!(read_events(&got), vec![joined]);
     }
 }
