@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod codec;
 pub mod disk;
 pub mod driver;
+pub mod fixed_hash;
 pub mod job;
 pub mod manager;
 pub mod net;

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use crate::clock;
 use crate::cluster::SINK_PORT;
 use crate::codec::{self, Reader};
+use crate::fixed_hash::ProbedMap;
 use crate::net::{Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::record::{OutputId, OutputRecord};
@@ -131,7 +132,8 @@ struct Progress {
     /// Per key (by hash) and side, the greatest origin received: a key's inputs arrive in log
     /// order and its timers in time order, so a new output's origin is past it. Measurement
     /// only: a key-hash collision merely miscounts.
-    seen: BTreeMap<(u64, crate::record::Side), (crate::record::Origin, u32)>,
+    /// Probed once per record received, never iterated.
+    seen: ProbedMap<(u64, crate::record::Side), (crate::record::Origin, u32)>,
     /// Per writer: its newest epoch, the records it re-sent since, and whether it moved past.
     writers: BTreeMap<u32, (u64, u64, bool)>,
 }
@@ -139,7 +141,7 @@ struct Progress {
 impl Progress {
     /// Whether `r` is past every output of its key and side received so far.
     fn moved_past(&mut self, r: &OutputRecord) -> bool {
-        use std::collections::btree_map::Entry;
+        use std::collections::hash_map::Entry;
         let at = (r.id.origin, r.id.n);
         match self.seen.entry((r.id.key.hash, r.id.side)) {
             Entry::Vacant(v) => _ = v.insert(at),
