@@ -549,6 +549,19 @@ impl Operator for Q7 {
         ctx.list(&AT_HIGHEST).add(bid);
     }
 
+    /// Most bids are below their window's highest so far: the price alone is read (the
+    /// bid's first three numbers), and a bid is decoded whole, strings and all, only when it
+    /// may be kept.
+    fn on_encoded(&self, end: &u64, bid: Encoded<'_, Bid>, ctx: &mut Ctx<'_, Self>) {
+        let ((_auction, _bidder, price), _): ((usize, usize, usize), _) = take(bid.bytes());
+        if ctx.value(&HIGHEST).get().is_some_and(|best| price < best) {
+            return;
+        }
+        let bid = bid.decode();
+        debug_assert_eq!(bid.price, price, "a bid's price is its third field");
+        self.on_record(end, bid, ctx);
+    }
+
     fn on_timer(&self, end: &u64, _timer: Timer, ctx: &mut Ctx<'_, Self>) {
         for bid in ctx.list(&AT_HIGHEST).get() {
             ctx.emit(end, &bid);
