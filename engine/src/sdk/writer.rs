@@ -128,18 +128,22 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         false
     }
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
         self.out.put(u8::from(v))
     }
 
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<(), Error> {
         self.out.put(v as u8)
     }
 
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<(), Error> {
         self.varint(zigzag(i64::from(v)))
     }
 
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<(), Error> {
         self.varint(zigzag(i64::from(v)))
     }
@@ -153,10 +157,12 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         self.varint_u128(zigzag_i128(v))
     }
 
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<(), Error> {
         self.out.put(v)
     }
 
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<(), Error> {
         self.varint(u64::from(v))
     }
@@ -202,6 +208,7 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         self.out.put(0)
     }
 
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
         self.out.put(1)?;
         value.serialize(self)
@@ -215,6 +222,7 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         Ok(())
     }
 
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -224,6 +232,7 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         self.varint(u64::from(index))
     }
 
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -232,6 +241,7 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         value.serialize(self)
     }
 
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -243,19 +253,23 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         value.serialize(self)
     }
 
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self, Error> {
         self.len(len.ok_or(Error::SerializeSeqLengthUnknown)?)?;
         Ok(self)
     }
 
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Self, Error> {
         Ok(self)
     }
 
+    #[inline]
     fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Self, Error> {
         Ok(self)
     }
 
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -267,15 +281,18 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         Ok(self)
     }
 
+    #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Self, Error> {
         self.len(len.ok_or(Error::SerializeSeqLengthUnknown)?)?;
         Ok(self)
     }
 
+    #[inline]
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self, Error> {
         Ok(self)
     }
 
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -317,11 +334,13 @@ macro_rules! compound {
             type Ok = ();
             type Error = Error;
 
+            #[inline]
             fn $method<T: Serialize + ?Sized>(&mut self, $($key: &'static str,)? value: &T) -> Result<(), Error> {
                 $(let _ = $key;)?
                 value.serialize(&mut **self)
             }
 
+            #[inline]
             fn end(self) -> Result<(), Error> {
                 Ok(())
             }
