@@ -113,10 +113,22 @@ pub fn actions_of(class: FaultClass) -> &'static [FaultAction] {
     }
 }
 
+/// What a scheduled fault of `class` may do: as a drawn one, and for a `manager` fault on a
+/// manager's link to the store (`linked`), what a link fault does.
+pub fn scheduled_actions_of(class: FaultClass, linked: bool) -> &'static [FaultAction] {
+    match class {
+        FaultClass::Manager if linked => {
+            &[FaultAction::Clog, FaultAction::Partition, FaultAction::Loss, FaultAction::Latency]
+        }
+        _ => actions_of(class),
+    }
+}
+
 /// Whether a fault of `class` may hit `target` (and the link to `peer`): `stream` hits
-/// producers and brokers, `processor` workers, `sink` the sink, `manager` the managers, `driver`
-/// the driver; `network` the links among workers and from workers to brokers, `sink-link` the
-/// links between workers and the sink. An error says what the class hits.
+/// producers and brokers, `processor` workers, `sink` the sink, `manager` the managers (and,
+/// scheduled, a manager's link to the store), `driver` the driver; `network` the links among
+/// workers and from workers to brokers, `sink-link` the links between workers and the sink. An
+/// error says what the class hits.
 pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), String> {
     use Role::*;
     let fits = match (class, peer) {
@@ -131,6 +143,8 @@ pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), S
         }
         (FaultClass::SinkLink, None) => target == Sink,
         (FaultClass::SinkLink, Some(peer)) => matches!((target, peer), (Worker, Sink) | (Sink, Worker)),
+        // Scheduled only: a manager's link to the store (random draws hit the managers alone).
+        (FaultClass::Manager, Some(peer)) => matches!((target, peer), (Manager, Store) | (Store, Manager)),
         // A peer on a node fault is refused on its own field.
         (_, Some(_)) => true,
     };
@@ -141,7 +155,9 @@ pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), S
         FaultClass::Processor => "workers",
         FaultClass::Stream => "producers and brokers",
         FaultClass::Sink => "the sink",
-        FaultClass::Manager => "the managers (manager, manager-standby)",
+        FaultClass::Manager => {
+            "the managers (manager, manager-standby), or a scheduled fault on a manager's link to the store"
+        }
         FaultClass::Driver => "the driver",
         FaultClass::Network => {
             "links among workers and between workers and brokers (a worker, or a worker and its peer)"

@@ -290,7 +290,7 @@ pub struct Fault {
     /// For link faults: the other end of the link (default: every link of `target`).
     #[serde(default)]
     pub peer: Option<String>,
-    /// For `partition`: cut only the direction from `target` to `peer`.
+    /// For a link fault: hit only the direction from `target` to `peer`.
     #[serde(default)]
     pub one_way: bool,
     /// For `loss`: the probability that a transmission is lost, in (0, 1).
@@ -880,7 +880,8 @@ fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, Stri
         );
         return Err((field("class"), m));
     }
-    if f.action != FaultAction::Restart && !actions_of(f.class).contains(&f.action) {
+    let actions = crate::fault_plan::scheduled_actions_of(f.class, f.peer.is_some());
+    if f.action != FaultAction::Restart && !actions.contains(&f.action) {
         let m = format!("a `{}` fault cannot `{}`", f.class.as_str(), f.action.as_str());
         return Err((field("action"), m));
     }
@@ -901,8 +902,11 @@ fn validate_fault(s: &Scenario, i: usize, f: &Fault) -> Result<(), (String, Stri
         (_, _, Some(_)) => return Err((field("latency_ms"), "only a `latency` fault has latency_ms".into())),
         _ => {}
     }
-    if f.one_way && f.action != FaultAction::Partition {
-        return Err((field("one_way"), "only a `partition` can be one-way".into()));
+    if f.one_way && !f.action.is_link() {
+        return Err((
+            field("one_way"),
+            "only a link fault (clog, partition, loss, latency) can be one-way".into(),
+        ));
     }
     if f.at_ms >= s.checks.max_sim_time_ms {
         return Err((field("at_ms"), "must fall before checks.max_sim_time_ms".into()));
