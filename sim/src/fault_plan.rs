@@ -303,6 +303,21 @@ mod tests {
         assert!(fits(FaultClass::SinkLink, Worker, Some(Sink)).is_ok());
         assert!(fits(FaultClass::SinkLink, Worker, Some(Broker)).is_err());
         assert!(fits(FaultClass::SinkLink, Sink, None).is_ok());
+        // A manager's link to the store, either way round; no other link of a manager.
+        assert!(fits(FaultClass::Manager, Manager, Some(Store)).is_ok());
+        assert!(fits(FaultClass::Manager, Store, Some(Manager)).is_ok());
+        assert!(fits(FaultClass::Manager, Manager, Some(Worker)).is_err());
+        assert!(fits(FaultClass::Manager, Store, None).is_err());
+    }
+
+    /// Only a scheduled manager fault on a link takes a link fault's actions: random draws of
+    /// the class stay crashes and pauses of the managers.
+    #[test]
+    fn a_manager_fault_on_its_link_to_the_store_acts_as_a_link_fault() {
+        assert_eq!(scheduled_actions_of(FaultClass::Manager, false), actions_of(FaultClass::Manager));
+        assert!(scheduled_actions_of(FaultClass::Manager, true).contains(&FaultAction::Latency));
+        assert!(!actions_of(FaultClass::Manager).contains(&FaultAction::Latency));
+        assert_eq!(scheduled_actions_of(FaultClass::Network, true), actions_of(FaultClass::Network));
     }
 
     #[test]
