@@ -102,6 +102,12 @@ impl<O: Out> Writer<'_, O> {
     fn len(&mut self, len: usize) -> Result<(), Error> {
         self.varint(len as u64)
     }
+
+    /// An enum variant's number, before whatever it holds.
+    #[inline(always)]
+    fn variant(&mut self, index: u32) -> Result<(), Error> {
+        self.varint(u64::from(index))
+    }
 }
 
 /// Zigzag: small magnitudes of either sign become small unsigned numbers.
@@ -229,7 +235,7 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         index: u32,
         _variant: &'static str,
     ) -> Result<(), Error> {
-        self.varint(u64::from(index))
+        self.variant(index)
     }
 
     #[inline]
@@ -249,7 +255,7 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         _variant: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        self.varint(u64::from(index))?;
+        self.variant(index)?;
         value.serialize(self)
     }
 
@@ -277,7 +283,7 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self, Error> {
-        self.varint(u64::from(index))?;
+        self.variant(index)?;
         Ok(self)
     }
 
@@ -300,7 +306,7 @@ impl<O: Out> ser::Serializer for &mut Writer<'_, O> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self, Error> {
-        self.varint(u64::from(index))?;
+        self.variant(index)?;
         Ok(self)
     }
 
