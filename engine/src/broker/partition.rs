@@ -380,8 +380,9 @@ fn frame_from(epoch: u64, batch: RawLogRecords, skip: usize) -> Vec<u8> {
 
 /// The body of one whole frame the index points at. Its checksum was verified when the frame
 /// entered the index (appended by this broker, or found whole when the log was reopened), and
-/// the disk changes only by appends and by crashes, after which the index is rebuilt: so a
-/// read checks the frame's length, and its checksum only in debug builds, not on every read.
+/// the file changes only by appends, truncations and crashes, the index being rebuilt from the
+/// file after each truncation and each crash: so a read checks the frame's length, and its
+/// checksum only in debug builds, not on every read.
 fn frame_body(frame: &[u8]) -> &[u8] {
     let body = codec::frame_body_unchecked(frame);
     debug_assert!(
