@@ -67,6 +67,12 @@ impl Blob {
         Blob(Repr::Shared { bytes, start: 0 })
     }
 
+    /// `bytes`, kept in their own allocation (no copy) unless short enough to live inline.
+    pub fn from_vec(bytes: Vec<u8>) -> Blob {
+        let len = bytes.len();
+        Blob::within(&Arc::new(bytes), 0..len)
+    }
+
     /// `buf[range]`, sharing `buf` (no copy), unless short enough to live inline.
     ///
     /// # Panics

@@ -241,6 +241,22 @@ impl<O: Operator + ?Sized> Ctx<'_, O> {
         self.push(Side::Main, key, bytes, t);
     }
 
+    /// Emits `bytes`, an encoding of an output the operator wrote itself, under `key`: most
+    /// often an input's encoding with one field rewritten in place, which costs a copy where
+    /// a decode and an encode cost a pass over every field. The bytes must decode as an
+    /// `O::Out`; debug builds check that they do.
+    pub fn emit_encoded(&mut self, key: &O::OutKey, bytes: Blob) {
+        let t = self.time();
+        let key = self.key_of(key);
+        debug_assert!(
+            super::codec::try_decode::<O::Out>(&bytes).is_some(),
+            "{} bytes that hold no {}",
+            bytes.len(),
+            type_name::<O::Out>()
+        );
+        self.push(Side::Main, key, bytes, t);
+    }
+
     /// Emits an input as it came, under `key`: no decode and no encode. The output type is
     /// the input type, or this does not compile.
     pub fn forward(&mut self, key: &O::OutKey, input: Encoded<'_, O::Out>) {

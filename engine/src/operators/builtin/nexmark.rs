@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::pipeline::nexmark::Query;
 use crate::pipeline::WindowSpec;
-use crate::sdk::codec::{decode_borrowed, encode, KeyBytes, Text};
-use crate::sdk::operator::{Ctx, Encoded, EncodesAs, ErasedOperator, Identity, Operator, Timer, Typed};
+use crate::sdk::codec::{decode_borrowed, encode, encode_append, KeyBytes};
+use crate::sdk::operator::{Ctx, Encoded, ErasedOperator, Identity, Operator, Timer, Typed};
 use crate::sdk::{ListState, MapState, ValueState};
 
 /// q2's filter: auctions whose id is a multiple of 123.
@@ -194,15 +194,12 @@ impl Operator for Bids {
         ctx.emit(auction, &bid);
     }
 
-    /// q0 passes each bid on as it came; q1 reads it as a view and writes the view back with
-    /// its price converted, its strings never allocated.
+    /// q0 passes each bid on as it came; q1 rewrites its price in place (see [`in_euros`]).
     fn on_encoded(&self, auction: &u64, bid: Encoded<'_, Bid>, ctx: &mut Ctx<'_, Self>) {
         if !self.euros {
             return ctx.forward(auction, bid);
         }
-        let mut view: BidView<'_> = decode_borrowed(bid.bytes());
-        view.price = q1_euros(view.price);
-        ctx.emit_as(auction, &view);
+        ctx.emit_encoded(auction, in_euros(bid.bytes()));
     }
 
     fn event_time(&self) -> bool {
@@ -210,22 +207,25 @@ impl Operator for Bids {
     }
 }
 
-/// A [`Bid`] with its strings borrowed: the same fields in the same order, so the same encoding.
-#[derive(Serialize, Deserialize)]
-struct BidView<'a> {
-    auction: usize,
-    bidder: usize,
-    price: usize,
-    #[serde(borrow)]
-    channel: Text<'a>,
-    #[serde(borrow)]
-    url: Text<'a>,
-    date_time: u64,
-    #[serde(borrow)]
-    extra: Text<'a>,
+/// An encoded [`Bid`] with its price converted to euros. Postcard writes a struct as its
+/// fields in order, so the bid's auction and bidder come first, then its price: the encoding
+/// is the bid's bytes with the price's varint replaced. The strings after it are copied as
+/// they are, never decoded.
+fn in_euros(bid: &[u8]) -> Blob {
+    let (auction, rest) = take::<usize>(bid);
+    let (bidder, rest) = take::<usize>(rest);
+    let price_at = bid.len() - rest.len();
+    let (price, after) = take::<usize>(rest);
+    let mut out = Vec::with_capacity(bid.len() + 2);
+    out.extend_from_slice(&bid[..price_at]);
+    encode_append(&q1_euros(price), &mut out);
+    out.extend_from_slice(after);
+    debug_assert!(
+        decode_borrowed::<Bid>(&out).auction == auction && decode_borrowed::<Bid>(&out).bidder == bidder,
+        "a bid's price is its third field"
+    );
+    Blob::from_vec(out)
 }
-
-impl EncodesAs<Bid> for BidView<'_> {}
 
 /// q2's output: an auction and a bid's price.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -654,9 +654,9 @@ mod tests {
         assert!(kept > 3000, "the queries keep events of every kind ({kept})");
     }
 
-    /// q0 forwards each bid's bytes as they came (no decode, no encode); q1 reads a borrowed
-    /// view, converts its price and writes the view, which decodes as the whole bid with only
-    /// its price changed. Both through the engine's erased adapter, as a stage runs them.
+    /// q0 forwards each bid's bytes as they came (no decode, no encode); q1 rewrites the
+    /// price in the bid's bytes, which decode as the whole bid with only its price changed.
+    /// Both through the engine's erased adapter, as a stage runs them.
     #[test]
     fn q0_forwards_the_bid_as_it_came_and_q1_converts_its_price() {
         let config = crate::pipeline::nexmark::config(3, 1000);
@@ -678,6 +678,26 @@ mod tests {
         let want = bids.iter().map(|b| Bid { price: q1_euros(b.price), ..b.clone() });
         assert_eq!(converted, want.collect::<Vec<_>>());
         assert!(bids.iter().any(|b| q1_euros(b.price) != b.price), "q1 changes some price");
+    }
+
+    /// The rewritten price may take fewer bytes than the original (140 → 127 crosses the
+    /// one-byte varint boundary, 18,045 → 16,384 stays at three, 18,044 → 16,383 drops to two):
+    /// whatever its length, the bytes after it are the bid's own.
+    #[test]
+    fn in_euros_rewrites_prices_across_varint_lengths() {
+        for price in [0, 1, 127, 128, 140, 141, 16_383, 16_384, 18_044, 18_045, usize::MAX / 1000] {
+            let bid = Bid {
+                auction: 300,
+                bidder: 2,
+                price,
+                channel: "channel-1".into(),
+                url: "https://www.nexmark.com/abc/def/item.htm?query=1".into(),
+                date_time: 1_700_000_000_000,
+                extra: "x".repeat(40),
+            };
+            let converted: Bid = decode_borrowed(&in_euros(&encode(&bid)));
+            assert_eq!(converted, Bid { price: q1_euros(price), ..bid }, "price {price}");
+        }
     }
 
     /// q5's first stage counts each auction's bids per sliding window with one state lookup
