@@ -2,8 +2,7 @@
 //! oracle expects ([`Expected`], [`Want`]). A pipeline's oracle fills it: the built-ins' own
 //! models (`builtins::reference`) or the differential oracle (`oracle`).
 
-use std::collections::BTreeMap;
-
+use faultline_engine::fixed_hash::{probed_map, ProbedMap};
 use faultline_engine::plugin::Dataflow;
 use faultline_engine::record::{Cause, Event, KeyBytes, Origin, OutputId, Side};
 use faultline_engine::sdk::codec::{encode, stable_hash};
@@ -153,7 +152,7 @@ fn packed(id: &OutputId, at: u32) -> [u64; 6] {
 /// Whether no two different keys among `items` share a hash. Then a key's hash stands for its
 /// bytes, and ids compared by hash alone order as ids compared in full (hash, then bytes).
 fn one_key_per_hash<'a, T>(items: &'a [T], id: &impl Fn(&'a T) -> &'a OutputId) -> bool {
-    let mut first: BTreeMap<u64, &[u8]> = BTreeMap::new();
+    let mut first: ProbedMap<u64, &[u8]> = probed_map();
     items.iter().all(|item| {
         let key = &id(item).key;
         *first.entry(key.hash).or_insert(key.bytes.as_slice()) == key.bytes.as_slice()
