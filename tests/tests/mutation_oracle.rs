@@ -1,0 +1,76 @@
+//! The oracle cargo-mutants judges the engine's protocol modules by (`scripts/mutation-test`,
+//! `.cargo/mutants.toml`): a swarm over the scenarios that drive the broker, the manager, the
+//! checkpoint coordinator, the sink and the stages through every failure class. A mutant is
+//! caught when some seed fails: a checker invariant, a panic, or a stall past the liveness
+//! bound.
+//!
+//! A mutant's swarm takes a minute, which CI's test run does not pay: the test runs only when
+//! `FAULTLINE_MUTATION_ORACLE` is set, to the seeds per scenario (`1` means the default).
+
+use faultline_reports::SweepRecord;
+use faultline_tests::{faultline, scenario};
+
+/// The scenarios the oracle sweeps: the drawn configurations of `swarm` (semantics, sinks,
+/// recovery approaches), each failure class on its own, and the protocols that only some
+/// scenarios reach (leases under a lagging store, zombies, standbys, event time).
+pub const SCENARIOS: [&str; 14] = [
+    "swarm",
+    "all-faults",
+    "fault-stream",
+    "fault-network",
+    "fault-processor",
+    "fault-sink",
+    "fault-sink-link",
+    "fault-manager",
+    "manager-pause",
+    "manager-store-lag",
+    "zombie-worker",
+    "replication-active",
+    "replication-passive",
+    "late-data",
+];
+
+/// Seeds per scenario when the variable says `1`: enough that the oracle catches each planted
+/// bug of `mutants/` that is caught within this many seeds of its scenarios.
+const DEFAULT_SEEDS: u64 = 20;
+
+/// The seeds per scenario the environment asks for, or `None`: the oracle is off.
+fn seeds() -> Option<u64> {
+    let value = std::env::var("FAULTLINE_MUTATION_ORACLE").ok()?;
+    let seeds: u64 = value
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("FAULTLINE_MUTATION_ORACLE={value}: give a number of seeds"));
+    assert!(seeds > 0, "FAULTLINE_MUTATION_ORACLE=0: give at least one seed");
+    Some(if seeds == 1 { DEFAULT_SEEDS } else { seeds })
+}
+
+#[test]
+fn every_protocol_scenario_passes_its_seeds() {
+    let Some(seeds) = seeds() else { return };
+    let paths: Vec<String> = SCENARIOS.iter().map(|s| scenario(s)).collect();
+    let seeds = seeds.to_string();
+    let mut args: Vec<&str> = vec!["swarm"];
+    args.extend(paths.iter().map(String::as_str));
+    args.extend(["--seeds", &seeds, "--jobs", "2", "--json"]);
+    let outcome = faultline(&args);
+    let record: SweepRecord = serde_json::from_str(outcome.stdout.trim())
+        .unwrap_or_else(|e| panic!("--json printed no sweep record ({e}): {outcome:?}"));
+    assert_eq!(record.scenarios.len(), SCENARIOS.len(), "every scenario ran: {record:?}");
+    let failing: Vec<String> = record
+        .scenarios
+        .iter()
+        .filter(|r| !r.failed.is_empty())
+        .map(|r| {
+            format!(
+                "{}: {} of {} seeds failed {:?}",
+                r.scenario,
+                r.failed.len(),
+                r.seeds,
+                r.failing_invariants
+            )
+        })
+        .collect();
+    assert!(failing.is_empty(), "the engine failed the oracle:\n{}", failing.join("\n"));
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+}
