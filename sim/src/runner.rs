@@ -38,7 +38,7 @@ use faultline_engine::disk::Disk;
 use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
 use crate::checker::watermark::Bound;
-use crate::checker::{consistency, delivery, expected, late, log, manager, transactions};
+use crate::checker::{appends, consistency, delivery, expected, late, log, manager, transactions};
 use crate::disk::FileBytes;
 use crate::draw;
 use crate::fault_plan::heals_at_ms;
@@ -325,6 +325,7 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         let copies = copies(&files);
         let logs = partition_logs(&copies, &[]);
         let mut v = log::check(&world.recorder.log_events(), &logs, &copies);
+        v.extend(appends::check(&world.recorder.append_events(), &logs, world.cluster.base_time_ms));
         v.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
         v.extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
         v
@@ -435,6 +436,7 @@ fn judge(
     }
     violations.extend(transactions::check(sink_events, &completed_checkpoints(world)));
     violations.extend(log::check(&world.recorder.log_events(), &logs, &copies));
+    violations.extend(appends::check(&world.recorder.append_events(), &logs, cluster.base_time_ms));
     violations
         .extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
     if let Some(model) = consistency_model(job, &*pipeline) {
@@ -539,6 +541,7 @@ fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     names.extend(late::INVARIANTS);
     names.extend(transactions::INVARIANTS);
     names.extend(log::INVARIANTS);
+    names.extend(appends::INVARIANTS);
     names.extend(manager::INVARIANTS);
     if consistency_model(job, pipeline).is_some() {
         names.extend(consistency::INVARIANTS);

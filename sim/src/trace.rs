@@ -42,6 +42,9 @@ struct State {
     spans: Vec<CheckpointSpan>,
     /// What the log checker reads: acknowledgements, watermarks, truncations, elections.
     log_events: Vec<(NodeId, TraceEvent)>,
+    /// What the append checker reads: the producers' sends and acknowledgements, the brokers'
+    /// appends and truncations, with their simulated ms.
+    append_events: Vec<(u64, NodeId, TraceEvent)>,
     /// What the manager checker reads: lease acquisitions and acts, with their simulated ms.
     manager_events: Vec<(u64, NodeId, TraceEvent)>,
     /// The sources' resumes and reads again, with their simulated ms.
@@ -114,24 +117,38 @@ impl Observer for Recorder {
             | TraceEvent::StateLoaded { .. }
             | TraceEvent::StateShipped { .. }
             | TraceEvent::OutputResumed { .. } => s.recovery_events.push((now_ms, event.clone())),
-            TraceEvent::ProduceAcked { .. }
-            | TraceEvent::HighWatermark { .. }
-            | TraceEvent::Truncated { .. }
-            | TraceEvent::LeaderElected { .. } => s.log_events.push((node, event.clone())),
-            TraceEvent::SourceResumed { .. } | TraceEvent::SourceRead { .. } => {
-                s.source_events.push((now_ms, node, event.clone()));
-                s.log_events.push((node, event.clone()))
-            }
-            TraceEvent::LeaseAcquired { .. }
-            | TraceEvent::LeaseGranted { .. }
-            | TraceEvent::Acting { .. } => s.manager_events.push((now_ms, node, event.clone())),
-            _ => {}
+            _ => s.route(now_ms, node, &event),
         }
         tracing::trace!(node = %node.name(), ?event, at_ms = now_ms);
     }
 }
 
 impl State {
+    /// Files an event for the checkers that read it: the log's, the appends', the sources',
+    /// the managers'.
+    fn route(&mut self, now_ms: u64, node: NodeId, event: &TraceEvent) {
+        match event {
+            TraceEvent::ProduceSent { .. } | TraceEvent::Appended { .. } => {
+                self.append_events.push((now_ms, node, event.clone()))
+            }
+            TraceEvent::ProduceAcked { .. } | TraceEvent::Truncated { .. } => {
+                self.append_events.push((now_ms, node, event.clone()));
+                self.log_events.push((node, event.clone()))
+            }
+            TraceEvent::HighWatermark { .. } | TraceEvent::LeaderElected { .. } => {
+                self.log_events.push((node, event.clone()))
+            }
+            TraceEvent::SourceResumed { .. } | TraceEvent::SourceRead { .. } => {
+                self.source_events.push((now_ms, node, event.clone()));
+                self.log_events.push((node, event.clone()))
+            }
+            TraceEvent::LeaseAcquired { .. }
+            | TraceEvent::LeaseGranted { .. }
+            | TraceEvent::Acting { .. } => self.manager_events.push((now_ms, node, event.clone())),
+            _ => {}
+        }
+    }
+
     /// Ends the span of `checkpoint` still open, if it was seen triggered.
     fn end_span(&mut self, checkpoint: u64, at_ms: u64, outcome: &str, state_bytes: Option<u64>) {
         let open = self.spans.iter_mut().rev().find(|s| s.id == checkpoint && s.ended_at_ms.is_none());
@@ -207,6 +224,12 @@ impl Recorder {
     /// resumptions and reads, in trace order.
     pub fn log_events(&self) -> Vec<(NodeId, TraceEvent)> {
         self.state.lock().unwrap().log_events.clone()
+    }
+
+    /// The producers' sends and acknowledgements and the brokers' appends and truncations, with
+    /// their simulated ms, in trace order.
+    pub fn append_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
+        self.state.lock().unwrap().append_events.clone()
     }
 
     /// The sources' resumes and reads, with their simulated ms, in trace order.

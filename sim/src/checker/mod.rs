@@ -15,6 +15,7 @@
 //! - `manager`: at most one manager acts at a time, each under its own lease, and job epochs
 //!   only move forward across leaderships.
 
+pub mod appends;
 pub mod consistency;
 pub mod delivery;
 pub mod expected;
