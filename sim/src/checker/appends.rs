@@ -69,23 +69,43 @@ fn misplaced(events: &[(u64, NodeId, TraceEvent)]) -> Vec<String> {
     out
 }
 
-/// When each producer first sent each record and when it was first acknowledged: per
-/// (partition, producer), the sends' (base_seq, records, ms) and the acks' (end_seq, ms).
+/// When each of a producer's records was first sent and first acknowledged, by sequence
+/// number, from its sends `(base_seq, records, ms)` and acknowledgements `(end_seq, ms)` in
+/// trace order.
 #[derive(Default)]
 struct Produced {
     sends: Vec<(u64, u64, u64)>,
     acks: Vec<(u64, u64)>,
 }
 
-impl Produced {
-    /// The first send of a batch holding `seq`.
-    fn first_sent_ms(&self, seq: u64) -> Option<u64> {
-        self.sends.iter().find(|&&(base, n, _)| base <= seq && seq < base + n).map(|&(_, _, ms)| ms)
+/// Per sequence number, the first of the events that covers it: `spans` are `(from, to, ms)`
+/// in time order, each covering `from..to`.
+fn first_cover(spans: impl Iterator<Item = (u64, u64, u64)>) -> Vec<Option<u64>> {
+    let mut first: Vec<Option<u64>> = Vec::new();
+    for (from, to, ms) in spans {
+        if first.len() < to as usize {
+            first.resize(to as usize, None);
+        }
+        for slot in &mut first[from as usize..to as usize] {
+            slot.get_or_insert(ms);
+        }
     }
+    first
+}
 
-    /// The first acknowledgement covering `seq`.
-    fn first_acked_ms(&self, seq: u64) -> Option<u64> {
-        self.acks.iter().find(|&&(end, _)| seq < end).map(|&(_, ms)| ms)
+impl Produced {
+    /// The first send of each sequence number, and its first acknowledgement.
+    fn firsts(&self) -> (Vec<Option<u64>>, Vec<Option<u64>>) {
+        let sent = first_cover(self.sends.iter().map(|&(base, n, ms)| (base, base + n, ms)));
+        // An acknowledgement covers every sequence number below its end: the first to reach
+        // past the ends before it is the first for the numbers between.
+        let mut reached = 0;
+        let acked = first_cover(self.acks.iter().map(|&(end, ms)| {
+            let from = reached.min(end);
+            reached = reached.max(end);
+            (from, end, ms)
+        }));
+        (sent, acked)
     }
 }
 
@@ -114,12 +134,13 @@ fn stream_times(
             _ => {}
         }
     }
+    let firsts: BTreeMap<(u32, u32), _> = produced.iter().map(|(&k, p)| (k, p.firsts())).collect();
     let mut out = Vec::new();
     for (&partition, log) in logs {
         for (offset, r) in log.iter().enumerate() {
-            let Some(p) = produced.get(&(partition, r.producer)) else { continue };
-            let Some(sent_ms) = p.first_sent_ms(r.seq) else { continue };
-            let latest_ms = p.first_acked_ms(r.seq).unwrap_or(last_append_ms);
+            let Some((sent, acked)) = firsts.get(&(partition, r.producer)) else { continue };
+            let Some(&Some(sent_ms)) = sent.get(r.seq as usize) else { continue };
+            let latest_ms = acked.get(r.seq as usize).copied().flatten().unwrap_or(last_append_ms);
             let appended_ms = r.stream_time_ms.checked_sub(base_time_ms);
             if appended_ms.is_none_or(|ms| ms < sent_ms || ms > latest_ms) {
                 out.push(format!(
