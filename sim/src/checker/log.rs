@@ -14,6 +14,9 @@
 //!   an offset below a high watermark reached in an epoch `≤ e` is committed, so each later
 //!   leader holds it, and any replica holding a record of epoch `e` there holds that one. A
 //!   replica that missed an epoch may still hold its own uncommitted records: behind, not wrong;
+//! - copies that hold a record of the same leader epoch at an offset hold the same records up
+//!   to it (Raft's log matching property): a copy takes a record of epoch `e` only from the
+//!   leader of `e`, after checking that the record before it has the epoch the leader's has;
 //! - the sources read as a consumer must (Jepsen's Kafka checker's rules): each copy of a
 //!   source subtask reads each partition from where it resumed, every offset once and in order,
 //!   no offset skipped or read twice; and it reads only committed records, below a high
@@ -33,11 +36,12 @@ use faultline_reports::Violation;
 use super::push_examples as push;
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 6] = [
+pub const INVARIANTS: [&str; 7] = [
     "log-acked-record-lost",
     "log-sequence",
     "log-high-watermark-regressed",
     "log-replica-diverged",
+    "log-prefix-mismatch",
     "log-read-out-of-order",
     "log-read-uncommitted",
 ];
@@ -66,6 +70,7 @@ pub fn check(
     push(&mut v, "log-sequence", &sequence_breaks(logs));
     push(&mut v, "log-high-watermark-regressed", &watermark_regressions(events));
     push(&mut v, "log-replica-diverged", &diverged(events, copies));
+    push(&mut v, "log-prefix-mismatch", &unmatched_prefixes(copies));
     let (out_of_order, uncommitted) = reads(events);
     push(&mut v, "log-read-out-of-order", &out_of_order);
     push(&mut v, "log-read-uncommitted", &uncommitted);
@@ -251,6 +256,34 @@ fn diverged(events: &[(NodeId, TraceEvent)], copies: &BTreeMap<u32, Copies<'_>>)
     out
 }
 
+/// Copies that hold a record of the same epoch at some offset as the leader's copy, and differ
+/// from it at or below that offset. Unlike `diverged` this needs no high watermark: whatever was
+/// committed, a copy that matched the leader of an epoch at an offset matched its whole prefix.
+fn unmatched_prefixes(copies: &BTreeMap<u32, Copies<'_>>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (partition, copies) in copies {
+        let leader = &copies.leader.records;
+        for copy in &copies.others {
+            let shared = leader.len().min(copy.records.len());
+            let same_epoch = |o: &usize| leader[*o].0 == copy.records[*o].0;
+            let Some(top) = (0..shared).rev().find(same_epoch) else { continue };
+            if let Some(o) = (0..=top).find(|&o| leader[o] != copy.records[o]) {
+                out.push(format!(
+                    "partition {partition}: {} holds the record of epoch {} at offset {top} the \
+                     leader {} holds, but not the leader's record at offset {o} (epoch {} there, \
+                     the leader's {})",
+                    copy.broker.name(),
+                    leader[top].0,
+                    copies.leader.broker.name(),
+                    copy.records[o].0,
+                    leader[o].0,
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,12 +424,29 @@ mod tests {
         // Same epoch, other bytes: the replica kept a record its leader never committed there.
         let other: &[(u64, &[u8])] = &[(1, b"a"), (1, b"b"), (2, b"x"), (2, b"z")];
         let v = check(&events, &log(&[]), &copies(leader, &[other]));
-        assert_eq!(names(&v), ["log-replica-diverged"]);
+        assert_eq!(names(&v), ["log-replica-diverged", "log-prefix-mismatch"]);
         assert!(v[0].detail.contains("offset 3: broker-2 holds a record of epoch 2"), "{}", v[0].detail);
         // A leader missing a committed record the replica holds: the leader lost it.
         let short: &[(u64, &[u8])] = &leader[..1];
         let v = check(&events, &log(&[]), &copies(short, &[leader]));
         assert_eq!(names(&v), ["log-replica-diverged"]);
         assert!(v[0].detail.contains("holds none"), "{}", v[0].detail);
+    }
+
+    /// A copy that took epoch 3's record at offset 2 without matching the leader's epoch-2
+    /// record before it (a follower that skipped the check of the previous record's epoch):
+    /// nothing was committed, so only the log matching property sees it.
+    #[test]
+    fn a_replica_matching_a_later_record_but_not_its_prefix_is_caught() {
+        let leader: &[(u64, &[u8])] = &[(1, b"a"), (2, b"b"), (3, b"c")];
+        let unmatched: &[(u64, &[u8])] = &[(1, b"a"), (1, b"z"), (3, b"c")];
+        let v = check(&[], &log(&[]), &copies(leader, &[unmatched]));
+        assert_eq!(names(&v), ["log-prefix-mismatch"]);
+        assert!(v[0].detail.contains("epoch 3 at offset 2"), "{}", v[0].detail);
+        assert!(v[0].detail.contains("offset 1 (epoch 1 there, the leader's 2)"), "{}", v[0].detail);
+        // Behind, or ahead with records of an epoch the leader never had: no shared epoch past
+        // the matching prefix, nothing to say.
+        let ahead: &[(u64, &[u8])] = &[(1, b"a"), (2, b"b"), (3, b"c"), (3, b"d")];
+        assert!(check(&[], &log(&[]), &copies(leader, &[&leader[..2], ahead])).is_empty());
     }
 }
