@@ -78,15 +78,14 @@ struct Produced {
     acks: Vec<(u64, u64)>,
 }
 
-/// Per sequence number, the first of the events that covers it: `spans` are `(from, to, ms)`
-/// in time order, each covering `from..to`.
-fn first_cover(spans: impl Iterator<Item = (u64, u64, u64)>) -> Vec<Option<u64>> {
-    let mut first: Vec<Option<u64>> = Vec::new();
+/// Per sequence number below `limit`, the first of the events that covers it: `spans` are
+/// `(from, to, ms)` in time order, each covering `from..to`. The limit is what the log holds:
+/// a span reported past it (an engine's misreport) costs nothing.
+fn first_cover(spans: impl Iterator<Item = (u64, u64, u64)>, limit: u64) -> Vec<Option<u64>> {
+    let mut first: Vec<Option<u64>> = vec![None; limit as usize];
     for (from, to, ms) in spans {
-        if first.len() < to as usize {
-            first.resize(to as usize, None);
-        }
-        for slot in &mut first[from as usize..to as usize] {
+        let (from, to) = (from.min(limit) as usize, to.min(limit) as usize);
+        for slot in &mut first[from..to.max(from)] {
             slot.get_or_insert(ms);
         }
     }
@@ -94,17 +93,21 @@ fn first_cover(spans: impl Iterator<Item = (u64, u64, u64)>) -> Vec<Option<u64>>
 }
 
 impl Produced {
-    /// The first send of each sequence number, and its first acknowledgement.
-    fn firsts(&self) -> (Vec<Option<u64>>, Vec<Option<u64>>) {
-        let sent = first_cover(self.sends.iter().map(|&(base, n, ms)| (base, base + n, ms)));
+    /// The first send of each sequence number below `limit`, and its first acknowledgement.
+    fn firsts(&self, limit: u64) -> (Vec<Option<u64>>, Vec<Option<u64>>) {
+        let sent =
+            first_cover(self.sends.iter().map(|&(base, n, ms)| (base, base.saturating_add(n), ms)), limit);
         // An acknowledgement covers every sequence number below its end: the first to reach
         // past the ends before it is the first for the numbers between.
         let mut reached = 0;
-        let acked = first_cover(self.acks.iter().map(|&(end, ms)| {
-            let from = reached.min(end);
-            reached = reached.max(end);
-            (from, end, ms)
-        }));
+        let acked = first_cover(
+            self.acks.iter().map(|&(end, ms)| {
+                let from = reached.min(end);
+                reached = reached.max(end);
+                (from, end, ms)
+            }),
+            limit,
+        );
         (sent, acked)
     }
 }
@@ -134,7 +137,16 @@ fn stream_times(
             _ => {}
         }
     }
-    let firsts: BTreeMap<(u32, u32), _> = produced.iter().map(|(&k, p)| (k, p.firsts())).collect();
+    // Per partition and producer, one past the greatest sequence number the log holds.
+    let mut limits: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    for (&partition, log) in logs {
+        for r in log {
+            let limit = limits.entry((partition, r.producer)).or_default();
+            *limit = (*limit).max(r.seq + 1);
+        }
+    }
+    let firsts: BTreeMap<(u32, u32), _> =
+        produced.iter().filter_map(|(k, p)| limits.get(k).map(|&limit| (*k, p.firsts(limit)))).collect();
     let mut out = Vec::new();
     for (&partition, log) in logs {
         for (offset, r) in log.iter().enumerate() {
