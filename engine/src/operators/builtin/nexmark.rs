@@ -221,7 +221,10 @@ fn in_euros(bid: &[u8]) -> Blob {
     encode_append(&q1_euros(price), &mut out);
     out.extend_from_slice(after);
     debug_assert!(
-        decode_borrowed::<Bid>(&out).auction == auction && decode_borrowed::<Bid>(&out).bidder == bidder,
+        {
+            let converted: Bid = decode_borrowed(&out);
+            (converted.auction, converted.bidder) == (auction, bidder)
+        },
         "a bid's price is its third field"
     );
     Blob::from_vec(out)
