@@ -229,7 +229,16 @@ impl<O: Operator + ?Sized> Ctx<'_, O> {
 
     /// [`Ctx::emit`] from a view of the output (see [`EncodesAs`]).
     pub fn emit_as<V: EncodesAs<O::Out>>(&mut self, key: &O::OutKey, out: &V) {
-        self.emit_encoded(key, encode(out));
+        let t = self.time();
+        let key = self.key_of(key);
+        let bytes = encode(out);
+        debug_assert!(
+            super::codec::try_decode::<O::Out>(&bytes).is_some(),
+            "{} does not encode as {}",
+            type_name::<V>(),
+            type_name::<O::Out>()
+        );
+        self.push(Side::Main, key, bytes, t);
     }
 
     /// Emits `bytes`, an encoding of an output the operator wrote itself, under `key`: most
