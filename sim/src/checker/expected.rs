@@ -118,14 +118,25 @@ impl Expected {
 ///
 /// Sorting compact keys, each an id but for its key's bytes with the item's place, keeps the
 /// sort's comparisons cheap and in cache: comparing whole ids reaches through two records for
-/// each. The keys order as the ids do unless two different keys share a hash, which a pass in
-/// the items' own order finds, and then the ids are sorted in full.
+/// each; where every id allows, the keys are [`compact`], half as wide. The keys order as the ids
+/// do unless two different keys share a hash, which a pass in the items' own order finds, and
+/// then the ids are sorted in full.
 pub fn id_order<T>(items: &[T], id: impl Fn(&T) -> &OutputId) -> Vec<u32> {
     assert!(u32::try_from(items.len()).is_ok(), "{} outputs to order", items.len());
-    let mut keys: Vec<[u64; 6]> =
-        items.iter().enumerate().map(|(at, item)| packed(id(item), at as u32)).collect();
-    keys.sort_unstable();
-    let mut order: Vec<u32> = keys.into_iter().map(|key| key[5] as u32).collect();
+    let compact: Option<Vec<(u128, u32)>> =
+        items.iter().enumerate().map(|(at, item)| Some((compact(id(item))?, at as u32))).collect();
+    let mut order: Vec<u32> = match compact {
+        Some(mut keys) => {
+            keys.sort_unstable();
+            keys.into_iter().map(|(_, at)| at).collect()
+        }
+        None => {
+            let mut keys: Vec<[u64; 6]> =
+                items.iter().enumerate().map(|(at, item)| packed(id(item), at as u32)).collect();
+            keys.sort_unstable();
+            keys.into_iter().map(|key| key[5] as u32).collect()
+        }
+    };
     if !one_key_per_hash(items, &id) {
         order.sort_by(|a, b| id(&items[*a as usize]).cmp(id(&items[*b as usize])).then(a.cmp(b)));
     }
@@ -147,6 +158,26 @@ fn packed(id: &OutputId, at: u32) -> [u64; 6] {
         Origin::Content(hash) => (2, hash, 0),
     };
     [side, id.key.hash, tag, a, b, u64::from(id.n) << 32 | u64::from(at)]
+}
+
+/// The bits [`compact`] gives an input's producer, its sequence number and the output's `n`.
+const PRODUCER_BITS: u32 = 12;
+const SEQ_BITS: u32 = 40;
+const N_BITS: u32 = 12;
+
+/// [`packed`] in one word pair, but for the place, for the ids most pipelines emit: of the main
+/// output, descending from an input, with small enough fields. The key's hash, then the
+/// producer, the sequence number and `n`, order as the packed words do; half as wide, they sort
+/// in about half the time.
+fn compact(id: &OutputId) -> Option<u128> {
+    const _: () = assert!(PRODUCER_BITS + SEQ_BITS + N_BITS == 64);
+    let Origin::Input(Cause { producer, seq }) = id.origin else { return None };
+    let fits = producer < 1 << PRODUCER_BITS && seq < 1 << SEQ_BITS && id.n < 1 << N_BITS;
+    if id.side != Side::Main || !fits {
+        return None;
+    }
+    let low = u64::from(producer) << (SEQ_BITS + N_BITS) | seq << N_BITS | u64::from(id.n);
+    Some(u128::from(id.key.hash) << 64 | u128::from(low))
 }
 
 /// Whether no two different keys among `items` share a hash. Then a key's hash stands for its
@@ -225,6 +256,40 @@ mod tests {
         }
         ids.extend(ids.clone());
         assert_eq!(id_order(&ids, |i| i), full_sort(&ids));
+    }
+
+    /// Ids that all take the compact keys, at the limits of their fields and just inside them,
+    /// order as in full; one id beyond a limit sends them all to the packed words, in the same
+    /// order.
+    #[test]
+    fn compact_keys_order_as_ids_at_their_fields_limits() {
+        let (producers, seqs, ns) =
+            ([0, 1, (1 << PRODUCER_BITS) - 1], [0, 7, (1u64 << SEQ_BITS) - 1], [0, 3, (1u32 << N_BITS) - 1]);
+        let mut ids = Vec::new();
+        for (i, &producer) in producers.iter().enumerate() {
+            for (j, &seq) in seqs.iter().enumerate() {
+                for &n in &ns {
+                    let hash = [u64::MAX, 0, 5][(i + j) % 3];
+                    let key = KeyBytes { hash, bytes: Blob::copy_from_slice(&hash.to_le_bytes()) };
+                    ids.push(OutputId::main(key, Origin::Input(Cause { producer, seq }), n));
+                }
+            }
+        }
+        ids.extend(ids.clone());
+        ids.reverse();
+        assert!(ids.iter().all(|i| compact(i).is_some()));
+        assert_eq!(id_order(&ids, |i| i), full_sort(&ids));
+        for beyond in [(1 << PRODUCER_BITS, 0, 0), (0, 1 << SEQ_BITS, 0), (0, 0, 1 << N_BITS)] {
+            let mut more = ids.clone();
+            let key = ids[0].key.clone();
+            more.push(OutputId::main(
+                key,
+                Origin::Input(Cause { producer: beyond.0, seq: beyond.1 }),
+                beyond.2,
+            ));
+            assert!(compact(more.last().unwrap()).is_none());
+            assert_eq!(id_order(&more, |i| i), full_sort(&more));
+        }
     }
 
     #[test]
