@@ -21,6 +21,7 @@
 
 use faultline_engine::job::Semantics;
 use faultline_engine::record::{Cause, Origin, OutputId, OutputRecord, Side};
+use faultline_engine::sdk::Blob;
 use faultline_reports::{OffendingRecord, OutputCounts, Violation};
 
 use super::expected::{id_order, Expected, Want};
@@ -92,17 +93,71 @@ pub fn cause_of(id: &OutputId, want: &Want) -> Option<Cause> {
 
 /// Classifies every committed record by output id: its value must match the reference, and its
 /// cause too where the model defines one. A content id counts as many times as it is expected.
+///
+/// The walk in id order compares causes only, and notes the values it would compare; they are
+/// compared after it, in commit order. Both sides' bytes then lie in the order they are read,
+/// where in id order each comparison reaches two cold places. If every noted comparison holds,
+/// the walk's findings are those of comparing values in place; if one does not, the walk is
+/// made again comparing them in place (only a failing run pays twice).
 pub fn check_by_id(expected: &Expected, committed: &[OutputRecord]) -> Delivery {
     // Equal ids keep their commit order, which is their order in the slice.
-    let sorted: Vec<&OutputRecord> =
-        id_order(committed, |r| &r.id).into_iter().map(|at| &committed[at as usize]).collect();
-    merge(
-        expected.iter().map(|(id, want)| (id, id, want)),
+    let sorted = id_order(committed, |r| &r.id);
+    let wanted = || expected.iter().map(|(id, want)| (id, id, want));
+    let cause_holds = |r: &OutputRecord, want: &Want| want.cause.is_none_or(|c| c == r.cause);
+    let mut noted = Noted::new(committed.len());
+    let d = merge(
+        wanted(),
+        committed,
         &sorted,
         |r| &r.id,
-        |r, want| r.value == want.value && want.cause.is_none_or(|c| c == r.cause),
-    )
-    .finish(expected, committed)
+        |at, r, want| {
+            noted.note(at, &want.value);
+            cause_holds(r, want)
+        },
+    );
+    if noted.hold(committed) {
+        return d.finish(expected, committed);
+    }
+    by_id_in_place(expected, committed, &sorted)
+}
+
+/// [`check_by_id`], comparing values as the walk comes to them; `sorted` gives the committed
+/// records' places in id order.
+fn by_id_in_place(expected: &Expected, committed: &[OutputRecord], sorted: &[u32]) -> Delivery {
+    let wanted = expected.iter().map(|(id, want)| (id, id, want));
+    let matches =
+        |_, r: &OutputRecord, want: &Want| r.value == want.value && want.cause.is_none_or(|c| c == r.cause);
+    merge(wanted, committed, sorted, |r| &r.id, matches).finish(expected, committed)
+}
+
+/// The value comparisons a walk in id order put off: the expected bytes each committed record
+/// (by its place) is to be compared with.
+struct Noted<'a> {
+    /// The first comparison of each record, by place.
+    first: Vec<Option<&'a [u8]>>,
+    /// Any further ones: a record compared with several expectations under its id.
+    more: Vec<(u32, &'a [u8])>,
+}
+
+impl<'a> Noted<'a> {
+    fn new(records: usize) -> Self {
+        Noted { first: vec![None; records], more: Vec::new() }
+    }
+
+    fn note(&mut self, at: u32, want: &'a Blob) {
+        match &mut self.first[at as usize] {
+            slot @ None => *slot = Some(want.as_slice()),
+            Some(_) => self.more.push((at, want.as_slice())),
+        }
+    }
+
+    /// Whether every noted comparison holds, made in the records' order.
+    fn hold(&self, committed: &[OutputRecord]) -> bool {
+        assert_eq!(self.first.len(), committed.len(), "comparisons noted for other records");
+        let firsts =
+            committed.iter().zip(&self.first).all(|(r, want)| want.is_none_or(|w| r.value.as_slice() == w));
+        firsts && self.more.iter().all(|&(at, want)| committed[at as usize].value.as_slice() == want)
+    }
 }
 
 /// Classifies every committed record by key and origin: each input's (or timer's) output counts
@@ -111,27 +166,31 @@ pub fn check_by_cause(expected: &Expected, committed: &[OutputRecord]) -> Delive
     fn by(id: &OutputId) -> (&faultline_engine::record::KeyBytes, Origin, u32) {
         (&id.key, id.origin, id.n)
     }
-    let mut sorted: Vec<&OutputRecord> = committed.iter().collect();
-    sorted.sort_by(|a, b| by(&a.id).cmp(&by(&b.id)));
+    let mut sorted: Vec<u32> = (0..committed.len() as u32).collect();
+    sorted.sort_by(|&a, &b| by(&committed[a as usize].id).cmp(&by(&committed[b as usize].id)));
     let mut wanted: Vec<_> = expected.iter().map(|(id, want)| (by(id), id, want)).collect();
     wanted.sort_by(|a, b| a.0.cmp(&b.0));
-    merge(wanted.into_iter(), &sorted, |r| by(&r.id), |_, _| true).finish(expected, committed)
+    merge(wanted.into_iter(), committed, &sorted, |r| by(&r.id), |_, _, _| true).finish(expected, committed)
 }
 
-/// Walks the expected outputs and the sorted committed records together by `key_of`.
+/// Walks the expected outputs and the committed records together by `key_of`; `sorted` gives
+/// the records' places in the order of their keys. `matches` is told the place of the record
+/// it judges.
 fn merge<'a, K: Ord>(
     wanted: impl Iterator<Item = (K, &'a OutputId, &'a Want)>,
-    sorted: &[&'a OutputRecord],
+    committed: &'a [OutputRecord],
+    sorted: &[u32],
     key_of: impl Fn(&'a OutputRecord) -> K,
-    matches: impl Fn(&OutputRecord, &Want) -> bool,
+    mut matches: impl FnMut(u32, &OutputRecord, &'a Want) -> bool,
 ) -> Delivery {
     let mut d = Delivery::default();
     let mut wanted = wanted.peekable();
     let (mut wants, mut fulfilled) = (Vec::new(), Vec::new());
+    let key_at = |at: u32| key_of(&committed[at as usize]);
     let mut i = 0;
     while i < sorted.len() {
-        let key = key_of(sorted[i]);
-        let run_end = i + sorted[i..].iter().take_while(|r| key_of(r) == key).count();
+        let key = key_at(sorted[i]);
+        let run_end = i + sorted[i..].iter().take_while(|&&at| key_at(at) == key).count();
         while let Some((_, missing, _)) = wanted.next_if(|(k, _, _)| *k < key) {
             d.lost.push(missing.clone());
         }
@@ -139,11 +198,18 @@ fn merge<'a, K: Ord>(
         while let Some((_, id, w)) = wanted.next_if(|(k, _, _)| *k == key) {
             wants.push((id, w));
         }
-        classify(&sorted[i..run_end], &mut wants, &mut fulfilled, &matches, &mut d);
+        let run = Run { committed, places: &sorted[i..run_end] };
+        classify(run, &mut wants, &mut fulfilled, &mut matches, &mut d);
         i = run_end;
     }
     d.lost.extend(wanted.map(|(_, id, _)| id.clone()));
     d
+}
+
+/// The committed records sharing one id (or key and origin), by their places.
+struct Run<'r> {
+    committed: &'r [OutputRecord],
+    places: &'r [u32],
 }
 
 /// Classifies the committed records sharing one id (or key and origin); `wants` are what the
@@ -151,18 +217,19 @@ fn merge<'a, K: Ord>(
 /// an expectation fulfils it; one matching only a fulfilled one is a duplicate; any other is
 /// wrong. Expectations left over are lost, beyond the wrong records that took their place.
 fn classify<'a>(
-    records: &[&OutputRecord],
+    run: Run<'_>,
     wants: &mut Vec<(&'a OutputId, &'a Want)>,
     fulfilled: &mut Vec<&'a Want>,
-    matches: &impl Fn(&OutputRecord, &Want) -> bool,
+    matches: &mut impl FnMut(u32, &OutputRecord, &'a Want) -> bool,
     d: &mut Delivery,
 ) {
     fulfilled.clear();
     let mut wrong = 0;
-    for &r in records {
-        if let Some(at) = wants.iter().position(|(_, w)| matches(r, w)) {
-            fulfilled.push(wants.swap_remove(at).1);
-        } else if fulfilled.iter().any(|w| matches(r, w)) {
+    for &at in run.places {
+        let r = &run.committed[at as usize];
+        if let Some(found) = wants.iter().position(|(_, w)| matches(at, r, w)) {
+            fulfilled.push(wants.swap_remove(found).1);
+        } else if fulfilled.iter().any(|w| matches(at, r, w)) {
             d.duplicates.push(r.clone());
         } else {
             d.wrong.push(r.clone());
@@ -290,7 +357,7 @@ mod tests {
     use faultline_engine::sdk::codec::encode;
 
     use super::*;
-    use crate::checker::expected::expect;
+    use crate::checker::expected::{expect, Expect};
 
     fn cause(seq: u64) -> Cause {
         Cause { producer: 0, seq }
@@ -367,6 +434,44 @@ mod tests {
         let d = check_by_id(&e, &got(3));
         assert_eq!((d.counts.lost, d.counts.duplicates), (0, 1), "a third is one too many");
         assert!(check_by_id(&e, &got(2)).violations(Semantics::ExactlyOnce, &bytes).is_empty());
+    }
+
+    proptest::proptest! {
+        /// The walk that puts value comparisons off finds what comparing in place finds, on
+        /// histories with every kind of offence: records dropped, repeated and out of order,
+        /// wrong values and wrong causes, and content ids expected several times.
+        #[test]
+        fn putting_comparisons_off_finds_what_comparing_in_place_does(
+            wants in proptest::collection::vec((0u64..3, 0u64..4, 0i64..3, proptest::bool::ANY), 1..12),
+            picks in proptest::collection::vec((proptest::sample::select((0usize..12).collect::<Vec<_>>()), 0u8..6), 0..16),
+        ) {
+            let mut v: Vec<Expect> = Vec::new();
+            for (key, from, sum, content) in wants {
+                let origin = if content { Origin::Content(0) } else { Origin::Input(cause(from)) };
+                let e = expect(&key, origin, &sum, (!content).then(|| cause(from)), from);
+                if content || v.iter().all(|(id, _)| *id != e.0) {
+                    v.push(e);
+                }
+            }
+            let committed: Vec<OutputRecord> = picks
+                .into_iter()
+                .map(|(at, how)| {
+                    let (id, want) = &v[at % v.len()];
+                    let r = OutputRecord { id: id.clone(), value: want.value.clone(), cause: want.cause.unwrap_or(cause(9)) };
+                    match how {
+                        3 => OutputRecord { value: encode(&77i64), ..r },
+                        4 => OutputRecord { cause: cause(8), ..r },
+                        _ => r,
+                    }
+                })
+                .collect();
+            let e = Expected::from_unsorted(v);
+            let put_off = check_by_id(&e, &committed);
+            let in_place = by_id_in_place(&e, &committed, &id_order(&committed, |r| &r.id));
+            proptest::prop_assert_eq!(&put_off.lost, &in_place.lost);
+            proptest::prop_assert_eq!(&put_off.duplicates, &in_place.duplicates);
+            proptest::prop_assert_eq!(&put_off.wrong, &in_place.wrong);
+        }
     }
 
     #[test]
