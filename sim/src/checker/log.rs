@@ -69,8 +69,9 @@ pub fn check(
     push(&mut v, "log-acked-record-lost", &lost_acknowledged(events, logs));
     push(&mut v, "log-sequence", &sequence_breaks(logs));
     push(&mut v, "log-high-watermark-regressed", &watermark_regressions(events));
-    push(&mut v, "log-replica-diverged", &diverged(events, copies));
-    push(&mut v, "log-prefix-mismatch", &unmatched_prefixes(copies));
+    let agreed = agreed(copies);
+    push(&mut v, "log-replica-diverged", &diverged(events, copies, &agreed));
+    push(&mut v, "log-prefix-mismatch", &unmatched_prefixes(copies, &agreed));
     let (out_of_order, uncommitted) = reads(events);
     push(&mut v, "log-read-out-of-order", &out_of_order);
     push(&mut v, "log-read-uncommitted", &uncommitted);
@@ -210,8 +211,26 @@ fn reached(events: &[(NodeId, TraceEvent)]) -> BTreeMap<u32, BTreeMap<u64, u64>>
     reached
 }
 
+/// Per partition, for each of its other copies in order: how many of its first records the
+/// leader's copy holds too. Both replica checks start where a copy stops agreeing, so the
+/// records of a run, tens of megabytes, are compared once rather than once per check.
+fn agreed(copies: &BTreeMap<u32, Copies<'_>>) -> BTreeMap<u32, Vec<usize>> {
+    let agreeing = |leader: &Copy<'_>, copy: &Copy<'_>| {
+        let differ = |&(o, record): &(usize, &(u64, &[u8]))| leader.records.get(o) != Some(record);
+        copy.records.iter().enumerate().find(differ).map_or(copy.records.len(), |(o, _)| o)
+    };
+    copies
+        .iter()
+        .map(|(&partition, c)| (partition, c.others.iter().map(|copy| agreeing(&c.leader, copy)).collect()))
+        .collect()
+}
+
 /// Replicas' records that differ from the leader's at a committed offset.
-fn diverged(events: &[(NodeId, TraceEvent)], copies: &BTreeMap<u32, Copies<'_>>) -> Vec<String> {
+fn diverged(
+    events: &[(NodeId, TraceEvent)],
+    copies: &BTreeMap<u32, Copies<'_>>,
+    agreed: &BTreeMap<u32, Vec<usize>>,
+) -> Vec<String> {
     let reached = reached(events);
     let mut out = Vec::new();
     for (partition, copies) in copies {
@@ -230,12 +249,12 @@ fn diverged(events: &[(NodeId, TraceEvent)], copies: &BTreeMap<u32, Copies<'_>>)
             n => upto[n - 1].1,
         };
         let leader = &copies.leader;
-        for copy in &copies.others {
+        for (copy, &agreed) in copies.others.iter().zip(&agreed[partition]) {
             assert_ne!(
                 copy.broker, leader.broker,
                 "partition {partition}: the leader is not its own replica"
             );
-            let first = copy.records.iter().enumerate().find(|&(offset, &(epoch, bytes))| {
+            let first = copy.records.iter().enumerate().skip(agreed).find(|&(offset, &(epoch, bytes))| {
                 (offset as u64) < committed(epoch) && leader.records.get(offset) != Some(&(epoch, bytes))
             });
             if let Some((offset, &(epoch, _))) = first {
@@ -259,15 +278,20 @@ fn diverged(events: &[(NodeId, TraceEvent)], copies: &BTreeMap<u32, Copies<'_>>)
 /// Copies that hold a record of the same epoch at some offset as the leader's copy, and differ
 /// from it at or below that offset. Unlike `diverged` this needs no high watermark: whatever was
 /// committed, a copy that matched the leader of an epoch at an offset matched its whole prefix.
-fn unmatched_prefixes(copies: &BTreeMap<u32, Copies<'_>>) -> Vec<String> {
+fn unmatched_prefixes(copies: &BTreeMap<u32, Copies<'_>>, agreed: &BTreeMap<u32, Vec<usize>>) -> Vec<String> {
     let mut out = Vec::new();
     for (partition, copies) in copies {
         let leader = &copies.leader.records;
-        for copy in &copies.others {
+        for (copy, &o) in copies.others.iter().zip(&agreed[partition]) {
             let shared = leader.len().min(copy.records.len());
             let same_epoch = |o: &usize| leader[*o].0 == copy.records[*o].0;
             let Some(top) = (0..shared).rev().find(same_epoch) else { continue };
-            if let Some(o) = (0..=top).find(|&o| leader[o] != copy.records[o]) {
+            // The first offset at or below `top` where the copy differs: where it stops agreeing.
+            if o <= top {
+                assert!(
+                    leader[o] != copy.records[o],
+                    "partition {partition}: agreement ends at a difference"
+                );
                 out.push(format!(
                     "partition {partition}: {} holds the record of epoch {} at offset {top} the \
                      leader {} holds, but not the leader's record at offset {o} (epoch {} there, \
