@@ -8,6 +8,8 @@
 //! end `+ lateness`, tag the end); q3, q5 and q7 identify their outputs by content.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
 
 use faultline_engine::operators::builtin::nexmark::{
     q1_euros, q2_keeps, q3_state, AuctionPrice, CategoryAverage, HotItem, NewUser, SellerAuction, Q3_CATEGORY,
@@ -15,7 +17,8 @@ use faultline_engine::operators::builtin::nexmark::{
 use faultline_engine::pipeline::nexmark::Query;
 use faultline_engine::pipeline::WindowSpec;
 use faultline_engine::record::{Cause, Origin};
-use faultline_engine::sdk::codec::{decode_borrowed, try_decode_prefix, Text};
+use faultline_engine::sdk::codec::{decode_borrowed, encode_append, try_decode_prefix, Text};
+use faultline_engine::sdk::Blob;
 use serde::{Deserialize, Serialize};
 
 use super::{expect, expect_encoded, Expect, Expected, Input};
@@ -125,13 +128,22 @@ fn passed_through(records: &[Input]) -> Vec<Expect> {
 }
 
 /// q1, q2: per bid, `project` kept, under its auction, from the bid, ready at its time.
+///
+/// The projections are encoded into one buffer they share, as the workload encodes its events:
+/// one allocation for them all, rather than one per bid of the input.
 fn bids<'a, T: Serialize>(records: &'a [Input], project: impl Fn(BidRef<'a>) -> Option<T>) -> Vec<Expect> {
-    let mut out = Vec::with_capacity(records.len());
-    out.extend(bids_of(records).filter_map(|(b, cause)| {
-        let projected = project(b)?;
-        Some(expect(&(b.auction as u64), Origin::Input(cause), &projected, Some(cause), b.date_time))
-    }));
-    out
+    let mut buf = Vec::new();
+    let mut made = Vec::with_capacity(records.len());
+    for (b, cause) in bids_of(records) {
+        if let Some(projected) = project(b) {
+            made.push((b.auction as u64, cause, encode_append(&projected, &mut buf), b.date_time));
+        }
+    }
+    let buf = Arc::new(buf);
+    let expect = |(auction, cause, at, ready): (u64, Cause, Range<usize>, u64)| {
+        expect_encoded(&auction, Origin::Input(cause), Blob::within(&buf, at), Some(cause), ready)
+    };
+    made.into_iter().map(expect).collect()
 }
 
 /// q3: every category-10 auction whose seller is a person in OR, ID or CA anywhere in the
