@@ -658,10 +658,15 @@ fn copies_of(files: &[(NodeId, Option<FileBytes>)]) -> log::Copies<'_> {
 }
 
 /// One replica's file, record by record (none if it has no file).
+///
+/// The frames are split first and the records gathered into one vector of their exact size: a
+/// copy holds a record for each input, and a vector grown by doubling would fault in fresh
+/// pages at every step.
 fn copy(broker: NodeId, file: Option<&FileBytes>) -> log::Copy<'_> {
-    let mut records = Vec::new();
-    for body in file.map(|f| f.frames().0).unwrap_or_default() {
-        let (epoch, each) = codec::log_record_bytes_of(body);
+    let frames = file.map(|f| f.frames().0).unwrap_or_default();
+    let split: Vec<(u64, Vec<&[u8]>)> = frames.into_iter().map(codec::log_record_bytes_of).collect();
+    let mut records = Vec::with_capacity(split.iter().map(|(_, each)| each.len()).sum());
+    for (epoch, each) in split {
         records.extend(each.into_iter().map(|r| (epoch, r)));
     }
     log::Copy { broker, records }

@@ -130,9 +130,11 @@ fn passed_through(records: &[Input]) -> Vec<Expect> {
 /// q1, q2: per bid, `project` kept, under its auction, from the bid, ready at its time.
 ///
 /// The projections are encoded into one buffer they share, as the workload encodes its events:
-/// one allocation for them all, rather than one per bid of the input.
+/// one allocation for them all, rather than one per bid of the input. It has room for as many
+/// bytes as the input holds, which a projection of each event does not outgrow; the room a
+/// smaller projection leaves is never touched, so it costs no memory.
 fn bids<'a, T: Serialize>(records: &'a [Input], project: impl Fn(BidRef<'a>) -> Option<T>) -> Vec<Expect> {
-    let mut buf = Vec::new();
+    let mut buf = Vec::with_capacity(records.iter().map(|i| i.event.value.len()).sum());
     let mut made = Vec::with_capacity(records.len());
     for (b, cause) in bids_of(records) {
         if let Some(projected) = project(b) {
