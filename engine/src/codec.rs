@@ -135,6 +135,12 @@ impl<'a> Reader<'a> {
     /// one (see [`Reader::within`]), a copy otherwise.
     pub fn byte_string(&mut self) -> Blob {
         let bytes = self.byte_slice();
+        self.blob(bytes)
+    }
+
+    /// `bytes`, read from this reader: sharing its owner if it has one (see
+    /// [`Reader::within`]) and they are long, a copy otherwise.
+    fn blob(&self, bytes: &[u8]) -> Blob {
         match self.owner {
             Some(owner) if bytes.len() > crate::sdk::blob::INLINE => {
                 let at = offset_in(owner, bytes);
@@ -280,10 +286,7 @@ fn get_event_with<'k>(r: &mut Reader<'_>, known: impl Fn(u64) -> Option<&'k Even
         Some(e) if *e.key.bytes == *key && *e.value == *value => {
             Event { id, key: e.key.clone(), value: e.value.clone(), event_time_ms }
         }
-        _ => {
-            let key = KeyBytes::from_encoded(Blob::copy_from_slice(key));
-            Event { id, key, value: Blob::copy_from_slice(value), event_time_ms }
-        }
+        _ => Event { id, key: KeyBytes::from_encoded(r.blob(key)), value: r.blob(value), event_time_ms },
     }
 }
 
@@ -450,6 +453,20 @@ impl RawLogRecords {
         }
         let bytes = self.bytes();
         &bytes[..bytes.len() - r.bytes.len()]
+    }
+
+    /// Decodes them, their events' long keys and values sharing one buffer: an allocation for
+    /// the lot, rather than one per record, holding them in the order they are read. What a
+    /// fetch hands a source.
+    pub fn into_records(self) -> Vec<LogRecord> {
+        let owner = Arc::new(self.frame);
+        let mut r = Reader::within(&owner, &owner[RAW_HEADROOM..]);
+        let mut out = Vec::with_capacity(self.count);
+        while !r.is_empty() {
+            out.push(decode_log_record(&mut r));
+        }
+        assert_eq!(out.len(), self.count, "raw records hold as many records as they say");
+        out
     }
 
     /// Decodes them (for tests and checks; the broker never needs to).
@@ -701,6 +718,41 @@ mod tests {
         assert_eq!((tail.count, tail.decode()), (1, sample()[1..].to_vec()));
         assert_eq!(raw.prefix(1).len() + tail.bytes().len(), raw.bytes().len());
         assert_eq!(raw.prefix(0), &[] as &[u8]);
+    }
+
+    /// Raw records decoded into records share their buffer: the records are those plain
+    /// decoding gives, long values lie in one allocation in the records' order, and a short
+    /// key lives inline.
+    #[test]
+    fn raw_records_decode_into_records_sharing_one_buffer() {
+        let data = |seq: u64, text: &str| LogRecord {
+            producer: 3,
+            seq,
+            stream_time_ms: 40 + seq,
+            payload: Payload::Data(Event {
+                id: seq,
+                key: KeyBytes::of(&seq),
+                value: crate::sdk::codec::encode(&text.to_string()),
+                event_time_ms: seq,
+            }),
+        };
+        let mut records =
+            vec![data(0, "a first value longer than inline"), data(1, "a second, as long as that")];
+        records.push(LogRecord { producer: 3, seq: 2, stream_time_ms: 42, payload: Payload::EndOfStream });
+        let mut frame = Vec::new();
+        encode_log_records(4, &records, &mut frame);
+        let mut raw = RawLogRecords::default();
+        copy_log_records_range(frames(&frame).0[0], 0, 3, &mut raw);
+        assert_eq!(raw.decode(), records);
+        // The raw records' own buffer, which decoding them into records keeps (no copy).
+        let held = raw.bytes().as_ptr_range();
+        let decoded = raw.into_records();
+        assert_eq!(decoded, records);
+        for r in &decoded[..2] {
+            let Payload::Data(e) = &r.payload else { unreachable!("the first two are data") };
+            assert!(held.contains(&e.value.as_ptr()), "a long value lies in the raw records' buffer");
+            assert!(!held.contains(&e.key.bytes.as_ptr()), "a short key lives inline");
+        }
     }
 
     #[test]

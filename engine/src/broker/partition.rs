@@ -314,13 +314,10 @@ impl Partition {
         self.read(offset, end)
     }
 
-    /// Records `from..to`, read back from the file.
+    /// Records `from..to`, read back from the file: copied out in one piece, and decoded
+    /// sharing it (see [`RawLogRecords::into_records`]).
     pub fn read(&self, from: u64, to: u64) -> Vec<LogRecord> {
-        let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
-        self.visit_frames(from, to, &mut |body, skip, take| {
-            codec::decode_log_records_range(body, skip, take, &mut out);
-        });
-        out
+        self.read_raw(from, to).into_records()
     }
 
     /// Records `from..to` as the file holds them, not decoded: what a leader replicates.
