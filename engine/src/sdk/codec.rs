@@ -81,6 +81,27 @@ pub fn encode_append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> std
     start..out.len()
 }
 
+/// The bytes `write` appends to an empty buffer, as a blob: written in the thread's scratch
+/// buffer and copied once into an allocation of their exact size, as [`encode`] writes a long
+/// value. For an operator that assembles an encoding itself (see
+/// [`Ctx::emit_encoded`](super::operator::Ctx::emit_encoded)): it allocates once per blob,
+/// where building a vector of its own and keeping it allocates twice.
+pub fn written_blob(write: impl FnOnce(&mut Vec<u8>)) -> Blob {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            write(&mut buffer);
+            Blob::copy_from_slice(&buffer)
+        }
+        // `write` encodes a value inside (through `encode`): a buffer of its own.
+        Err(_) => {
+            let mut own = Vec::new();
+            write(&mut own);
+            Blob::copy_from_slice(&own)
+        }
+    })
+}
+
 /// Encodes `value` into `buffer`, emptied first, and copies the encoding out.
 fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Blob {
     buffer.clear();
@@ -169,6 +190,22 @@ mod tests {
         card: String,
         country: String,
         cents: u64,
+    }
+
+    /// A written blob holds what was written, a long one as a short one, and a value encoded
+    /// while writing (which finds the scratch buffer taken) is its own.
+    #[test]
+    fn a_written_blob_holds_what_was_written() {
+        let long = "a string longer than any inline blob".to_string();
+        let nested = written_blob(|out| {
+            out.push(7);
+            out.extend_from_slice(&encode(&long));
+        });
+        let mut expected = vec![7];
+        expected.extend_from_slice(&encode(&long));
+        assert_eq!(nested.as_slice(), expected.as_slice());
+        assert_eq!(written_blob(|out| out.extend_from_slice(b"short")).as_slice(), b"short");
+        assert_eq!(written_blob(|_| {}).as_slice(), b"");
     }
 
     #[test]

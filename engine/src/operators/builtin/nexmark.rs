@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pipeline::nexmark::Query;
 use crate::pipeline::WindowSpec;
-use crate::sdk::codec::{decode_borrowed, encode, encode_append, KeyBytes};
+use crate::sdk::codec::{decode_borrowed, encode, encode_append, written_blob, KeyBytes};
 use crate::sdk::operator::{Ctx, Encoded, ErasedOperator, Identity, Operator, Timer, Typed};
 use crate::sdk::{ListState, MapState, ValueState};
 
@@ -216,10 +216,11 @@ fn in_euros(bid: &[u8]) -> Blob {
     let (bidder, rest) = take::<usize>(rest);
     let price_at = bid.len() - rest.len();
     let (price, after) = take::<usize>(rest);
-    let mut out = Vec::with_capacity(bid.len() + 2);
-    out.extend_from_slice(&bid[..price_at]);
-    encode_append(&q1_euros(price), &mut out);
-    out.extend_from_slice(after);
+    let out = written_blob(|out| {
+        out.extend_from_slice(&bid[..price_at]);
+        encode_append(&q1_euros(price), out);
+        out.extend_from_slice(after);
+    });
     debug_assert!(
         {
             let converted: Bid = decode_borrowed(&out);
@@ -227,7 +228,7 @@ fn in_euros(bid: &[u8]) -> Blob {
         },
         "a bid's price is its third field"
     );
-    Blob::from_vec(out)
+    out
 }
 
 /// q2's output: an auction and a bid's price.
