@@ -96,9 +96,12 @@ impl Expected {
 
     /// Sorts `v` by id; panics if an id other than a content id occurs twice (an evaluator bug).
     pub fn from_unsorted(v: Vec<Expect>) -> Self {
-        let mut v = v;
         let order = id_order(&v, |e| &e.0);
-        permute(&mut v, order);
+        let mut slots: Vec<Option<Expect>> = v.into_iter().map(Some).collect();
+        let v: Vec<Expect> = order
+            .iter()
+            .map(|&i| slots[i as usize].take().expect("an order names each place once"))
+            .collect();
         if let Some(pair) =
             v.windows(2).find(|p| p[0].0 == p[1].0 && !matches!(p[0].0.origin, Origin::Content(_)))
         {
@@ -108,33 +111,6 @@ impl Expected {
             );
         }
         Expected { outputs: v }
-    }
-}
-
-/// Puts `items[order[k]]` at place `k`, for every `k`, in place: following each cycle of the
-/// permutation, swapping as it goes. A run's expected output weighs tens of megabytes, and
-/// gathering it into a new vector costs as much again in fresh pages.
-///
-/// # Panics
-/// If `order` is not a permutation of the places.
-fn permute<T>(items: &mut [T], mut order: Vec<u32>) {
-    assert_eq!(items.len(), order.len(), "an order for {} items names {} places", items.len(), order.len());
-    let mut named = vec![false; order.len()];
-    for &at in &order {
-        assert!(!std::mem::replace(&mut named[at as usize], true), "an order names a place twice");
-    }
-    for start in 0..order.len() {
-        let mut k = start;
-        // A place whose order names itself is done; following a cycle marks each place so.
-        while order[k] as usize != k {
-            let from = order[k] as usize;
-            order[k] = k as u32;
-            if from == start {
-                break;
-            }
-            items.swap(k, from);
-            k = from;
-        }
     }
 }
 
@@ -314,22 +290,6 @@ mod tests {
             assert!(compact(more.last().unwrap()).is_none());
             assert_eq!(id_order(&more, |i| i), full_sort(&more));
         }
-    }
-
-    #[test]
-    fn permuting_in_place_gathers_as_the_order_says() {
-        for order in [vec![], vec![0], vec![2, 0, 1], vec![1, 0, 3, 2, 4], vec![4, 3, 2, 1, 0]] {
-            let mut items: Vec<u32> = (0..order.len() as u32).map(|i| i * 10).collect();
-            let gathered: Vec<u32> = order.iter().map(|&at| items[at as usize]).collect();
-            permute(&mut items, order);
-            assert_eq!(items, gathered);
-        }
-    }
-
-    #[test]
-    #[should_panic(expected = "names a place twice")]
-    fn an_order_naming_a_place_twice_is_refused() {
-        permute(&mut [1, 2, 3], vec![0, 0, 2]);
     }
 
     #[test]
