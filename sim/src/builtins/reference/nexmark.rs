@@ -128,24 +128,51 @@ fn passed_through(records: &[Input]) -> Vec<Expect> {
 }
 
 /// q1, q2: per bid, `project` kept, under its auction, from the bid, ready at its time.
-///
-/// The projections are encoded into one buffer they share, as the workload encodes its events:
-/// one allocation for them all, rather than one per bid of the input. It has room for as many
-/// bytes as the input holds, which a projection of each event does not outgrow; the room a
-/// smaller projection leaves is never touched, so it costs no memory.
 fn bids<'a, T: Serialize>(records: &'a [Input], project: impl Fn(BidRef<'a>) -> Option<T>) -> Vec<Expect> {
-    let mut buf = Vec::with_capacity(records.iter().map(|i| i.event.value.len()).sum());
-    let mut made = Vec::with_capacity(records.len());
+    let mut out = Vec::with_capacity(records.len());
+    let mut block = Block::default();
     for (b, cause) in bids_of(records) {
         if let Some(projected) = project(b) {
-            made.push((b.auction as u64, cause, encode_append(&projected, &mut buf), b.date_time));
+            let at = encode_append(&projected, &mut block.buf);
+            block.made.push((b.auction as u64, cause, at, b.date_time));
+            if block.buf.len() >= BLOCK_BYTES {
+                block.close(&mut out);
+            }
         }
     }
-    let buf = Arc::new(buf);
-    let expect = |(auction, cause, at, ready): (u64, Cause, Range<usize>, u64)| {
-        expect_encoded(&auction, Origin::Input(cause), Blob::within(&buf, at), Some(cause), ready)
-    };
-    made.into_iter().map(expect).collect()
+    block.close(&mut out);
+    out
+}
+
+/// How many bytes of encodings a [`Block`] gathers before it is closed.
+const BLOCK_BYTES: usize = 64 << 10;
+
+/// Expected outputs of bids, their values encoded into one buffer they share, as the workload
+/// encodes its events: an allocation per block of them rather than one per bid, in the order
+/// they are read. Blocks stay small: one buffer for a whole run's outputs is a fresh mapping
+/// of tens of megabytes, faulted in page by page each time it is judged.
+#[derive(Default)]
+struct Block {
+    buf: Vec<u8>,
+    /// Per output: its auction, its bid, where its value lies in `buf`, and when it was ready.
+    made: Vec<(u64, Cause, Range<usize>, u64)>,
+}
+
+impl Block {
+    /// Makes the block's outputs, sharing its buffer, and starts the next block.
+    fn close(&mut self, out: &mut Vec<Expect>) {
+        let buf = Arc::new(std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK_BYTES + 256)));
+        for (auction, cause, at, ready) in self.made.drain(..) {
+            assert!(at.end <= buf.len(), "an encoding past its block's end");
+            out.push(expect_encoded(
+                &auction,
+                Origin::Input(cause),
+                Blob::within(&buf, at),
+                Some(cause),
+                ready,
+            ));
+        }
+    }
 }
 
 /// q3: every category-10 auction whose seller is a person in OR, ID or CA anywhere in the
