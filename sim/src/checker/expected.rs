@@ -123,9 +123,13 @@ impl Expected {
 /// then the ids are sorted in full.
 pub fn id_order<T>(items: &[T], id: impl Fn(&T) -> &OutputId) -> Vec<u32> {
     assert!(u32::try_from(items.len()).is_ok(), "{} outputs to order", items.len());
-    let compact: Option<Vec<(u128, u32)>> =
-        items.iter().enumerate().map(|(at, item)| Some((compact(id(item))?, at as u32))).collect();
-    let mut order: Vec<u32> = match compact {
+    // Collected into a vector of the right size: an `Option` of a vector grows by doubling.
+    let mut keys = Vec::with_capacity(items.len());
+    let all_compact = items
+        .iter()
+        .enumerate()
+        .all(|(at, item)| compact(id(item)).map(|key| keys.push((key, at as u32))).is_some());
+    let mut order: Vec<u32> = match all_compact.then_some(keys) {
         Some(mut keys) => {
             keys.sort_unstable();
             keys.into_iter().map(|(_, at)| at).collect()
