@@ -103,7 +103,6 @@ pub fn check_by_id(expected: &Expected, committed: &[OutputRecord]) -> Delivery 
     // Equal ids keep their commit order, which is their order in the slice.
     let sorted = id_order(committed, |r| &r.id);
     let wanted = || expected.iter().map(|(id, want)| (id, id, want));
-    let cause_holds = |r: &OutputRecord, want: &Want| want.cause.is_none_or(|c| c == r.cause);
     let mut noted = Noted::new(committed.len());
     let d = merge(
         wanted(),
@@ -125,9 +124,13 @@ pub fn check_by_id(expected: &Expected, committed: &[OutputRecord]) -> Delivery 
 /// records' places in id order.
 fn by_id_in_place(expected: &Expected, committed: &[OutputRecord], sorted: &[u32]) -> Delivery {
     let wanted = expected.iter().map(|(id, want)| (id, id, want));
-    let matches =
-        |_, r: &OutputRecord, want: &Want| r.value == want.value && want.cause.is_none_or(|c| c == r.cause);
+    let matches = |_, r: &OutputRecord, want: &Want| r.value == want.value && cause_holds(r, want);
     merge(wanted, committed, sorted, |r| &r.id, matches).finish(expected, committed)
+}
+
+/// Whether `r` descends from the input `want` names, where the model names one.
+fn cause_holds(r: &OutputRecord, want: &Want) -> bool {
+    want.cause.is_none_or(|c| c == r.cause)
 }
 
 /// The value comparisons a walk in id order put off: the expected bytes each committed record
