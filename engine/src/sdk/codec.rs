@@ -38,11 +38,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Blob {
             return blob;
         }
     }
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buffer) => encode_into(value, &mut buffer),
-        // A `Serialize` that encodes another value inside: a buffer of its own.
-        Err(_) => encode_into(value, &mut Vec::new()),
-    })
+    written_blob(|buffer| written::<T>(writer::write(value, buffer)))
 }
 
 /// The largest value, in memory, worth trying inline first: two words.
@@ -93,20 +89,14 @@ pub fn written_blob(write: impl FnOnce(&mut Vec<u8>)) -> Blob {
             write(&mut buffer);
             Blob::copy_from_slice(&buffer)
         }
-        // `write` encodes a value inside (through `encode`): a buffer of its own.
+        // `write` encodes a value inside (through `encode`, or a `Serialize` that encodes
+        // another value inside): a buffer of its own.
         Err(_) => {
             let mut own = Vec::new();
             write(&mut own);
             Blob::copy_from_slice(&own)
         }
     })
-}
-
-/// Encodes `value` into `buffer`, emptied first, and copies the encoding out.
-fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Blob {
-    buffer.clear();
-    written::<T>(writer::write(value, buffer));
-    Blob::copy_from_slice(buffer)
 }
 
 /// Panics, naming the type, if encoding a `T` into a growable buffer failed: only a
