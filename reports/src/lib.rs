@@ -186,6 +186,42 @@ pub struct ExplainRecord {
     pub stories: Vec<Story>,
 }
 
+/// What `faultline shrink --json` prints: a failing seed cut down to a minimal scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShrinkRecord {
+    /// The scenario's name.
+    pub scenario: String,
+    pub seed: u64,
+    /// The invariant that failed at the start and still fails at the end.
+    pub invariant: String,
+    pub faults_before: u64,
+    pub faults_after: u64,
+    pub events_before: u64,
+    pub events_after: u64,
+    /// Simulation runs in all, the seed's own two included (as given, and written out).
+    pub runs: u32,
+    /// The budget ran out before a round of the search changed nothing.
+    pub exhausted: bool,
+    /// The minimal scenario file written.
+    pub file: String,
+    /// The command that replays the minimal scenario.
+    pub replay: String,
+    /// Each step kept, in order.
+    pub steps: Vec<ShrinkStep>,
+    pub wall_ms: f64,
+}
+
+/// One kept step of a shrink.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShrinkStep {
+    /// The run that showed the smaller scenario still fails.
+    pub run: u32,
+    /// What changed, e.g. `workload.events 20000 → 2500`.
+    pub what: String,
+    pub faults: u64,
+    pub events: u64,
+}
+
 /// One sentence of a story, at a simulated instant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StoryStep {
@@ -607,6 +643,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("swarm-report", titled::<SwarmReport>("faultline swarm page data (swarm.json)")),
         ("compare", titled::<CompareRecord>("faultline comparison (`compare --json`, compare.json)")),
         ("explain", titled::<ExplainRecord>("faultline stories of offending outputs (`explain --json`)")),
+        ("shrink", titled::<ShrinkRecord>("faultline minimal failing scenario (`shrink --json`)")),
         ("bench", titled::<BenchRecord>("faultline engine benchmark (`bench --json`)")),
         (
             "pipeline-bench",

@@ -28,6 +28,7 @@ pub mod plugin;
 pub mod recoveries;
 pub mod runner;
 pub mod scenario;
+pub mod shrink;
 pub mod swarm;
 pub mod tape;
 pub mod timeline;

@@ -273,3 +273,33 @@ fn explain_names_both_commits_of_a_duplicate() {
     let out = run(&[&base[..], &["--output", "window 4"]].concat());
     assert_eq!(out.status.code(), Some(2), "a malformed id is a usage error");
 }
+
+/// `shrink` cuts seed 1 of all-faults under a plain sink — eight faults over 20,000 events, and
+/// a duplicate — to at most 3 faults within 300 runs. The file it writes replays to the same
+/// invariant, and its JSON holds the schema. A seed that passes has nothing to shrink.
+#[test]
+fn shrink_writes_a_minimal_scenario_that_fails_the_same_way() {
+    let dir = scratch("shrink");
+    let file = dir.join("min.toml");
+    let file = file.to_str().unwrap();
+    let args = ["shrink", "scenarios/all-faults.toml", "--seed", "1", "--set", "engine.sink=plain"];
+    let out = run(&[&args[..], &["--out", file, "--json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    holds("shrink", &stdout(&out));
+    let shrunk: faultline_reports::ShrinkRecord = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!((shrunk.invariant.as_str(), shrunk.faults_before), ("delivery-duplicate", 8));
+    assert!(shrunk.faults_after <= 3 && shrunk.runs <= 300, "{shrunk:?}");
+    assert!(shrunk.events_after < shrunk.events_before, "{shrunk:?}");
+    assert_eq!(shrunk.replay, format!("faultline run {file} --seed 1"));
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains("[[faults]]") || shrunk.faults_after == 0, "{text}");
+    assert!(!text.contains("[faults.random]"), "{text}");
+    let replay = run(&["run", file, "--seed", "1", "--json"]);
+    assert_eq!(replay.status.code(), Some(1));
+    let record: faultline_reports::RunRecord = serde_json::from_str(stdout(&replay).trim()).unwrap();
+    assert!(record.violations.iter().any(|v| v.invariant == "delivery-duplicate"), "{:?}", record.violations);
+    let passing = run(&["shrink", "scenarios/quickstart.toml", "--seed", "1", "--out", file]);
+    assert_eq!(passing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&passing.stderr).contains("passes: there is nothing to shrink"));
+    _ = std::fs::remove_dir_all(&dir);
+}

@@ -106,6 +106,34 @@ Examples:
         #[arg(long)]
         json: bool,
     },
+    /// Cut a failing seed down to the few faults, events and nodes that still fail the same way.
+    #[command(after_help = "\
+Examples:
+  faultline shrink scenarios/all-faults.toml --seed 1 --set engine.sink=plain
+  faultline shrink scenarios/processor-crash.toml --seed 3 --set engine.semantics=at-most-once --out lost.toml
+  faultline shrink scenarios/all-faults.toml --seed 1 --set engine.sink=plain --json --max-runs 100")]
+    Shrink {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Override a scenario field by its dotted TOML path, e.g. engine.sink=plain.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Keep this invariant failing (default: the seed's first violation).
+        #[arg(long, value_name = "NAME")]
+        invariant: Option<String>,
+        /// Write the minimal scenario here (default: NAME.seed-N.shrunk.toml in this directory).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Run the simulation at most this many times, the seed's own runs included.
+        #[arg(long, value_name = "N", default_value_t = 300)]
+        max_runs: u32,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run many seeds of one or more scenarios (files or directories of them) in parallel.
     #[command(after_help = "\
 Examples:

@@ -1,18 +1,19 @@
-//! The `faultline` command line: `run`, `swarm`, `merge`, `compare`, `report`, `list`,
-//! `bench`, `completions`.
+//! The `faultline` command line: `run`, `explain`, `shrink`, `swarm`, `merge`, `compare`,
+//! `report`, `list`, `bench`, `completions`.
 //!
 //! Exit codes: 0 all checks hold, 1 safety violation, 2 bad input or usage, 3 liveness violation.
 //! With `--json`, stdout carries exactly one JSON object and nothing else; everything meant for
 //! people goes to stderr. Every failing run names the command that replays it.
 //!
 //! The grammar is `args`; each family of subcommands has its module (`run`, `sweep`, `bench`),
-//! and `paint` colours verdicts for people.
+//! `shrink` its own, and `paint` colours verdicts for people.
 
 mod args;
 mod bench;
 mod explain;
 mod paint;
 mod run;
+mod shrink;
 mod sweep;
 
 use std::io::Write;
@@ -67,6 +68,10 @@ pub fn main_with_registry(
         Command::Explain { scenario, seed, sets, output, limit, json } => {
             let options = explain::ExplainOptions { only: output, limit, json, paint };
             explain::explain(r, &scenario, seed, &sets, &options, out)
+        }
+        Command::Shrink { scenario, seed, sets, invariant, out: file, max_runs, json } => {
+            let options = shrink::ShrinkOptions { invariant, out: file, max_runs, json, paint };
+            shrink::shrink(r, &scenario, seed, &sets, &options, out)
         }
         Command::Swarm { scenarios, sweep, minutes, report, shard, junit } => {
             let options = sweep::SwarmOptions { minutes, report, shard, junit, paint };

@@ -171,7 +171,7 @@ fn print_sweep(summary: &SweepRecord, paint: Paint, out: &mut dyn Write) {
     );
     for r in summary.scenarios.iter().filter(|r| !r.failure_groups.is_empty()) {
         _ = writeln!(out, "{}:", r.scenario);
-        print_groups(&r.failure_groups, out);
+        print_groups(&r.failure_groups, &r.failed, out);
     }
     print_failed(summary.scenarios.iter().flat_map(|r| &r.failed), paint, out);
 }
@@ -189,8 +189,13 @@ fn print_failed<'a>(
     }
 }
 
-/// A line per failure group: its invariants, its size and its first seeds.
-fn print_groups(groups: &[faultline_reports::FailureGroup], out: &mut dyn Write) {
+/// A line per failure group: its invariants, its size and its first seeds, and how to shrink
+/// its smallest seed.
+fn print_groups(
+    groups: &[faultline_reports::FailureGroup],
+    failed: &[faultline_reports::SwarmFailure],
+    out: &mut dyn Write,
+) {
     for g in groups {
         let first: Vec<String> = g.seeds.iter().take(5).map(u64::to_string).collect();
         let more = if g.seeds.len() > 5 { ", …" } else { "" };
@@ -201,6 +206,10 @@ fn print_groups(groups: &[faultline_reports::FailureGroup], out: &mut dyn Write)
             g.invariants.join(" + "),
             first.join(", ")
         );
+        let smallest = failed.iter().find(|f| Some(&f.seed) == g.seeds.first());
+        if let Some(shrink) = smallest.and_then(|f| f.repro.strip_prefix("faultline run ")) {
+            _ = writeln!(out, "  shrink it: faultline shrink {shrink}");
+        }
     }
 }
 
@@ -216,7 +225,7 @@ fn print_swarm(record: &SwarmRecord, paint: Paint, out: &mut dyn Write) {
         record.seeds_with_recovery,
         record.seeds_with_simultaneous_crashes
     );
-    print_groups(&record.failure_groups, out);
+    print_groups(&record.failure_groups, &record.failed, out);
     for (entry, choices) in &record.drawn {
         let counts: Vec<String> = choices.iter().map(|(choice, n)| format!("{choice} ×{n}")).collect();
         _ = writeln!(out, "drawn {entry}: {}", counts.join(", "));
