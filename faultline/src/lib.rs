@@ -35,6 +35,19 @@
 //! }
 //! ```
 //!
+//! # Property-test it
+//! [`prop::check`] draws inputs, fault schedules of the seven classes and engine settings,
+//! runs each case in the simulated cluster, and on a failure panics with the minimal case:
+//!
+//! ```no_run
+//! # fn registry() -> faultline::Registry { faultline::builtins() }
+//! #[test]
+//! fn fraud_rule_is_exactly_once() {
+//!     let subject = faultline::prop::Subject::from_file("scenario.toml", registry());
+//!     faultline::prop::check(subject, faultline::prop::Config::default().cases(256));
+//! }
+//! ```
+//!
 //! `docs/operators.md` in the repository is the how-to, with a worked example
 //! (the repository's `examples/`).
 
@@ -52,6 +65,9 @@ pub use faultline_engine::workload::{Draw, Drawing, Emitted, WorkloadSpec};
 pub use faultline_reports::{RunRecord, SwarmRecord};
 pub use faultline_sim::checker::expected::{Expected, Input};
 pub use faultline_sim::plugin::{self, Pipeline, Plugin, Problem, Registry};
+/// Property tests of a pipeline under faults: drawn inputs, fault schedules and settings, every
+/// failure shrunk to a minimal scenario file.
+pub use faultline_sim::prop;
 pub use faultline_sim::scenario::{Loaded, Scenario, ScenarioError};
 pub use toml;
 

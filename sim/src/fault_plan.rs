@@ -65,19 +65,19 @@ fn default_simultaneous() -> [u32; 2] {
     [1, 1]
 }
 
-fn default_loss_rate() -> [f64; 2] {
+pub(crate) fn default_loss_rate() -> [f64; 2] {
     [0.2, 0.6]
 }
 
-fn default_latency_ms() -> [u64; 2] {
+pub(crate) fn default_latency_ms() -> [u64; 2] {
     [20, 200]
 }
 
-fn default_restart_after_ms() -> [u64; 2] {
+pub(crate) fn default_restart_after_ms() -> [u64; 2] {
     [100, 1000]
 }
 
-fn default_duration_ms() -> [u64; 2] {
+pub(crate) fn default_duration_ms() -> [u64; 2] {
     [100, 1000]
 }
 
@@ -168,7 +168,7 @@ pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), S
 }
 
 /// The nodes (and, for links, peers) a class of fault can hit.
-fn targets_of(class: FaultClass, cluster: &ClusterSpec) -> Vec<(NodeId, Option<NodeId>)> {
+pub(crate) fn targets_of(class: FaultClass, cluster: &ClusterSpec) -> Vec<(NodeId, Option<NodeId>)> {
     let nodes = cluster.nodes();
     let of = |role: Role| nodes.iter().copied().filter(move |n| n.role == role);
     match class {

@@ -25,6 +25,7 @@ pub mod merge;
 pub mod oracle;
 pub mod panic;
 pub mod plugin;
+pub mod prop;
 pub mod recoveries;
 pub mod runner;
 pub mod scenario;

@@ -131,6 +131,12 @@ pub fn registry() -> Registry {
     registry
 }
 
+/// The pipeline as a property test takes it: this crate's scenario, with the registry that
+/// holds the plugin.
+pub fn pipeline() -> faultline::prop::Subject {
+    faultline::prop::Subject::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/scenario.toml"), registry())
+}
+
 /// The plugin: builds the pipeline from its `[pipeline]` table.
 pub struct FraudRulePlugin;
 

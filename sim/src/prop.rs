@@ -1,0 +1,585 @@
+//! Property tests of a pipeline under faults (`faultline::prop`), on proptest.
+//!
+//! A [`Subject`] is a pipeline with the scenario it runs in. [`check`] draws cases from it — the
+//! input, the fault schedule, the engine settings and the simulation seed — runs each in the
+//! full simulated cluster, and judges it by every checker against the pipeline's oracle. On a
+//! failure proptest shrinks the case; the fault-aware search of [`crate::shrink`] then shrinks
+//! it further while the same invariant fails. The minimal case is written as a scenario file,
+//! and the test panics naming it, what is left of it, and the command that replays it.
+//!
+//! # What a case draws
+//! - **Input**: events, keys, partitions, producers, disorder and late events, each within the
+//!   subject's scenario (what its pipeline is known to take) and shrinking toward less.
+//! - **Faults**: up to [`Config::faults`] of the configured classes, each with its target, its
+//!   time (a share of the input's span), its length or restart, and `mid_checkpoint`. The
+//!   lengths come from the scenario's `[faults.random]` ranges (or their defaults).
+//! - **Engine**: workers, parallelism, checkpoint interval and mode, batch size, semantics,
+//!   recovery approach and replicas. A setting validation refuses falls back to the subject's,
+//!   so every case is one the scenario loader would accept.
+//!
+//! A case does not require its faults to take effect or the job to recover: those checks ask
+//! whether a scenario tests anything, not whether the pipeline holds.
+//!
+//! # Reproducing
+//! `FAULTLINE_SEED` seeds the draws (default 1: the same cases on every run) and
+//! `PROPTEST_CASES` sets how many there are, over [`Config::cases`]. The written scenario
+//! replays the minimal case alone.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as Runner, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+
+use crate::fault_plan::{self, actions_of, targets_of};
+use crate::plugin::Registry;
+use crate::runner;
+use crate::scenario::{self, CheckpointModeName, Fault, FaultAction, FaultClass, Loaded, RecoveryName};
+use crate::scenario::{Scenario, SemanticsName};
+use crate::shrink::{self, Oracle};
+
+/// Every failure class, the default of [`Config::classes`].
+pub const ALL_CLASSES: [FaultClass; 7] = [
+    FaultClass::Stream,
+    FaultClass::Network,
+    FaultClass::Processor,
+    FaultClass::SinkLink,
+    FaultClass::Sink,
+    FaultClass::Manager,
+    FaultClass::Driver,
+];
+
+/// A pipeline under test, with the scenario it runs in: its cluster, rates, checks and fault
+/// lengths are where each case starts.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    loaded: Loaded,
+}
+
+impl Subject {
+    /// The scenario file at `path`, its pipeline among `registry`'s. Panics with the file's
+    /// error (file, line, field) when it does not load: the test cannot start without it.
+    pub fn from_file(path: impl AsRef<Path>, registry: Registry) -> Subject {
+        match scenario::load_with(path.as_ref(), &[], Arc::new(registry)) {
+            Ok(loaded) => Subject::from_loaded(loaded),
+            Err(e) => panic!("faultline::prop: {e}"),
+        }
+    }
+
+    /// A scenario given as text, named `name` in messages.
+    pub fn from_toml(name: &str, text: &str, registry: Registry) -> Subject {
+        match scenario::load_str(name, text, &[], Arc::new(registry)) {
+            Ok(loaded) => Subject::from_loaded(loaded),
+            Err(e) => panic!("faultline::prop: {e}"),
+        }
+    }
+
+    /// A scenario already loaded.
+    pub fn from_loaded(loaded: Loaded) -> Subject {
+        Subject { loaded }
+    }
+
+    /// The pipeline's registered name.
+    pub fn name(&self) -> &str {
+        &self.loaded.scenario.pipeline.kind
+    }
+
+    /// The scenario every case starts from: the subject's, with no faults and no checks that
+    /// ask about the scenario rather than the pipeline.
+    fn base(&self) -> Scenario {
+        let mut base = self.loaded.scenario.clone();
+        base.faults = fault_plan::FaultPlan::default();
+        base.swarm.clear();
+        base.checks.require_effective_fault = false;
+        base.checks.require_recovery = false;
+        base.checks.require_checkpoint_after_recovery = false;
+        base
+    }
+
+    fn loaded(&self, scenario: &Scenario) -> Loaded {
+        Loaded { scenario: scenario.clone(), sets: Vec::new(), ..self.loaded.clone() }
+    }
+}
+
+/// How a property test runs: how many cases, from which seed, with which faults.
+#[derive(Clone, Debug)]
+pub struct Config {
+    cases: u32,
+    seed: u64,
+    faults: usize,
+    classes: Vec<FaultClass>,
+    shrink_runs: u32,
+    out_dir: PathBuf,
+    replay: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            cases: 256,
+            seed: env_number("FAULTLINE_SEED").unwrap_or(1),
+            faults: 4,
+            classes: ALL_CLASSES.to_vec(),
+            shrink_runs: 300,
+            out_dir: PathBuf::from("faultline-failures"),
+            replay: "faultline".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Cases to run (`PROPTEST_CASES`, when set, wins: CI runs few, a nightly many).
+    pub fn cases(self, cases: u32) -> Config {
+        Config { cases, ..self }
+    }
+
+    /// The seed of the draws (`FAULTLINE_SEED`, when set, is the default).
+    pub fn seed(self, seed: u64) -> Config {
+        Config { seed, ..self }
+    }
+
+    /// At most this many faults a case.
+    pub fn faults(self, faults: usize) -> Config {
+        Config { faults, ..self }
+    }
+
+    /// The failure classes faults are drawn from.
+    pub fn classes(self, classes: &[FaultClass]) -> Config {
+        assert!(!classes.is_empty(), "faultline::prop: name at least one fault class");
+        Config { classes: classes.to_vec(), ..self }
+    }
+
+    /// Runs the fault-aware search may spend after proptest's shrinking.
+    pub fn shrink_runs(self, shrink_runs: u32) -> Config {
+        Config { shrink_runs, ..self }
+    }
+
+    /// Where the minimal case's scenario file is written (default `faultline-failures/`).
+    pub fn out_dir(self, dir: impl Into<PathBuf>) -> Config {
+        Config { out_dir: dir.into(), ..self }
+    }
+
+    /// The command that runs scenarios of this pipeline, for the replay line: `faultline`, or a
+    /// user crate's, e.g. `cargo run -p fraud-rule --`.
+    pub fn replay_with(self, command: &str) -> Config {
+        Config { replay: command.into(), ..self }
+    }
+
+    fn case_count(&self) -> u32 {
+        env_number("PROPTEST_CASES").map_or(self.cases, |n| u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(value.trim().parse().unwrap_or_else(|_| panic!("faultline::prop: {name}={value} is not a number")))
+}
+
+/// One drawn case: a scenario of explicit faults, and the seed it runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Case {
+    pub scenario: Scenario,
+    pub seed: u64,
+}
+
+/// A property that held.
+#[derive(Clone, Debug)]
+pub struct Passed {
+    pub cases: u32,
+}
+
+/// A property that failed, shrunk: the minimal case, where it was written, how to replay it.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub pipeline: String,
+    pub invariant: String,
+    /// What the checker said of the minimal case.
+    pub detail: String,
+    pub case: Case,
+    pub file: PathBuf,
+    pub replay: String,
+    /// Runs the fault-aware search spent.
+    pub shrink_runs: u32,
+    pub draw_seed: u64,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "faultline::prop: {} fails `{}` (FAULTLINE_SEED={})",
+            self.pipeline, self.invariant, self.draw_seed
+        )?;
+        writeln!(f, "  {}", self.detail)?;
+        writeln!(f, "minimal case, after {} runs of fault-aware shrinking:", self.shrink_runs)?;
+        write!(f, "{}", describe(&self.case))?;
+        writeln!(f, "scenario: {}", self.file.display())?;
+        write!(f, "replay:   {}", self.replay)
+    }
+}
+
+/// Runs the property and panics with the minimal failing case, if there is one.
+pub fn check(subject: Subject, config: Config) {
+    if let Err(failure) = run(&subject, &config) {
+        panic!("{failure}");
+    }
+}
+
+/// Runs the property: `Err` holds the minimal failing case, written to its file.
+pub fn run(subject: &Subject, config: &Config) -> Result<Passed, Box<Failure>> {
+    let cases = config.case_count();
+    let settings = Runner { cases, failure_persistence: None, ..Runner::default() };
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&config.seed.to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(settings, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let failed = match runner.run(&strategy(subject, config), |case| judge(subject, &case)) {
+        Ok(()) => return Ok(Passed { cases }),
+        Err(TestError::Abort(why)) => panic!("faultline::prop: {} gave up: {why}", subject.name()),
+        Err(TestError::Fail(_, case)) => case,
+    };
+    Err(Box::new(minimise(subject, config, failed)))
+}
+
+/// One case's verdict, as proptest takes it.
+fn judge(subject: &Subject, case: &Case) -> Result<(), TestCaseError> {
+    let record = runner::run_isolated(&subject.loaded(&case.scenario), case.seed);
+    match record.violations.first() {
+        None => Ok(()),
+        Some(v) => Err(TestCaseError::fail(format!("{}: {}", v.invariant, v.detail))),
+    }
+}
+
+/// The fault-aware search over proptest's minimal case, keeping its first violation failing;
+/// writes the result.
+fn minimise(subject: &Subject, config: &Config, failed: Case) -> Failure {
+    let first = runner::run_isolated(&subject.loaded(&failed.scenario), failed.seed);
+    let invariant = first.violations.first().expect("proptest's minimal case fails").invariant.clone();
+    let seed = failed.seed;
+    let registry = subject.loaded.registry.clone();
+    let oracle = Oracle {
+        valid: &|s| scenario::validate(s, &registry).is_ok(),
+        fails: &mut |s| {
+            let record = runner::run_isolated(&subject.loaded(s), seed);
+            record.violations.iter().any(|v| v.invariant == invariant)
+        },
+        on_step: &mut |_| {},
+    };
+    let shrunk = shrink::shrink(failed.scenario, config.shrink_runs, oracle);
+    let case = Case { scenario: shrunk.scenario, seed };
+    let last = runner::run_isolated(&subject.loaded(&case.scenario), seed);
+    let kept =
+        last.violations.iter().find(|v| v.invariant == invariant).expect("the minimal case still fails");
+    let file = config.out_dir.join(format!("{}-seed-{seed}.toml", subject.name()));
+    let header = format!("# faultline::prop: the minimal case of {} failing `{invariant}`", subject.name());
+    let written = std::fs::create_dir_all(&config.out_dir)
+        .and_then(|()| std::fs::write(&file, shrink::to_toml(&case.scenario, &header)));
+    written.unwrap_or_else(|e| panic!("faultline::prop: cannot write {}: {e}", file.display()));
+    Failure {
+        pipeline: subject.name().to_string(),
+        invariant,
+        detail: kept.detail.clone(),
+        replay: format!("{} run {} --seed {seed}", config.replay, file.display()),
+        file,
+        case,
+        shrink_runs: shrunk.runs,
+        draw_seed: config.seed,
+    }
+}
+
+/// What a case is, for people: its input, settings and faults.
+pub fn describe(case: &Case) -> String {
+    let (w, e) = (&case.scenario.workload, &case.scenario.engine);
+    let mut text = format!(
+        "  input: {} events over {} keys, {} partitions, {} producers; disorder {} ms, {} late per mille\n",
+        w.events, w.keys, w.partitions, w.producers, w.disorder_ms, w.late_per_mille
+    );
+    text += &format!(
+        "  engine: {} workers, parallelism {}, {}, {} (replicas {}), {} checkpoints every {} ms, batches of {}\n",
+        e.workers,
+        e.parallelism,
+        e.semantics.as_str(),
+        e.recovery.as_str(),
+        e.replicas,
+        if e.checkpoint_mode == CheckpointModeName::Aligned { "aligned" } else { "unaligned" },
+        e.checkpoint_interval_ms,
+        e.batch_records
+    );
+    text += &format!("  seed {}, {} faults\n", case.seed, case.scenario.faults.scheduled.len());
+    for f in &case.scenario.faults.scheduled {
+        text += &format!("    {}\n", describe_fault(f));
+    }
+    text
+}
+
+fn describe_fault(f: &Fault) -> String {
+    let peer = f.peer.as_ref().map_or(String::new(), |p| format!(" ↔ {p}"));
+    let mut text = format!("{} ms: {} {} {}{peer}", f.at_ms, f.class.as_str(), f.action.as_str(), f.target);
+    if let Some(ms) = f.duration_ms {
+        text += &format!(" for {ms} ms");
+    }
+    if let Some(ms) = f.restart_after_ms {
+        text += &format!(", restarted {ms} ms later");
+    }
+    if f.mid_checkpoint {
+        text += ", once a checkpoint is in flight";
+    }
+    text
+}
+
+/// The input a case draws.
+#[derive(Clone, Debug)]
+struct InputDraw {
+    events: u64,
+    keys: u64,
+    partitions: u32,
+    producers: u32,
+    disorder_ms: u64,
+    late_per_mille: u32,
+}
+
+/// The engine settings a case draws; each index picks from a list whose first entry is the
+/// subject's own, so shrinking leads back to it.
+#[derive(Clone, Debug)]
+struct EngineDraw {
+    workers: u32,
+    parallelism: u32,
+    checkpoint: usize,
+    unaligned: bool,
+    batch_records: usize,
+    semantics: usize,
+    recovery: usize,
+    replicas: u32,
+}
+
+/// One fault a case draws, in shares: its class, action and target by index, its time and
+/// length in thousandths of their ranges.
+#[derive(Clone, Debug)]
+struct FaultDraw {
+    class: usize,
+    action: usize,
+    target: usize,
+    at: u64,
+    length: u64,
+    one_way: bool,
+    mid_checkpoint: bool,
+}
+
+/// The strategy of a subject's cases.
+fn strategy(subject: &Subject, config: &Config) -> impl Strategy<Value = Case> {
+    let base = subject.base();
+    let w = &base.workload;
+    let least = (w.events / 20).clamp(1, 200).min(w.events);
+    let input =
+        (
+            least..=w.events,
+            1..=w.keys.max(1),
+            1..=w.partitions,
+            1..=w.producers,
+            0..=w.disorder_ms,
+            0..=w.late_per_mille,
+        )
+            .prop_map(|(events, keys, partitions, producers, disorder_ms, late_per_mille)| {
+                InputDraw { events, keys, partitions, producers, disorder_ms, late_per_mille }
+            });
+    let engine =
+        (1..=4u32, 1..=4u32, 0..4usize, any::<bool>(), 64..=1024usize, 0..4usize, 0..3usize, 1..=2u32)
+            .prop_map(
+                |(
+                    workers,
+                    parallelism,
+                    checkpoint,
+                    unaligned,
+                    batch_records,
+                    semantics,
+                    recovery,
+                    replicas,
+                )| {
+                    EngineDraw {
+                        workers,
+                        parallelism,
+                        checkpoint,
+                        unaligned,
+                        batch_records,
+                        semantics,
+                        recovery,
+                        replicas,
+                    }
+                },
+            );
+    let fault = (
+        0..64usize,
+        0..64usize,
+        0..64usize,
+        0..=1000u64,
+        0..=1000u64,
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(class, action, target, at, length, one_way, mid_checkpoint)| FaultDraw {
+            class,
+            action,
+            target,
+            at,
+            length,
+            one_way,
+            mid_checkpoint,
+        });
+    let faults = vec(fault, 0..=config.faults);
+    let (subject, classes) = (subject.clone(), config.classes.clone());
+    (input, engine, faults, any::<u64>()).prop_map(move |(input, engine, faults, seed)| {
+        let scenario = settle(&subject, &base, &input, &engine);
+        let scenario = with_faults(scenario, &subject.loaded.scenario, &classes, &faults);
+        Case { scenario, seed }
+    })
+}
+
+/// The base with each drawn setting that validation accepts, in order.
+fn settle(subject: &Subject, base: &Scenario, input: &InputDraw, e: &EngineDraw) -> Scenario {
+    let semantics = [
+        base.engine.semantics,
+        SemanticsName::ExactlyOnce,
+        SemanticsName::AtLeastOnce,
+        SemanticsName::AtMostOnce,
+    ][e.semantics % 4];
+    let recovery =
+        [RecoveryName::Rollback, RecoveryName::PassiveReplication, RecoveryName::ActiveReplication]
+            [e.recovery % 3];
+    let interval = base.engine.checkpoint_interval_ms;
+    let checkpoint = [interval, interval / 2, interval * 2, interval / 5][e.checkpoint % 4].max(1);
+    let edits: [&dyn Fn(&mut Scenario); 8] = [
+        &|s| {
+            s.workload.events = input.events;
+            s.workload.keys = input.keys;
+        },
+        &|s| s.workload.partitions = input.partitions,
+        &|s| s.workload.producers = input.producers,
+        &|s| {
+            s.workload.disorder_ms = input.disorder_ms;
+            s.workload.late_per_mille = input.late_per_mille;
+        },
+        &|s| {
+            s.engine.workers = e.workers;
+            s.engine.parallelism = e.parallelism.min(e.workers);
+        },
+        &|s| {
+            s.engine.checkpoint_interval_ms = checkpoint;
+            s.engine.batch_records = e.batch_records;
+            if e.unaligned {
+                s.engine.checkpoint_mode = CheckpointModeName::Unaligned;
+            }
+        },
+        &|s| s.engine.semantics = semantics,
+        &|s| {
+            s.engine.recovery = recovery;
+            s.engine.replicas = e.replicas.min(s.engine.workers.saturating_sub(1)).max(1);
+        },
+    ];
+    let registry = &subject.loaded.registry;
+    let mut scenario = base.clone();
+    for edit in edits {
+        let mut candidate = scenario.clone();
+        edit(&mut candidate);
+        if scenario::validate(&candidate, registry).is_ok() {
+            scenario = candidate;
+        }
+    }
+    assert!(scenario::validate(&scenario, registry).is_ok(), "a settled case is valid");
+    scenario
+}
+
+/// `scenario` with the drawn faults, placed on its cluster and in its input's span, their
+/// lengths from `subject`'s `[faults.random]` ranges (or the defaults).
+fn with_faults(
+    mut scenario: Scenario,
+    subject: &Scenario,
+    classes: &[FaultClass],
+    draws: &[FaultDraw],
+) -> Scenario {
+    let cluster = crate::world::shape(&scenario);
+    let span_ms = scenario.workload.events * 1000 / scenario.workload.rate_per_s.max(1);
+    let random = subject.faults.random.as_ref();
+    let restart = random.map_or_else(fault_plan::default_restart_after_ms, |r| r.restart_after_ms);
+    let duration = random.map_or_else(fault_plan::default_duration_ms, |r| r.duration_ms);
+    let loss = random.map_or_else(fault_plan::default_loss_rate, |r| r.loss_rate);
+    let latency = random.map_or_else(fault_plan::default_latency_ms, |r| r.latency_ms);
+    let share = |[lo, hi]: [u64; 2], k: u64| lo + (hi - lo) * k / 1000;
+    for d in draws {
+        let class = classes[d.class % classes.len()];
+        let actions = actions_of(class);
+        let action = actions[d.action % actions.len()];
+        let targets = targets_of(class, &cluster);
+        let (target, peer) = targets[d.target % targets.len()];
+        let mut fault = Fault {
+            at_ms: span_ms * d.at / 1000,
+            class,
+            target: target.name(),
+            action,
+            duration_ms: action.is_timed().then(|| share(duration, d.length).max(1)),
+            restart_after_ms: (action == FaultAction::Crash).then(|| share(restart, d.length).max(1)),
+            peer: peer.map(|p| p.name()),
+            one_way: action == FaultAction::Partition && d.one_way,
+            loss_rate: (action == FaultAction::Loss)
+                .then(|| loss[0] + (loss[1] - loss[0]) * d.length as f64 / 1000.0),
+            latency_ms: (action == FaultAction::Latency).then(|| share(latency, d.length).max(1)),
+            mid_checkpoint: d.mid_checkpoint,
+        };
+        if fault.loss_rate.is_some_and(|r| r <= 0.0 || r >= 1.0) {
+            fault.loss_rate = Some(0.5);
+        }
+        scenario.faults.scheduled.push(fault);
+    }
+    scenario.faults.scheduled.sort_by_key(|f| f.at_ms);
+    scenario
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::strategy::ValueTree;
+
+    use super::*;
+
+    fn all_faults() -> Subject {
+        Subject::from_file("../scenarios/all-faults.toml", crate::builtins::registry())
+    }
+
+    fn draws(seed: u64, n: usize) -> Vec<Case> {
+        let subject = all_faults();
+        let strategy = strategy(&subject, &Config::default().seed(seed));
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let mut runner =
+            TestRunner::new_with_rng(Runner::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+        (0..n).map(|_| strategy.new_tree(&mut runner).unwrap().current()).collect()
+    }
+
+    #[test]
+    fn every_drawn_case_is_valid_and_its_faults_fall_in_its_input_span() {
+        let registry = crate::builtins::registry();
+        let cases = draws(1, 200);
+        for case in &cases {
+            let s = &case.scenario;
+            assert_eq!(scenario::validate(s, &registry), Ok(()), "{}", describe(case));
+            let span_ms = s.workload.events * 1000 / s.workload.rate_per_s;
+            assert!(s.faults.scheduled.iter().all(|f| f.at_ms <= span_ms), "{}", describe(case));
+            assert!(s.faults.scheduled.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+            assert!(s.faults.scheduled.len() <= 4 && s.faults.random.is_none());
+            assert!(!s.checks.require_effective_fault && !s.checks.require_recovery);
+        }
+        let varied =
+            |f: fn(&Case) -> String| cases.iter().map(f).collect::<std::collections::BTreeSet<_>>().len();
+        assert!(varied(|c| c.scenario.engine.semantics.as_str().into()) >= 3, "semantics vary");
+        assert!(varied(|c| c.scenario.engine.recovery.as_str().into()) >= 2, "recovery varies");
+        assert!(varied(|c| c.scenario.engine.workers.to_string()) >= 3, "workers vary");
+        let classes: std::collections::BTreeSet<&str> =
+            cases.iter().flat_map(|c| &c.scenario.faults.scheduled).map(|f| f.class.as_str()).collect();
+        assert_eq!(classes.len(), 7, "every class is drawn: {classes:?}");
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_cases_and_another_seed_others() {
+        assert_eq!(draws(7, 20), draws(7, 20));
+        assert_ne!(draws(7, 20), draws(8, 20));
+    }
+}
