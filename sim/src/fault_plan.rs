@@ -100,6 +100,17 @@ pub fn deserialize_plan<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Fa
     deserializer.deserialize_any(PlanVisitor)
 }
 
+/// The seven failure classes.
+pub const ALL_CLASSES: [FaultClass; 7] = [
+    FaultClass::Stream,
+    FaultClass::Network,
+    FaultClass::Processor,
+    FaultClass::SinkLink,
+    FaultClass::Sink,
+    FaultClass::Manager,
+    FaultClass::Driver,
+];
+
 /// The actions a class of fault can take.
 pub fn actions_of(class: FaultClass) -> &'static [FaultAction] {
     match class {
@@ -279,15 +290,7 @@ pub fn heals_at_ms(fault: &Fault) -> u64 {
 mod tests {
     use super::*;
 
-    const CLASSES: [FaultClass; 7] = [
-        FaultClass::Stream,
-        FaultClass::Network,
-        FaultClass::Processor,
-        FaultClass::SinkLink,
-        FaultClass::Sink,
-        FaultClass::Manager,
-        FaultClass::Driver,
-    ];
+    const CLASSES: [FaultClass; 7] = ALL_CLASSES;
 
     #[test]
     fn each_class_fits_its_own_targets_only() {

@@ -41,15 +41,7 @@ use crate::scenario::{Scenario, SemanticsName};
 use crate::shrink::{self, Oracle};
 
 /// Every failure class, the default of [`Config::classes`].
-pub const ALL_CLASSES: [FaultClass; 7] = [
-    FaultClass::Stream,
-    FaultClass::Network,
-    FaultClass::Processor,
-    FaultClass::SinkLink,
-    FaultClass::Sink,
-    FaultClass::Manager,
-    FaultClass::Driver,
-];
+pub use crate::fault_plan::ALL_CLASSES;
 
 /// A pipeline under test, with the scenario it runs in: its cluster, rates, checks and fault
 /// lengths are where each case starts.
@@ -385,29 +377,16 @@ fn strategy(subject: &Subject, config: &Config) -> impl Strategy<Value = Case> {
             });
     let engine =
         (1..=4u32, 1..=4u32, 0..4usize, any::<bool>(), 64..=1024usize, 0..4usize, 0..3usize, 1..=2u32)
-            .prop_map(
-                |(
-                    workers,
-                    parallelism,
-                    checkpoint,
-                    unaligned,
-                    batch_records,
-                    semantics,
-                    recovery,
-                    replicas,
-                )| {
-                    EngineDraw {
-                        workers,
-                        parallelism,
-                        checkpoint,
-                        unaligned,
-                        batch_records,
-                        semantics,
-                        recovery,
-                        replicas,
-                    }
-                },
-            );
+            .prop_map(|t| EngineDraw {
+                workers: t.0,
+                parallelism: t.1,
+                checkpoint: t.2,
+                unaligned: t.3,
+                batch_records: t.4,
+                semantics: t.5,
+                recovery: t.6,
+                replicas: t.7,
+            });
     let fault = (
         0..64usize,
         0..64usize,
