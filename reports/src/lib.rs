@@ -455,10 +455,23 @@ pub struct Shard {
     pub count: u64,
 }
 
-/// Failing seeds that broke the same set of invariants.
+/// Failing seeds as one bug: the invariants they broke and the stage that went wrong, with
+/// the fault classes every one of them had. `seeds` is in order, so its first is the
+/// smallest, the one to shrink.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FailureGroup {
     pub invariants: Vec<String>,
+    /// The classes of effective faults that every seed of the group had.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// For each class of effective fault, how many of the group's seeds had one.
+    #[serde(default)]
+    pub class_seeds: std::collections::BTreeMap<String, u64>,
+    /// The part of the system the first violation is about (`output`, `log`, `sink`,
+    /// `manager`, `checkpoint`, `event time`, `liveness`), or for a panic its node's role and
+    /// source line.
+    #[serde(default)]
+    pub stage: String,
     pub seeds: Vec<u64>,
 }
 
@@ -467,6 +480,9 @@ pub struct SwarmFailure {
     pub seed: u64,
     pub violations: Vec<Violation>,
     pub repro: String,
+    /// The classes of the faults that took effect in the run.
+    #[serde(default)]
+    pub fault_classes: Vec<String>,
 }
 
 /// A sweep of several scenarios (`faultline swarm scenarios/`): a row per scenario.

@@ -30,6 +30,7 @@ pub mod recoveries;
 pub mod runner;
 pub mod scenario;
 pub mod shrink;
+pub mod signature;
 pub mod swarm;
 pub mod tape;
 pub mod timeline;

@@ -176,6 +176,7 @@ mod tests {
                 seed,
                 violations: vec![Violation { invariant: invariant.into(), detail: String::new() }],
                 repro: format!("faultline run s.toml --seed {seed}"),
+                fault_classes: vec!["processor".into()],
             })
             .collect();
         SwarmRecord {

@@ -25,6 +25,7 @@
 //! `PROPTEST_CASES` sets how many there are, over [`Config::cases`]. The written scenario
 //! replays the minimal case alone.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use crate::runner;
 use crate::scenario::{self, CheckpointModeName, Fault, FaultAction, FaultClass, Loaded, RecoveryName};
 use crate::scenario::{Scenario, SemanticsName};
 use crate::shrink::{self, Oracle};
+use crate::signature::Signature;
 
 /// Every failure class, the default of [`Config::classes`].
 pub use crate::fault_plan::ALL_CLASSES;
@@ -192,6 +194,10 @@ pub struct Failure {
     pub case: Case,
     pub file: PathBuf,
     pub replay: String,
+    /// The minimal case's signature: what makes it this bug (see [`crate::signature`]).
+    pub signature: Signature,
+    /// Which case failed first (1-based): how soon the property caught it.
+    pub caught_at: u32,
     /// Runs the fault-aware search spent.
     pub shrink_runs: u32,
     pub draw_seed: u64,
@@ -205,7 +211,12 @@ impl fmt::Display for Failure {
             self.pipeline, self.invariant, self.draw_seed
         )?;
         writeln!(f, "  {}", self.detail)?;
-        writeln!(f, "minimal case, after {} runs of fault-aware shrinking:", self.shrink_runs)?;
+        writeln!(f, "signature: {}", self.signature)?;
+        writeln!(
+            f,
+            "caught by case {}; minimal case, after {} runs of fault-aware shrinking:",
+            self.caught_at, self.shrink_runs
+        )?;
         write!(f, "{}", describe(&self.case))?;
         writeln!(f, "scenario: {}", self.file.display())?;
         write!(f, "replay:   {}", self.replay)
@@ -226,12 +237,26 @@ pub fn run(subject: &Subject, config: &Config) -> Result<Passed, Box<Failure>> {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&config.seed.to_le_bytes());
     let mut runner = TestRunner::new_with_rng(settings, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
-    let failed = match runner.run(&strategy(subject, config), |case| judge(subject, &case)) {
+    // Cases run until the first failure; proptest's shrinking runs more after it.
+    let (ran, caught_at) = (Cell::new(0u32), Cell::new(None));
+    let judged = |case: Case| {
+        let verdict = judge(subject, &case);
+        if caught_at.get().is_none() {
+            ran.set(ran.get() + 1);
+            if verdict.is_err() {
+                caught_at.set(Some(ran.get()));
+            }
+        }
+        verdict
+    };
+    let failed = match runner.run(&strategy(subject, config), judged) {
         Ok(()) => return Ok(Passed { cases }),
         Err(TestError::Abort(why)) => panic!("faultline::prop: {} gave up: {why}", subject.name()),
         Err(TestError::Fail(_, case)) => case,
     };
-    Err(Box::new(minimise(subject, config, failed)))
+    let caught_at = caught_at.get().expect("a failing property had a first failing case");
+    assert!(caught_at <= cases, "case {caught_at} of {cases}");
+    Err(Box::new(minimise(subject, config, failed, caught_at)))
 }
 
 /// One case's verdict, as proptest takes it.
@@ -245,7 +270,7 @@ fn judge(subject: &Subject, case: &Case) -> Result<(), TestCaseError> {
 
 /// The fault-aware search over proptest's minimal case, keeping its first violation failing;
 /// writes the result.
-fn minimise(subject: &Subject, config: &Config, failed: Case) -> Failure {
+fn minimise(subject: &Subject, config: &Config, failed: Case, caught_at: u32) -> Failure {
     let first = runner::run_isolated(&subject.loaded(&failed.scenario), failed.seed);
     let invariant = first.violations.first().expect("proptest's minimal case fails").invariant.clone();
     let seed = failed.seed;
@@ -275,6 +300,8 @@ fn minimise(subject: &Subject, config: &Config, failed: Case) -> Failure {
         replay: format!("{} run {} --seed {seed}", config.replay, file.display()),
         file,
         case,
+        signature: Signature::of(&last.violations, &last.faults),
+        caught_at,
         shrink_runs: shrunk.runs,
         draw_seed: config.seed,
     }

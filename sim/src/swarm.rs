@@ -16,7 +16,9 @@ use std::sync::Mutex;
 
 use std::path::{Path, PathBuf};
 
-use faultline_reports::{FailureGroup, RunRecord, Shard, SkippedScenario, SwarmFailure, SwarmRecord};
+use faultline_reports::{RunRecord, Shard, SkippedScenario, SwarmFailure, SwarmRecord};
+
+use crate::signature::{self, Signature};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::runner;
@@ -129,7 +131,12 @@ fn record(loaded: &Loaded, budget: &Budget<'_>, runs: &[RunRecord], wall_ms: f64
     let failed: Vec<SwarmFailure> = runs
         .iter()
         .filter(|r| !r.passed())
-        .map(|r| SwarmFailure { seed: r.seed, violations: r.violations.clone(), repro: r.repro.clone() })
+        .map(|r| SwarmFailure {
+            seed: r.seed,
+            violations: r.violations.clone(),
+            repro: r.repro.clone(),
+            fault_classes: signature::classes(&r.faults),
+        })
         .collect();
     let mut effective_faults = BTreeMap::new();
     for fault in runs.iter().flat_map(|r| &r.faults).filter(|f| f.effective) {
@@ -159,18 +166,19 @@ fn record(loaded: &Loaded, budget: &Budget<'_>, runs: &[RunRecord], wall_ms: f64
 }
 
 /// Derives what a record's failures imply: failures in seed order, their distinct invariants,
-/// and the failure groups — seeds that broke the same invariants, the largest group first.
+/// and the failure groups (see [`signature::group`]).
 pub fn regroup(record: &mut SwarmRecord) {
     record.failed.sort_by_key(|f| f.seed);
-    let mut groups: BTreeMap<Vec<String>, Vec<u64>> = BTreeMap::new();
-    for f in &record.failed {
-        let invariants: BTreeSet<String> = f.violations.iter().map(|v| v.invariant.clone()).collect();
-        groups.entry(invariants.into_iter().collect()).or_default().push(f.seed);
-    }
-    let mut groups: Vec<FailureGroup> =
-        groups.into_iter().map(|(invariants, seeds)| FailureGroup { invariants, seeds }).collect();
-    groups.sort_by(|a, b| b.seeds.len().cmp(&a.seeds.len()).then_with(|| a.invariants.cmp(&b.invariants)));
-    record.failure_groups = groups;
+    let signatures: Vec<(u64, Signature)> = record
+        .failed
+        .iter()
+        .map(|f| {
+            let invariants = signature::invariants(&f.violations);
+            let stage = signature::stage(&f.violations);
+            (f.seed, Signature { invariants, classes: f.fault_classes.clone(), stage })
+        })
+        .collect();
+    record.failure_groups = signature::group(&signatures);
     let failing: BTreeSet<&String> =
         record.failed.iter().flat_map(|f| &f.violations).map(|v| &v.invariant).collect();
     record.failing_invariants = failing.into_iter().cloned().collect();

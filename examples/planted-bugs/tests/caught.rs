@@ -22,6 +22,7 @@ fn caught(bug: Bug) -> Failure {
         (failure.case.scenario.faults.scheduled.len(), failure.case.scenario.workload.events);
     assert!(faults <= 2, "{}: {faults} faults left", bug.name());
     assert!(events <= 200, "{}: {events} events left", bug.name());
+    assert!(failure.caught_at <= 256, "caught within the 256 cases");
     failure
 }
 

@@ -189,8 +189,8 @@ fn print_failed<'a>(
     }
 }
 
-/// A line per failure group: its invariants, its size and its first seeds, and how to shrink
-/// its smallest seed.
+/// Lines per failure group: its invariants and stage, its size, its smallest and first seeds,
+/// the fault classes in its seeds, and how to shrink the smallest.
 fn print_groups(
     groups: &[faultline_reports::FailureGroup],
     failed: &[faultline_reports::SwarmFailure],
@@ -199,18 +199,30 @@ fn print_groups(
     for g in groups {
         let first: Vec<String> = g.seeds.iter().take(5).map(u64::to_string).collect();
         let more = if g.seeds.len() > 5 { ", …" } else { "" };
-        let n = g.seeds.len();
+        let (n, smallest) = (g.seeds.len(), g.seeds.first().copied().unwrap_or_default());
+        let stage = if g.stage.is_empty() { String::new() } else { format!(" · {}", g.stage) };
         _ = writeln!(
             out,
-            "failure group {}: {n} seeds ({}{more})",
+            "failure group {}{stage}: {n} seeds, smallest {smallest} ({}{more})",
             g.invariants.join(" + "),
             first.join(", ")
         );
+        _ = writeln!(out, "  {}", group_classes(g));
         let smallest = failed.iter().find(|f| Some(&f.seed) == g.seeds.first());
         if let Some(shrink) = smallest.and_then(|f| f.repro.strip_prefix("faultline run ")) {
             _ = writeln!(out, "  shrink it: faultline shrink {shrink}");
         }
     }
+}
+
+/// The fault classes of a group's seeds: those in every seed, and how many seeds had each.
+fn group_classes(g: &faultline_reports::FailureGroup) -> String {
+    if g.class_seeds.is_empty() {
+        return "no fault took effect in any of its seeds".into();
+    }
+    let every = if g.classes.is_empty() { "none".to_string() } else { g.classes.join(" + ") };
+    let per: Vec<String> = g.class_seeds.iter().map(|(c, k)| format!("{c} {k}")).collect();
+    format!("fault classes in every seed: {every} · seeds per class: {}", per.join(", "))
 }
 
 fn print_swarm(record: &SwarmRecord, paint: Paint, out: &mut dyn Write) {
