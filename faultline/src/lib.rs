@@ -48,6 +48,9 @@
 //! }
 //! ```
 //!
+//! Its input comes from the pipeline's generator, or from a proptest strategy of your own over
+//! your input type ([`prop::Subject::input`], written against [`prop::proptest`]).
+//!
 //! `docs/operators.md` in the repository is the how-to, with a worked example
 //! (the repository's `examples/`).
 

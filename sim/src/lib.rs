@@ -20,6 +20,7 @@ pub mod draw;
 pub mod explain;
 pub mod fault_plan;
 pub mod faults;
+pub mod given;
 pub mod logging;
 pub mod merge;
 pub mod oracle;

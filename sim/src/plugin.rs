@@ -170,6 +170,8 @@ pub fn show_as<T: DeserializeOwned + fmt::Debug>(value: &[u8]) -> Option<String>
 #[derive(Clone, Default)]
 pub struct Registry {
     plugins: BTreeMap<String, Arc<dyn Plugin>>,
+    /// The command that runs scenarios of these pipelines, for replay lines (empty: `faultline`).
+    command: String,
 }
 
 impl fmt::Debug for Registry {
@@ -191,6 +193,22 @@ impl Registry {
         let previous = self.plugins.insert(name.clone(), Arc::new(plugin));
         assert!(previous.is_none(), "pipeline {name} registered twice");
         self
+    }
+
+    /// The command that runs scenarios of these pipelines, as replay and shrink lines name
+    /// it: `faultline`, or a user crate's own binary.
+    pub fn command(&self) -> &str {
+        if self.command.is_empty() {
+            "faultline"
+        } else {
+            &self.command
+        }
+    }
+
+    /// Names the command that runs these pipelines (see [`Registry::command`]).
+    pub fn with_command(self, command: &str) -> Registry {
+        assert!(!command.trim().is_empty(), "a command has a name");
+        Registry { command: command.to_string(), ..self }
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Plugin>> {

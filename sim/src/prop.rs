@@ -9,7 +9,9 @@
 //!
 //! # What a case draws
 //! - **Input**: events, keys, partitions, producers, disorder and late events, each within the
-//!   subject's scenario (what its pipeline is known to take) and shrinking toward less.
+//!   subject's scenario (what its pipeline is known to take) and shrinking toward less; or,
+//!   given a user's own strategy ([`Subject::input`]), its list of typed events, with
+//!   partitions and producers.
 //! - **Faults**: up to [`Config::faults`] of the configured classes, each with its target, its
 //!   time (a share of the input's span), its length or restart, and `mid_checkpoint`. The
 //!   lengths come from the scenario's `[faults.random]` ranges (or their defaults).
@@ -34,7 +36,10 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as Runner, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
+use faultline_engine::sdk::codec::{try_decode, Data};
+
 use crate::fault_plan::{self, actions_of, targets_of};
+use crate::given::Given;
 use crate::plugin::Registry;
 use crate::runner;
 use crate::scenario::{self, CheckpointModeName, Fault, FaultAction, FaultClass, Loaded, RecoveryName};
@@ -42,14 +47,37 @@ use crate::scenario::{Scenario, SemanticsName};
 use crate::shrink::{self, Oracle};
 use crate::signature::Signature;
 
+/// The proptest this module is built on, for writing a strategy of your own input
+/// ([`Subject::input`]) against the same version.
+pub use proptest;
+
 /// Every failure class, the default of [`Config::classes`].
 pub use crate::fault_plan::ALL_CLASSES;
 
 /// A pipeline under test, with the scenario it runs in: its cluster, rates, checks and fault
-/// lengths are where each case starts.
+/// lengths are where each case starts. Its input comes from its generator, or from a user's
+/// own strategy ([`Subject::input`]).
 #[derive(Clone, Debug)]
 pub struct Subject {
     loaded: Loaded,
+    input: Option<UserInput>,
+}
+
+/// A user's own input strategy, its values encoded as given events (`crate::given`), and how a
+/// given event reads in the written scenario.
+#[derive(Clone)]
+struct UserInput {
+    strategy: BoxedStrategy<Vec<Given>>,
+    show: Arc<Shower>,
+}
+
+/// How a given event reads: its key and value as the user's types.
+type Shower = dyn Fn(&Given) -> Option<String>;
+
+impl fmt::Debug for UserInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UserInput")
+    }
 }
 
 impl Subject {
@@ -72,7 +100,41 @@ impl Subject {
 
     /// A scenario already loaded.
     pub fn from_loaded(loaded: Loaded) -> Subject {
-        Subject { loaded }
+        Subject { loaded, input: None }
+    }
+
+    /// Cases draw their input from `strategy`, the user's own, in place of the pipeline's
+    /// generator: a list of the pipeline's input values, each keyed and timed by
+    /// `key_and_time`. Events run in the list's order, each key's on one producer, paced at
+    /// the scenario's rate (see `crate::given`).
+    ///
+    /// proptest shrinks the list as it shrinks any `Vec`; the fault-aware search then cuts it
+    /// to a prefix. The minimal case's events are written into its scenario as
+    /// `[[workload.given]]`, so that `faultline run` replays them. An empty list is drawn
+    /// again: a run has at least one event.
+    pub fn input<K, V, S, F>(self, strategy: S, key_and_time: F) -> Subject
+    where
+        K: Data,
+        V: Data,
+        S: Strategy<Value = Vec<V>> + 'static,
+        F: Fn(&V) -> (K, u64) + 'static,
+    {
+        let key_and_time = Arc::new(key_and_time);
+        let strategy = strategy
+            .prop_filter("a run has at least one event", |values| !values.is_empty())
+            .prop_map(move |values| {
+                let given = values.iter().map(|v| {
+                    let (key, event_time_ms) = key_and_time(v);
+                    Given::of(&key, v, event_time_ms)
+                });
+                given.collect::<Vec<Given>>()
+            })
+            .boxed();
+        let show = Arc::new(|g: &Given| {
+            let (key, value) = (try_decode::<K>(&g.key.0)?, try_decode::<V>(&g.value.0)?);
+            Some(format!("{key:?}: {value:?}"))
+        });
+        Subject { input: Some(UserInput { strategy, show }), ..self }
     }
 
     /// The pipeline's registered name.
@@ -89,7 +151,19 @@ impl Subject {
         base.checks.require_effective_fault = false;
         base.checks.require_recovery = false;
         base.checks.require_checkpoint_after_recovery = false;
+        if self.input.is_some() {
+            // Given events carry their own times: nothing is drawn behind them.
+            base.workload.disorder_ms = 0;
+            base.workload.late_per_mille = 0;
+            base.workload.late_by_ms = 0;
+        }
         base
+    }
+
+    /// How a given event reads in the written scenario: as the user's types, when the input
+    /// is theirs.
+    fn show(&self, given: &Given) -> Option<String> {
+        self.input.as_ref().and_then(|input| (input.show)(given))
     }
 
     fn loaded(&self, scenario: &Scenario) -> Loaded {
@@ -290,8 +364,8 @@ fn minimise(subject: &Subject, config: &Config, failed: Case, caught_at: u32) ->
         last.violations.iter().find(|v| v.invariant == invariant).expect("the minimal case still fails");
     let file = config.out_dir.join(format!("{}-seed-{seed}.toml", subject.name()));
     let header = format!("# faultline::prop: the minimal case of {} failing `{invariant}`", subject.name());
-    let written = std::fs::create_dir_all(&config.out_dir)
-        .and_then(|()| std::fs::write(&file, shrink::to_toml(&case.scenario, &header)));
+    let text = shrink::to_toml_showing(&case.scenario, &header, &|g| subject.show(g));
+    let written = std::fs::create_dir_all(&config.out_dir).and_then(|()| std::fs::write(&file, text));
     written.unwrap_or_else(|e| panic!("faultline::prop: cannot write {}: {e}", file.display()));
     Failure {
         pipeline: subject.name().to_string(),
@@ -310,10 +384,16 @@ fn minimise(subject: &Subject, config: &Config, failed: Case, caught_at: u32) ->
 /// What a case is, for people: its input, settings and faults.
 pub fn describe(case: &Case) -> String {
     let (w, e) = (&case.scenario.workload, &case.scenario.engine);
-    let mut text = format!(
-        "  input: {} events over {} keys, {} partitions, {} producers; disorder {} ms, {} late per mille\n",
-        w.events, w.keys, w.partitions, w.producers, w.disorder_ms, w.late_per_mille
-    );
+    let mut text = match w.given.is_empty() {
+        true => format!(
+            "  input: {} events over {} keys, {} partitions, {} producers; disorder {} ms, {} late per mille\n",
+            w.events, w.keys, w.partitions, w.producers, w.disorder_ms, w.late_per_mille
+        ),
+        false => format!(
+            "  input: {} given events, {} partitions, {} producers\n",
+            w.events, w.partitions, w.producers
+        ),
+    };
     text += &format!(
         "  engine: {} workers, parallelism {}, {}, {} (replicas {}), {} checkpoints every {} ms, batches of {}\n",
         e.workers,
@@ -347,9 +427,11 @@ fn describe_fault(f: &Fault) -> String {
     text
 }
 
-/// The input a case draws.
+/// The input a case draws: its events from the user's strategy (`given`), or its shape for
+/// the pipeline's generator.
 #[derive(Clone, Debug)]
 struct InputDraw {
+    given: Vec<Given>,
     events: u64,
     keys: u64,
     partitions: u32,
@@ -390,18 +472,22 @@ fn strategy(subject: &Subject, config: &Config) -> impl Strategy<Value = Case> {
     let base = subject.base();
     let w = &base.workload;
     let least = (w.events / 20).clamp(1, 200).min(w.events);
-    let input =
-        (
-            least..=w.events,
-            1..=w.keys.max(1),
-            1..=w.partitions,
-            1..=w.producers,
-            0..=w.disorder_ms,
-            0..=w.late_per_mille,
-        )
-            .prop_map(|(events, keys, partitions, producers, disorder_ms, late_per_mille)| {
-                InputDraw { events, keys, partitions, producers, disorder_ms, late_per_mille }
-            });
+    let given = match &subject.input {
+        Some(input) => input.strategy.clone(),
+        None => Just(Vec::new()).boxed(),
+    };
+    let input = (
+        given,
+        least..=w.events,
+        1..=w.keys.max(1),
+        1..=w.partitions,
+        1..=w.producers,
+        0..=w.disorder_ms,
+        0..=w.late_per_mille,
+    )
+        .prop_map(|(given, events, keys, partitions, producers, disorder_ms, late_per_mille)| {
+            InputDraw { given, events, keys, partitions, producers, disorder_ms, late_per_mille }
+        });
     let engine =
         (1..=4u32, 1..=4u32, 0..4usize, any::<bool>(), 64..=1024usize, 0..4usize, 0..3usize, 1..=2u32)
             .prop_map(|t| EngineDraw {
@@ -455,9 +541,15 @@ fn settle(subject: &Subject, base: &Scenario, input: &InputDraw, e: &EngineDraw)
     let interval = base.engine.checkpoint_interval_ms;
     let checkpoint = [interval, interval / 2, interval * 2, interval / 5][e.checkpoint % 4].max(1);
     let edits: [&dyn Fn(&mut Scenario); 8] = [
-        &|s| {
-            s.workload.events = input.events;
-            s.workload.keys = input.keys;
+        &|s| match input.given.is_empty() {
+            true => {
+                s.workload.events = input.events;
+                s.workload.keys = input.keys;
+            }
+            false => {
+                s.workload.events = input.given.len() as u64;
+                s.workload.given = input.given.clone();
+            }
         },
         &|s| s.workload.partitions = input.partitions,
         &|s| s.workload.producers = input.producers,
@@ -492,6 +584,7 @@ fn settle(subject: &Subject, base: &Scenario, input: &InputDraw, e: &EngineDraw)
         }
     }
     assert!(scenario::validate(&scenario, registry).is_ok(), "a settled case is valid");
+    assert_eq!(scenario.workload.given, input.given, "a case runs the input its strategy drew");
     scenario
 }
 
@@ -542,7 +635,10 @@ fn with_faults(
 
 #[cfg(test)]
 mod tests {
+    use faultline_engine::operators::builtin::Synthetic;
     use proptest::strategy::ValueTree;
+
+    use crate::tape::{Tape, Taped};
 
     use super::*;
 
@@ -551,8 +647,11 @@ mod tests {
     }
 
     fn draws(seed: u64, n: usize) -> Vec<Case> {
-        let subject = all_faults();
-        let strategy = strategy(&subject, &Config::default().seed(seed));
+        draws_of(&all_faults(), seed, n)
+    }
+
+    fn draws_of(subject: &Subject, seed: u64, n: usize) -> Vec<Case> {
+        let strategy = strategy(subject, &Config::default().seed(seed));
         let mut bytes = [0u8; 32];
         bytes[..8].copy_from_slice(&seed.to_le_bytes());
         let mut runner =
@@ -587,5 +686,67 @@ mod tests {
     fn the_same_seed_draws_the_same_cases_and_another_seed_others() {
         assert_eq!(draws(7, 20), draws(7, 20));
         assert_ne!(draws(7, 20), draws(8, 20));
+    }
+
+    /// A user's own input: synthetic events of a few keys, in the order drawn.
+    fn users_input() -> Subject {
+        let values = vec((0..5u64, -50..50i64), 1..40).prop_map(|draws| {
+            let event =
+                |(id, (key, value)): (usize, (u64, i64))| (key, Synthetic { id: id as u64, kind: 0, value });
+            draws.into_iter().enumerate().map(event).collect::<Vec<_>>()
+        });
+        all_faults().input(values, |(key, s): &(u64, Synthetic)| (*key, s.id * 10))
+    }
+
+    #[test]
+    fn a_users_input_is_what_each_case_runs_and_writes() {
+        let registry = crate::builtins::registry();
+        let cases = draws_of(&users_input(), 3, 40);
+        for case in &cases {
+            let w = &case.scenario.workload;
+            assert!(!w.given.is_empty() && w.events == w.given.len() as u64, "{}", describe(case));
+            assert_eq!((w.disorder_ms, w.late_per_mille), (0, 0), "given events keep their own times");
+            assert_eq!(scenario::validate(&case.scenario, &registry), Ok(()), "{}", describe(case));
+            assert!(describe(case).contains(" given events"), "{}", describe(case));
+        }
+        assert!(
+            cases.iter().map(|c| c.scenario.workload.events).collect::<std::collections::BTreeSet<_>>().len()
+                > 5
+        );
+        // The written file replays the same input.
+        let case = &cases[0];
+        let text = shrink::to_toml_showing(&case.scenario, "# a case", &|g| users_input().show(g));
+        assert!(text.contains("# 0: (0, Synthetic {") || text.contains("Synthetic { id: 0"), "{text}");
+        let loaded =
+            scenario::load_str("case.toml", &text, &[], Arc::new(registry)).expect("the written case loads");
+        assert_eq!(loaded.scenario, case.scenario);
+    }
+
+    #[test]
+    fn a_users_input_reaches_the_sink() {
+        let subject = users_input();
+        let case = draws_of(&subject, 5, 1).remove(0);
+        let fault_free = Scenario { faults: fault_plan::FaultPlan::default(), ..case.scenario.clone() };
+        let record = runner::run_isolated(&subject.loaded(&fault_free), case.seed);
+        assert_eq!(record.verdict, "pass", "{:?}", record.violations);
+        let given = fault_free.workload.given.len() as u64;
+        let inputs = crate::checker::expected::inputs(
+            &crate::world::workload_spec(&fault_free, case.seed),
+            &Taped {
+                inner: subject.loaded.pipeline() as Arc<dyn faultline_engine::plugin::Dataflow>,
+                tape: Tape::of_run(
+                    crate::world::workload_spec(&fault_free, case.seed),
+                    &fault_free.workload.given,
+                ),
+            },
+        );
+        assert_eq!(inputs.len() as u64, given, "the run's input is the given events");
+        let kept = inputs.iter().filter(|i| subject.loaded.pipeline().keeps(i)).count() as u64;
+        assert_eq!(
+            (record.output.expected, record.output.committed),
+            (kept, kept),
+            "an aggregate per kept event"
+        );
+        assert!(kept > 0);
     }
 }

@@ -157,7 +157,7 @@ fn execute(
     let scenario = &loaded.scenario;
     let rt = Runtime::with_seed_and_config(seed, world::madsim_config(scenario));
     let cluster = loaded.cluster_spec(seed);
-    let tape = Tape::new(cluster.workload.clone());
+    let tape = Tape::of_run(cluster.workload.clone(), &scenario.workload.given);
     let world = World::build(&rt, cluster, Arc::new(loaded.registry.catalog_taped(tape.clone())));
     if detail != Detail::Verdict {
         world.recorder.keep_events();
@@ -761,7 +761,8 @@ pub fn violations_exit_code(violations: &[Violation]) -> i32 {
 
 /// The command that replays a run exactly.
 pub fn repro(loaded: &Loaded, seed: u64) -> String {
-    let mut cmd = format!("faultline run {} --seed {seed}", shell_word(&loaded.path));
+    let command = loaded.registry.command();
+    let mut cmd = format!("{command} run {} --seed {seed}", shell_word(&loaded.path));
     for set in &loaded.sets {
         cmd.push_str(" --set ");
         cmd.push_str(&shell_word(set));

@@ -81,6 +81,10 @@ pub struct Workload {
     pub late_per_mille: u32,
     #[serde(default)]
     pub late_by_ms: u64,
+    /// The input given event by event (`[[workload.given]]`), in place of the pipeline's
+    /// generator: the run reads the first `events` of it (see `crate::given`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub given: Vec<crate::given::Given>,
 }
 
 /// The pipeline: a registered plugin by name, and its own parameters.
@@ -698,7 +702,7 @@ pub fn validate(s: &Scenario, registry: &Registry) -> Result<(), (String, String
     if w.producers == 0 || w.producers > 250 {
         return fail("workload.producers", format!("must be 1 to 250, not {}", w.producers));
     }
-    if w.keys < u64::from(w.producers) {
+    if w.given.is_empty() && w.keys < u64::from(w.producers) {
         let m = format!("{} keys cannot be split among {} producers", w.keys, w.producers);
         return fail("workload.keys", m);
     }
@@ -728,6 +732,7 @@ pub fn validate(s: &Scenario, registry: &Registry) -> Result<(), (String, String
                  otherwise records may legitimately be late";
         return fail("checks.no_late", m.into());
     }
+    validate_given(w)?;
     if w.late_per_mille > 1000 {
         return fail("workload.late_per_mille", format!("must be at most 1000, not {}", w.late_per_mille));
     }
@@ -756,6 +761,31 @@ pub fn validate(s: &Scenario, registry: &Registry) -> Result<(), (String, String
     }
     if let Some(random) = &s.faults.random {
         validate_random(s, random)?;
+    }
+    Ok(())
+}
+
+/// Given input runs its first `events`, with its own keys and event times: nothing is drawn.
+fn validate_given(w: &Workload) -> Result<(), (String, String)> {
+    if w.given.is_empty() {
+        return Ok(());
+    }
+    let fail = |field: &str, message: String| Err((field.to_string(), message));
+    if w.events > w.given.len() as u64 {
+        let m = format!("{} events, but [[workload.given]] lists {}", w.events, w.given.len());
+        return fail("workload.events", m);
+    }
+    let drawn = [
+        ("disorder_ms", w.disorder_ms),
+        ("late_per_mille", w.late_per_mille.into()),
+        ("late_by_ms", w.late_by_ms),
+    ];
+    if let Some((field, _)) = drawn.iter().find(|(_, v)| *v > 0) {
+        let m = "the input is given ([[workload.given]]): its event times are its own, none are drawn";
+        return fail(&format!("workload.{field}"), m.into());
+    }
+    if let Some(i) = w.given.iter().position(|g| g.key.0.is_empty()) {
+        return fail(&format!("workload.given.{i}.key"), "an encoded key has at least one byte".into());
     }
     Ok(())
 }

@@ -13,7 +13,8 @@
 //!    without a restart of its own moves together with the next `restart` of its node.
 //! 2. **Input and cluster**: events, keys, partitions, producers, disorder and late events;
 //!    workers, parallelism and brokers. Each goes to the least value that still fails, by
-//!    bisection to within a sixteenth.
+//!    bisection to within a sixteenth. Input given event by event (`crate::given`) is cut to
+//!    a prefix of its events; its keys and event times are its own.
 //! 3. **Each fault**: no longer waiting for a checkpoint, then earlier, shorter, and restarted
 //!    sooner.
 //!
@@ -23,6 +24,7 @@
 use faultline_engine::cluster::ClusterSpec;
 
 use crate::fault_plan::FaultPlan;
+use crate::given::Given;
 use crate::scenario::{Fault, FaultAction, Scenario};
 
 /// Rounds of the three passes at most; a round that changes nothing ends the search sooner.
@@ -183,19 +185,19 @@ impl Search<'_> {
     /// Pass 2: the input and the cluster, one number at a time.
     fn lower_input(&mut self) {
         self.lower("workload.events", 1, &|s| Some(s.workload.events), &|s, v| s.workload.events = v);
-        self.lower("workload.keys", 1, &|s| Some(s.workload.keys), &|s, v| s.workload.keys = v);
+        // Given input has its own keys and event times: only its length is cut.
+        self.lower("workload.keys", 1, &|s| drawn(s).then_some(s.workload.keys), &|s, v| s.workload.keys = v);
         self.lower("workload.partitions", 1, &|s| Some(s.workload.partitions.into()), &|s, v| {
             s.workload.partitions = narrow(v)
         });
         self.lower("workload.producers", 1, &|s| Some(s.workload.producers.into()), &|s, v| {
             s.workload.producers = narrow(v)
         });
-        self.lower("workload.disorder_ms", 0, &|s| Some(s.workload.disorder_ms), &|s, v| {
+        self.lower("workload.disorder_ms", 0, &|s| drawn(s).then_some(s.workload.disorder_ms), &|s, v| {
             s.workload.disorder_ms = v
         });
-        self.lower("workload.late_per_mille", 0, &|s| Some(s.workload.late_per_mille.into()), &|s, v| {
-            s.workload.late_per_mille = narrow(v)
-        });
+        let late = |s: &Scenario| drawn(s).then_some(s.workload.late_per_mille.into());
+        self.lower("workload.late_per_mille", 0, &late, &|s, v| s.workload.late_per_mille = narrow(v));
         self.lower("engine.workers", 1, &|s| Some(s.engine.workers.into()), &|s, v| {
             s.engine.workers = narrow(v);
             s.engine.parallelism = s.engine.parallelism.min(s.engine.workers);
@@ -328,6 +330,12 @@ pub fn materialise(drawn: &Scenario, seed: u64, cluster: &ClusterSpec) -> Scenar
     explicit
 }
 
+/// Whether the scenario's input is drawn (not given event by event): its keys, disorder and
+/// late events are then its own to cut.
+fn drawn(s: &Scenario) -> bool {
+    s.workload.given.is_empty()
+}
+
 /// Fields of a fault in the order a scenario file lists them.
 const FAULT_FIELDS: [&str; 11] = [
     "at_ms",
@@ -344,13 +352,19 @@ const FAULT_FIELDS: [&str; 11] = [
 ];
 
 /// `scenario` as a scenario file, its faults as `[[faults]]` entries, under `header` (comment
-/// lines, each starting with `#`).
+/// lines, each starting with `#`). Given input is written as far as the run reads it.
 pub fn to_toml(scenario: &Scenario, header: &str) -> String {
+    to_toml_showing(scenario, header, &|_| None)
+}
+
+/// [`to_toml`], each given input event under the comment `show` gives it.
+pub fn to_toml_showing(scenario: &Scenario, header: &str, show: &dyn Fn(&Given) -> Option<String>) -> String {
     assert!(scenario.faults.random.is_none(), "only explicit faults are written");
     assert!(header.lines().all(|l| l.starts_with('#')), "the header is comments");
     let mut rest = scenario.clone();
     rest.faults = FaultPlan::default();
     rest.swarm.clear();
+    rest.workload.given.clear();
     let text = toml::to_string(&rest).expect("a scenario serialises");
     // An empty plan is written last, as its own table: cut it and write the list instead.
     let empty = "\n[faults]\nscheduled = []\n";
@@ -360,7 +374,7 @@ pub fn to_toml(scenario: &Scenario, header: &str) -> String {
         out.push_str("\n[[faults]]\n");
         out.push_str(&fault_lines(fault));
     }
-    out
+    out + &crate::given::to_toml(&scenario.workload.given, scenario.workload.events, show)
 }
 
 /// One fault's `key = value` lines, leaving out what is absent or false.

@@ -1,5 +1,7 @@
 //! The run's input, generated once: [`Tape`] records each producer's events, a chunk at a
 //! time, as they are first asked for, and [`Taped`] serves a pipeline's `generate` from it.
+//! Input given event by event (`crate::given`) is on the tape from the start, in place of the
+//! generator's.
 //!
 //! A pipeline's input is a pure function of the workload (see `Dataflow::generate`): a
 //! restarted producer regenerates its events and skips what was acknowledged, and the checkers
@@ -16,6 +18,8 @@ use faultline_engine::plugin::Dataflow;
 use faultline_engine::record::StreamRecord;
 use faultline_engine::sdk::operator::ErasedOperator;
 use faultline_engine::workload::{Emitted, WorkloadSpec};
+
+use crate::given::Given;
 
 /// Events per chunk of a reel. A chunk is allocated once at its final size: the tape grows
 /// without ever copying what it holds, and a reader takes its lock once per chunk.
@@ -69,6 +73,19 @@ impl Tape {
     pub fn new(workload: WorkloadSpec) -> Arc<Tape> {
         let reels = (0..workload.producers).map(|_| Mutex::new(Reel::default())).collect();
         Arc::new(Tape { workload, reels })
+    }
+
+    /// The tape of a run whose input is `given` (a scenario's `[[workload.given]]`), or, when
+    /// nothing is given, of its pipeline's generator.
+    pub fn of_run(workload: WorkloadSpec, given: &[Given]) -> Arc<Tape> {
+        if given.is_empty() {
+            return Tape::new(workload);
+        }
+        let reels = crate::given::emitted(given, &workload).into_iter().map(|events| {
+            let chunks = events.chunks(CHUNK).map(|c| Arc::new(c.to_vec())).collect();
+            Mutex::new(Reel { chunks, rest: None, ended: true })
+        });
+        Arc::new(Tape { reels: reels.collect(), workload })
     }
 
     /// Chunk `i` of producer `producer`'s events as `pipeline` generates them, generated on

@@ -40,6 +40,18 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
     main_with_registry(args, out, err, crate::builtins::registry())
 }
 
+/// `registry`, named after the program that runs it (`args[0]`'s file name) unless it is
+/// named already: replay lines then name the binary the user ran.
+fn named(registry: Registry, args: &[String]) -> Registry {
+    let program = args.first().map(std::path::Path::new).and_then(|p| p.file_stem()).and_then(|s| s.to_str());
+    match program {
+        Some(program) if registry.command() == "faultline" && !program.is_empty() => {
+            registry.with_command(program)
+        }
+        _ => registry,
+    }
+}
+
 /// Runs the CLI on `args` with the pipelines of `registry`: a user crate's `main` registers its
 /// own beside the built-ins and hands them here.
 pub fn main_with_registry(
@@ -48,7 +60,7 @@ pub fn main_with_registry(
     err: &mut dyn Write,
     registry: Registry,
 ) -> i32 {
-    let registry = Arc::new(registry);
+    let registry = Arc::new(named(registry, args));
     let r = &registry;
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -144,4 +156,38 @@ fn list(registry: &Arc<Registry>, dir: &Path, out: &mut dyn Write, err: &mut dyn
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay_of(program: &str) -> String {
+        let args: Vec<String> = [
+            program,
+            "run",
+            "../scenarios/quickstart.toml",
+            "--seed",
+            "1",
+            "--json",
+            "--set",
+            "workload.events=50",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = main_with(&args, &mut out, &mut err);
+        assert_eq!(code, EXIT_PASS, "{}", String::from_utf8_lossy(&err));
+        let record: serde_json::Value = serde_json::from_slice(&out).expect("run --json prints a record");
+        record["repro"].as_str().expect("a record has its replay").to_string()
+    }
+
+    #[test]
+    fn replay_lines_name_the_program_that_ran() {
+        let quickstart = "run ../scenarios/quickstart.toml --seed 1 --set workload.events=50";
+        assert_eq!(replay_of("faultline"), format!("faultline {quickstart}"));
+        assert_eq!(replay_of("target/release/fraud-rule"), format!("fraud-rule {quickstart}"));
+        let given = Registry::new().with_command("cargo run -p fraud-rule --");
+        assert_eq!(named(given, &["x".into()]).command(), "cargo run -p fraud-rule --", "named already");
+    }
 }

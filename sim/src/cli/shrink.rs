@@ -152,8 +152,9 @@ fn write(
     registry: &Arc<Registry>,
 ) -> Result<String, String> {
     let header = format!(
-        "# Shrunk by `faultline shrink` in {} runs: seed {} still fails `{}` with {} of {} faults and {} of {} events.\n\
+        "# Shrunk by `{} shrink` in {} runs: seed {} still fails `{}` with {} of {} faults and {} of {} events.\n\
          # From: {from}",
+        registry.command(),
         record.runs,
         record.seed,
         record.invariant,

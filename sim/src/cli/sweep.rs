@@ -209,8 +209,9 @@ fn print_groups(
         );
         _ = writeln!(out, "  {}", group_classes(g));
         let smallest = failed.iter().find(|f| Some(&f.seed) == g.seeds.first());
-        if let Some(shrink) = smallest.and_then(|f| f.repro.strip_prefix("faultline run ")) {
-            _ = writeln!(out, "  shrink it: faultline shrink {shrink}");
+        // The replay line is `COMMAND run …`: the same command shrinks it.
+        if let Some((command, rest)) = smallest.and_then(|f| f.repro.split_once(" run ")) {
+            _ = writeln!(out, "  shrink it: {command} shrink {rest}");
         }
     }
 }
