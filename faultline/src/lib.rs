@@ -42,7 +42,7 @@
 //! ```no_run
 //! # fn registry() -> faultline::Registry { faultline::builtins() }
 //! #[test]
-//! fn fraud_rule_is_exactly_once() {
+//! fn my_operator_is_exactly_once() {
 //!     let subject = faultline::prop::Subject::from_file("scenario.toml", registry());
 //!     faultline::prop::check(subject, faultline::prop::Config::default().cases(256));
 //! }

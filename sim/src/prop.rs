@@ -230,7 +230,7 @@ impl Config {
     }
 
     /// The command that runs scenarios of this pipeline, for the replay line: `faultline`, or a
-    /// user crate's, e.g. `cargo run -p fraud-rule --`.
+    /// user crate's, e.g. `cargo run -p my-operators --`.
     pub fn replay_with(self, command: &str) -> Config {
         Config { replay: command.into(), ..self }
     }

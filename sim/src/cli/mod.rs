@@ -186,8 +186,8 @@ mod tests {
     fn replay_lines_name_the_program_that_ran() {
         let quickstart = "run ../scenarios/quickstart.toml --seed 1 --set workload.events=50";
         assert_eq!(replay_of("faultline"), format!("faultline {quickstart}"));
-        assert_eq!(replay_of("target/release/fraud-rule"), format!("fraud-rule {quickstart}"));
-        let given = Registry::new().with_command("cargo run -p fraud-rule --");
-        assert_eq!(named(given, &["x".into()]).command(), "cargo run -p fraud-rule --", "named already");
+        assert_eq!(replay_of("target/release/my-operators"), format!("my-operators {quickstart}"));
+        let given = Registry::new().with_command("cargo run -p my-operators --");
+        assert_eq!(named(given, &["x".into()]).command(), "cargo run -p my-operators --", "named already");
     }
 }
