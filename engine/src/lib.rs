@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod cluster;
 pub mod codec;
+pub mod cost;
 pub mod disk;
 pub mod driver;
 pub mod fixed_hash;
