@@ -94,6 +94,13 @@ pub enum TraceEvent {
     /// `restarted` sources were started again, within `epoch` and with no rollback; `checkpoint`
     /// is the latest completed one, what the promoted copies' state and the sink agree on.
     Failover { epoch: u64, checkpoint: u64, promoted: u32, restarted: u32 },
+    /// The manager replaced subtask `subtask` of chain `chain` in job epoch `epoch` by a new
+    /// generation `generation` (a promoted copy or a restarted source): acknowledgements of the
+    /// older generations no longer count.
+    TaskReplaced { epoch: u64, chain: u32, subtask: u32, generation: u32 },
+    /// The checkpoint coordinator counted generation `generation`'s acknowledgement of
+    /// `checkpoint` from subtask `subtask` of chain `chain`, in job epoch `epoch`.
+    CheckpointAckCounted { epoch: u64, checkpoint: u64, chain: u32, subtask: u32, generation: u32 },
     /// A standby or secondary took over as primary; `caught_up`: it held the state of the
     /// latest completed checkpoint without reading the store.
     Promoted { operator: u32, subtask: u32, generation: u32, caught_up: bool },
@@ -163,6 +170,17 @@ impl TraceEvent {
                 (38, [u64::from(subtask) << 32 | u64::from(partition), epoch << 32 | records, offset])
             }
             LeaseGranted { lease, sent_ms } => (39, [lease, sent_ms, 0]),
+            TaskReplaced { epoch, chain, subtask, generation } => {
+                (40, [epoch, u64::from(chain) << 32 | u64::from(subtask), generation.into()])
+            }
+            CheckpointAckCounted { epoch, checkpoint, chain, subtask, generation } => (
+                41,
+                [
+                    checkpoint,
+                    u64::from(chain) << 32 | u64::from(subtask),
+                    epoch << 32 | u64::from(generation),
+                ],
+            ),
         }
     }
 }

@@ -144,7 +144,11 @@ impl State {
             }
             TraceEvent::LeaseAcquired { .. }
             | TraceEvent::LeaseGranted { .. }
-            | TraceEvent::Acting { .. } => self.manager_events.push((now_ms, node, event.clone())),
+            | TraceEvent::Acting { .. }
+            | TraceEvent::TaskReplaced { .. }
+            | TraceEvent::CheckpointAckCounted { .. } => {
+                self.manager_events.push((now_ms, node, event.clone()))
+            }
             _ => {}
         }
     }
@@ -237,7 +241,8 @@ impl Recorder {
         self.state.lock().unwrap().source_events.clone()
     }
 
-    /// Lease acquisitions and manager acts, with their simulated ms, in trace order.
+    /// Lease acquisitions, manager acts, task replacements and counted checkpoint
+    /// acknowledgements, with their simulated ms, in trace order.
     pub fn manager_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
         self.state.lock().unwrap().manager_events.clone()
     }

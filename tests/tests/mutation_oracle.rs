@@ -13,7 +13,7 @@ use faultline_tests::{faultline, scenario};
 /// The scenarios the oracle sweeps: the drawn configurations of `swarm` (semantics, sinks,
 /// recovery approaches), each failure class on its own, and the protocols that only some
 /// scenarios reach (leases under a lagging store, zombies, standbys, event time).
-pub const SCENARIOS: [&str; 14] = [
+pub const SCENARIOS: [&str; 15] = [
     "swarm",
     "all-faults",
     "fault-stream",
@@ -23,6 +23,7 @@ pub const SCENARIOS: [&str; 14] = [
     "fault-sink-link",
     "fault-manager",
     "manager-pause",
+    "manager-stall",
     "manager-store-lag",
     "zombie-worker",
     "replication-active",

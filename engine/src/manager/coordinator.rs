@@ -176,7 +176,11 @@ pub(super) fn ack(manager: &Shared, epoch: u64, generation: u32, checkpoint: u64
     else {
         return; // an aborted checkpoint's late acknowledgement
     };
+    let (chain, subtask) = (snapshot.task.chain, snapshot.task.subtask);
     pending.acks.insert(snapshot.task, snapshot);
+    let counted = TraceEvent::CheckpointAckCounted { epoch, checkpoint, chain, subtask, generation };
+    m.ctx.trace(counted);
+    let pending = m.coordinator.pending.as_ref().expect("matched above");
     if pending.acks.len() == subtasks {
         let pending = m.coordinator.pending.take().expect("matched above");
         m.coordinator.committing = true;

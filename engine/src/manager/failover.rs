@@ -114,19 +114,27 @@ fn fail_over(manager: &Shared, plan: Plan) {
         let mut m = manager.borrow_mut();
         let tenure = m.lease.epoch();
         let job = m.job.as_mut().expect("planned for a job");
+        let mut replaced = Vec::new();
         for &(id, copy) in &plan.promoted {
             job.copies.get_mut(&id).expect("a copy was chosen").retain(|c| c.replica != copy.replica);
             let task = job.tasks.get_mut(&id).expect("a planned subtask");
             task.worker = copy.worker;
             task.generation += 1;
+            replaced.push((id, task.generation));
         }
         for &(id, worker) in &plan.restarted {
             let task = job.tasks.get_mut(&id).expect("a planned source");
             task.worker = worker;
             task.generation += 1;
             task.drained = false;
+            replaced.push((id, task.generation));
         }
-        (job.epoch, tenure)
+        let epoch = job.epoch;
+        for (id, generation) in replaced {
+            let (chain, subtask) = (id.chain, id.subtask);
+            m.ctx.trace(TraceEvent::TaskReplaced { epoch, chain, subtask, generation });
+        }
+        (epoch, tenure)
     };
     let manager = manager.clone();
     madsim::task::spawn_local(async move {

@@ -13,7 +13,14 @@
 //!   under a later lease `l' > l` (a deposed manager that still sends commands is acting);
 //! - job epochs only move forward across leaderships: every job epoch commanded under `l'` is
 //!   above every epoch commanded under an earlier `l` (a successor that reused an epoch could
-//!   not be told apart from its predecessor by the workers and the sink).
+//!   not be told apart from its predecessor by the workers and the sink);
+//! - the checkpoint coordinator counts no acknowledgement from a generation it replaced: once
+//!   a manager replaced a subtask by generation `g` in a job epoch (`TaskReplaced`), every
+//!   acknowledgement it counts from that subtask in that epoch (`CheckpointAckCounted`) is of
+//!   `g` or later. A replaced copy's snapshot is consistent in itself, but the outputs of its
+//!   input are in the transactions of the copy that replaced it: a checkpoint completed with it
+//!   can pair state with output that a second failure then aborts. The rule holds within one
+//!   tenure of a lease; a manager that acquires a lease starts afresh.
 
 use std::collections::BTreeMap;
 
@@ -32,12 +39,13 @@ struct Tenure {
 }
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 5] = [
+pub const INVARIANTS: [&str; 6] = [
     "manager-lease-shared",
     "manager-acting-without-lease",
     "manager-acting-past-lease",
     "manager-acting-concurrently",
     "manager-epoch-reused",
+    "checkpoint-ack-of-replaced-generation",
 ];
 
 /// Checks the managers' lease and acting events, `(ms, node, event)` in trace order, under a
@@ -51,7 +59,38 @@ pub fn check(events: &[(u64, NodeId, TraceEvent)], lease_ms: u64) -> Vec<Violati
     push(&mut v, "manager-acting-past-lease", &acts_past_term(events, lease_ms));
     push(&mut v, "manager-acting-concurrently", &overlaps(&tenures));
     push(&mut v, "manager-epoch-reused", &epoch_reuse(&tenures));
+    push(&mut v, "checkpoint-ack-of-replaced-generation", &acks_of_replaced(events));
     v
+}
+
+/// Acknowledgements a manager counted from a generation older than one it had replaced the
+/// subtask by, in the same job epoch and tenure.
+fn acks_of_replaced(events: &[(u64, NodeId, TraceEvent)]) -> Vec<String> {
+    // (manager, job epoch, chain, subtask) → the latest generation it replaced the subtask by.
+    let mut replaced: BTreeMap<(NodeId, u64, u32, u32), u32> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &(ms, node, ref event) in events {
+        match *event {
+            TraceEvent::LeaseAcquired { .. } => replaced.retain(|key, _| key.0 != node),
+            TraceEvent::TaskReplaced { epoch, chain, subtask, generation } => {
+                let latest = replaced.entry((node, epoch, chain, subtask)).or_insert(generation);
+                *latest = (*latest).max(generation);
+            }
+            TraceEvent::CheckpointAckCounted { epoch, checkpoint, chain, subtask, generation } => {
+                let Some(&latest) = replaced.get(&(node, epoch, chain, subtask)) else { continue };
+                if generation < latest {
+                    out.push(format!(
+                        "{} counted generation {generation}'s acknowledgement of checkpoint {checkpoint} \
+                         from subtask {chain}/{subtask} (job epoch {epoch}) at {ms} ms, after replacing \
+                         it by generation {latest}",
+                        node.name()
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn tenures(events: &[(u64, NodeId, TraceEvent)]) -> BTreeMap<u64, Tenure> {
@@ -192,6 +231,44 @@ mod tests {
 
     fn acted(ms: u64, node: NodeId, lease: u64, epoch: u64) -> (u64, NodeId, TraceEvent) {
         (ms, node, TraceEvent::Acting { lease, epoch })
+    }
+
+    fn replaced(ms: u64, node: NodeId, subtask: u32, generation: u32) -> (u64, NodeId, TraceEvent) {
+        (ms, node, TraceEvent::TaskReplaced { epoch: 1, chain: 1, subtask, generation })
+    }
+
+    fn counted(
+        ms: u64,
+        node: NodeId,
+        checkpoint: u64,
+        subtask: u32,
+        generation: u32,
+    ) -> (u64, NodeId, TraceEvent) {
+        let event = TraceEvent::CheckpointAckCounted { epoch: 1, checkpoint, chain: 1, subtask, generation };
+        (ms, node, event)
+    }
+
+    #[test]
+    fn an_acknowledgement_of_a_replaced_generation_is_caught() {
+        let failover = [
+            took(10, A, 1).to_vec(),
+            vec![counted(20, A, 1, 0, 0), counted(21, A, 1, 1, 0), replaced(30, A, 1, 1)],
+            // Checkpoint 2, triggered after the failover: the promoted copy's ack counts, the
+            // replaced copy's (a zombie's) must not.
+            vec![counted(40, A, 2, 0, 0), counted(41, A, 2, 1, 1)],
+        ]
+        .concat();
+        assert!(check(&failover, LEASE_MS).is_empty(), "{:?}", check(&failover, LEASE_MS));
+        let zombie = [failover.clone(), vec![counted(42, A, 3, 1, 0)]].concat();
+        let v = check(&zombie, LEASE_MS);
+        assert_eq!(invariants(&zombie), ["checkpoint-ack-of-replaced-generation"]);
+        assert!(v[0].detail.contains("generation 0's acknowledgement of checkpoint 3"), "{v:?}");
+        // A successor's tenure starts afresh: its own generations are its own business.
+        let successor = [failover, took(600, A, 2).to_vec(), vec![counted(610, A, 4, 1, 0)]].concat();
+        assert!(check(&successor, LEASE_MS).is_empty(), "{:?}", check(&successor, LEASE_MS));
+        // Another manager's replacements bind only that manager.
+        let other = [took(10, A, 1).to_vec(), vec![replaced(30, A, 1, 1), counted(40, B, 2, 1, 0)]].concat();
+        assert!(invariants(&other).iter().all(|i| i != "checkpoint-ack-of-replaced-generation"));
     }
 
     fn invariants(events: &[(u64, NodeId, TraceEvent)]) -> Vec<String> {
