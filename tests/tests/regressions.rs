@@ -148,3 +148,12 @@ fn windows_105926() {
 fn interval_join_4791() {
     check(&scenario("interval-join"), 4791, Expect::ExactPass);
 }
+
+/// A manager that took over a job suspended for its lost driver (`restart-job`) kept the
+/// suspended epoch its predecessor had commanded, and cancelled returning workers in it
+/// (`manager-epoch-reused`). Found by the driver checker's first sweep of all-faults under
+/// restart-job (seed 38); the scenario made for it failed 89 of its first 100 seeds.
+#[test]
+fn driver_restart_job_1() {
+    check(&scenario("driver-restart-job"), 1, Expect::ExactPass);
+}

@@ -32,7 +32,7 @@
 //! A manager that takes the lease loads the job, the latest completed checkpoint and the
 //! checkpoint counter from the store (`persisted`), aborts the checkpoint its predecessor had in
 //! progress, and restarts the job from the latest checkpoint in a new epoch, above every epoch
-//! the predecessor used. Every command carries the job epoch, so a deposed manager's commands
+//! the predecessor used (a suspended job too: its new epoch deploys nothing). Every command carries the job epoch, so a deposed manager's commands
 //! are refused by workers; its store writes are refused by the fence. A manager acts only while
 //! its lease is valid, and traces `Acting` for every command it sends.
 //!
@@ -617,7 +617,7 @@ async fn take_over(manager: &Shared, record: lease::Record, valid_until_ms: u64)
         step_down(manager);
         return;
     };
-    let resume = {
+    let new_epoch = {
         let mut m = manager.borrow_mut();
         if !m.lease.is_held(record.epoch) {
             return;
@@ -633,15 +633,17 @@ async fn take_over(manager: &Shared, record: lease::Record, valid_until_ms: u64)
                 m.finished.insert(job.id);
                 false
             }
+            // A suspended job is taken over in a new epoch too (deploying nothing): this
+            // leader's commands, even a returning worker's `Cancel`, must not be of an epoch
+            // its predecessor commanded.
             Some(job) => {
-                let running = job.status == Status::Running;
                 m.job = Some(Job::new(job.id, job.spec, job.status, job.epoch, timeout_ms));
-                running
+                true
             }
             None => false,
         }
     };
-    if resume {
+    if new_epoch {
         recover(manager.clone());
     }
 }
