@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_engine::broker::metadata;
 use faultline_engine::checkpoint;
-use faultline_engine::cluster::{NodeId, Role};
+use faultline_engine::cluster::{ClusterSpec, NodeId, Role};
 use faultline_engine::codec;
 use faultline_engine::job::{JobSpec, Semantics};
 use faultline_engine::record::{LogRecord, Payload};
@@ -38,7 +38,7 @@ use faultline_engine::disk::Disk;
 use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
 use crate::checker::watermark::Bound;
-use crate::checker::{appends, consistency, delivery, expected, late, log, manager, transactions};
+use crate::checker::{appends, consistency, delivery, driver, expected, late, log, manager, transactions};
 use crate::disk::FileBytes;
 use crate::draw;
 use crate::fault_plan::heals_at_ms;
@@ -255,14 +255,14 @@ fn verdict(
     let inputs = expected::inputs(&world.cluster.workload, &taped);
     let expected = pipeline.oracle(&inputs, &late::late_inputs(&late));
     let output = Output { inputs: &inputs, expected: &expected, results: &results, late: &late, sink_events };
-    let (mut record, judged) = judge(loaded, seed, world, output, run.ending);
+    let lanes = run.injector.node_lanes(run.sim_time_ms);
+    let (mut record, judged) = judge(loaded, seed, &run, output, &lanes);
     record.sim_time_ms = run.sim_time_ms;
     record.recoveries = crate::recoveries::recoveries(&world.recorder.recovery_events(), run.applied);
     let checkpoints = world.recorder.checkpoints_completed();
     record.violations.extend(vacuity(scenario, run.applied, &record.recoveries, &checkpoints));
     record.invariants.extend(vacuity_invariants(scenario));
     if detail != Detail::Verdict {
-        let lanes = run.injector.node_lanes(run.sim_time_ms);
         let lines = world.recorder.trace_lines();
         let events = crate::trace::around_faults(&lines, run.applied);
         let mut timeline = timeline(world, &expected, run.sim_time_ms, lanes, events);
@@ -399,10 +399,11 @@ struct Judged {
 fn judge(
     loaded: &Loaded,
     seed: u64,
-    world: &World,
+    run: &Simulated<'_>,
     output: Output<'_>,
-    ending: Ending,
+    lanes: &[NodeLane],
 ) -> (RunRecord, Judged) {
+    let (world, ending) = (run.world, &run.ending);
     let cluster = &world.cluster;
     let (job, semantics) = (&cluster.job, cluster.job.semantics);
     let pipeline = loaded.pipeline();
@@ -439,10 +440,13 @@ fn judge(
     violations.extend(appends::check(&world.recorder.append_events(), &logs, cluster.base_time_ms));
     violations
         .extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
+    let driver_events = world.recorder.driver_events();
+    let observed = driver::Observed { events: &driver_events, lanes, faults: run.applied };
+    violations.extend(driver::check(&observed, driver_settings(cluster)));
     if let Some(model) = consistency_model(job, &*pipeline) {
         violations.extend(consistency::check(&checkpoints, &logs, &*model));
     }
-    violations.extend(liveness(&ending));
+    violations.extend(liveness(ending));
     let time = TimeRecord {
         skew_ms: skew(&logs),
         late_records: output.late.len() as u64,
@@ -535,6 +539,16 @@ fn consistency_model<'a>(
     (job.semantics == Semantics::ExactlyOnce).then(|| pipeline.consistency_model()).flatten()
 }
 
+/// What the driver checker holds the run to.
+fn driver_settings(cluster: &ClusterSpec) -> driver::Settings {
+    driver::Settings {
+        policy: cluster.job.driver_loss,
+        heartbeat_interval_ms: cluster.settings.heartbeat_interval_ms,
+        heartbeat_timeout_ms: cluster.settings.heartbeat_timeout_ms,
+        manager_lease_ms: cluster.settings.manager_lease_ms,
+    }
+}
+
 /// The invariants the checkers judge for `job`, in the order they run.
 fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     let mut names = delivery::invariants(job.semantics);
@@ -543,6 +557,7 @@ fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     names.extend(log::INVARIANTS);
     names.extend(appends::INVARIANTS);
     names.extend(manager::INVARIANTS);
+    names.extend(driver::INVARIANTS);
     if consistency_model(job, pipeline).is_some() {
         names.extend(consistency::INVARIANTS);
     }

@@ -47,6 +47,10 @@ struct State {
     append_events: Vec<(u64, NodeId, TraceEvent)>,
     /// What the manager checker reads: lease acquisitions and acts, with their simulated ms.
     manager_events: Vec<(u64, NodeId, TraceEvent)>,
+    /// What the driver checker reads: the driver's submissions and attaches, its losses, the
+    /// job's suspensions, recoveries, checkpoint triggers and end, and the managers' leases,
+    /// with their simulated ms.
+    driver_events: Vec<(u64, NodeId, TraceEvent)>,
     /// The sources' resumes and reads again, with their simulated ms.
     source_events: Vec<(u64, NodeId, TraceEvent)>,
     /// Every event with its simulated ns, once `keep_events` asked for them (reports, `--trace`).
@@ -77,6 +81,9 @@ impl Observer for Recorder {
             kept.push((now.as_nanos() as u64, node, event.clone()));
         }
         let now_ms = now.as_millis() as u64;
+        if is_driver_event(&event) {
+            s.driver_events.push((now_ms, node, event.clone()));
+        }
         match event {
             TraceEvent::JobFinished => s.job_finished_at_ms = Some(now_ms),
             TraceEvent::JobFailed => s.job_failed_at_ms = Some(now_ms),
@@ -121,6 +128,25 @@ impl Observer for Recorder {
         }
         tracing::trace!(node = %node.name(), ?event, at_ms = now_ms);
     }
+}
+
+/// Whether the driver checker reads `event`.
+fn is_driver_event(event: &TraceEvent) -> bool {
+    matches!(
+        event,
+        TraceEvent::JobSubmitted
+            | TraceEvent::JobAttached
+            | TraceEvent::DriverLost
+            | TraceEvent::JobSuspended { .. }
+            | TraceEvent::JobFinished
+            | TraceEvent::JobFailed
+            | TraceEvent::RecoveryStarted { .. }
+            | TraceEvent::JobRestored { .. }
+            | TraceEvent::CheckpointTriggered { .. }
+            | TraceEvent::LeaseAcquired { .. }
+            | TraceEvent::LeaseGranted { .. }
+            | TraceEvent::LeaseLost { .. }
+    )
 }
 
 impl State {
@@ -245,6 +271,13 @@ impl Recorder {
     /// acknowledgements, with their simulated ms, in trace order.
     pub fn manager_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
         self.state.lock().unwrap().manager_events.clone()
+    }
+
+    /// The driver's submissions, attaches and losses, the job's suspensions, recoveries,
+    /// checkpoint triggers and end, and the managers' leases, with their simulated ms, in trace
+    /// order.
+    pub fn driver_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
+        self.state.lock().unwrap().driver_events.clone()
     }
 
     /// Records the sources read: (simulated ms, records), in trace order.

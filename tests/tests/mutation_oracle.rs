@@ -13,7 +13,7 @@ use faultline_tests::{faultline, scenario};
 /// The scenarios the oracle sweeps: the drawn configurations of `swarm` (semantics, sinks,
 /// recovery approaches), each failure class on its own, and the protocols that only some
 /// scenarios reach (leases under a lagging store, zombies, standbys, event time).
-pub const SCENARIOS: [&str; 15] = [
+pub const SCENARIOS: [&str; 17] = [
     "swarm",
     "all-faults",
     "fault-stream",
@@ -22,6 +22,8 @@ pub const SCENARIOS: [&str; 15] = [
     "fault-sink",
     "fault-sink-link",
     "fault-manager",
+    "fault-driver",
+    "driver-restart-job",
     "manager-pause",
     "manager-stall",
     "manager-store-lag",

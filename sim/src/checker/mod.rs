@@ -13,11 +13,14 @@
 //! - `log`: the replicated log kept every acknowledged record once, in sequence, and its high
 //!   watermark never went back;
 //! - `manager`: at most one manager acts at a time, each under its own lease, and job epochs
-//!   only move forward across leaderships.
+//!   only move forward across leaderships;
+//! - `driver`: a silent driver is declared lost, and the job then keeps to its `driver_loss`
+//!   policy.
 
 pub mod appends;
 pub mod consistency;
 pub mod delivery;
+pub mod driver;
 pub mod expected;
 pub mod frontier;
 pub mod late;
