@@ -532,7 +532,10 @@ fn driver_alive(manager: &Shared, id: u64, reply: &Rc<Tx<ManagerResponse>>) -> M
             return ManagerResponse::JobFinished;
         }
         let Some(job) = m.job.as_mut().filter(|j| j.id == id) else { return ManagerResponse::Leader };
-        let attached = job.driver_seen_ms.is_some() && job.driver.is_some();
+        // Attached: this manager holds the driver's connection. It has none after a takeover
+        // (whose `driver_seen_ms` gives the driver a timeout to show up) or a loss.
+        let attached = job.driver.is_some();
+        assert!(!attached || job.driver_seen_ms.is_some(), "a driver attached and never seen");
         if attached {
             job.driver = Some(reply.clone());
             job.driver_seen_ms = Some(clock::elapsed_ms());
