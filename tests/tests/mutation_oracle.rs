@@ -1,14 +1,14 @@
 //! The oracle cargo-mutants judges the engine's protocol modules by (`scripts/mutation-test`,
 //! `.cargo/mutants.toml`): a swarm over the scenarios that drive the broker, the manager, the
-//! checkpoint coordinator, the sink and the stages through every failure class, and a few of
-//! them again under at-most-once. A mutant is caught when some seed fails: a checker
-//! invariant, a panic, or a stall past the liveness bound.
+//! checkpoint coordinator, the sink and the stages through every failure class, a few of them
+//! again under at-most-once, and every seed `regressions.rs` replays. A mutant is caught when
+//! some seed fails: a checker invariant, a panic, or a stall past the liveness bound.
 //!
 //! A mutant's swarm takes a minute, which CI's test run does not pay: the test runs only when
 //! `FAULTLINE_MUTATION_ORACLE` is set, to the seeds per scenario (`1` means the default).
 
 use faultline_reports::SweepRecord;
-use faultline_tests::{faultline, scenario};
+use faultline_tests::{faultline, run_json, scenario};
 
 /// The scenarios the oracle sweeps: the drawn configurations of `swarm` (semantics, sinks,
 /// recovery approaches), each failure class on its own, and the protocols that only some
@@ -88,6 +88,46 @@ fn failures(scenarios: &[&str], sets: &[&str], seeds: u64) -> Vec<String> {
     failing
 }
 
+/// The seeds `regressions.rs` replays, each `(scenario, seed)`: every one once found a real
+/// bug, so a mutant that brings one back is caught whatever the swarm's seeds draw. Read from
+/// the file itself, so that a new regression joins the oracle as it is written.
+fn regression_seeds() -> Vec<(String, u64)> {
+    const CALL: &str = "check(&scenario(\"";
+    let seeds: Vec<(String, u64)> = include_str!("regressions.rs")
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(CALL)? + CALL.len()..];
+            let (name, rest) = rest.split_once("\"), ")?;
+            let seed = rest.split_once(',')?.0.trim().parse().ok()?;
+            Some((name.to_string(), seed))
+        })
+        .collect();
+    let calls = include_str!("regressions.rs").matches(CALL).count();
+    assert_eq!(seeds.len(), calls, "a regression call the oracle cannot read");
+    assert!(!seeds.is_empty(), "no regression seeds found");
+    seeds
+}
+
+/// The regression seeds that fail, with their invariants.
+fn regression_failures() -> Vec<String> {
+    let mut failing = Vec::new();
+    for (name, seed) in regression_seeds() {
+        let (code, record) = run_json(&scenario(&name), seed, &[]);
+        if code != 0 {
+            let invariants: Vec<&str> = record.violations.iter().map(|v| v.invariant.as_str()).collect();
+            failing.push(format!("regression {name} seed {seed} failed {invariants:?}"));
+        }
+    }
+    failing
+}
+
+#[test]
+fn the_regression_seeds_are_all_read() {
+    let seeds = regression_seeds();
+    assert!(seeds.contains(&("driver-restart-job".to_string(), 1)), "{seeds:?}");
+    assert!(seeds.contains(&("windows".to_string(), 5490)), "{seeds:?}");
+}
+
 #[test]
 fn every_protocol_scenario_passes_its_seeds() {
     let Some(seeds) = seeds() else { return };
@@ -95,5 +135,6 @@ fn every_protocol_scenario_passes_its_seeds() {
     failing.extend(
         failures(&AT_MOST_ONCE, &AT_MOST_ONCE_SETS, seeds).into_iter().map(|f| f + " (at-most-once)"),
     );
+    failing.extend(regression_failures());
     assert!(failing.is_empty(), "the engine failed the oracle:\n{}", failing.join("\n"));
 }
