@@ -139,7 +139,10 @@ fn link_faulted(faults: &[FaultRecord], driver: &str, from: u64, until: u64) -> 
 /// all along, if one did.
 fn steady_leader(run: &Observed<'_>, lease_ms: u64, from: u64, until: u64) -> Option<NodeId> {
     let since = from.saturating_sub(MARGIN_MS);
-    let managers = [NodeId::new(Role::Manager, 0), NodeId::new(Role::Manager, 1)];
+    let mut managers: Vec<NodeId> =
+        run.events.iter().map(|e| e.1).filter(|n| n.role == Role::Manager).collect();
+    managers.sort_by_key(|n| n.index);
+    managers.dedup();
     managers.into_iter().find(|&m| {
         up_throughout(run.lanes, &m.name(), since, until)
             && leased_throughout(run.events, m, lease_ms, since, until)
