@@ -156,6 +156,11 @@ impl<'a> Reader<'a> {
         self.bytes(len)
     }
 
+    /// Every byte not yet read.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.bytes)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

@@ -38,8 +38,6 @@ pub enum TraceEvent {
     LeaderResigned { partition: u32, epoch: u64 },
     /// A partition leader changed the in-sync replica set to `size` replicas.
     IsrChanged { partition: u32, epoch: u64, size: u32 },
-    /// A source subtask read records from a partition.
-    Fetched { partition: u32, offset: u64, records: u64 },
     /// The driver submitted the job.
     JobSubmitted,
     /// A worker started a subtask of job epoch `epoch`.
@@ -66,8 +64,6 @@ pub enum TraceEvent {
     WorkerDead { worker: u32 },
     /// The manager began a recovery: new epoch, restore from `checkpoint` (0: from the start).
     RecoveryStarted { epoch: u64, checkpoint: u64 },
-    /// Every subtask of the new epoch is deployed: the job is processing again.
-    JobRestored { epoch: u64 },
     /// The sink refused a writer's request from an older, fenced epoch.
     SinkFenced { writer: u32, epoch: u64 },
     /// A channel, acknowledgement or report from an older epoch was dropped.
@@ -108,13 +104,12 @@ pub enum TraceEvent {
     StateLoaded { bytes: u64 },
     /// A passive primary sent a standby its state as a base.
     StateShipped { bytes: u64 },
-    /// Writer epoch `epoch` of sink writer `writer` delivered its first output the sink had not
-    /// seen before, after `rewritten` records it had.
-    OutputResumed { writer: u32, epoch: u64, rewritten: u64 },
 }
 
 impl TraceEvent {
-    /// A stable numeric form: a tag and up to four fields.
+    /// A stable numeric form: a tag and up to four fields. Tags 6, 18 and 35 are retired
+    /// (the simulator now reads what the sources read, when a job was restored, and when output
+    /// resumed from the sources' reads, the workers' deployments and the sink's log).
     pub fn words(&self) -> (u8, [u64; 3]) {
         use TraceEvent::*;
         match *self {
@@ -126,7 +121,6 @@ impl TraceEvent {
                 (4, [partition.into(), producer.into(), base_seq])
             }
             HighWatermark { partition, epoch, offset } => (5, [partition.into(), offset, epoch]),
-            Fetched { partition, offset, records } => (6, [partition.into(), offset, records]),
             JobSubmitted => (7, [0; 3]),
             TaskDeployed { operator, subtask, epoch } => (8, [operator.into(), subtask.into(), epoch]),
             TaskFinished { operator, subtask } => (9, [operator.into(), subtask.into(), 0]),
@@ -138,7 +132,6 @@ impl TraceEvent {
             CheckpointAborted { checkpoint } => (15, [checkpoint, 0, 0]),
             WorkerDead { worker } => (16, [worker.into(), 0, 0]),
             RecoveryStarted { epoch, checkpoint } => (17, [epoch, checkpoint, 0]),
-            JobRestored { epoch } => (18, [epoch, 0, 0]),
             SinkFenced { writer, epoch } => (19, [writer.into(), epoch, 0]),
             StaleEpoch { epoch } => (20, [epoch, 0, 0]),
             Truncated { partition, epoch, offset } => (21, [partition.into(), offset, epoch]),
@@ -159,7 +152,6 @@ impl TraceEvent {
             }
             StateLoaded { bytes } => (33, [bytes, 0, 0]),
             StateShipped { bytes } => (34, [bytes, 0, 0]),
-            OutputResumed { writer, epoch, rewritten } => (35, [writer.into(), epoch, rewritten]),
             ProduceGap { partition, producer, base_seq, next_seq } => {
                 (36, [u64::from(partition) << 32 | u64::from(producer), base_seq, next_seq])
             }

@@ -32,7 +32,6 @@ use std::sync::Arc;
 use crate::clock;
 use crate::cluster::SINK_PORT;
 use crate::codec::{self, Reader};
-use crate::fixed_hash::ProbedMap;
 use crate::net::{Listener, Rx, Tx};
 use crate::observe::{NodeContext, TraceEvent};
 use crate::record::{OutputId, OutputRecord};
@@ -85,10 +84,13 @@ pub enum SinkEvent {
         epoch: u64,
         records: Vec<OutputRecord>,
     },
+    /// The records are the transaction's writes joined; `received` gives each write's arrival
+    /// (simulated ms) and record count, in order.
     Prepare {
         txn: TxnId,
         checkpoint: u64,
         records: Vec<OutputRecord>,
+        received: Vec<(u64, u32)>,
     },
     /// `by_epoch`: the epoch of the request that committed it; `upto`: the completed checkpoint
     /// that let it commit (`checkpoint ≤ upto`). The records are the prepare's.
@@ -121,64 +123,14 @@ struct Open {
     /// The writes, batch by batch: a transaction grows for a whole checkpoint interval, and
     /// one vector would copy itself over at every doubling.
     writes: Vec<Vec<OutputRecord>>,
+    /// When each write arrived (simulated ms): logged with the prepare, as a log stamps each
+    /// transactional record with its append time before the transaction commits.
+    received_ms: Vec<u64>,
     next_batch: u64,
-}
-
-/// Measurement, not durable state: when each writer epoch's output first moves past what the
-/// sink had already received (how long its output took to resume after a recovery, and how
-/// many records it produced again first).
-#[derive(Default)]
-struct Progress {
-    /// Per key (by hash) and side, the greatest origin received: a key's inputs arrive in log
-    /// order and its timers in time order, so a new output's origin is past it. Measurement
-    /// only: a key-hash collision merely miscounts.
-    /// Probed once per record received, never iterated.
-    seen: ProbedMap<(u64, crate::record::Side), (crate::record::Origin, u32)>,
-    /// Per writer: its newest epoch, the records it re-sent since, and whether it moved past.
-    writers: BTreeMap<u32, (u64, u64, bool)>,
-}
-
-impl Progress {
-    /// Whether `r` is past every output of its key and side received so far.
-    fn moved_past(&mut self, r: &OutputRecord) -> bool {
-        use std::collections::hash_map::Entry;
-        let at = (r.id.origin, r.id.n);
-        match self.seen.entry((r.id.key.hash, r.id.side)) {
-            Entry::Vacant(v) => _ = v.insert(at),
-            Entry::Occupied(mut o) if at > *o.get() => _ = o.insert(at),
-            Entry::Occupied(_) => return false,
-        }
-        true
-    }
-
-    fn observe(&mut self, ctx: &NodeContext, writer: u32, epoch: u64, records: &[OutputRecord]) {
-        let mut new = false;
-        let mut old = 0;
-        for r in records {
-            if self.moved_past(r) {
-                new = true;
-            } else if !new {
-                old += 1;
-            }
-        }
-        let w = self.writers.entry(writer).or_insert((epoch, 0, false));
-        if w.0 != epoch {
-            *w = (epoch, 0, false);
-        }
-        if w.2 {
-            return;
-        }
-        w.1 += old;
-        if new {
-            w.2 = true;
-            ctx.trace(TraceEvent::OutputResumed { writer, epoch, rewritten: w.1 });
-        }
-    }
 }
 
 struct Sink {
     ctx: NodeContext,
-    progress: Progress,
     fence: BTreeMap<u32, u64>,
     open: BTreeMap<TxnId, Open>,
     prepared: BTreeMap<TxnId, Prepared>,
@@ -213,7 +165,6 @@ impl Sink {
         let events = ctx.disk.read(SINK_LOG).map(|b| read_events(&b)).unwrap_or_default();
         let mut sink = Sink {
             ctx,
-            progress: Progress::default(),
             fence: BTreeMap::new(),
             open: BTreeMap::new(),
             prepared: BTreeMap::new(),
@@ -233,7 +184,7 @@ impl Sink {
             SinkEvent::Upsert { records, .. } => {
                 self.upserted.extend(records.into_iter().map(|r| (r.id.clone(), r)));
             }
-            SinkEvent::Prepare { txn, checkpoint, records } => {
+            SinkEvent::Prepare { txn, checkpoint, records, .. } => {
                 self.prepared.insert(txn, Prepared { checkpoint, records: records.len() as u64 });
             }
             SinkEvent::Commit { txn, .. } => {
@@ -296,14 +247,12 @@ impl Sink {
     }
 
     fn append(&mut self, writer: u32, epoch: u64, records: Vec<OutputRecord>) {
-        self.progress.observe(&self.ctx, writer, epoch, &records);
         let n = records.len() as u64;
         self.log(SinkEvent::Append { writer, epoch, records });
         self.ctx.trace(TraceEvent::SinkCommitted { writer, records: n });
     }
 
     fn upsert(&mut self, writer: u32, epoch: u64, records: Vec<OutputRecord>) {
-        self.progress.observe(&self.ctx, writer, epoch, &records);
         let changed: Vec<OutputRecord> =
             records.into_iter().filter(|r| self.upserted.get(&r.id) != Some(r)).collect();
         if !changed.is_empty() {
@@ -324,9 +273,8 @@ impl Sink {
             return SinkResponse::Aborted { txn };
         }
         if batch_seq == open.next_batch {
-            self.progress.observe(&self.ctx, txn.writer, txn.epoch, &records);
-            let open = self.open.get_mut(&txn).expect("opened above");
             open.writes.push(records);
+            open.received_ms.push(clock::elapsed_ms());
             open.next_batch += 1;
         }
         SinkResponse::Done
@@ -344,9 +292,13 @@ impl Sink {
         // Logged as `SinkEvent::Prepare` of the writes joined, from the writes as they are: a
         // transaction holds a whole checkpoint interval's records, and joining them copies
         // every one.
+        assert_eq!(open.received_ms.len(), open.writes.len(), "one arrival time per write");
+        let received: Vec<(u64, u32)> =
+            open.received_ms.iter().zip(&open.writes).map(|(&at, w)| (at, w.len() as u32)).collect();
         let mut bytes = Vec::new();
         let header = (PREPARE, txn.writer, txn.epoch, txn.txn, checkpoint, txn.epoch);
-        encode_frame(header, clock::elapsed_ms(), Body::Records(&open.writes), &mut bytes);
+        let body = Body::Records { received: &received, parts: &open.writes };
+        encode_frame(header, clock::elapsed_ms(), body, &mut bytes);
         self.append_durably(bytes);
         let records = open.writes.iter().map(|w| w.len() as u64).sum();
         self.prepared.insert(txn, Prepared { checkpoint, records });
@@ -397,7 +349,7 @@ fn header(event: &SinkEvent) -> (Header, &[OutputRecord]) {
     match event {
         SinkEvent::Append { writer, epoch, records } => ((APPEND, *writer, *epoch, 0, 0, *epoch), records),
         SinkEvent::Upsert { writer, epoch, records } => ((UPSERT, *writer, *epoch, 0, 0, *epoch), records),
-        SinkEvent::Prepare { txn, checkpoint, records } => {
+        SinkEvent::Prepare { txn, checkpoint, records, .. } => {
             ((PREPARE, txn.writer, txn.epoch, txn.txn, *checkpoint, txn.epoch), records)
         }
         SinkEvent::Commit { txn, checkpoint, by_epoch, .. } => {
@@ -414,9 +366,11 @@ fn header(event: &SinkEvent) -> (Header, &[OutputRecord]) {
 /// simulated ms at which the sink logged it).
 fn encode_event(event: &SinkEvent, at_ms: u64, out: &mut Vec<u8>) {
     let (header, records) = header(event);
+    let parts = std::slice::from_ref(&records);
     let body = match event {
         SinkEvent::Commit { upto, .. } => Body::Upto(*upto),
-        _ => Body::Records(std::slice::from_ref(&records)),
+        SinkEvent::Prepare { received, .. } => Body::Records { received, parts },
+        _ => Body::Records { received: &[], parts },
     };
     encode_frame(header, at_ms, body, out);
 }
@@ -425,20 +379,21 @@ fn encode_event(event: &SinkEvent, at_ms: u64, out: &mut Vec<u8>) {
 enum Body<'a, R> {
     /// A commit carries no records: its body ends with the checkpoint that authorised it.
     Upto(u64),
-    /// The records, in parts that encode as one frame of them all.
-    Records(&'a [R]),
+    /// The records, in parts that encode as one frame of them all; a prepare's writes' arrival
+    /// times and counts come first (none for the other events).
+    Records { received: &'a [(u64, u32)], parts: &'a [R] },
 }
 
 /// Encodes one event's frame from its header and body.
 fn encode_frame<R: AsRef<[OutputRecord]>>(header: Header, at_ms: u64, body: Body<'_, R>, out: &mut Vec<u8>) {
     let (kind, writer, epoch, txn, checkpoint, by_epoch) = header;
-    let records: &[R] = match &body {
-        Body::Records(parts) => parts,
-        Body::Upto(_) => &[],
+    let (received, records): (&[(u64, u32)], &[R]) = match &body {
+        Body::Records { received, parts } => (received, parts),
+        Body::Upto(_) => (&[], &[]),
     };
     // Straight into `out`: a prepare holds a whole checkpoint interval's records.
     let bytes: usize = records.iter().map(|part| codec::output_records_bytes(part.as_ref())).sum();
-    out.reserve(2 * codec::HEADER_BYTES + 49 + bytes);
+    out.reserve(2 * codec::HEADER_BYTES + 53 + 12 * received.len() + bytes);
     let start = codec::begin_frame(out);
     let frame = &mut *out;
     frame.extend_from_slice(&at_ms.to_le_bytes());
@@ -447,9 +402,16 @@ fn encode_frame<R: AsRef<[OutputRecord]>>(header: Header, at_ms: u64, body: Body
     for word in [epoch, txn, checkpoint, by_epoch] {
         frame.extend_from_slice(&word.to_le_bytes());
     }
+    if kind == PREPARE {
+        frame.extend_from_slice(&(received.len() as u32).to_le_bytes());
+        for &(at, n) in received {
+            frame.extend_from_slice(&at.to_le_bytes());
+            frame.extend_from_slice(&n.to_le_bytes());
+        }
+    }
     match body {
         Body::Upto(upto) => frame.extend_from_slice(&upto.to_le_bytes()),
-        Body::Records(parts) => codec::encode_output_record_parts(parts, frame),
+        Body::Records { parts, .. } => codec::encode_output_record_parts(parts, frame),
     }
     codec::end_frame(out, start);
 }
@@ -459,10 +421,10 @@ fn encode_frame<R: AsRef<[OutputRecord]>>(header: Header, at_ms: u64, body: Body
 fn decode_event(owner: Option<&Arc<Vec<u8>>>, body: &[u8]) -> (u64, SinkEvent) {
     let mut r = Reader::new(body);
     let at_ms = r.u64();
-    (at_ms, decode_body(&mut r, body, owner))
+    (at_ms, decode_body(&mut r, owner))
 }
 
-fn decode_body<'a>(r: &mut Reader<'a>, body: &'a [u8], owner: Option<&Arc<Vec<u8>>>) -> SinkEvent {
+fn decode_body<'a>(r: &mut Reader<'a>, owner: Option<&Arc<Vec<u8>>>) -> SinkEvent {
     let kind = r.u8();
     let writer = r.u32();
     let (epoch, txn, checkpoint, by_epoch) = (r.u64(), r.u64(), r.u64(), r.u64());
@@ -470,8 +432,10 @@ fn decode_body<'a>(r: &mut Reader<'a>, body: &'a [u8], owner: Option<&Arc<Vec<u8
     if kind == COMMIT {
         return SinkEvent::Commit { txn, checkpoint, by_epoch, upto: r.u64() };
     }
+    let received: Vec<(u64, u32)> =
+        if kind == PREPARE { (0..r.u32()).map(|_| (r.u64(), r.u32())).collect() } else { Vec::new() };
     let mut records = Vec::new();
-    for frame in codec::frames(r.bytes(body.len() - 45)).0 {
+    for frame in codec::frames(r.rest()).0 {
         match owner {
             Some(owner) => codec::decode_output_records_within(owner, frame, &mut records),
             None => codec::decode_output_records(frame, &mut records),
@@ -480,7 +444,11 @@ fn decode_body<'a>(r: &mut Reader<'a>, body: &'a [u8], owner: Option<&Arc<Vec<u8
     match kind {
         APPEND => SinkEvent::Append { writer, epoch, records },
         UPSERT => SinkEvent::Upsert { writer, epoch, records },
-        PREPARE => SinkEvent::Prepare { txn, checkpoint, records },
+        PREPARE => {
+            let written: u64 = received.iter().map(|&(_, n)| u64::from(n)).sum();
+            assert_eq!(written, records.len() as u64, "a prepare's writes hold its records");
+            SinkEvent::Prepare { txn, checkpoint, records, received }
+        }
         ABORT => SinkEvent::Abort { txn, checkpoint, by_epoch },
         FENCE => SinkEvent::Fence { writer, epoch },
         other => panic!("sink log event of unknown kind {other}: the checksum passed, so this is a bug"),
@@ -570,7 +538,12 @@ mod tests {
         let txn = TxnId { writer: 1, epoch: 2, txn: 3 };
         let events = vec![
             SinkEvent::Append { writer: 0, epoch: 1, records: vec![record.clone()] },
-            SinkEvent::Prepare { txn, checkpoint: 4, records: vec![record.clone(), record] },
+            SinkEvent::Prepare {
+                txn,
+                checkpoint: 4,
+                records: vec![record.clone(), record],
+                received: vec![(3, 0), (5, 2)],
+            },
             SinkEvent::Commit { txn, checkpoint: 4, by_epoch: 3, upto: 5 },
             SinkEvent::Abort { txn, checkpoint: 5, by_epoch: 3 },
             SinkEvent::Fence { writer: 1, epoch: 3 },
@@ -598,12 +571,14 @@ mod tests {
         let writes: Vec<Vec<OutputRecord>> =
             vec![(0..3).map(record).collect(), vec![], (3..5).map(record).collect()];
         let txn = TxnId { writer: 2, epoch: 7, txn: 9 };
-        let joined = SinkEvent::Prepare { txn, checkpoint: 4, records: writes.concat() };
+        let received = vec![(10, 3), (12, 0), (25, 2)];
+        let joined =
+            SinkEvent::Prepare { txn, checkpoint: 4, records: writes.concat(), received: received.clone() };
         let mut want = Vec::new();
         encode_event(&joined, 30, &mut want);
         let mut got = Vec::new();
         let header = (PREPARE, txn.writer, txn.epoch, txn.txn, 4, txn.epoch);
-        encode_frame(header, 30, Body::Records(&writes), &mut got);
+        encode_frame(header, 30, Body::Records { received: &received, parts: &writes }, &mut got);
         assert_eq!(got, want);
         assert_eq!(read_events(&got), vec![joined]);
     }

@@ -379,13 +379,15 @@ pub struct RecoveryRecord {
     pub kind: String,
     /// From the fault to its detection.
     pub detection_ms: u64,
-    /// When the recovered sink writers' output first moved past what the sink had already
-    /// received (absent: it never did, or no writer was replaced).
+    /// When the job got past the point the fault stopped it at: the recovered sink writers'
+    /// output moved past what the sink's log held, and the sources read past where they had
+    /// been on every partition they went back on (absent: it never did before the next
+    /// recovery, or no writer was replaced).
     pub output_resumed_at_ms: Option<u64>,
     /// From the fault until output resumed.
     pub time_to_resume_ms: Option<u64>,
-    /// Output records the recovered writers produced again (the sink had received them before)
-    /// until their output resumed: the input this recovery replayed through the state.
+    /// Input records the sources read again in this recovery: below what they had read of
+    /// each partition before it began.
     pub records_replayed: u64,
     /// State read from the store or shipped to standbys, until the next recovery.
     pub state_bytes_transferred: u64,

@@ -299,7 +299,7 @@ impl Facts<'_> {
             let (writer, writer_epoch, records, txn) = match e {
                 SinkEvent::Append { writer, epoch, records }
                 | SinkEvent::Upsert { writer, epoch, records } => (*writer, *epoch, records, None),
-                SinkEvent::Prepare { txn, checkpoint, records } => {
+                SinkEvent::Prepare { txn, checkpoint, records, .. } => {
                     (txn.writer, txn.epoch, records, Some((*txn, *checkpoint)))
                 }
                 _ => continue,
@@ -781,7 +781,7 @@ mod tests {
         let (events, logs, expected, faults) = (history(4, false), logs(), expected(), crash());
         let txn = TxnId { writer: 0, epoch: 1 << 16, txn: 3 };
         let sink = [
-            (20, SinkEvent::Prepare { txn, checkpoint: 2, records: vec![output()] }),
+            (20, SinkEvent::Prepare { txn, checkpoint: 2, records: vec![output()], received: vec![(15, 1)] }),
             (41, SinkEvent::Abort { txn, checkpoint: 2, by_epoch: 2 << 16 }),
         ];
         let f =

@@ -28,6 +28,7 @@ pub mod panic;
 pub mod plugin;
 pub mod prop;
 pub mod recoveries;
+pub mod resumed;
 pub mod runner;
 pub mod scenario;
 pub mod shrink;

@@ -22,6 +22,7 @@ use faultline_engine::checkpoint;
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role};
 use faultline_engine::codec;
 use faultline_engine::job::{JobSpec, Semantics};
+use faultline_engine::observe::TraceEvent;
 use faultline_engine::record::{LogRecord, Payload};
 use faultline_engine::sink::{
     events_of_frames, read_committed_timed, read_events_timed, SinkEvent, SINK_LOG,
@@ -45,6 +46,7 @@ use crate::fault_plan::heals_at_ms;
 use crate::faults::Injector;
 use crate::panic;
 use crate::plugin::Pipeline;
+use crate::resumed::Resumption;
 use crate::scenario::Fault;
 use crate::scenario::Loaded;
 use crate::tape::{Tape, Taped};
@@ -243,7 +245,9 @@ fn verdict(
     tamper: impl FnOnce(&mut Vec<OutputRecord>),
 ) -> RunRecord {
     let (world, scenario) = (run.world, &loaded.scenario);
-    let sink_events = sink_events(world);
+    let timed = sink_events(world);
+    let resumed = crate::resumed::resumptions(&timed);
+    let sink_events: Vec<SinkEvent> = timed.into_iter().map(|(_, e)| e).collect();
     let mut committed = faultline_engine::sink::committed_of(&sink_events);
     tamper(&mut committed);
     let (results, late) = late::split(committed);
@@ -258,7 +262,7 @@ fn verdict(
     let lanes = run.injector.node_lanes(run.sim_time_ms);
     let (mut record, judged) = judge(loaded, seed, &run, output, &lanes);
     record.sim_time_ms = run.sim_time_ms;
-    record.recoveries = crate::recoveries::recoveries(&world.recorder.recovery_events(), run.applied);
+    record.recoveries = recoveries(world, run.applied, &resumed);
     let checkpoints = world.recorder.checkpoints_completed();
     record.violations.extend(vacuity(scenario, run.applied, &record.recoveries, &checkpoints));
     record.invariants.extend(vacuity_invariants(scenario));
@@ -326,7 +330,8 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         let logs = partition_logs(&copies, &[]);
         let mut v = log::check(&world.recorder.log_events(), &logs, &copies);
         v.extend(appends::check(&world.recorder.append_events(), &logs, world.cluster.base_time_ms));
-        v.extend(transactions::check(&sink_events(world), &completed_checkpoints(world)));
+        let sink: Vec<SinkEvent> = sink_events(world).into_iter().map(|(_, e)| e).collect();
+        v.extend(transactions::check(&sink, &completed_checkpoints(world)));
         v.extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
         v
     });
@@ -622,11 +627,31 @@ fn timeline(
     })
 }
 
-/// Every event in the sink's durable log.
-fn sink_events(world: &World) -> Vec<SinkEvent> {
+/// Every event in the sink's durable log, with the simulated ms it was logged at.
+fn sink_events(world: &World) -> Vec<(u64, SinkEvent)> {
     let log = world.sink_disk().contents(SINK_LOG);
-    log.map(|log| events_of_frames(log.frames_within().0).into_iter().map(|(_, e)| e).collect())
-        .unwrap_or_default()
+    log.map(|log| events_of_frames(log.frames_within().0)).unwrap_or_default()
+}
+
+/// The run's recoveries, from the recorder's milestones, the sources' reads and the output's
+/// resumptions (read off the sink's log).
+fn recoveries(world: &World, faults: &[FaultRecord], resumed: &[Resumption]) -> Vec<RecoveryRecord> {
+    let job = &world.cluster.job;
+    let chains = faultline_engine::job::JobGraph::build(&job.pipeline).chains().len();
+    let reads: Vec<(u64, u32, u64, u64)> = world
+        .recorder
+        .source_events()
+        .into_iter()
+        .filter_map(|(ms, _, e)| match e {
+            TraceEvent::SourceRead { partition, offset, records, .. } => {
+                Some((ms, partition, offset, records))
+            }
+            _ => None,
+        })
+        .collect();
+    let seen =
+        crate::recoveries::Observed { subtasks: chains * job.parallelism as usize, resumed, reads: &reads };
+    crate::recoveries::recoveries(&world.recorder.recovery_events(), faults, &seen)
 }
 
 /// The checkpoints the store's history says completed.

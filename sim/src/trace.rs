@@ -36,7 +36,7 @@ struct State {
     sink_fenced: u64,
     stale_epoch: u64,
     captured: Vec<CapturedCheckpoint>,
-    /// Records the sources read: (simulated ms, records).
+    /// Records the sources read (their `SourceRead`s): (simulated ms, records).
     fetched: Vec<(u64, u64)>,
     /// Every checkpoint triggered, as a report draws it.
     spans: Vec<CheckpointSpan>,
@@ -88,7 +88,6 @@ impl Observer for Recorder {
             TraceEvent::JobFinished => s.job_finished_at_ms = Some(now_ms),
             TraceEvent::JobFailed => s.job_failed_at_ms = Some(now_ms),
             TraceEvent::SinkCommitted { records, .. } => s.sink_committed += records,
-            TraceEvent::Fetched { records, .. } => s.fetched.push((now_ms, records)),
             TraceEvent::CheckpointTriggered { checkpoint } => {
                 s.in_flight = Some(checkpoint);
                 s.spans.push(CheckpointSpan {
@@ -118,12 +117,11 @@ impl Observer for Recorder {
             TraceEvent::StaleEpoch { .. } => s.stale_epoch += 1,
             TraceEvent::WorkerDead { .. }
             | TraceEvent::RecoveryStarted { .. }
-            | TraceEvent::JobRestored { .. }
+            | TraceEvent::TaskDeployed { .. }
             | TraceEvent::Failover { .. }
             | TraceEvent::Promoted { .. }
             | TraceEvent::StateLoaded { .. }
-            | TraceEvent::StateShipped { .. }
-            | TraceEvent::OutputResumed { .. } => s.recovery_events.push((now_ms, event.clone())),
+            | TraceEvent::StateShipped { .. } => s.recovery_events.push((now_ms, event.clone())),
             _ => s.route(now_ms, node, &event),
         }
         tracing::trace!(node = %node.name(), ?event, at_ms = now_ms);
@@ -141,7 +139,6 @@ fn is_driver_event(event: &TraceEvent) -> bool {
             | TraceEvent::JobFinished
             | TraceEvent::JobFailed
             | TraceEvent::RecoveryStarted { .. }
-            | TraceEvent::JobRestored { .. }
             | TraceEvent::CheckpointTriggered { .. }
             | TraceEvent::LeaseAcquired { .. }
             | TraceEvent::LeaseGranted { .. }
@@ -165,6 +162,9 @@ impl State {
                 self.log_events.push((node, event.clone()))
             }
             TraceEvent::SourceResumed { .. } | TraceEvent::SourceRead { .. } => {
+                if let TraceEvent::SourceRead { records, .. } = *event {
+                    self.fetched.push((now_ms, records));
+                }
                 self.source_events.push((now_ms, node, event.clone()));
                 self.log_events.push((node, event.clone()))
             }

@@ -396,9 +396,5 @@ async fn fetch(broker: Shared, reply: Reply, partition: u32, offset: u64, max_re
             break Vec::new();
         }
     };
-    if !records.is_empty() {
-        let n = records.len() as u64;
-        broker.borrow().ctx.trace(TraceEvent::Fetched { partition, offset, records: n });
-    }
     _ = reply.send(BrokerResponse::Fetched { partition, offset, records }).await;
 }

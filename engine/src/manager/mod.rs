@@ -731,15 +731,11 @@ fn restore_for(latest: Option<&crate::checkpoint::CheckpointMeta>, task: TaskId)
     Restore { checkpoint: meta.id, positions: snapshot.positions.clone(), state: snapshot.state.clone() }
 }
 
+/// A worker deployed its share of `epoch`: once every worker has, the job is deployed and may
+/// checkpoint again.
 fn deployed(manager: &Shared, epoch: u64, worker: u32) {
     let Some(mut job) = current(manager, epoch) else { return };
-    let was_deploying = !job.deploying.is_empty();
     job.deploying.remove(&worker);
-    let restored = was_deploying && job.deploying.is_empty() && epoch > 1;
-    drop(job);
-    if restored {
-        manager.borrow().ctx.trace(TraceEvent::JobRestored { epoch });
-    }
 }
 
 /// A subtask finished; once all have, the job is recorded finished and the driver told.

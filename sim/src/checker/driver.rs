@@ -214,7 +214,6 @@ fn policy_broken(events: &[(u64, NodeId, TraceEvent)], policy: DriverLoss) -> Ve
             }
             (
                 TraceEvent::RecoveryStarted { .. }
-                | TraceEvent::JobRestored { .. }
                 | TraceEvent::LeaseAcquired { .. }
                 | TraceEvent::LeaseLost { .. },
                 _,

@@ -77,7 +77,7 @@ mod tests {
     }
 
     fn prepare(t: TxnId, checkpoint: u64) -> SinkEvent {
-        SinkEvent::Prepare { txn: t, checkpoint, records: vec![] }
+        SinkEvent::Prepare { txn: t, checkpoint, records: vec![], received: vec![] }
     }
 
     fn names(v: &[Violation]) -> Vec<&str> {
