@@ -9,9 +9,12 @@
 //! A sweep may be one shard of several (`--shard K/N`, as nextest's `--partition`): the seed
 //! `from + i` of the range belongs to shard `i % N + 1`, so N processes, on one machine or many,
 //! cover every seed exactly once; `merge` joins their records.
+//!
+//! Under `--fail-fast` a sweep halts at its first failing seed: seeds already running finish,
+//! and no further seed, nor any later scenario, starts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use std::path::{Path, PathBuf};
@@ -34,13 +37,16 @@ pub struct Budget<'a> {
     pub jobs: usize,
     /// The slice of the range to run (`None`: all of it).
     pub shard: Option<Shard>,
+    /// Set at a failing seed under `--fail-fast`: no seed starts once it is.
+    pub halt: Option<&'a AtomicBool>,
 }
 
 impl Budget<'_> {
     /// Whether this sweep's `i`-th seed is to run. The first always runs: a scenario swept
     /// after others used up the time still gets its row and a seed's verdict.
     fn open(&self, i: u64) -> bool {
-        self.seeds.is_none_or(|n| self.offset(i) < n)
+        self.halt.is_none_or(|h| !h.load(Ordering::Relaxed))
+            && self.seeds.is_none_or(|n| self.offset(i) < n)
             && (i == 0 || self.until.is_none_or(|(clock, ms)| clock.elapsed_ms() < ms))
     }
 
@@ -82,7 +88,7 @@ pub fn swarm(
     progress: bool,
 ) -> (SwarmRecord, Vec<RunRecord>) {
     let bar = progress.then(|| progress_bar(Some(seeds)));
-    let budget = Budget { from, seeds: Some(seeds), until: None, jobs, shard: None };
+    let budget = Budget { from, seeds: Some(seeds), until: None, jobs, shard: None, halt: None };
     let outcome = sweep(loaded, &budget, bar.as_ref());
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -99,22 +105,34 @@ pub fn sweep(
     assert!(budget.jobs > 0);
     assert!(budget.seeds.is_some() || budget.until.is_some(), "a sweep needs a bound");
     let wall = WallClock::start();
-    let next = AtomicU64::new(0);
+    // The next seed's index, taken only while the budget is open: every reason to close it
+    // (the count, the deadline, a halt) stays once it holds, so the seeds taken are a prefix.
+    let next = Mutex::new(0u64);
+    let take = || {
+        let mut next = next.lock().unwrap();
+        let i = *next;
+        if !budget.open(i) {
+            return None;
+        }
+        *next += 1;
+        Some(i)
+    };
     let results: Mutex<Vec<RunRecord>> = Mutex::new(Vec::new());
     let threads = budget.jobs.min(budget.seeds.unwrap_or(u64::MAX).max(1) as usize);
     // Threads here only schedule seeds; each seed's simulation runs alone on its own thread.
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if !budget.open(i) {
-                    return;
+            scope.spawn(|| {
+                while let Some(i) = take() {
+                    let record = runner::run_isolated(loaded, budget.seed(i));
+                    if let Some(bar) = bar {
+                        bar.inc(1);
+                    }
+                    if let Some(halt) = budget.halt.filter(|_| !record.passed()) {
+                        halt.store(true, Ordering::Relaxed);
+                    }
+                    results.lock().unwrap().push(record);
                 }
-                let record = runner::run_isolated(loaded, budget.seed(i));
-                if let Some(bar) = bar {
-                    bar.inc(1);
-                }
-                results.lock().unwrap().push(record);
             });
         }
     });
@@ -242,21 +260,35 @@ fn shown(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// How a sweep of several scenarios runs: the seeds of each, and its bounds.
+pub struct Plan {
+    pub from: u64,
+    pub seeds: Option<u64>,
+    pub minutes: Option<f64>,
+    pub jobs: usize,
+    pub shard: Option<Shard>,
+    /// Halt at the first failing seed (`--fail-fast`).
+    pub fail_fast: bool,
+}
+
 /// Sweeps each scenario in turn within one budget: `seeds` each, and under a deadline an
-/// equal share of the time left to each scenario still to run.
+/// equal share of the time left to each scenario still to run. Under `fail_fast` the sweep
+/// ends with the scenario whose seed failed first: the scenarios after it are not swept.
 pub fn sweep_all(
     scenarios: &[Loaded],
-    from: u64,
-    seeds: Option<u64>,
-    minutes: Option<f64>,
-    jobs: usize,
-    shard: Option<Shard>,
+    plan: &Plan,
     bar: Option<&ProgressBar>,
 ) -> Vec<(SwarmRecord, Vec<RunRecord>)> {
+    let Plan { from, seeds, minutes, jobs, shard, fail_fast } = *plan;
     let clock = WallClock::start();
     let total_ms = minutes.map(|m| m * 60_000.0);
+    let halted = AtomicBool::new(false);
+    let halt = fail_fast.then_some(&halted);
     let mut done = Vec::with_capacity(scenarios.len());
     for (i, loaded) in scenarios.iter().enumerate() {
+        if halted.load(Ordering::Relaxed) {
+            break;
+        }
         if let Some(bar) = bar {
             bar.set_message(loaded.scenario.name.clone());
         }
@@ -264,7 +296,7 @@ pub fn sweep_all(
             let now = clock.elapsed_ms();
             (&clock, now + (total - now).max(0.0) / (scenarios.len() - i) as f64)
         });
-        done.push(sweep(loaded, &Budget { from, seeds, until, jobs, shard }, bar));
+        done.push(sweep(loaded, &Budget { from, seeds, until, jobs, shard, halt }, bar));
     }
     done
 }
@@ -311,6 +343,7 @@ mod tests {
                         until: None,
                         jobs: 1,
                         shard: Some(Shard { index, count }),
+                        halt: None,
                     };
                     taken.extend((0..).take_while(|&i| budget.open(i)).map(|i| budget.seed(i)));
                 }

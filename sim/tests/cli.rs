@@ -87,6 +87,39 @@ fn four_shard_processes_merge_into_the_unsharded_sweep() {
     _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--fail-fast` halts a sweep at its first failing seed: the seeds already running finish,
+/// the rest of the range and the later scenarios are not run.
+#[test]
+fn fail_fast_stops_at_the_first_failing_seed() {
+    let output = run(&[
+        "swarm",
+        "--fail-fast",
+        "--json",
+        "scenarios/processor-crash.toml",
+        "scenarios/quickstart.toml",
+        "--seeds",
+        "400",
+        "--from",
+        "7",
+        "--jobs",
+        "2",
+        "--set",
+        "workload.events=2000",
+        "--set",
+        "engine.sink=plain",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "a plain sink under exactly-once fails some seeds");
+    let sweep: faultline_reports::SweepRecord = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(sweep.scenarios.len(), 1, "the later scenario is not swept: {sweep:?}");
+    let swept = &sweep.scenarios[0];
+    assert!(!swept.failed.is_empty() && swept.seeds < 400, "{swept:?}");
+    let first = swept.failed[0].seed;
+    assert!(
+        swept.seeds <= first - 7 + 2,
+        "at most the other job's seed ran past the first failure: {swept:?}"
+    );
+}
+
 /// `--junit` on `run` and `swarm` writes JUnit XML: a suite per scenario, a case per seed, a
 /// failure with the broken invariants and the replay command.
 #[test]

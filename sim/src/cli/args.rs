@@ -162,6 +162,10 @@ Examples:
         /// Write JUnit XML into this file: a test suite per scenario, a test case per seed.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Stop at the first failing seed: seeds already running finish, and no further seed,
+        /// nor any later scenario, starts.
+        #[arg(long)]
+        fail_fast: bool,
     },
     /// Join the --json outputs of a sharded sweep's shards into one summary.
     #[command(after_help = "\

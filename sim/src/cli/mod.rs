@@ -85,8 +85,8 @@ pub fn main_with_registry(
             let options = shrink::ShrinkOptions { invariant, out: file, max_runs, json, paint };
             shrink::shrink(r, &scenario, seed, &sets, &options, out)
         }
-        Command::Swarm { scenarios, sweep, minutes, report, shard, junit } => {
-            let options = sweep::SwarmOptions { minutes, report, shard, junit, paint };
+        Command::Swarm { scenarios, sweep, minutes, report, shard, junit, fail_fast } => {
+            let options = sweep::SwarmOptions { minutes, report, shard, junit, fail_fast, paint };
             sweep::run_swarm(r, &scenarios, &sweep, &options, out, err)
         }
         Command::Merge { files, json } => sweep::run_merge(&files, json, paint, out),

@@ -25,6 +25,7 @@ pub(super) struct SwarmOptions {
     pub report: Option<PathBuf>,
     pub shard: Option<faultline_reports::Shard>,
     pub junit: Option<PathBuf>,
+    pub fail_fast: bool,
     pub paint: Paint,
 }
 
@@ -36,7 +37,7 @@ pub(super) fn run_swarm(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
-    let SwarmOptions { minutes, shard, paint, .. } = *options;
+    let SwarmOptions { minutes, shard, paint, fail_fast, .. } = *options;
     let (jobs, progress) = sweep.checked()?;
     if sweep.seeds.is_none() && minutes.is_none() {
         return Err("give --seeds N, --minutes M, or both".into());
@@ -61,7 +62,8 @@ pub(super) fn run_swarm(
         sweep.seeds.map(|n| shard.map_or(n, |s| n / s.count + u64::from(s.index <= n % s.count)));
     let total = per_scenario.filter(|_| minutes.is_none()).map(|n| n * loaded.len() as u64);
     let bar = progress.then(|| swarm::progress_bar(total));
-    let swept = swarm::sweep_all(&loaded, sweep.from, sweep.seeds, minutes, jobs, shard, bar.as_ref());
+    let plan = swarm::Plan { from: sweep.from, seeds: sweep.seeds, minutes, jobs, shard, fail_fast };
+    let swept = swarm::sweep_all(&loaded, &plan, bar.as_ref());
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
