@@ -104,6 +104,9 @@ pub enum TraceEvent {
     StateLoaded { bytes: u64 },
     /// A passive primary sent a standby its state as a base.
     StateShipped { bytes: u64 },
+    /// The sink answered that it no longer holds open transaction `txn` of writer `writer`'s
+    /// epoch `epoch` (`SinkResponse::Aborted`): by its contract only a crash loses one.
+    SinkTxnLost { writer: u32, epoch: u64, txn: u64 },
 }
 
 impl TraceEvent {
@@ -165,6 +168,7 @@ impl TraceEvent {
             TaskReplaced { epoch, chain, subtask, generation } => {
                 (40, [epoch, u64::from(chain) << 32 | u64::from(subtask), generation.into()])
             }
+            SinkTxnLost { writer, epoch, txn } => (42, [writer.into(), epoch, txn]),
             CheckpointAckCounted { epoch, checkpoint, chain, subtask, generation } => (
                 41,
                 [

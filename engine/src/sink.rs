@@ -270,7 +270,7 @@ impl Sink {
         if batch_seq > open.next_batch {
             // The writes before this one were lost with the sink's memory.
             self.open.remove(&txn);
-            return SinkResponse::Aborted { txn };
+            return self.lost(txn);
         }
         if batch_seq == open.next_batch {
             open.writes.push(records);
@@ -287,7 +287,7 @@ impl Sink {
         let open = self.open.remove(&txn).unwrap_or_default();
         if open.next_batch != writes {
             tracing::debug!(?txn, held = open.next_batch, writes, "transaction lost in a sink crash");
-            return SinkResponse::Aborted { txn };
+            return self.lost(txn);
         }
         // Logged as `SinkEvent::Prepare` of the writes joined, from the writes as they are: a
         // transaction holds a whole checkpoint interval's records, and joining them copies
@@ -303,6 +303,13 @@ impl Sink {
         let records = open.writes.iter().map(|w| w.len() as u64).sum();
         self.prepared.insert(txn, Prepared { checkpoint, records });
         SinkResponse::Done
+    }
+
+    /// Answers that the open transaction `txn` is gone (the sink crashed since it opened).
+    fn lost(&self, txn: TxnId) -> SinkResponse {
+        assert!(!self.open.contains_key(&txn), "{txn:?} answered lost while held");
+        self.ctx.trace(TraceEvent::SinkTxnLost { writer: txn.writer, epoch: txn.epoch, txn: txn.txn });
+        SinkResponse::Aborted { txn }
     }
 
     fn commit_upto(&mut self, writer: u32, by_epoch: u64, upto: u64) {

@@ -247,6 +247,7 @@ fn verdict(
     let (world, scenario) = (run.world, &loaded.scenario);
     let timed = sink_events(world);
     let resumed = crate::resumed::resumptions(&timed);
+    let sink_fences = fences(&timed);
     let sink_events: Vec<SinkEvent> = timed.into_iter().map(|(_, e)| e).collect();
     let mut committed = faultline_engine::sink::committed_of(&sink_events);
     tamper(&mut committed);
@@ -258,7 +259,14 @@ fn verdict(
     };
     let inputs = expected::inputs(&world.cluster.workload, &taped);
     let expected = pipeline.oracle(&inputs, &late::late_inputs(&late));
-    let output = Output { inputs: &inputs, expected: &expected, results: &results, late: &late, sink_events };
+    let output = Output {
+        inputs: &inputs,
+        expected: &expected,
+        results: &results,
+        late: &late,
+        sink_events,
+        sink_fences,
+    };
     let lanes = run.injector.node_lanes(run.sim_time_ms);
     let (mut record, judged) = judge(loaded, seed, &run, output, &lanes);
     record.sim_time_ms = run.sim_time_ms;
@@ -330,7 +338,15 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         let logs = partition_logs(&copies, &[]);
         let mut v = log::check(&world.recorder.log_events(), &logs, &copies);
         v.extend(appends::check(&world.recorder.append_events(), &logs, world.cluster.base_time_ms));
-        let sink: Vec<SinkEvent> = sink_events(world).into_iter().map(|(_, e)| e).collect();
+        let timed = sink_events(world);
+        let (boots, lost) = world.recorder.sink_losses();
+        let fences = fences(&timed);
+        v.extend(transactions::check_losses(&transactions::Losses {
+            fences: &fences,
+            boots: &boots,
+            lost: &lost,
+        }));
+        let sink: Vec<SinkEvent> = timed.into_iter().map(|(_, e)| e).collect();
         v.extend(transactions::check(&sink, &completed_checkpoints(world)));
         v.extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
         v
@@ -393,6 +409,17 @@ struct Output<'a> {
     late: &'a [OutputRecord],
     /// The sink's log, as the checkers read it (once).
     sink_events: Vec<SinkEvent>,
+    /// Each writer epoch's fence rise at the sink: (ms, writer, epoch).
+    sink_fences: Vec<(u64, u32, u64)>,
+}
+
+/// Each writer epoch's first request at the sink, which raised its fence: (ms, writer, epoch).
+fn fences(sink: &[(u64, SinkEvent)]) -> Vec<(u64, u32, u64)> {
+    let fence = |(at, e): &(u64, SinkEvent)| match *e {
+        SinkEvent::Fence { writer, epoch } => Some((*at, writer, epoch)),
+        _ => None,
+    };
+    sink.iter().filter_map(fence).collect()
 }
 
 /// What the checkers found that a story needs besides the record.
@@ -441,6 +468,9 @@ fn judge(
         violations.extend(late::unexpected(output.late));
     }
     violations.extend(transactions::check(sink_events, &completed_checkpoints(world)));
+    let (boots, lost) = world.recorder.sink_losses();
+    let losses = transactions::Losses { fences: &output.sink_fences, boots: &boots, lost: &lost };
+    violations.extend(transactions::check_losses(&losses));
     violations.extend(log::check(&world.recorder.log_events(), &logs, &copies));
     violations.extend(appends::check(&world.recorder.append_events(), &logs, cluster.base_time_ms));
     violations

@@ -16,9 +16,12 @@ use faultline_reports::{CheckpointSpan, FaultRecord, TraceLine};
 use crate::checker::consistency::CapturedCheckpoint;
 use crate::disk::SimDisk;
 
-use faultline_engine::cluster::NodeId;
+use faultline_engine::cluster::{NodeId, Role};
 use faultline_engine::observe::{Observer, TraceEvent};
 use madsim::time::TimeHandle;
+
+/// An open transaction the sink answered as lost: (ms, writer, epoch, txn).
+pub type SinkLoss = (u64, u32, u64, u64);
 
 #[derive(Default)]
 struct State {
@@ -53,6 +56,10 @@ struct State {
     driver_events: Vec<(u64, NodeId, TraceEvent)>,
     /// The sources' resumes and reads again, with their simulated ms.
     source_events: Vec<(u64, NodeId, TraceEvent)>,
+    /// When the sink booted (its start and every restart), and each open transaction it
+    /// answered as lost: (ms, writer, epoch, txn).
+    sink_boots: Vec<u64>,
+    sink_lost: Vec<SinkLoss>,
     /// Every event with its simulated ns, once `keep_events` asked for them (reports, `--trace`).
     kept: Option<Vec<(u64, NodeId, TraceEvent)>>,
 }
@@ -114,6 +121,8 @@ impl Observer for Recorder {
                 s.end_span(checkpoint, now_ms, "aborted", None);
             }
             TraceEvent::SinkFenced { .. } => s.sink_fenced += 1,
+            TraceEvent::Boot if node.role == Role::Sink => s.sink_boots.push(now_ms),
+            TraceEvent::SinkTxnLost { writer, epoch, txn } => s.sink_lost.push((now_ms, writer, epoch, txn)),
             TraceEvent::StaleEpoch { .. } => s.stale_epoch += 1,
             TraceEvent::WorkerDead { .. }
             | TraceEvent::RecoveryStarted { .. }
@@ -263,6 +272,12 @@ impl Recorder {
     }
 
     /// The sources' resumes and reads, with their simulated ms, in trace order.
+    /// When the sink booted, and the open transactions it answered as lost.
+    pub fn sink_losses(&self) -> (Vec<u64>, Vec<SinkLoss>) {
+        let s = self.state.lock().unwrap();
+        (s.sink_boots.clone(), s.sink_lost.clone())
+    }
+
     pub fn source_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
         self.state.lock().unwrap().source_events.clone()
     }

@@ -6,7 +6,12 @@
 //!   older than the writer's fence at that point of the log;
 //! - every commit was authorised by a completed checkpoint (per the store's history of
 //!   completed checkpoints) at or after the one its transaction is bound to. A transaction
-//!   prepared for a checkpoint that was later aborted commits with the next one that completes.
+//!   prepared for a checkpoint that was later aborted commits with the next one that completes;
+//! - an open transaction is lost only in a sink crash: every transaction the sink answered as
+//!   lost (`SinkTxnLost`) belongs to a writer epoch that began at the sink (its fence rose, in
+//!   the log) before a restart of the sink that came before the answer. A sink that drops a
+//!   live writer's open transaction costs that writer a recovery for nothing, and says its
+//!   own contract was broken.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,8 +21,42 @@ use faultline_reports::Violation;
 use super::push_examples as push;
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 3] =
-    ["sink-commit-twice", "sink-fenced-epoch", "sink-commit-without-checkpoint"];
+pub const INVARIANTS: [&str; 4] = [
+    "sink-commit-twice",
+    "sink-fenced-epoch",
+    "sink-commit-without-checkpoint",
+    "sink-txn-lost-without-crash",
+];
+
+/// What the sink said it lost, beside when it booted and when each writer epoch began there.
+pub struct Losses<'a> {
+    /// Each writer epoch's fence rise, its first request at the sink: (ms, writer, epoch).
+    pub fences: &'a [(u64, u32, u64)],
+    /// When the sink booted: its start and every restart.
+    pub boots: &'a [u64],
+    /// Each open transaction the sink answered as lost: (ms, writer, epoch, txn).
+    pub lost: &'a [(u64, u32, u64, u64)],
+}
+
+/// Every loss the sink answered must follow a restart of the sink since the transaction's
+/// writer epoch began there.
+pub fn check_losses(l: &Losses<'_>) -> Vec<Violation> {
+    assert!(l.boots.windows(2).all(|w| w[0] <= w[1]), "boots in time order");
+    let unexplained: Vec<String> = l
+        .lost
+        .iter()
+        .filter(|&&(at, writer, epoch, _)| {
+            let began = l.fences.iter().find(|f| (f.1, f.2) == (writer, epoch)).map(|f| f.0);
+            !began.is_some_and(|b| l.boots.iter().any(|&t| (b..=at).contains(&t)))
+        })
+        .map(|(at, writer, epoch, txn)| {
+            format!("writer {writer} epoch {epoch} txn {txn} answered lost at {at} ms with no sink restart since the epoch began")
+        })
+        .collect();
+    let mut v = Vec::new();
+    push(&mut v, "sink-txn-lost-without-crash", &unexplained);
+    v
+}
 
 /// Checks a sink log against the set of completed checkpoints.
 pub fn check(events: &[SinkEvent], completed: &BTreeSet<u64>) -> Vec<Violation> {
@@ -136,5 +175,20 @@ mod tests {
         h.push(SinkEvent::Commit { txn: txn(2, 2), checkpoint: 5, by_epoch: 2, upto: 4 });
         let v = check(&h, &BTreeSet::from([1, 2, 3, 4, 5]));
         assert_eq!(names(&v), ["sink-commit-without-checkpoint"]);
+    }
+
+    #[test]
+    fn a_transaction_is_lost_only_across_a_sink_restart() {
+        let fences = [(10, 0, 1), (10, 1, 1), (200, 0, 2)];
+        let boots = [0, 150];
+        // Writer 0's epoch 1 began at 10 and the sink restarted at 150: a loss at 160 is one.
+        let lost = [(160, 0, 1, 3)];
+        assert!(check_losses(&Losses { fences: &fences, boots: &boots, lost: &lost }).is_empty());
+        // Writer 0's epoch 2 began at 200, after the restart: nothing could lose its txn at 250;
+        // nor a writer epoch the sink never saw begin.
+        let lost = [(160, 0, 1, 3), (250, 0, 2, 0), (260, 2, 1, 0)];
+        let v = check_losses(&Losses { fences: &fences, boots: &boots, lost: &lost });
+        assert_eq!(names(&v), ["sink-txn-lost-without-crash"]);
+        assert!(v[0].detail.starts_with("2 times"), "{v:?}");
     }
 }
