@@ -498,12 +498,6 @@ pub fn read_committed_timed(bytes: &[u8]) -> Vec<(u64, OutputRecord)> {
     out
 }
 
-/// The committed output in a sink log: appended records and committed transactions' records in
-/// log order, then the upserted records (the last write of each id).
-pub fn read_committed(bytes: &[u8]) -> Vec<OutputRecord> {
-    committed_of(&read_events(bytes))
-}
-
 /// The output `events` (the sink's log) committed: appended, upserted (the last record of each
 /// id), and what committed transactions prepared.
 pub fn committed_of(events: &[SinkEvent]) -> Vec<OutputRecord> {
@@ -561,7 +555,7 @@ mod tests {
             encode_event(e, at_ms as u64 * 10, &mut bytes);
         }
         assert_eq!(read_events(&bytes), events);
-        assert_eq!(read_committed(&bytes).len(), 3, "the append and the committed prepare's two");
+        assert_eq!(committed_of(&read_events(&bytes)).len(), 3, "the append and the committed prepare's two");
         let times: Vec<u64> = read_committed_timed(&bytes).iter().map(|&(at, _)| at).collect();
         assert_eq!(times, [0, 20, 20], "the append's time, then the commit's for the prepared two");
     }

@@ -186,12 +186,18 @@ impl File {
     }
 }
 
+/// A file's contents as a sync made them durable, with the simulated ms of the sync.
+pub type Version = (u64, Vec<u8>);
+
 /// A node's disk.
 #[derive(Default)]
 pub struct SimDisk {
     files: Mutex<BTreeMap<String, File>>,
     /// Test-only: syncs of files starting with this prefix do nothing.
     skip_sync: Mutex<Option<String>>,
+    /// Files whose every synced version is kept, with the simulated ms of its sync: what the
+    /// checkers read of a node's durable history (the store's job record).
+    watched: Mutex<BTreeMap<String, Vec<Version>>>,
 }
 
 impl SimDisk {
@@ -215,6 +221,18 @@ impl SimDisk {
     /// forgotten to call it there.
     pub fn skip_sync(&self, prefix: &str) {
         *self.skip_sync.lock().unwrap() = Some(prefix.to_string());
+    }
+
+    /// Keeps every version of `file` a sync makes durable from now on (see
+    /// [`SimDisk::synced_versions`]).
+    pub fn watch(&self, file: &str) {
+        self.watched.lock().unwrap().insert(file.to_string(), Vec::new());
+    }
+
+    /// Every version of a watched file a sync made durable, with the simulated ms of the sync,
+    /// in order.
+    pub fn synced_versions(&self, file: &str) -> Vec<Version> {
+        self.watched.lock().unwrap().get(file).cloned().unwrap_or_default()
     }
 
     /// A file's current contents, durable or not, without copying them; `None` if it does not
@@ -293,6 +311,10 @@ impl Disk for SimDisk {
         if let Some(f) = files.get_mut(file) {
             f.before_rewrite = None;
             f.synced_len = f.data.len;
+            if let Some(versions) = self.watched.lock().unwrap().get_mut(file).filter(|_| f.exists) {
+                let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
+                versions.push((now_ms, f.data.to_vec()));
+            }
         }
     }
 

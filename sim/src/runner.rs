@@ -250,6 +250,7 @@ fn verdict(
     let sink_fences = fences(&timed);
     let sink_events: Vec<SinkEvent> = timed.into_iter().map(|(_, e)| e).collect();
     let mut committed = faultline_engine::sink::committed_of(&sink_events);
+    let committed_records = committed.len();
     tamper(&mut committed);
     let (results, late) = late::split(committed);
     let pipeline = loaded.pipeline();
@@ -277,7 +278,7 @@ fn verdict(
     if detail != Detail::Verdict {
         let lines = world.recorder.trace_lines();
         let events = crate::trace::around_faults(&lines, run.applied);
-        let mut timeline = timeline(world, &expected, run.sim_time_ms, lanes, events);
+        let mut timeline = timeline(world, &expected, run.sim_time_ms, (lanes, events), committed_records);
         let (only, limit) = match &detail {
             Detail::Explain { only, limit } => (only.clone(), *limit),
             _ => (None, STORIES),
@@ -348,7 +349,9 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         }));
         let sink: Vec<SinkEvent> = timed.into_iter().map(|(_, e)| e).collect();
         v.extend(transactions::check(&sink, &completed_checkpoints(world)));
-        v.extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
+        let manager_events = world.recorder.manager_events();
+        v.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
+        v.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
         v
     });
     judged.unwrap_or_default()
@@ -473,8 +476,9 @@ fn judge(
     violations.extend(transactions::check_losses(&losses));
     violations.extend(log::check(&world.recorder.log_events(), &logs, &copies));
     violations.extend(appends::check(&world.recorder.append_events(), &logs, cluster.base_time_ms));
-    violations
-        .extend(manager::check(&world.recorder.manager_events(), world.cluster.settings.manager_lease_ms));
+    let manager_events = world.recorder.manager_events();
+    violations.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
+    violations.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
     let driver_events = world.recorder.driver_events();
     let observed = driver::Observed { events: &driver_events, lanes, faults: run.applied };
     violations.extend(driver::check(&observed, driver_settings(cluster)));
@@ -635,15 +639,23 @@ fn vacuity_invariants(scenario: &crate::scenario::Scenario) -> Vec<String> {
 }
 
 /// The run over simulated time, from the recorder's trace, the sink's log and the reference.
+/// `committed_records`: the records the checkers found committed, which the report's commits
+/// must all be (an upsert's every write is one of the report's, its last the checkers').
 fn timeline(
     world: &World,
     expected: &Expected,
     sim_time_ms: u64,
-    nodes: Vec<NodeLane>,
-    events: Vec<faultline_reports::TraceLine>,
+    (nodes, events): (Vec<NodeLane>, Vec<faultline_reports::TraceLine>),
+    committed_records: usize,
 ) -> Timeline {
     let cluster = &world.cluster;
     let committed = world.sink_disk().read(SINK_LOG).map(|b| read_committed_timed(&b)).unwrap_or_default();
+    let upserts = cluster.job.sink == faultline_engine::job::SinkMode::Idempotent;
+    assert!(
+        committed.len() == committed_records || upserts && committed.len() > committed_records,
+        "the report reads {} commits off the sink's log, the checkers {committed_records}",
+        committed.len()
+    );
     crate::timeline::build(crate::timeline::RunTrace {
         sim_time_ms,
         checkpoint_interval_ms: cluster.job.checkpoints.interval_ms,

@@ -221,6 +221,18 @@ impl Recorder {
         assert!(self.store.set(disk).is_ok(), "the store is watched once");
     }
 
+    /// Each job epoch the store made durable, with the simulated ms of its sync: every version
+    /// of the job's record the store synced.
+    pub fn job_epochs(&self) -> Vec<(u64, u64)> {
+        let Some(store) = self.store.get() else { return Vec::new() };
+        let versions = store.synced_versions(faultline_engine::manager::JOB_KEY);
+        let epochs = versions.iter().map(|(ms, bytes)| {
+            let epoch = faultline_engine::manager::stored_epoch(bytes);
+            (*ms, epoch.expect("the store's job key holds a job record"))
+        });
+        epochs.collect()
+    }
+
     /// Every completed checkpoint, as it was when it completed.
     pub fn captured_checkpoints(&self) -> Vec<CapturedCheckpoint> {
         self.state.lock().unwrap().captured.clone()

@@ -168,6 +168,7 @@ impl World {
             };
             let node = rt.create_node().name(id.name()).ip(id.ip()).init(move || boot(ctx.clone())).build();
             if id.role == Role::Store {
+                disk.watch(manager::JOB_KEY);
                 world.recorder.watch_store(disk.clone());
             }
             world.disks.insert(id, disk);

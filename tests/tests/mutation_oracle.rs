@@ -15,7 +15,7 @@ use faultline_tests::{faultline, run_json, scenario};
 /// The scenarios the oracle sweeps: the drawn configurations of `swarm` (semantics, sinks,
 /// recovery approaches), each failure class on its own, and the protocols that only some
 /// scenarios reach (leases under a lagging store, zombies, standbys, event time).
-pub const SCENARIOS: [&str; 17] = [
+pub const SCENARIOS: [&str; 18] = [
     "swarm",
     "all-faults",
     "fault-stream",
@@ -30,6 +30,7 @@ pub const SCENARIOS: [&str; 17] = [
     "manager-stall",
     "manager-store-lag",
     "zombie-worker",
+    "recovery-overlap",
     "replication-active",
     "replication-passive",
     "late-data",

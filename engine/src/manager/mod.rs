@@ -46,6 +46,7 @@ mod coordinator;
 mod failover;
 mod lease;
 mod persisted;
+pub use persisted::{stored_epoch, JOB_KEY};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -298,7 +299,15 @@ struct Job {
 
 impl Job {
     /// A job whose record, at `epoch`, is durable in the store.
-    fn new(id: u64, spec: JobSpec, status: Status, epoch: u64, timeout_ms: u64) -> Job {
+    /// A job in `epoch`, of which the store holds `durable_epoch` (0: nothing yet).
+    fn new(
+        id: u64,
+        spec: JobSpec,
+        status: Status,
+        (epoch, durable_epoch): (u64, u64),
+        timeout_ms: u64,
+    ) -> Job {
+        assert!(durable_epoch <= epoch, "epoch {durable_epoch} stored before it began ({epoch})");
         let now = clock::elapsed_ms();
         Job {
             id,
@@ -307,7 +316,7 @@ impl Job {
             driver: None,
             driver_seen_ms: Some(now),
             epoch,
-            durable_epoch: epoch,
+            durable_epoch,
             tasks: BTreeMap::new(),
             copies: BTreeMap::new(),
             sources: BTreeSet::new(),
@@ -477,7 +486,8 @@ async fn submit(manager: &Shared, id: u64, spec: JobSpec, driver: Rc<Tx<ManagerR
             Some(job) if job.id == id => Found::Running,
             Some(_) => Found::Another,
             None => {
-                m.job = Some(Job::new(id, spec, Status::Running, 1, timeout_ms));
+                // Epoch 1 is acted in only once its first persist lands.
+                m.job = Some(Job::new(id, spec, Status::Running, (1, 0), timeout_ms));
                 Found::New
             }
         }
@@ -640,7 +650,7 @@ async fn take_over(manager: &Shared, record: lease::Record, valid_until_ms: u64)
             // leader's commands, even a returning worker's `Cancel`, must not be of an epoch
             // its predecessor commanded.
             Some(job) => {
-                m.job = Some(Job::new(job.id, job.spec, job.status, job.epoch, timeout_ms));
+                m.job = Some(Job::new(job.id, job.spec, job.status, (job.epoch, job.epoch), timeout_ms));
                 true
             }
             None => false,
@@ -889,9 +899,10 @@ fn command(manager: &Shared, worker: u32, command: WorkerCommand) {
         step_down(manager);
         return;
     }
+    // Traced before the assertion below, so that a run it ends still shows the checkers the act.
+    m.ctx.trace(TraceEvent::Acting { lease: m.lease.epoch(), epoch: command.epoch() });
     let durable = m.job.as_ref().map_or(0, |j| j.durable_epoch);
     assert!(command.epoch() <= durable, "{command:?} names an epoch not yet in the store ({durable})");
-    m.ctx.trace(TraceEvent::Acting { lease: m.lease.epoch(), epoch: command.epoch() });
     let now = clock::elapsed_ms();
     let fresh = WorkerState {
         last_heartbeat_ms: now,

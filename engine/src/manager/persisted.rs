@@ -17,7 +17,8 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::job::JobSpec;
 use crate::store::StoreClient;
 
-pub(super) const JOB_KEY: &str = "job";
+/// The store key of the job's record.
+pub const JOB_KEY: &str = "job";
 pub(super) const CHECKPOINT_COUNTER_KEY: &str = "checkpoint-counter";
 
 /// Where the job is in its life.
@@ -46,6 +47,12 @@ impl StoredJob {
     fn decode(bytes: &[u8]) -> StoredJob {
         serde_json::from_slice(bytes).expect("the manager wrote this job record")
     }
+}
+
+/// The job epoch a job record in the store holds, for an observer of the store: `None` if the
+/// bytes are not a job record.
+pub fn stored_epoch(bytes: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<StoredJob>(bytes).ok().map(|job| job.epoch)
 }
 
 pub(super) fn encode_counter(next_id: u64) -> Vec<u8> {

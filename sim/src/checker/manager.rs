@@ -20,7 +20,11 @@
 //!   `g` or later. A replaced copy's snapshot is consistent in itself, but the outputs of its
 //!   input are in the transactions of the copy that replaced it: a checkpoint completed with it
 //!   can pair state with output that a second failure then aborts. The rule holds within one
-//!   tenure of a lease; a manager that acquires a lease starts afresh.
+//!   tenure of a lease; a manager that acquires a lease starts afresh;
+//! - a job epoch is durable before it is acted in: every command of job epoch `e` is sent
+//!   after the store synced a job record of epoch `e` or later (read off the store's disk,
+//!   not the manager's word). A successor reads the epoch to go past from the store: one acted
+//!   in and not yet stored could be reused.
 
 use std::collections::BTreeMap;
 
@@ -39,14 +43,36 @@ struct Tenure {
 }
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 6] = [
+pub const INVARIANTS: [&str; 7] = [
     "manager-lease-shared",
     "manager-acting-without-lease",
     "manager-acting-past-lease",
     "manager-acting-concurrently",
     "manager-epoch-reused",
     "checkpoint-ack-of-replaced-generation",
+    "manager-epoch-not-durable",
 ];
+
+/// Every act in a job epoch must come after the store synced a job record of that epoch or a
+/// later one. `durable`: (ms, epoch) of each job record the store synced, in time order.
+pub fn check_durable(events: &[(u64, NodeId, TraceEvent)], durable: &[(u64, u64)]) -> Vec<Violation> {
+    assert!(durable.windows(2).all(|w| w[0].0 <= w[1].0), "the store's syncs in time order");
+    let mut early = Vec::new();
+    for (ms, node, event) in events {
+        let TraceEvent::Acting { lease, epoch } = *event else { continue };
+        let stored = durable.iter().take_while(|(t, _)| t <= ms).map(|&(_, e)| e).max();
+        if stored.is_none_or(|s| s < epoch) {
+            early.push(format!(
+                "{} acted in job epoch {epoch} under lease {lease} at {ms} ms; the store held epoch {} then",
+                node.name(),
+                stored.map_or("none".to_string(), |s| s.to_string())
+            ));
+        }
+    }
+    let mut v = Vec::new();
+    push(&mut v, "manager-epoch-not-durable", &early);
+    v
+}
 
 /// Checks the managers' lease and acting events, `(ms, node, event)` in trace order, under a
 /// lease period of `lease_ms`.
@@ -329,5 +355,20 @@ mod tests {
         assert_eq!(invariants(&shared), ["manager-lease-shared"]);
         let unleased = [took(10, A, 1).to_vec(), vec![acted(20, B, 1, 1)]].concat();
         assert_eq!(invariants(&unleased), ["manager-acting-without-lease", "manager-acting-past-lease"]);
+    }
+
+    #[test]
+    fn an_epoch_is_acted_in_only_once_the_store_holds_it() {
+        // The store synced epoch 1 at 5 ms, 2 at 40 ms and 3 at 90 ms.
+        let durable = [(5, 1), (40, 2), (90, 3)];
+        let fine = [acted(10, A, 1, 1), acted(40, A, 1, 2), acted(60, A, 1, 1), acted(95, B, 2, 3)];
+        assert!(check_durable(&fine, &durable).is_empty());
+        // Epoch 2 acted in at 30 ms, before its record was stored; epoch 4 never was.
+        let early = [acted(10, A, 1, 1), acted(30, A, 1, 2), acted(100, B, 2, 4)];
+        let v = check_durable(&early, &durable);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].invariant, "manager-epoch-not-durable");
+        assert!(v[0].detail.starts_with("2 times"), "{v:?}");
+        assert!(check_durable(&[acted(3, A, 1, 1)], &durable).len() == 1, "before anything was stored");
     }
 }
