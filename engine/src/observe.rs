@@ -40,8 +40,9 @@ pub enum TraceEvent {
     IsrChanged { partition: u32, epoch: u64, size: u32 },
     /// The driver submitted the job.
     JobSubmitted,
-    /// A worker started a subtask of job epoch `epoch`.
-    TaskDeployed { operator: u32, subtask: u32, epoch: u64 },
+    /// A worker started a copy of subtask `subtask` of chain `operator`, of job epoch `epoch` and
+    /// generation `generation`.
+    TaskDeployed { operator: u32, subtask: u32, epoch: u64, generation: u32 },
     /// Source subtask `subtask` of job epoch `epoch` starts reading `partition` at `offset`: its
     /// restored position, or under at-most-once the offset committed last.
     SourceResumed { subtask: u32, epoch: u64, partition: u32, offset: u64 },
@@ -125,7 +126,9 @@ impl TraceEvent {
             }
             HighWatermark { partition, epoch, offset } => (5, [partition.into(), offset, epoch]),
             JobSubmitted => (7, [0; 3]),
-            TaskDeployed { operator, subtask, epoch } => (8, [operator.into(), subtask.into(), epoch]),
+            TaskDeployed { operator, subtask, epoch, generation } => {
+                (8, [operator.into(), u64::from(subtask) << 32 | u64::from(generation), epoch])
+            }
             TaskFinished { operator, subtask } => (9, [operator.into(), subtask.into(), 0]),
             SinkCommitted { writer, records } => (10, [writer.into(), records, 0]),
             JobFinished => (11, [0; 3]),

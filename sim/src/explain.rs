@@ -265,7 +265,7 @@ impl Facts<'_> {
     fn read_step(&self, r: &Read, partition: u32, offset: u64, subtask: u32) -> StoryStep {
         let mut workers: Vec<String> = Vec::new();
         for (ns, node, e) in self.events {
-            let deployed = matches!(*e, TraceEvent::TaskDeployed { operator, subtask: s, epoch }
+            let deployed = matches!(*e, TraceEvent::TaskDeployed { operator, subtask: s, epoch, .. }
                 if operator == self.keyed_chain && s == subtask && epoch == r.epoch);
             if deployed && *ns <= r.ns && !workers.contains(&node.name()) {
                 workers.push(node.name());
@@ -660,7 +660,11 @@ mod tests {
             ),
             (ms(2), node(Role::Broker, 2), TraceEvent::Appended { partition: 1, base_offset: 0, records: 4 }),
             (ms(3), node(Role::Producer, 0), TraceEvent::ProduceAcked { partition: 1, end_seq: 4 }),
-            (ms(4), worker2, TraceEvent::TaskDeployed { operator: 1, subtask: owner, epoch: 1 }),
+            (
+                ms(4),
+                worker2,
+                TraceEvent::TaskDeployed { operator: 1, subtask: owner, epoch: 1, generation: 0 },
+            ),
             (ms(5), worker1, TraceEvent::SourceResumed { subtask: 0, epoch: 1, partition: 1, offset: 0 }),
             (
                 ms(10),
@@ -668,7 +672,11 @@ mod tests {
                 TraceEvent::SourceRead { subtask: 0, epoch: 1, partition: 1, offset: 0, records: 4 },
             ),
             (ms(40), node(Role::Manager, 0), TraceEvent::RecoveryStarted { epoch: 2, checkpoint: 1 }),
-            (ms(41), worker1, TraceEvent::TaskDeployed { operator: 1, subtask: owner, epoch: 2 }),
+            (
+                ms(41),
+                worker1,
+                TraceEvent::TaskDeployed { operator: 1, subtask: owner, epoch: 2, generation: 0 },
+            ),
             (
                 ms(42),
                 worker1,

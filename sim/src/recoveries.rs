@@ -219,7 +219,7 @@ fn replaced_writers<'a, I: Iterator<Item = &'a Resumption>>(
 fn deployed_at(window: &[(u64, TraceEvent)], epoch: u64, subtasks: usize) -> Option<u64> {
     let mut deployed = BTreeSet::new();
     window.iter().find_map(|(t, e)| match *e {
-        TraceEvent::TaskDeployed { operator, subtask, epoch: e } if e == epoch => {
+        TraceEvent::TaskDeployed { operator, subtask, epoch: e, .. } if e == epoch => {
             deployed.insert((operator, subtask));
             assert!(deployed.len() <= subtasks, "more subtasks deployed than the job has");
             (deployed.len() == subtasks).then_some(*t)
@@ -259,7 +259,8 @@ mod tests {
 
     #[test]
     fn a_rollback_that_never_deployed_is_kept_as_superseded() {
-        let deployed = |operator, epoch| TraceEvent::TaskDeployed { operator, subtask: 0, epoch };
+        let deployed =
+            |operator, epoch| TraceEvent::TaskDeployed { operator, subtask: 0, epoch, generation: 0 };
         let events = [
             (10, TraceEvent::RecoveryStarted { epoch: 2, checkpoint: 1 }),
             (12, deployed(0, 2)),
@@ -281,7 +282,7 @@ mod tests {
     fn output_resumes_when_every_replaced_writer_moved_past_and_replays_are_reads_again() {
         let events = [
             (100, TraceEvent::RecoveryStarted { epoch: 2, checkpoint: 1 }),
-            (110, TraceEvent::TaskDeployed { operator: 0, subtask: 0, epoch: 2 }),
+            (110, TraceEvent::TaskDeployed { operator: 0, subtask: 0, epoch: 2, generation: 0 }),
         ];
         let fresh = writer_epoch(2, 0);
         let resumed = [

@@ -39,7 +39,9 @@ use faultline_engine::disk::Disk;
 use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
 use crate::checker::watermark::Bound;
-use crate::checker::{appends, consistency, delivery, driver, expected, late, log, manager, transactions};
+use crate::checker::{
+    appends, consistency, delivery, deploy, driver, expected, late, log, manager, transactions,
+};
 use crate::disk::FileBytes;
 use crate::draw;
 use crate::fault_plan::heals_at_ms;
@@ -329,7 +331,7 @@ fn panicked(
 }
 
 /// The safety checkers that judge a history as far as it went — the log's, the sink's
-/// transactions', the managers' — over a run an engine assertion ended: a bug an assertion
+/// transactions', the managers', the deployments' — over a run an engine assertion ended: a bug an assertion
 /// caught is then named by a checker invariant too, when one sees it. If they panic themselves
 /// on the history cut short, the engine's panic stands alone.
 fn safety_so_far(world: &World) -> Vec<Violation> {
@@ -352,6 +354,7 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         let manager_events = world.recorder.manager_events();
         v.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
         v.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
+        v.extend(deploy::check(&world.recorder.deploy_events()));
         v
     });
     judged.unwrap_or_default()
@@ -479,6 +482,7 @@ fn judge(
     let manager_events = world.recorder.manager_events();
     violations.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
     violations.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
+    violations.extend(deploy::check(&world.recorder.deploy_events()));
     let driver_events = world.recorder.driver_events();
     let observed = driver::Observed { events: &driver_events, lanes, faults: run.applied };
     violations.extend(driver::check(&observed, driver_settings(cluster)));
@@ -597,6 +601,7 @@ fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     names.extend(appends::INVARIANTS);
     names.extend(manager::INVARIANTS);
     names.extend(driver::INVARIANTS);
+    names.extend(deploy::INVARIANTS);
     if consistency_model(job, pipeline).is_some() {
         names.extend(consistency::INVARIANTS);
     }

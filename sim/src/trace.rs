@@ -59,6 +59,8 @@ struct State {
     /// When the sink booted (its start and every restart), and each open transaction it
     /// answered as lost: (ms, writer, epoch, txn).
     sink_boots: Vec<u64>,
+    /// What the deployment checker reads: the workers' boots and deployments.
+    deploy_events: Vec<(u64, NodeId, TraceEvent)>,
     sink_lost: Vec<SinkLoss>,
     /// Every event with its simulated ns, once `keep_events` asked for them (reports, `--trace`).
     kept: Option<Vec<(u64, NodeId, TraceEvent)>>,
@@ -122,11 +124,17 @@ impl Observer for Recorder {
             }
             TraceEvent::SinkFenced { .. } => s.sink_fenced += 1,
             TraceEvent::Boot if node.role == Role::Sink => s.sink_boots.push(now_ms),
+            TraceEvent::Boot if node.role == Role::Worker => {
+                s.deploy_events.push((now_ms, node, event.clone()))
+            }
             TraceEvent::SinkTxnLost { writer, epoch, txn } => s.sink_lost.push((now_ms, writer, epoch, txn)),
             TraceEvent::StaleEpoch { .. } => s.stale_epoch += 1,
+            TraceEvent::TaskDeployed { .. } => {
+                s.deploy_events.push((now_ms, node, event.clone()));
+                s.recovery_events.push((now_ms, event.clone()));
+            }
             TraceEvent::WorkerDead { .. }
             | TraceEvent::RecoveryStarted { .. }
-            | TraceEvent::TaskDeployed { .. }
             | TraceEvent::Failover { .. }
             | TraceEvent::Promoted { .. }
             | TraceEvent::StateLoaded { .. }
@@ -284,6 +292,11 @@ impl Recorder {
     }
 
     /// The sources' resumes and reads, with their simulated ms, in trace order.
+    /// The workers' boots and deployments, for the deployment checker.
+    pub fn deploy_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
+        self.state.lock().unwrap().deploy_events.clone()
+    }
+
     /// When the sink booted, and the open transactions it answered as lost.
     pub fn sink_losses(&self) -> (Vec<u64>, Vec<SinkLoss>) {
         let s = self.state.lock().unwrap();

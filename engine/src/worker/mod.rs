@@ -274,7 +274,7 @@ fn deploy(worker: &Shared, spec: TaskSpec) {
         w.deployments += 1;
         w.deployments
     };
-    tc.ctx.trace(TraceEvent::TaskDeployed { operator: id.chain, subtask: id.subtask, epoch });
+    tc.ctx.trace(TraceEvent::TaskDeployed { operator: id.chain, subtask: id.subtask, epoch, generation });
     let done = worker.clone();
     let rewires = tc.rewires.clone();
     let handle = madsim::task::spawn_local(async move {

@@ -15,11 +15,13 @@
 //! - `manager`: at most one manager acts at a time, each under its own lease, and job epochs
 //!   only move forward across leaderships;
 //! - `driver`: a silent driver is declared lost, and the job then keeps to its `driver_loss`
-//!   policy.
+//!   policy;
+//! - `deploy`: a worker starts each copy of a subtask once per job epoch and generation.
 
 pub mod appends;
 pub mod consistency;
 pub mod delivery;
+pub mod deploy;
 pub mod driver;
 pub mod expected;
 pub mod frontier;
