@@ -294,7 +294,7 @@ fn explain_names_both_commits_of_a_duplicate() {
     assert!(text.contains("writer 0 of epoch 1 wrote it to the sink, visible at once"), "{text}");
     assert!(
         text.contains(
-            "why: Committed 2 times: by writer 0 of epoch 1 at 177 ms; by writer 0 of epoch 5 at 712 ms."
+            "why: Committed 2 times: by writer 0 of epoch 1 at 193 ms; by writer 0 of epoch 5 at 763 ms."
         ),
         "{text}"
     );
