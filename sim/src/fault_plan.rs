@@ -124,11 +124,11 @@ pub fn actions_of(class: FaultClass) -> &'static [FaultAction] {
     }
 }
 
-/// What a scheduled fault of `class` may do: as a drawn one, and for a `manager` fault on a
-/// manager's link to the store (`linked`), what a link fault does.
+/// What a scheduled fault of `class` may do: as a drawn one, and for a `manager` or `stream`
+/// fault on a manager's or a broker's link to the store (`linked`), what a link fault does.
 pub fn scheduled_actions_of(class: FaultClass, linked: bool) -> &'static [FaultAction] {
     match class {
-        FaultClass::Manager if linked => {
+        FaultClass::Manager | FaultClass::Stream if linked => {
             &[FaultAction::Clog, FaultAction::Partition, FaultAction::Loss, FaultAction::Latency]
         }
         _ => actions_of(class),
@@ -136,8 +136,9 @@ pub fn scheduled_actions_of(class: FaultClass, linked: bool) -> &'static [FaultA
 }
 
 /// Whether a fault of `class` may hit `target` (and the link to `peer`): `stream` hits
-/// producers and brokers, `processor` workers, `sink` the sink, `manager` the managers (and,
-/// scheduled, a manager's link to the store), `driver` the driver; `network` the links among
+/// producers and brokers (and, scheduled, a broker's link to the store), `processor` workers,
+/// `sink` the sink, `manager` the managers (and, scheduled, a manager's link to the store),
+/// `driver` the driver; `network` the links among
 /// workers and from workers to brokers, `sink-link` the links between workers and the sink. An
 /// error says what the class hits.
 pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), String> {
@@ -156,6 +157,9 @@ pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), S
         (FaultClass::SinkLink, Some(peer)) => matches!((target, peer), (Worker, Sink) | (Sink, Worker)),
         // Scheduled only: a manager's link to the store (random draws hit the managers alone).
         (FaultClass::Manager, Some(peer)) => matches!((target, peer), (Manager, Store) | (Store, Manager)),
+        // Scheduled only: a broker's link to the store, where its partitions' leadership is
+        // recorded (a broker cut off from ZooKeeper, in Kafka's terms).
+        (FaultClass::Stream, Some(peer)) => matches!((target, peer), (Broker, Store) | (Store, Broker)),
         // A peer on a node fault is refused on its own field.
         (_, Some(_)) => true,
     };
@@ -164,7 +168,7 @@ pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), S
     }
     let hits = match class {
         FaultClass::Processor => "workers",
-        FaultClass::Stream => "producers and brokers",
+        FaultClass::Stream => "producers and brokers, or a scheduled fault on a broker's link to the store",
         FaultClass::Sink => "the sink",
         FaultClass::Manager => {
             "the managers (manager, manager-standby), or a scheduled fault on a manager's link to the store"
@@ -311,6 +315,11 @@ mod tests {
         assert!(fits(FaultClass::Manager, Store, Some(Manager)).is_ok());
         assert!(fits(FaultClass::Manager, Manager, Some(Worker)).is_err());
         assert!(fits(FaultClass::Manager, Store, None).is_err());
+        // A broker's link to the store, either way round; no other link of a broker's.
+        assert!(fits(FaultClass::Stream, Broker, Some(Store)).is_ok());
+        assert!(fits(FaultClass::Stream, Store, Some(Broker)).is_ok());
+        assert!(fits(FaultClass::Stream, Broker, Some(Worker)).is_err());
+        assert!(fits(FaultClass::Stream, Producer, Some(Store)).is_err());
     }
 
     /// Only a scheduled manager fault on a link takes a link fault's actions: random draws of
@@ -321,6 +330,8 @@ mod tests {
         assert!(scheduled_actions_of(FaultClass::Manager, true).contains(&FaultAction::Latency));
         assert!(!actions_of(FaultClass::Manager).contains(&FaultAction::Latency));
         assert_eq!(scheduled_actions_of(FaultClass::Network, true), actions_of(FaultClass::Network));
+        assert!(scheduled_actions_of(FaultClass::Stream, true).contains(&FaultAction::Partition));
+        assert!(!actions_of(FaultClass::Stream).contains(&FaultAction::Partition));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
 use crate::checker::watermark::Bound;
 use crate::checker::{
-    appends, consistency, delivery, deploy, driver, expected, late, log, manager, transactions,
+    appends, consistency, delivery, deploy, driver, expected, late, leadership, log, manager, transactions,
 };
 use crate::disk::FileBytes;
 use crate::draw;
@@ -355,6 +355,7 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         v.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
         v.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
         v.extend(deploy::check(&world.recorder.deploy_events()));
+        v.extend(leadership::check(&world.recorder.leadership_histories(&world.cluster)));
         v
     });
     judged.unwrap_or_default()
@@ -483,6 +484,7 @@ fn judge(
     violations.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
     violations.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
     violations.extend(deploy::check(&world.recorder.deploy_events()));
+    violations.extend(leadership::check(&world.recorder.leadership_histories(cluster)));
     let driver_events = world.recorder.driver_events();
     let observed = driver::Observed { events: &driver_events, lanes, faults: run.applied };
     violations.extend(driver::check(&observed, driver_settings(cluster)));
@@ -602,6 +604,7 @@ fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     names.extend(manager::INVARIANTS);
     names.extend(driver::INVARIANTS);
     names.extend(deploy::INVARIANTS);
+    names.extend(leadership::INVARIANTS);
     if consistency_model(job, pipeline).is_some() {
         names.extend(consistency::INVARIANTS);
     }

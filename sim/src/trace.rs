@@ -6,6 +6,7 @@
 //! observer only — nodes write to it and never read it back. Keeping the events (`keep_events`,
 //! for `--trace` and reports) changes nothing of the run.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use faultline_engine::checkpoint::{self, CheckpointMeta, StateSnapshot};
@@ -14,9 +15,11 @@ use faultline_engine::disk::Disk;
 use faultline_reports::{CheckpointSpan, FaultRecord, TraceLine};
 
 use crate::checker::consistency::CapturedCheckpoint;
+use crate::checker::leadership;
 use crate::disk::SimDisk;
 
-use faultline_engine::cluster::{NodeId, Role};
+use faultline_engine::broker::metadata;
+use faultline_engine::cluster::{ClusterSpec, NodeId, Role};
 use faultline_engine::observe::{Observer, TraceEvent};
 use madsim::time::TimeHandle;
 
@@ -239,6 +242,17 @@ impl Recorder {
             (*ms, epoch.expect("the store's job key holds a job record"))
         });
         epochs.collect()
+    }
+
+    /// Every partition's leadership record, each version the store synced, with the partition's
+    /// replicas (preferred first).
+    pub fn leadership_histories(&self, cluster: &ClusterSpec) -> BTreeMap<u32, leadership::History> {
+        let Some(store) = self.store.get() else { return BTreeMap::new() };
+        let history = |p: u32| leadership::History {
+            replicas: cluster.replicas_of(p),
+            versions: store.synced_versions(&metadata::key(p)),
+        };
+        (0..cluster.partitions()).map(|p| (p, history(p))).collect()
     }
 
     /// Every completed checkpoint, as it was when it completed.

@@ -169,6 +169,7 @@ impl World {
             let node = rt.create_node().name(id.name()).ip(id.ip()).init(move || boot(ctx.clone())).build();
             if id.role == Role::Store {
                 disk.watch(manager::JOB_KEY);
+                (0..cluster.partitions()).for_each(|p| disk.watch(&broker::metadata::key(p)));
                 world.recorder.watch_store(disk.clone());
             }
             world.disks.insert(id, disk);

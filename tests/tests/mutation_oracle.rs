@@ -15,11 +15,12 @@ use faultline_tests::{faultline, run_json, scenario};
 /// The scenarios the oracle sweeps: the drawn configurations of `swarm` (semantics, sinks,
 /// recovery approaches), each failure class on its own, and the protocols that only some
 /// scenarios reach (leases under a lagging store, zombies, standbys, event time).
-pub const SCENARIOS: [&str; 19] = [
+pub const SCENARIOS: [&str; 20] = [
     "swarm",
     "all-faults",
     "fault-stream",
     "broker-lost",
+    "isr-churn",
     "fault-network",
     "fault-processor",
     "fault-sink",

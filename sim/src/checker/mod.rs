@@ -26,6 +26,7 @@ pub mod driver;
 pub mod expected;
 pub mod frontier;
 pub mod late;
+pub mod leadership;
 pub mod log;
 pub mod manager;
 pub mod transactions;
