@@ -484,7 +484,14 @@ fn judge(
     violations.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
     violations.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
     violations.extend(deploy::check(&world.recorder.deploy_events()));
-    violations.extend(leadership::check(&world.recorder.leadership_histories(cluster)));
+    let histories = world.recorder.leadership_histories(cluster);
+    // A finished job read every partition, from a leader the store had recorded: a history
+    // missing here is the watch on the store's disk gone blind, not a clean run.
+    assert!(
+        !finished || histories.values().all(|h| !h.versions.is_empty()),
+        "a finished run's leadership records"
+    );
+    violations.extend(leadership::check(&histories));
     let driver_events = world.recorder.driver_events();
     let observed = driver::Observed { events: &driver_events, lanes, faults: run.applied };
     violations.extend(driver::check(&observed, driver_settings(cluster)));
