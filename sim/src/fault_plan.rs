@@ -125,7 +125,8 @@ pub fn actions_of(class: FaultClass) -> &'static [FaultAction] {
 }
 
 /// What a scheduled fault of `class` may do: as a drawn one, and for a `manager` or `stream`
-/// fault on a manager's or a broker's link to the store (`linked`), what a link fault does.
+/// fault on a manager's link to the store, or a broker's link to the store or to another
+/// broker (`linked`), what a link fault does.
 pub fn scheduled_actions_of(class: FaultClass, linked: bool) -> &'static [FaultAction] {
     match class {
         FaultClass::Manager | FaultClass::Stream if linked => {
@@ -136,7 +137,8 @@ pub fn scheduled_actions_of(class: FaultClass, linked: bool) -> &'static [FaultA
 }
 
 /// Whether a fault of `class` may hit `target` (and the link to `peer`): `stream` hits
-/// producers and brokers (and, scheduled, a broker's link to the store), `processor` workers,
+/// producers and brokers (and, scheduled, a broker's link to the store or to another broker),
+/// `processor` workers,
 /// `sink` the sink, `manager` the managers (and, scheduled, a manager's link to the store),
 /// `driver` the driver; `network` the links among
 /// workers and from workers to brokers, `sink-link` the links between workers and the sink. An
@@ -158,8 +160,11 @@ pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), S
         // Scheduled only: a manager's link to the store (random draws hit the managers alone).
         (FaultClass::Manager, Some(peer)) => matches!((target, peer), (Manager, Store) | (Store, Manager)),
         // Scheduled only: a broker's link to the store, where its partitions' leadership is
-        // recorded (a broker cut off from ZooKeeper, in Kafka's terms).
-        (FaultClass::Stream, Some(peer)) => matches!((target, peer), (Broker, Store) | (Store, Broker)),
+        // recorded (a broker cut off from ZooKeeper, in Kafka's terms), or to another broker,
+        // which replication crosses.
+        (FaultClass::Stream, Some(peer)) => {
+            matches!((target, peer), (Broker, Store) | (Store, Broker) | (Broker, Broker))
+        }
         // A peer on a node fault is refused on its own field.
         (_, Some(_)) => true,
     };
@@ -168,7 +173,9 @@ pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), S
     }
     let hits = match class {
         FaultClass::Processor => "workers",
-        FaultClass::Stream => "producers and brokers, or a scheduled fault on a broker's link to the store",
+        FaultClass::Stream => {
+            "producers and brokers, or a scheduled fault on a broker's link to the store or to another broker"
+        }
         FaultClass::Sink => "the sink",
         FaultClass::Manager => {
             "the managers (manager, manager-standby), or a scheduled fault on a manager's link to the store"
@@ -318,6 +325,7 @@ mod tests {
         // A broker's link to the store, either way round; no other link of a broker's.
         assert!(fits(FaultClass::Stream, Broker, Some(Store)).is_ok());
         assert!(fits(FaultClass::Stream, Store, Some(Broker)).is_ok());
+        assert!(fits(FaultClass::Stream, Broker, Some(Broker)).is_ok());
         assert!(fits(FaultClass::Stream, Broker, Some(Worker)).is_err());
         assert!(fits(FaultClass::Stream, Producer, Some(Store)).is_err());
     }

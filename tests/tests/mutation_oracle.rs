@@ -15,12 +15,13 @@ use faultline_tests::{faultline, run_json, scenario};
 /// The scenarios the oracle sweeps: the drawn configurations of `swarm` (semantics, sinks,
 /// recovery approaches), each failure class on its own, and the protocols that only some
 /// scenarios reach (leases under a lagging store, zombies, standbys, event time).
-pub const SCENARIOS: [&str; 20] = [
+pub const SCENARIOS: [&str; 21] = [
     "swarm",
     "all-faults",
     "fault-stream",
     "broker-lost",
     "isr-churn",
+    "broker-partitioned",
     "fault-network",
     "fault-processor",
     "fault-sink",
