@@ -138,11 +138,10 @@ pub fn scheduled_actions_of(class: FaultClass, linked: bool) -> &'static [FaultA
 
 /// Whether a fault of `class` may hit `target` (and the link to `peer`): `stream` hits
 /// producers and brokers (and, scheduled, a broker's link to the store or to another broker),
-/// `processor` workers,
-/// `sink` the sink, `manager` the managers (and, scheduled, a manager's link to the store),
-/// `driver` the driver; `network` the links among
-/// workers and from workers to brokers, `sink-link` the links between workers and the sink. An
-/// error says what the class hits.
+/// `processor` workers, `sink` the sink, `manager` the managers (and, scheduled, a manager's
+/// link to the store), `driver` the driver; `network` the links among workers and from workers
+/// to brokers, `sink-link` the links between workers and the sink. An error says what the
+/// class hits.
 pub fn fits(class: FaultClass, target: Role, peer: Option<Role>) -> Result<(), String> {
     use Role::*;
     let fits = match (class, peer) {
@@ -322,7 +321,7 @@ mod tests {
         assert!(fits(FaultClass::Manager, Store, Some(Manager)).is_ok());
         assert!(fits(FaultClass::Manager, Manager, Some(Worker)).is_err());
         assert!(fits(FaultClass::Manager, Store, None).is_err());
-        // A broker's link to the store, either way round; no other link of a broker's.
+        // A broker's link to the store (either way round) or to another broker; no other link.
         assert!(fits(FaultClass::Stream, Broker, Some(Store)).is_ok());
         assert!(fits(FaultClass::Stream, Store, Some(Broker)).is_ok());
         assert!(fits(FaultClass::Stream, Broker, Some(Broker)).is_ok());

@@ -77,8 +77,7 @@ fn check_partition(partition: u32, history: &History, found: &mut Found) {
 
 /// What is wrong with one version taken alone, if anything.
 fn malformed(state: &PartitionState, replicas: &[u32]) -> Option<String> {
-    let mut isr = state.isr.clone();
-    isr.sort_unstable();
+    let mut isr = sorted(&state.isr);
     isr.dedup();
     if isr.len() != state.isr.len() {
         return Some("the in-sync set repeats a replica".into());
@@ -91,11 +90,8 @@ fn malformed(state: &PartitionState, replicas: &[u32]) -> Option<String> {
 
 /// The record's creation: epoch 1, the preferred replica leading, every replica in sync.
 fn first(at: &str, state: &PartitionState, replicas: &[u32], found: &mut Found) {
-    let mut all = replicas.to_vec();
-    all.sort_unstable();
-    let mut isr = state.isr.clone();
-    isr.sort_unstable();
-    if state.epoch != 1 || state.leader != replicas[0] || isr != all {
+    let all = sorted(replicas);
+    if state.epoch != 1 || state.leader != replicas[0] || sorted(&state.isr) != all {
         found.invalid.push(format!(
             "{at}: the record was created as {state:?}, not epoch 1 led by broker-{} with {all:?} in sync",
             replicas[0]
