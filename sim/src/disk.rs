@@ -198,6 +198,8 @@ pub struct SimDisk {
     /// Files whose every synced version is kept, with the simulated ms of its sync: what the
     /// checkers read of a node's durable history (the store's job record).
     watched: Mutex<BTreeMap<String, Vec<Version>>>,
+    /// A prefix whose files' removals are kept, and those removals: (simulated ms, file).
+    removals: Mutex<(Option<String>, Vec<(u64, String)>)>,
 }
 
 impl SimDisk {
@@ -233,6 +235,20 @@ impl SimDisk {
     /// in order.
     pub fn synced_versions(&self, file: &str) -> Vec<Version> {
         self.watched.lock().unwrap().get(file).cloned().unwrap_or_default()
+    }
+
+    /// Keeps every removal of an existing file whose name starts with `prefix` from now on (see
+    /// [`SimDisk::removals`]).
+    pub fn watch_removals(&self, prefix: &str) {
+        let mut removals = self.removals.lock().unwrap();
+        assert!(removals.0.is_none(), "one watched prefix per disk");
+        removals.0 = Some(prefix.to_string());
+    }
+
+    /// Every removal of a file under the watched prefix, with the simulated ms it was asked for,
+    /// in order (a crash before the next sync may bring the file back).
+    pub fn removals(&self) -> Vec<(u64, String)> {
+        self.removals.lock().unwrap().1.clone()
     }
 
     /// A file's current contents, durable or not, without copying them; `None` if it does not
@@ -299,6 +315,11 @@ impl Disk for SimDisk {
     fn remove(&self, file: &str) {
         let mut files = self.files.lock().unwrap();
         if let Some(f) = files.get_mut(file) {
+            let mut removals = self.removals.lock().unwrap();
+            if f.exists && removals.0.as_ref().is_some_and(|prefix| file.starts_with(prefix.as_str())) {
+                let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
+                removals.1.push((now_ms, file.to_string()));
+            }
             f.rewrite(None);
         }
     }

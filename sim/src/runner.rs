@@ -40,7 +40,8 @@ use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
 use crate::checker::watermark::Bound;
 use crate::checker::{
-    appends, consistency, delivery, deploy, driver, expected, late, leadership, log, manager, transactions,
+    appends, choice, consistency, delivery, deploy, driver, expected, late, leadership, log, manager,
+    transactions,
 };
 use crate::disk::FileBytes;
 use crate::draw;
@@ -355,6 +356,7 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         v.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
         v.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
         v.extend(deploy::check(&world.recorder.deploy_events()));
+        v.extend(choice::check(&world.recorder.checkpoint_choices()));
         v.extend(leadership::check(&world.recorder.leadership_histories(&world.cluster)));
         v
     });
@@ -484,6 +486,7 @@ fn judge(
     violations.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
     violations.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
     violations.extend(deploy::check(&world.recorder.deploy_events()));
+    violations.extend(choice::check(&world.recorder.checkpoint_choices()));
     let histories = world.recorder.leadership_histories(cluster);
     // A finished job read every partition, from a leader the store had recorded: a history
     // missing here is the watch on the store's disk gone blind, not a clean run.
@@ -611,6 +614,7 @@ fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     names.extend(manager::INVARIANTS);
     names.extend(driver::INVARIANTS);
     names.extend(deploy::INVARIANTS);
+    names.extend(choice::INVARIANTS);
     names.extend(leadership::INVARIANTS);
     if consistency_model(job, pipeline).is_some() {
         names.extend(consistency::INVARIANTS);

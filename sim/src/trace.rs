@@ -15,7 +15,7 @@ use faultline_engine::disk::Disk;
 use faultline_reports::{CheckpointSpan, FaultRecord, TraceLine};
 
 use crate::checker::consistency::CapturedCheckpoint;
-use crate::checker::leadership;
+use crate::checker::{choice, leadership};
 use crate::disk::SimDisk;
 
 use faultline_engine::broker::metadata;
@@ -253,6 +253,24 @@ impl Recorder {
             versions: store.synced_versions(&metadata::key(p)),
         };
         (0..cluster.partitions()).map(|p| (p, history(p))).collect()
+    }
+
+    /// What the checkpoint-choice checker reads: the completions, the recoveries, when each
+    /// job epoch was durable, and every deletion of a checkpoint's file off the store's disk.
+    pub fn checkpoint_choices(&self) -> choice::History {
+        let recoveries = self.recovery_events().into_iter().filter_map(|(ms, e)| match e {
+            TraceEvent::RecoveryStarted { epoch, checkpoint } => Some((ms, epoch, checkpoint)),
+            _ => None,
+        });
+        let removals = self.store.get().map(|disk| disk.removals()).unwrap_or_default();
+        let deletions =
+            removals.into_iter().filter_map(|(ms, file)| Some((ms, choice::checkpoint_of(&file)?)));
+        choice::History {
+            completed: self.checkpoints_completed(),
+            recoveries: recoveries.collect(),
+            durable_epochs: self.job_epochs(),
+            deletions: deletions.collect(),
+        }
     }
 
     /// Every completed checkpoint, as it was when it completed.

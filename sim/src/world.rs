@@ -170,6 +170,7 @@ impl World {
             if id.role == Role::Store {
                 disk.watch(manager::JOB_KEY);
                 (0..cluster.partitions()).for_each(|p| disk.watch(&broker::metadata::key(p)));
+                disk.watch_removals(crate::checker::choice::CHECKPOINT_FILES);
                 world.recorder.watch_store(disk.clone());
             }
             world.disks.insert(id, disk);

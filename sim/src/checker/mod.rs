@@ -16,9 +16,12 @@
 //!   only move forward across leaderships;
 //! - `driver`: a silent driver is declared lost, and the job then keeps to its `driver_loss`
 //!   policy;
-//! - `deploy`: a worker starts each copy of a subtask once per job epoch and generation.
+//! - `deploy`: a worker starts each copy of a subtask once per job epoch and generation;
+//! - `choice`: a rollback restores the latest completed checkpoint, and garbage collection never
+//!   deletes it.
 
 pub mod appends;
+pub mod choice;
 pub mod consistency;
 pub mod delivery;
 pub mod deploy;
