@@ -161,11 +161,6 @@ impl Partition {
         Some(self.frames[i].epoch)
     }
 
-    /// The epoch of the last record (0 for an empty log).
-    pub fn last_epoch(&self) -> u64 {
-        self.frames.last().map_or(0, |f| f.epoch)
-    }
-
     /// Where each epoch's records start: `(epoch, start offset)`, in log order.
     pub fn epochs(&self) -> Vec<(u64, u64)> {
         self.runs.clone()
