@@ -198,8 +198,16 @@ pub struct SimDisk {
     /// Files whose every synced version is kept, with the simulated ms of its sync: what the
     /// checkers read of a node's durable history (the store's job record).
     watched: Mutex<BTreeMap<String, Vec<Version>>>,
-    /// A prefix whose files' removals are kept, and those removals: (simulated ms, file).
-    removals: Mutex<(Option<String>, Vec<(u64, String)>)>,
+    /// The removals kept for the checkers.
+    removals: Mutex<Removals>,
+}
+
+/// A prefix whose files' removals are kept, and those removals.
+#[derive(Default)]
+struct Removals {
+    prefix: Option<String>,
+    /// (simulated ms, file), in order.
+    kept: Vec<(u64, String)>,
 }
 
 impl SimDisk {
@@ -241,14 +249,14 @@ impl SimDisk {
     /// [`SimDisk::removals`]).
     pub fn watch_removals(&self, prefix: &str) {
         let mut removals = self.removals.lock().unwrap();
-        assert!(removals.0.is_none(), "one watched prefix per disk");
-        removals.0 = Some(prefix.to_string());
+        assert!(removals.prefix.is_none(), "one watched prefix per disk");
+        removals.prefix = Some(prefix.to_string());
     }
 
     /// Every removal of a file under the watched prefix, with the simulated ms it was asked for,
     /// in order (a crash before the next sync may bring the file back).
     pub fn removals(&self) -> Vec<(u64, String)> {
-        self.removals.lock().unwrap().1.clone()
+        self.removals.lock().unwrap().kept.clone()
     }
 
     /// A file's current contents, durable or not, without copying them; `None` if it does not
@@ -316,9 +324,9 @@ impl Disk for SimDisk {
         let mut files = self.files.lock().unwrap();
         if let Some(f) = files.get_mut(file) {
             let mut removals = self.removals.lock().unwrap();
-            if f.exists && removals.0.as_ref().is_some_and(|prefix| file.starts_with(prefix.as_str())) {
+            if f.exists && removals.prefix.as_ref().is_some_and(|prefix| file.starts_with(prefix.as_str())) {
                 let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
-                removals.1.push((now_ms, file.to_string()));
+                removals.kept.push((now_ms, file.to_string()));
             }
             f.rewrite(None);
         }
@@ -446,5 +454,24 @@ mod tests {
         assert_eq!(disk.read("f").unwrap(), b"new");
         disk.crash();
         assert_eq!(disk.read("f").unwrap(), b"old");
+    }
+
+    #[test]
+    fn removals_under_the_watched_prefix_are_kept_with_their_time() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        let kept = rt.block_on(async {
+            let disk = SimDisk::default();
+            disk.watch_removals("checkpoints/");
+            for file in ["checkpoints/1/meta", "history/1", "checkpoints/2/meta"] {
+                disk.append(file, b"x".to_vec());
+                disk.sync(file);
+            }
+            madsim::time::sleep(std::time::Duration::from_millis(7)).await;
+            disk.remove("checkpoints/1/meta");
+            disk.remove("history/1"); // outside the prefix
+            disk.remove("checkpoints/9/meta"); // never written: nothing removed
+            disk.removals()
+        });
+        assert_eq!(kept, [(7, "checkpoints/1/meta".to_string())]);
     }
 }
