@@ -15,7 +15,7 @@
 //! link are not stacked: the first to heal lifts the link's fault.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ pub struct Injector {
     unsettled: RefCell<BTreeMap<usize, (Vec<Link>, u64)>>,
     /// The run's trace, read to time `mid_checkpoint` faults.
     recorder: std::sync::Arc<crate::trace::Recorder>,
+    /// The timed faults still in effect, by their record's index: how each ends.
+    healings: RefCell<BTreeMap<usize, Healing>>,
     /// The injector's own tasks (the schedule, mid-checkpoint waits, healings), aborted when
     /// the run ends: a task asleep past the end holds a timer of the runtime that holds the
     /// task, a cycle dropping the runtime does not free.
@@ -57,6 +59,13 @@ pub struct Injector {
 
 /// One direction of a link: messages from the first node to the second.
 type Link = (NodeId, NodeId);
+
+/// How a timed fault ends.
+struct Healing {
+    action: FaultAction,
+    target: NodeId,
+    links: Vec<Link>,
+}
 
 impl Injector {
     pub fn new(world: &World) -> Rc<Self> {
@@ -69,6 +78,7 @@ impl Injector {
             changes: RefCell::new(Vec::new()),
             applied: RefCell::new(Vec::new()),
             unsettled: RefCell::new(BTreeMap::new()),
+            healings: RefCell::new(BTreeMap::new()),
             recorder: world.recorder.clone(),
             tasks: RefCell::new(Vec::new()),
         })
@@ -203,6 +213,12 @@ impl Injector {
         self.changes.borrow_mut().push((now_ms(), node, health));
     }
 
+    /// The nodes not up now: crashed and not restarted, or paused.
+    pub fn down(&self) -> BTreeSet<NodeId> {
+        let health = self.health.borrow();
+        health.iter().filter(|(_, &h)| h != Health::Up).map(|(&node, _)| node).collect()
+    }
+
     /// Each node's lane up to `end_ms`: the intervals it was down or paused, in cluster order.
     pub fn node_lanes(&self, end_ms: u64) -> Vec<NodeLane> {
         let changes = self.changes.borrow();
@@ -263,25 +279,46 @@ impl Injector {
             _ => fault.duration_ms,
         };
         let Some(after) = after else { return };
-        let action = fault.action;
+        let healing = Healing { action: fault.action, target, links };
+        assert!(self.healings.borrow_mut().insert(index, healing).is_none(), "fault {index} healed twice");
         let injector = self.clone();
         injector.spawn(async move {
             madsim::time::sleep(Duration::from_millis(after)).await;
-            match action {
-                FaultAction::Crash => _ = self.restart(target),
-                FaultAction::Pause => {
-                    if self.health.borrow()[&target] == Health::Paused {
-                        Handle::current().resume(self.world_nodes[&target].id());
-                        self.set_health(target, Health::Up);
-                    }
-                }
-                FaultAction::Clog | FaultAction::Partition => self.clog(&links, false),
-                FaultAction::Loss | FaultAction::Latency => self.impair(&links, None),
-                FaultAction::Restart => unreachable!("restart has no healing"),
-            }
-            self.applied.borrow_mut()[index].healed_at_ms = Some(now_ms());
-            self.settle(index);
+            self.heal(index);
         });
+    }
+
+    /// Ends fault `index` now, if it has not ended yet.
+    fn heal(&self, index: usize) {
+        let Some(Healing { action, target, links }) = self.healings.borrow_mut().remove(&index) else {
+            return;
+        };
+        match action {
+            FaultAction::Crash => _ = self.restart(target),
+            FaultAction::Pause => {
+                if self.health.borrow()[&target] == Health::Paused {
+                    Handle::current().resume(self.world_nodes[&target].id());
+                    self.set_health(target, Health::Up);
+                }
+            }
+            FaultAction::Clog | FaultAction::Partition => self.clog(&links, false),
+            FaultAction::Loss | FaultAction::Latency => self.impair(&links, None),
+            FaultAction::Restart => unreachable!("restart has no healing"),
+        }
+        self.applied.borrow_mut()[index].healed_at_ms = Some(now_ms());
+        self.settle(index);
+    }
+
+    /// The job finished: no fault strikes any more, and every timed fault still in effect ends
+    /// now (a crashed node with a restart due boots, a paused one resumes, links heal). Only the
+    /// crashes without a restart remain. Call inside the runtime.
+    pub fn heal_all(&self) {
+        self.stop();
+        let pending: Vec<usize> = self.healings.borrow().keys().copied().collect();
+        for index in pending {
+            self.heal(index);
+        }
+        self.settle_all();
     }
 
     /// Settles a link fault's record: effective if its links carried traffic since it began.

@@ -40,8 +40,8 @@ use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
 use crate::checker::watermark::Bound;
 use crate::checker::{
-    appends, choice, consistency, delivery, deploy, driver, expected, late, leadership, log, manager,
-    transactions,
+    appends, cadence, choice, consistency, convergence, delivery, deploy, driver, expected, late, leadership,
+    log, manager, transactions,
 };
 use crate::disk::FileBytes;
 use crate::draw;
@@ -59,6 +59,10 @@ use crate::world::{self, World};
 /// How often the supervisor looks at the job's progress, in simulated time.
 const SUPERVISE_TICK: Duration = Duration::from_millis(10);
 
+/// How often the quiet period compares the replicas' copies, in simulated ms: each look reads
+/// every copy record by record.
+const QUIET_POLL_MS: u64 = 50;
+
 /// The invariant every run judges: nothing panicked — no node's task, no checker.
 pub const PANIC: &str = "panic";
 
@@ -69,9 +73,16 @@ const SWARM_DRAW: &str = "swarm-draw";
 const LIVENESS: [&str; 2] = ["liveness", "job-failed"];
 
 enum Ending {
-    Finished,
-    Failed { at_ms: u64 },
-    TimedOut { at_ms: u64 },
+    /// The job finished; the cluster was then left quiet this long (see [`quiet`]).
+    Finished {
+        quiet_ms: u64,
+    },
+    Failed {
+        at_ms: u64,
+    },
+    TimedOut {
+        at_ms: u64,
+    },
 }
 
 /// Where a run's wall time went: simulating the cluster, then judging its output.
@@ -380,9 +391,9 @@ async fn supervise(
     injector: Rc<Injector>,
 ) -> (Ending, u64) {
     injector.spawn(injector.clone().run(faults));
-    let ending = loop {
+    let mut ending = loop {
         if world.recorder.job_finished_at_ms().is_some() {
-            break Ending::Finished;
+            break Ending::Finished { quiet_ms: 0 };
         }
         if let Some(at_ms) = world.recorder.job_failed_at_ms() {
             break Ending::Failed { at_ms };
@@ -392,8 +403,40 @@ async fn supervise(
         }
         madsim::time::sleep(SUPERVISE_TICK).await;
     };
-    injector.settle_all();
+    match &mut ending {
+        Ending::Finished { quiet_ms } => {
+            injector.heal_all();
+            *quiet_ms = quiet(world, &injector).await;
+        }
+        _ => injector.settle_all(),
+    }
     (ending, TimeHandle::current().elapsed().as_millis() as u64)
+}
+
+/// The quiet period after a finished job, as Jepsen heals the network and waits before its
+/// final reads: every fault has just ended (bar the crashes without a restart), and the cluster
+/// is left alone until every live replica holds its leader's log, or for at most
+/// [`convergence::QUIET_MS`]. Returns how long it lasted; the convergence checker then judges
+/// the copies.
+async fn quiet(world: &World, injector: &Injector) -> u64 {
+    let healed_ms = now_ms();
+    loop {
+        let quiet_ms = now_ms() - healed_ms;
+        if quiet_ms >= convergence::QUIET_MS || replicas_converged(world, &injector.down()) {
+            return quiet_ms;
+        }
+        madsim::time::sleep(Duration::from_millis(QUIET_POLL_MS)).await;
+    }
+}
+
+fn now_ms() -> u64 {
+    TimeHandle::current().elapsed().as_millis() as u64
+}
+
+/// Whether every live replica holds its live leader's log now.
+fn replicas_converged(world: &World, down: &BTreeSet<NodeId>) -> bool {
+    let files = replica_files(world);
+    convergence::converged(&copies(&files), down)
 }
 
 /// Stops the injector's tasks, kills every node, and lets the executor drop their tasks. A
@@ -431,6 +474,97 @@ fn fences(sink: &[(u64, SinkEvent)]) -> Vec<(u64, u32, u64)> {
     sink.iter().filter_map(fence).collect()
 }
 
+/// The replicated log's checkers: what it kept, its appends' times, and, after a finished
+/// job's quiet period, the replicas' convergence.
+fn log_checks(
+    run: &Simulated<'_>,
+    logs: &BTreeMap<u32, Vec<LogRecord>>,
+    copies: &BTreeMap<u32, log::Copies<'_>>,
+) -> Vec<Violation> {
+    let recorder = &run.world.recorder;
+    let mut v = log::check(&recorder.log_events(), logs, copies);
+    if let Ending::Finished { quiet_ms } = run.ending {
+        v.extend(convergence::check(copies, &run.injector.down(), quiet_ms));
+    }
+    v.extend(appends::check(&recorder.append_events(), logs, run.world.cluster.base_time_ms));
+    v
+}
+
+/// The checkpoint triggers' ids, and their cadence when the job takes periodic checkpoints.
+fn cadence_check(run: &Simulated<'_>) -> Vec<Violation> {
+    let cluster = &run.world.cluster;
+    let interval_ms = cluster.job.checkpoints.interval_ms;
+    let recorder = &run.world.recorder;
+    let spans = recorder.checkpoint_spans();
+    let first_read_ms = recorder.fetched().iter().find(|&&(_, records)| records > 0).map(|&(ms, _)| ms);
+    let (disturbances, restarts) = cadence_disturbances(run);
+    let acks: Vec<(u64, u64)> = recorder
+        .manager_events()
+        .into_iter()
+        .filter_map(|(ms, _, e)| match e {
+            TraceEvent::CheckpointAckCounted { checkpoint, .. } => Some((ms, checkpoint)),
+            _ => None,
+        })
+        .collect();
+    let observed = cadence::Observed {
+        spans: &spans,
+        first_read_ms,
+        disturbances: &disturbances,
+        restarts: &restarts,
+        acks: &acks,
+    };
+    let margin_ms = cluster.settings.heartbeat_timeout_ms + cluster.settings.request_timeout_ms;
+    cadence::check(&observed, cadence::Settings { interval_ms, margin_ms })
+}
+
+/// What suspends the checkpoint cadence: every fault until it healed, a suspended job until it
+/// recovers, and the recoveries, failovers, lease changes and worker losses (the checker adds
+/// the redeployment's margin); and, of these, the events that restart the coordinator's
+/// count towards the final checkpoint.
+fn cadence_disturbances(run: &Simulated<'_>) -> (Vec<(u64, u64)>, Vec<u64>) {
+    let end = run.sim_time_ms;
+    let mut disturbances: Vec<(u64, u64)> =
+        run.applied.iter().map(|f| (f.at_ms, f.healed_at_ms.unwrap_or(end))).collect();
+    let mut restarts = Vec::new();
+    let recorder = &run.world.recorder;
+    let recoveries = recorder.recovery_events().into_iter();
+    let driver = recorder.driver_events().into_iter().map(|(ms, _, e)| (ms, e));
+    let mut events: Vec<(u64, TraceEvent)> = recoveries.chain(driver).collect();
+    events.sort_by_key(|(ms, _)| *ms);
+    let mut suspended: Option<u64> = None;
+    for (ms, event) in &events {
+        let restart = matches!(
+            event,
+            TraceEvent::RecoveryStarted { .. }
+                | TraceEvent::Failover { .. }
+                | TraceEvent::LeaseAcquired { .. }
+                | TraceEvent::JobAttached
+        );
+        let point = restart
+            || matches!(
+                event,
+                TraceEvent::WorkerDead { .. }
+                    | TraceEvent::Promoted { .. }
+                    | TraceEvent::LeaseLost { .. }
+                    | TraceEvent::DriverLost
+            );
+        if let TraceEvent::JobSuspended { .. } = event {
+            suspended = suspended.or(Some(*ms));
+        }
+        if restart {
+            restarts.push(*ms);
+            if let Some(from) = suspended.take() {
+                disturbances.push((from, *ms));
+            }
+        }
+        if point {
+            disturbances.push((*ms, *ms));
+        }
+    }
+    disturbances.extend(suspended.map(|from| (from, end)));
+    (disturbances, restarts)
+}
+
 /// What the checkers found that a story needs besides the record.
 struct Judged {
     delivery: delivery::Delivery,
@@ -448,7 +582,7 @@ fn judge(
     let cluster = &world.cluster;
     let (job, semantics) = (&cluster.job, cluster.job.semantics);
     let pipeline = loaded.pipeline();
-    let finished = matches!(ending, Ending::Finished);
+    let finished = matches!(ending, Ending::Finished { .. });
     let files = replica_files(world);
     let copies = copies(&files);
     let logs = partition_logs(&copies, output.inputs);
@@ -480,13 +614,13 @@ fn judge(
     let (boots, lost) = world.recorder.sink_losses();
     let losses = transactions::Losses { fences: &output.sink_fences, boots: &boots, lost: &lost };
     violations.extend(transactions::check_losses(&losses));
-    violations.extend(log::check(&world.recorder.log_events(), &logs, &copies));
-    violations.extend(appends::check(&world.recorder.append_events(), &logs, cluster.base_time_ms));
+    violations.extend(log_checks(run, &logs, &copies));
     let manager_events = world.recorder.manager_events();
     violations.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
     violations.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
     violations.extend(deploy::check(&world.recorder.deploy_events()));
     violations.extend(choice::check(&world.recorder.checkpoint_choices()));
+    violations.extend(cadence_check(run));
     let histories = world.recorder.leadership_histories(cluster);
     // A finished job read every partition, from a leader the store had recorded: a history
     // missing here is the watch on the store's disk gone blind, not a clean run.
@@ -610,11 +744,17 @@ fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     names.extend(late::INVARIANTS);
     names.extend(transactions::INVARIANTS);
     names.extend(log::INVARIANTS);
+    names.push(convergence::INVARIANT);
     names.extend(appends::INVARIANTS);
     names.extend(manager::INVARIANTS);
     names.extend(driver::INVARIANTS);
     names.extend(deploy::INVARIANTS);
     names.extend(choice::INVARIANTS);
+    if job.checkpoints.interval_ms > 0 {
+        names.extend(cadence::INVARIANTS);
+    } else {
+        names.push(cadence::INVARIANTS[2]);
+    }
     names.extend(leadership::INVARIANTS);
     if consistency_model(job, pipeline).is_some() {
         names.extend(consistency::INVARIANTS);
@@ -832,7 +972,7 @@ fn vacuity(
 
 fn liveness(ending: &Ending) -> Option<Violation> {
     match ending {
-        Ending::Finished => None,
+        Ending::Finished { .. } => None,
         Ending::Failed { at_ms } => Some(Violation {
             invariant: "job-failed".into(),
             detail: format!("the manager failed the job at {at_ms} ms"),

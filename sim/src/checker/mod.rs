@@ -8,10 +8,12 @@
 //!   results account for every input;
 //! - `consistency`: each completed checkpoint's state equals the reference state after exactly
 //!   the input its source positions cover;
+//! - `cadence`: checkpoints are triggered at the job's interval, neither later nor sooner;
 //! - `transactions`: the sink's transactions — committed once, never from a fenced epoch, only
 //!   for completed checkpoints;
 //! - `log`: the replicated log kept every acknowledged record once, in sequence, and its high
 //!   watermark never went back;
+//! - `convergence`: once the cluster is quiet, every live replica holds its leader's log;
 //! - `manager`: at most one manager acts at a time, each under its own lease, and job epochs
 //!   only move forward across leaderships;
 //! - `driver`: a silent driver is declared lost, and the job then keeps to its `driver_loss`
@@ -21,8 +23,10 @@
 //!   deletes it.
 
 pub mod appends;
+pub mod cadence;
 pub mod choice;
 pub mod consistency;
+pub mod convergence;
 pub mod delivery;
 pub mod deploy;
 pub mod driver;
