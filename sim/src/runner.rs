@@ -5,7 +5,9 @@
 //! 1. Build the madsim runtime from the seed and the scenario's network, and the world on it.
 //! 2. Safety phase: the job runs while the injector applies the scenario's faults.
 //! 3. Liveness: the job must finish within `checks.max_sim_time_ms` of simulated time.
-//! 4. Judge: read the sink's durable output, evaluate the reference, run the checkers.
+//! 4. Quiet: once it finishes, no fault strikes any more, every timed one ends at once, and the
+//!    cluster is left alone until the replicas converge (at most `convergence::QUIET_MS`).
+//! 5. Judge: read the sink's durable output, evaluate the reference, run the checkers.
 //!
 //! Each run gets a fresh OS thread ([`run_isolated`]): madsim seeds std's `HashMap` hashers
 //! only for the first runtime on a thread, so a reused thread could change the schedule.
