@@ -65,6 +65,10 @@ pub enum TraceEvent {
     WorkerDead { worker: u32 },
     /// The manager began a recovery: new epoch, restore from `checkpoint` (0: from the start).
     RecoveryStarted { epoch: u64, checkpoint: u64 },
+    /// The manager decided to roll the job back into job epoch `epoch`, for `cause`. Traced as
+    /// it decides; `RecoveryStarted` (or `JobSuspended`) follows once the epoch is durable and
+    /// the checkpoint in progress is settled, unless a newer decision overtakes it.
+    RollbackDecided { epoch: u64, cause: RollbackCause },
     /// The sink refused a writer's request from an older, fenced epoch.
     SinkFenced { writer: u32, epoch: u64 },
     /// A channel, acknowledgement or report from an older epoch was dropped.
@@ -172,6 +176,7 @@ impl TraceEvent {
                 (40, [epoch, u64::from(chain) << 32 | u64::from(subtask), generation.into()])
             }
             SinkTxnLost { writer, epoch, txn } => (42, [writer.into(), epoch, txn]),
+            RollbackDecided { epoch, cause } => (43, [epoch, cause as u64, 0]),
             CheckpointAckCounted { epoch, checkpoint, chain, subtask, generation } => (
                 41,
                 [
@@ -182,6 +187,22 @@ impl TraceEvent {
             ),
         }
     }
+}
+
+/// Why a manager rolled its job back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RollbackCause {
+    /// Workers were lost and the job could not fail over (or does not replicate).
+    WorkerLost,
+    /// A subtask reported a failure.
+    TaskFailed,
+    /// The driver went silent and the job stops with it (`restart-job`).
+    DriverLost,
+    /// A driver attached to a suspended job: it resumes.
+    DriverAttached,
+    /// A new leader took the job over from the store.
+    Takeover,
 }
 
 /// Receives every trace event of a run.

@@ -23,7 +23,7 @@ use faultline_engine::broker::metadata;
 use faultline_engine::checkpoint;
 use faultline_engine::cluster::{ClusterSpec, NodeId, Role};
 use faultline_engine::codec;
-use faultline_engine::job::{JobSpec, Semantics};
+use faultline_engine::job::{JobSpec, Recovery, Semantics};
 use faultline_engine::observe::TraceEvent;
 use faultline_engine::record::{LogRecord, Payload};
 use faultline_engine::sink::{
@@ -42,8 +42,8 @@ use crate::checker::expected::{Expected, Input};
 use crate::checker::frontier::{self, Frontier};
 use crate::checker::watermark::Bound;
 use crate::checker::{
-    appends, cadence, choice, consistency, convergence, delivery, deploy, driver, expected, late, leadership,
-    log, manager, transactions,
+    appends, cadence, choice, consistency, convergence, delivery, deploy, driver, expected, failover, late,
+    leadership, log, manager, transactions,
 };
 use crate::disk::FileBytes;
 use crate::draw;
@@ -519,6 +519,29 @@ fn cadence_check(run: &Simulated<'_>) -> Vec<Violation> {
     cadence::check(&observed, cadence::Settings { interval_ms, margin_ms })
 }
 
+/// Each worker loss's answer under the job's recovery approach, and each replacement's
+/// generation.
+fn failover_check(run: &Simulated<'_>) -> Vec<Violation> {
+    let recorder = &run.world.recorder;
+    let approach = match run.world.cluster.job.recovery {
+        Recovery::Rollback => failover::Approach::Rollback,
+        Recovery::PassiveReplication => failover::Approach::Passive,
+        Recovery::ActiveReplication => failover::Approach::Active,
+    };
+    let reads: Vec<(u64, u32, u64)> = recorder
+        .source_events()
+        .into_iter()
+        .filter_map(|(ms, _, e)| match e {
+            TraceEvent::SourceRead { partition, offset, records, .. } => {
+                Some((ms, partition, offset + records))
+            }
+            _ => None,
+        })
+        .collect();
+    let events = recorder.failover_events();
+    failover::check(&failover::Observed { approach, events: &events, reads: &reads })
+}
+
 /// What suspends the checkpoint cadence: every fault until it healed, a suspended job until it
 /// recovers, and the recoveries, failovers, lease changes and worker losses (the checker adds
 /// the redeployment's margin); and, of these, the events that restart the coordinator's
@@ -623,6 +646,7 @@ fn judge(
     violations.extend(deploy::check(&world.recorder.deploy_events()));
     violations.extend(choice::check(&world.recorder.checkpoint_choices()));
     violations.extend(cadence_check(run));
+    violations.extend(failover_check(run));
     let histories = world.recorder.leadership_histories(cluster);
     // A finished job read every partition, from a leader the store had recorded: a history
     // missing here is the watch on the store's disk gone blind, not a clean run.
@@ -757,6 +781,7 @@ fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     } else {
         names.push(cadence::INVARIANTS[2]);
     }
+    names.extend(failover::INVARIANTS);
     names.extend(leadership::INVARIANTS);
     if consistency_model(job, pipeline).is_some() {
         names.extend(consistency::INVARIANTS);

@@ -65,6 +65,10 @@ struct State {
     /// What the deployment checker reads: the workers' boots and deployments.
     deploy_events: Vec<(u64, NodeId, TraceEvent)>,
     sink_lost: Vec<SinkLoss>,
+    /// What the failover checker reads: the managers' losses, decisions, triggers and lease
+    /// changes, and the workers' deployments and promotions, with their simulated ms, in trace
+    /// order.
+    failover_events: Vec<(u64, NodeId, TraceEvent)>,
     /// Every event with its simulated ns, once `keep_events` asked for them (reports, `--trace`).
     kept: Option<Vec<(u64, NodeId, TraceEvent)>>,
 }
@@ -95,6 +99,9 @@ impl Observer for Recorder {
         let now_ms = now.as_millis() as u64;
         if is_driver_event(&event) {
             s.driver_events.push((now_ms, node, event.clone()));
+        }
+        if is_failover_event(&event) {
+            s.failover_events.push((now_ms, node, event.clone()));
         }
         match event {
             TraceEvent::JobFinished => s.job_finished_at_ms = Some(now_ms),
@@ -163,6 +170,26 @@ fn is_driver_event(event: &TraceEvent) -> bool {
             | TraceEvent::LeaseAcquired { .. }
             | TraceEvent::LeaseGranted { .. }
             | TraceEvent::LeaseLost { .. }
+    )
+}
+
+/// Whether the failover checker reads `event`.
+fn is_failover_event(event: &TraceEvent) -> bool {
+    matches!(
+        event,
+        TraceEvent::WorkerDead { .. }
+            | TraceEvent::RollbackDecided { .. }
+            | TraceEvent::RecoveryStarted { .. }
+            | TraceEvent::JobSuspended { .. }
+            | TraceEvent::Failover { .. }
+            | TraceEvent::TaskReplaced { .. }
+            | TraceEvent::TaskDeployed { .. }
+            | TraceEvent::Promoted { .. }
+            | TraceEvent::CheckpointTriggered { .. }
+            | TraceEvent::LeaseAcquired { .. }
+            | TraceEvent::LeaseLost { .. }
+            | TraceEvent::DriverLost
+            | TraceEvent::JobAttached
     )
 }
 
@@ -350,6 +377,12 @@ impl Recorder {
     /// order.
     pub fn driver_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
         self.state.lock().unwrap().driver_events.clone()
+    }
+
+    /// What the failover checker reads (see `is_failover_event`), with simulated ms, in trace
+    /// order.
+    pub fn failover_events(&self) -> Vec<(u64, NodeId, TraceEvent)> {
+        self.state.lock().unwrap().failover_events.clone()
     }
 
     /// Records the sources read: (simulated ms, records), in trace order.

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use super::{command, coordinator, recover, restore_for, CopyState, Job, Shared, Status, WorkerCommand};
 use crate::job::{self, Recovery, TaskId, TaskSpec};
-use crate::observe::TraceEvent;
+use crate::observe::{RollbackCause, TraceEvent};
 use crate::worker::Promotion;
 
 /// What a failover changes.
@@ -46,7 +46,7 @@ pub(super) fn lost(manager: &Shared, dead: &[u32]) {
         }
     };
     match plan {
-        None => recover(manager.clone()),
+        None => recover(manager.clone(), RollbackCause::WorkerLost),
         Some(plan) if plan.promoted.is_empty() && plan.restarted.is_empty() && plan.rewired.is_empty() => {
             forget_copies(manager, dead);
         }

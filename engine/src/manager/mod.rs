@@ -60,7 +60,7 @@ use crate::job::{self, DriverLoss, JobSpec, Restore, TaskId, TaskSpec};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::net::{Client, Listener, Rx, Tx};
-use crate::observe::{NodeContext, TraceEvent};
+use crate::observe::{NodeContext, RollbackCause, TraceEvent};
 use crate::store::StoreClient;
 use coordinator::Coordinator;
 use lease::Lease;
@@ -440,7 +440,7 @@ async fn handle(manager: &Shared, request: ManagerRequest, reply: &Rc<Tx<Manager
         ManagerRequest::TaskFailed { epoch, task, generation, reason } => {
             if current(manager, epoch).as_mut().and_then(|j| j.running(task, generation)).is_some() {
                 tracing::info!(?task, %reason, "subtask failed: recovering");
-                recover(manager.clone());
+                recover(manager.clone(), RollbackCause::TaskFailed);
             }
         }
         ManagerRequest::CheckpointAck { epoch, generation, checkpoint, snapshot } => {
@@ -528,7 +528,7 @@ fn attach(manager: &Shared, driver: Rc<Tx<ManagerResponse>>) -> ManagerResponse 
         resume
     };
     if resume {
-        recover(manager.clone());
+        recover(manager.clone(), RollbackCause::DriverAttached);
     }
     ManagerResponse::Attached
 }
@@ -579,7 +579,7 @@ fn check_driver(manager: &Shared, now: u64) {
         suspend
     };
     if suspend {
-        recover(manager.clone());
+        recover(manager.clone(), RollbackCause::DriverLost);
     }
 }
 
@@ -657,7 +657,7 @@ async fn take_over(manager: &Shared, record: lease::Record, valid_until_ms: u64)
         }
     };
     if new_epoch {
-        recover(manager.clone());
+        recover(manager.clone(), RollbackCause::Takeover);
     }
 }
 
@@ -848,14 +848,16 @@ async fn tick(manager: Shared) {
 /// Starts a rollback recovery: new epoch, made durable before anything of it is sent; cancel
 /// everything older; redeploy from the latest completed checkpoint — unless the job is
 /// suspended, which leaves the new epoch empty.
-fn recover(manager: Shared) {
+fn recover(manager: Shared, cause: RollbackCause) {
     let epoch = {
         let mut m = manager.borrow_mut();
         let Some(job) = m.job.as_mut().filter(|j| j.status != Status::Finished) else { return };
         job.epoch += 1;
         // Nothing deploys until this recovery has settled the checkpoint in progress.
         job.waiting_for_workers = false;
-        job.epoch
+        let epoch = job.epoch;
+        m.ctx.trace(TraceEvent::RollbackDecided { epoch, cause });
+        epoch
     };
     let tenure = manager.borrow().lease.epoch();
     madsim::task::spawn_local(async move {

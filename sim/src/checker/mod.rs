@@ -31,6 +31,7 @@ pub mod delivery;
 pub mod deploy;
 pub mod driver;
 pub mod expected;
+pub mod failover;
 pub mod frontier;
 pub mod late;
 pub mod leadership;
