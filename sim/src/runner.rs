@@ -345,7 +345,7 @@ fn panicked(
 }
 
 /// The safety checkers that judge a history as far as it went — the log's, the sink's
-/// transactions', the managers', the deployments' — over a run an engine assertion ended: a bug an assertion
+/// transactions', the managers', the deployments', the failovers' — over a run an engine assertion ended: a bug an assertion
 /// caught is then named by a checker invariant too, when one sees it. If they panic themselves
 /// on the history cut short, the engine's panic stands alone.
 fn safety_so_far(world: &World) -> Vec<Violation> {
@@ -370,6 +370,7 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         v.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
         v.extend(deploy::check(&world.recorder.deploy_events()));
         v.extend(choice::check(&world.recorder.checkpoint_choices()));
+        v.extend(failover_check(world));
         v.extend(leadership::check(&world.recorder.leadership_histories(&world.cluster)));
         v
     });
@@ -521,9 +522,9 @@ fn cadence_check(run: &Simulated<'_>) -> Vec<Violation> {
 
 /// Each worker loss's answer under the job's recovery approach, and each replacement's
 /// generation.
-fn failover_check(run: &Simulated<'_>) -> Vec<Violation> {
-    let recorder = &run.world.recorder;
-    let approach = match run.world.cluster.job.recovery {
+fn failover_check(world: &World) -> Vec<Violation> {
+    let recorder = &world.recorder;
+    let approach = match world.cluster.job.recovery {
         Recovery::Rollback => failover::Approach::Rollback,
         Recovery::PassiveReplication => failover::Approach::Passive,
         Recovery::ActiveReplication => failover::Approach::Active,
@@ -646,7 +647,7 @@ fn judge(
     violations.extend(deploy::check(&world.recorder.deploy_events()));
     violations.extend(choice::check(&world.recorder.checkpoint_choices()));
     violations.extend(cadence_check(run));
-    violations.extend(failover_check(run));
+    violations.extend(failover_check(world));
     let histories = world.recorder.leadership_histories(cluster);
     // A finished job read every partition, from a leader the store had recorded: a history
     // missing here is the watch on the store's disk gone blind, not a clean run.

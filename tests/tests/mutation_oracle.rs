@@ -14,8 +14,9 @@ use faultline_tests::{faultline, run_json, scenario};
 
 /// The scenarios the oracle sweeps: the drawn configurations of `swarm` (semantics, sinks,
 /// recovery approaches), each failure class on its own, and the protocols that only some
-/// scenarios reach (leases under a lagging store, zombies, standbys, event time).
-pub const SCENARIOS: [&str; 21] = [
+/// scenarios reach (leases under a lagging store, zombies, standbys, overlapping failovers,
+/// event time).
+pub const SCENARIOS: [&str; 22] = [
     "swarm",
     "all-faults",
     "fault-stream",
@@ -36,6 +37,7 @@ pub const SCENARIOS: [&str; 21] = [
     "recovery-overlap",
     "replication-active",
     "replication-passive",
+    "replication-overlap",
     "late-data",
 ];
 

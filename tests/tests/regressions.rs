@@ -157,3 +157,19 @@ fn interval_join_4791() {
 fn driver_restart_job_1() {
     check(&scenario("driver-restart-job"), 1, Expect::ExactPass);
 }
+
+/// Three losses under passive replication while the store answered the manager late: each
+/// failover waited for the checkpoint being made durable, and when they went on, the first sent
+/// its restarted source with the generation the third had since given it, on the same worker
+/// as the third: the engine panicked ("deployed twice"). A failover now starts only what no
+/// later failover replaced again.
+#[test]
+fn replication_overlap_11() {
+    check(&scenario("replication-overlap"), 11, Expect::ExactPass);
+}
+
+/// The same root cause as replication-overlap 11.
+#[test]
+fn replication_overlap_35() {
+    check(&scenario("replication-overlap"), 35, Expect::ExactPass);
+}

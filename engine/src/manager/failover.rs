@@ -16,8 +16,11 @@
 //!      skip the offsets they already applied);
 //!    - `Rewire` to every source: the destination's input now goes to its new primary (and
 //!      surviving secondaries); a passive source replays its backlog since `c` to a new one.
+//!
+//!    A subtask that a later failover replaced again meanwhile is left to that failover: only
+//!    the latest generation of each subtask is started.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{command, coordinator, recover, restore_for, CopyState, Job, Shared, Status, WorkerCommand};
 use crate::job::{self, Recovery, TaskId, TaskSpec};
@@ -35,6 +38,32 @@ struct Plan {
     rewired: BTreeSet<u32>,
 }
 
+impl Plan {
+    fn is_empty(&self) -> bool {
+        self.promoted.is_empty() && self.restarted.is_empty() && self.rewired.is_empty()
+    }
+
+    /// The plan less the subtasks a later failover replaced again while this one waited for the
+    /// checkpoint in progress: their generation moved on, and the later plan starts them (a
+    /// source restarted by both would run twice: recovery-overlap under passive replication,
+    /// seed 11). Under passive replication only the promoted subtasks' input is rewired.
+    fn still_current(self, job: &Job, generations: &BTreeMap<TaskId, u32>) -> Plan {
+        let current = |id: &TaskId| {
+            let planned = generations.get(id).expect("every replaced subtask's generation");
+            job.tasks.get(id).is_some_and(|t| t.generation == *planned)
+        };
+        let promoted: Vec<(TaskId, CopyState)> =
+            self.promoted.into_iter().filter(|(id, _)| current(id)).collect();
+        let restarted: Vec<(TaskId, u32)> =
+            self.restarted.into_iter().filter(|(id, _)| current(id)).collect();
+        let rewired = match job.spec.recovery {
+            Recovery::ActiveReplication => self.rewired,
+            _ => promoted.iter().map(|(id, _)| id.subtask).collect(),
+        };
+        Plan { promoted, restarted, rewired }
+    }
+}
+
 /// Workers were lost: fail over under replication, roll back otherwise.
 pub(super) fn lost(manager: &Shared, dead: &[u32]) {
     let plan = {
@@ -47,7 +76,7 @@ pub(super) fn lost(manager: &Shared, dead: &[u32]) {
     };
     match plan {
         None => recover(manager.clone(), RollbackCause::WorkerLost),
-        Some(plan) if plan.promoted.is_empty() && plan.restarted.is_empty() && plan.rewired.is_empty() => {
+        Some(plan) if plan.is_empty() => {
             forget_copies(manager, dead);
         }
         Some(plan) => {
@@ -110,7 +139,7 @@ fn forget_copies(manager: &Shared, dead: &[u32]) {
 /// Applies the plan to the job's state, then, once the checkpoint in progress is settled,
 /// sends the promotions, the restarted sources and the rewires.
 fn fail_over(manager: &Shared, plan: Plan) {
-    let (epoch, tenure) = {
+    let (epoch, tenure, generations) = {
         let mut m = manager.borrow_mut();
         let tenure = m.lease.epoch();
         let job = m.job.as_mut().expect("planned for a job");
@@ -130,20 +159,22 @@ fn fail_over(manager: &Shared, plan: Plan) {
             replaced.push((id, task.generation));
         }
         let epoch = job.epoch;
-        for (id, generation) in replaced {
+        for &(id, generation) in &replaced {
             let (chain, subtask) = (id.chain, id.subtask);
             m.ctx.trace(TraceEvent::TaskReplaced { epoch, chain, subtask, generation });
         }
-        (epoch, tenure)
+        let generations: BTreeMap<TaskId, u32> = replaced.into_iter().collect();
+        (epoch, tenure, generations)
     };
     let manager = manager.clone();
     madsim::task::spawn_local(async move {
         coordinator::abort_for_recovery(&manager).await;
-        let still = {
+        let plan = {
             let m = manager.borrow();
-            m.lease.is_held(tenure) && m.job.as_ref().is_some_and(|j| j.epoch == epoch)
+            let job = m.job.as_ref().filter(|j| m.lease.is_held(tenure) && j.epoch == epoch);
+            job.map(|j| plan.still_current(j, &generations))
         };
-        if still {
+        if let Some(plan) = plan.filter(|p| !p.is_empty()) {
             send(&manager, &plan, epoch);
         }
     });
