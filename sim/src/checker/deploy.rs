@@ -8,6 +8,12 @@
 //! the copy. A start of the same or an older one is a deployment sent twice, or one a stale
 //! command queue delivered late: two copies that would read, write and acknowledge as one, or
 //! an old one brought back over its successor. A reboot starts the worker afresh.
+//!
+//! A source has no copies: each `(epoch, generation)` of a source subtask (chain 0, the chain
+//! that reads the partitions) starts on one worker only. Two would both read the partitions
+//! from the same positions and both acknowledge checkpoints as the one generation the manager
+//! counts (`source-started-twice`): two failovers that each restarted the source, the earlier
+//! one sending the later one's generation.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +24,10 @@ use faultline_reports::Violation;
 use super::push_examples as push;
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 1] = ["task-deployed-again"];
+pub const INVARIANTS: [&str; 2] = ["task-deployed-again", "source-started-twice"];
+
+/// The chain that reads the partitions: its subtasks are the job's sources.
+const SOURCE_CHAIN: u32 = 0;
 
 /// A worker incarnation's latest start of each subtask: (chain, subtask) → (epoch, generation).
 type Started = BTreeMap<(u32, u32), (u64, u32)>;
@@ -28,6 +37,9 @@ pub fn check(events: &[(u64, NodeId, TraceEvent)]) -> Vec<Violation> {
     // Per worker, per (chain, subtask): the (epoch, generation) started last in this incarnation.
     let mut started: BTreeMap<NodeId, Started> = BTreeMap::new();
     let mut behind = Vec::new();
+    // Each source generation's first worker: (epoch, subtask, generation) → worker.
+    let mut sources: BTreeMap<(u64, u32, u32), NodeId> = BTreeMap::new();
+    let mut twice = Vec::new();
     for &(ms, node, ref event) in events {
         assert_eq!(node.role, Role::Worker, "{event:?} from {node:?}");
         match *event {
@@ -41,12 +53,24 @@ pub fn check(events: &[(u64, NodeId, TraceEvent)]) -> Vec<Violation> {
                         node.name()
                     ));
                 }
+                if operator == SOURCE_CHAIN {
+                    let first = *sources.entry((epoch, subtask, generation)).or_insert(node);
+                    if first != node {
+                        twice.push(format!(
+                            "{} started source subtask {subtask} of epoch {epoch}, generation \
+                             {generation} at {ms} ms, which {} had started",
+                            node.name(),
+                            first.name()
+                        ));
+                    }
+                }
             }
             _ => unreachable!("the deployment checker reads boots and deployments: {event:?}"),
         }
     }
     let mut v = Vec::new();
-    push(&mut v, "task-deployed-again", &behind);
+    push(&mut v, INVARIANTS[0], &behind);
+    push(&mut v, INVARIANTS[1], &twice);
     v
 }
 
@@ -87,5 +111,21 @@ mod tests {
         // An older generation brought back over its successor.
         let back = [(0, W0, TraceEvent::Boot), deployed(5, W0, 0, 1, 2), deployed(60, W0, 0, 1, 1)];
         assert_eq!(check(&back).len(), 1);
+    }
+
+    #[test]
+    fn a_source_generation_starts_on_one_worker() {
+        let source = |ms, node, generation| {
+            (ms, node, TraceEvent::TaskDeployed { operator: SOURCE_CHAIN, subtask: 1, epoch: 1, generation })
+        };
+        let boots = [(0, W0, TraceEvent::Boot), (0, W1, TraceEvent::Boot)];
+        // Restarted elsewhere as a new generation: fine.
+        let moved = [boots[0].clone(), boots[1].clone(), source(5, W0, 0), source(90, W1, 1)];
+        assert!(check(&moved).is_empty());
+        let twice =
+            [boots[0].clone(), boots[1].clone(), source(5, W0, 0), source(90, W1, 1), source(95, W0, 1)];
+        let v = check(&twice);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].invariant, "source-started-twice");
     }
 }
