@@ -345,9 +345,10 @@ fn panicked(
 }
 
 /// The safety checkers that judge a history as far as it went — the log's, the sink's
-/// transactions', the managers', the deployments', the failovers' — over a run an engine assertion ended: a bug an assertion
-/// caught is then named by a checker invariant too, when one sees it. If they panic themselves
-/// on the history cut short, the engine's panic stands alone.
+/// transactions', the managers', the deployments', the failovers' — over a run an engine
+/// assertion ended: a bug an assertion caught is then named by a checker invariant too, when
+/// one sees it. If they panic themselves on the history cut short, the engine's panic stands
+/// alone.
 fn safety_so_far(world: &World) -> Vec<Violation> {
     let judged = panic::catch(|| {
         let files = replica_files(world);

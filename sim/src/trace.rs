@@ -66,7 +66,7 @@ struct State {
     deploy_events: Vec<(u64, NodeId, TraceEvent)>,
     sink_lost: Vec<SinkLoss>,
     /// What the failover checker reads: the managers' losses, decisions, triggers and lease
-    /// changes, and the workers' deployments and promotions, with their simulated ms, in trace
+    /// changes, and the workers' deployments, with their simulated ms, in trace
     /// order.
     failover_events: Vec<(u64, NodeId, TraceEvent)>,
     /// Every event with its simulated ns, once `keep_events` asked for them (reports, `--trace`).
@@ -184,7 +184,6 @@ fn is_failover_event(event: &TraceEvent) -> bool {
             | TraceEvent::Failover { .. }
             | TraceEvent::TaskReplaced { .. }
             | TraceEvent::TaskDeployed { .. }
-            | TraceEvent::Promoted { .. }
             | TraceEvent::CheckpointTriggered { .. }
             | TraceEvent::LeaseAcquired { .. }
             | TraceEvent::LeaseLost { .. }

@@ -188,8 +188,7 @@ impl<'a> Model<'a> {
     fn deployed(&mut self, node: NodeId, task: (u32, u32), epoch: u64, generation: u32) {
         assert_eq!(node.role, Role::Worker, "only workers deploy subtasks");
         let worker = node.index;
-        let known = self.generations.entry((epoch, task.0, task.1)).or_insert(generation);
-        *known = (*known).max(generation);
+        self.raise_generation((epoch, task.0, task.1), generation);
         // A deployment that reaches a worker already declared dead is one the manager no longer
         // counts on.
         if self.dead_since.get(&epoch).is_some_and(|d| d.contains(&worker)) {
@@ -209,6 +208,11 @@ impl<'a> Model<'a> {
                 ));
             }
         }
+        self.raise_generation(key, generation);
+    }
+
+    /// Records that subtask `key` reached `generation`.
+    fn raise_generation(&mut self, key: (u64, u32, u32), generation: u32) {
         let known = self.generations.entry(key).or_insert(generation);
         *known = (*known).max(generation);
     }
@@ -361,6 +365,13 @@ mod tests {
         ]
     }
 
+    /// The steady job, then `more`.
+    fn steady_then<const N: usize>(more: [(u64, NodeId, TraceEvent); N]) -> Vec<(u64, NodeId, TraceEvent)> {
+        let mut events = steady_job();
+        events.extend(more);
+        events
+    }
+
     fn dead(ms: u64, w: u32) -> (u64, NodeId, TraceEvent) {
         (ms, manager(), TraceEvent::WorkerDead { worker: w })
     }
@@ -386,50 +397,46 @@ mod tests {
 
     #[test]
     fn a_steady_loss_with_a_live_copy_fails_over() {
-        let mut events = steady_job();
-        events.extend([dead(200, 1), replaced(200, 1)]);
+        let events = steady_then([dead(200, 1), replaced(200, 1)]);
         assert!(invariants(Approach::Passive, &events, &READS).is_empty());
     }
 
     #[test]
     fn a_steady_loss_with_a_live_copy_rolled_back_is_caught() {
-        let mut events = steady_job();
-        events.extend([dead(200, 1), rollback(200, 2)]);
+        let events = steady_then([dead(200, 1), rollback(200, 2)]);
         assert_eq!(invariants(Approach::Active, &events, &READS), ["failover-expected"]);
         // The same loss of a standby's host alone.
-        let mut events = steady_job();
-        events.extend([dead(200, 2), rollback(200, 2)]);
+        let events = steady_then([dead(200, 2), rollback(200, 2)]);
         assert_eq!(invariants(Approach::Passive, &events, &READS), ["failover-expected"]);
     }
 
     #[test]
     fn a_rollback_is_right_when_no_copy_survives_or_the_job_is_not_steady() {
         // Both hosts of subtask 0 lost at once.
-        let mut events = steady_job();
-        events.extend([dead(200, 1), dead(200, 2), rollback(200, 2)]);
+        let events = steady_then([dead(200, 1), dead(200, 2), rollback(200, 2)]);
         assert!(invariants(Approach::Passive, &events, &READS).is_empty());
         // The sources had read everything by the loss: the job may be finishing.
-        let mut events = steady_job();
-        events.extend([dead(500, 1), rollback(500, 2)]);
+        let events = steady_then([dead(500, 1), rollback(500, 2)]);
         assert!(invariants(Approach::Passive, &events, &READS).is_empty());
         // No checkpoint triggered since the lease changed hands: not shown steady.
-        let mut events = steady_job();
-        events.extend([(150, manager(), TraceEvent::LeaseLost { lease: 1 }), dead(200, 1), rollback(200, 2)]);
+        let events = steady_then([
+            (150, manager(), TraceEvent::LeaseLost { lease: 1 }),
+            dead(200, 1),
+            rollback(200, 2),
+        ]);
         assert!(invariants(Approach::Passive, &events, &READS).is_empty());
         // Rollback recovery rolls back.
-        let mut events = steady_job();
-        events.extend([dead(200, 1), rollback(200, 2)]);
+        let events = steady_then([dead(200, 1), rollback(200, 2)]);
         assert!(invariants(Approach::Rollback, &events, &READS).is_empty());
     }
 
     #[test]
     fn a_failover_under_rollback_recovery_or_mid_rollback_is_caught() {
-        let mut events = steady_job();
-        events.extend([dead(200, 0), replaced(200, 1)]);
+        let events = steady_then([dead(200, 0), replaced(200, 1)]);
         assert_eq!(invariants(Approach::Rollback, &events, &READS), ["failover-unwarranted"]);
         // Lost while the manager's rollback into epoch 2 had not started.
-        let mut events = steady_job();
-        events.extend([dead(200, 1), dead(200, 2), rollback(200, 2), dead(250, 0), replaced(250, 1)]);
+        let events =
+            steady_then([dead(200, 1), dead(200, 2), rollback(200, 2), dead(250, 0), replaced(250, 1)]);
         assert_eq!(invariants(Approach::Active, &events, &READS), ["failover-unwarranted"]);
         // Lost while epoch 1 still deploys: worker 2's deployment comes later.
         let events =
@@ -449,11 +456,9 @@ mod tests {
 
     #[test]
     fn a_replacement_that_keeps_its_generation_is_caught() {
-        let mut events = steady_job();
-        events.extend([dead(200, 1), replaced(200, 0)]);
+        let events = steady_then([dead(200, 1), replaced(200, 0)]);
         assert_eq!(invariants(Approach::Passive, &events, &READS), ["task-generation-not-advanced"]);
-        let mut events = steady_job();
-        events.extend([dead(200, 1), replaced(200, 1), dead(300, 2), replaced(300, 1)]);
+        let events = steady_then([dead(200, 1), replaced(200, 1), dead(300, 2), replaced(300, 1)]);
         assert_eq!(invariants(Approach::Passive, &events, &READS), ["task-generation-not-advanced"]);
     }
 
