@@ -64,8 +64,17 @@ pub struct StateSnapshot {
     pub in_flight: Vec<StreamRecord>,
 }
 
+/// Where the store keeps every checkpoint's files, each checkpoint under its own prefix.
+pub const CHECKPOINTS_PREFIX: &str = "checkpoints/";
+
 pub fn checkpoint_prefix(id: u64) -> String {
-    format!("checkpoints/{id:020}/")
+    format!("{CHECKPOINTS_PREFIX}{id:020}/")
+}
+
+/// The checkpoint a file of the store belongs to, if it is a checkpoint's.
+pub fn checkpoint_of(file: &str) -> Option<u64> {
+    let (id, _) = file.strip_prefix(CHECKPOINTS_PREFIX)?.split_once('/')?;
+    id.parse().ok()
 }
 
 pub fn meta_key(id: u64) -> String {
@@ -267,6 +276,14 @@ mod tests {
 
     fn at(offset: u64) -> SourcePosition {
         SourcePosition { partition: 3, offset, ended: 0, max_event_ms: 0 }
+    }
+
+    #[test]
+    fn a_checkpoints_files_are_named_by_its_id() {
+        assert_eq!(checkpoint_of(&meta_key(7)), Some(7));
+        assert_eq!(checkpoint_of(&state_key(12, TaskId { chain: 1, subtask: 0 })), Some(12));
+        assert_eq!(checkpoint_of(&history_key(7)), None);
+        assert_eq!(checkpoint_of("checkpoints/x/meta"), None);
     }
 
     #[test]

@@ -200,6 +200,16 @@ pub struct SimDisk {
     watched: Mutex<BTreeMap<String, Vec<Version>>>,
     /// The removals kept for the checkers.
     removals: Mutex<Removals>,
+    /// The first sync of each file under a prefix, kept for the checkers.
+    first_syncs: Mutex<FirstSyncs>,
+}
+
+/// A prefix whose files' first syncs are kept, and those syncs.
+#[derive(Default)]
+struct FirstSyncs {
+    prefix: Option<String>,
+    /// File → the simulated ms of its first sync.
+    kept: BTreeMap<String, u64>,
 }
 
 /// A prefix whose files' removals are kept, and those removals.
@@ -251,6 +261,20 @@ impl SimDisk {
         let mut removals = self.removals.lock().unwrap();
         assert!(removals.prefix.is_none(), "one watched prefix per disk");
         removals.prefix = Some(prefix.to_string());
+    }
+
+    /// Keeps the first sync of each existing file whose name starts with `prefix` from now on
+    /// (see [`SimDisk::first_syncs`]): when each became durable.
+    pub fn watch_first_syncs(&self, prefix: &str) {
+        let mut first = self.first_syncs.lock().unwrap();
+        assert!(first.prefix.is_none(), "one prefix of first syncs per disk");
+        first.prefix = Some(prefix.to_string());
+    }
+
+    /// Each file under the watched prefix that a sync made durable, with the simulated ms of
+    /// its first sync, by name.
+    pub fn first_syncs(&self) -> Vec<(u64, String)> {
+        self.first_syncs.lock().unwrap().kept.iter().map(|(file, &ms)| (ms, file.clone())).collect()
     }
 
     /// Every removal of a file under the watched prefix, with the simulated ms it was asked for,
@@ -340,9 +364,16 @@ impl Disk for SimDisk {
         if let Some(f) = files.get_mut(file) {
             f.before_rewrite = None;
             f.synced_len = f.data.len;
-            if let Some(versions) = self.watched.lock().unwrap().get_mut(file).filter(|_| f.exists) {
-                let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
-                versions.push((now_ms, f.data.to_vec()));
+            if !f.exists {
+                return;
+            }
+            let now_ms = || madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
+            if let Some(versions) = self.watched.lock().unwrap().get_mut(file) {
+                versions.push((now_ms(), f.data.to_vec()));
+            }
+            let mut first = self.first_syncs.lock().unwrap();
+            if first.prefix.as_ref().is_some_and(|prefix| file.starts_with(prefix.as_str())) {
+                first.kept.entry(file.to_string()).or_insert_with(now_ms);
             }
         }
     }
@@ -473,5 +504,27 @@ mod tests {
             disk.removals()
         });
         assert_eq!(kept, [(7, "checkpoints/1/meta".to_string())]);
+    }
+
+    #[test]
+    fn the_first_sync_of_each_file_under_the_watched_prefix_is_kept() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        let kept = rt.block_on(async {
+            let disk = SimDisk::default();
+            disk.watch_first_syncs("history/");
+            disk.replace("history/2", b"");
+            disk.replace("meta", b"x"); // outside the prefix
+            disk.sync("meta");
+            madsim::time::sleep(std::time::Duration::from_millis(3)).await;
+            disk.sync("history/2");
+            disk.replace("history/1", b"");
+            disk.crash(); // history/1 was never durable
+            madsim::time::sleep(std::time::Duration::from_millis(4)).await;
+            disk.replace("history/1", b"");
+            disk.sync("history/1");
+            disk.sync("history/2"); // synced again: the first sync stands
+            disk.first_syncs()
+        });
+        assert_eq!(kept, [(7, "history/1".to_string()), (3, "history/2".to_string())]);
     }
 }

@@ -370,7 +370,8 @@ fn safety_so_far(world: &World) -> Vec<Violation> {
         v.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
         v.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
         v.extend(deploy::check(&world.recorder.deploy_events()));
-        v.extend(choice::check(&world.recorder.checkpoint_choices()));
+        let retained = world.cluster.job.checkpoints.retained;
+        v.extend(choice::check(&world.recorder.checkpoint_choices(retained, false)));
         v.extend(failover_check(world));
         v.extend(leadership::check(&world.recorder.leadership_histories(&world.cluster)));
         v
@@ -419,14 +420,15 @@ async fn supervise(
 
 /// The quiet period after a finished job, as Jepsen heals the network and waits before its
 /// final reads: every fault has just ended (bar the crashes without a restart), and the cluster
-/// is left alone until every live replica holds its leader's log, or for at most
-/// [`convergence::QUIET_MS`]. Returns how long it lasted; the convergence checker then judges
-/// the copies.
+/// is left alone until every live replica holds its leader's log and the store has collected
+/// the checkpoints past the retained ones, or for at most [`convergence::QUIET_MS`]. Returns
+/// how long it lasted; the convergence and checkpoint-choice checkers then judge what is left.
 async fn quiet(world: &World, injector: &Injector) -> u64 {
     let healed_ms = now_ms();
     loop {
         let quiet_ms = now_ms() - healed_ms;
-        if quiet_ms >= convergence::QUIET_MS || replicas_converged(world, &injector.down()) {
+        let settled = || replicas_converged(world, &injector.down()) && checkpoints_collected(world);
+        if quiet_ms >= convergence::QUIET_MS || settled() {
             return quiet_ms;
         }
         madsim::time::sleep(Duration::from_millis(QUIET_POLL_MS)).await;
@@ -435,6 +437,13 @@ async fn quiet(world: &World, injector: &Injector) -> u64 {
 
 fn now_ms() -> u64 {
     TimeHandle::current().elapsed().as_millis() as u64
+}
+
+/// Whether the store holds no completed checkpoint past the retained ones now.
+fn checkpoints_collected(world: &World) -> bool {
+    let recorder = &world.recorder;
+    let retained = world.cluster.job.checkpoints.retained;
+    choice::uncollected(&recorder.checkpoints_durable(), retained, &recorder.checkpoints_stored()).is_empty()
 }
 
 /// Whether every live replica holds its live leader's log now.
@@ -492,6 +501,15 @@ fn log_checks(
     }
     v.extend(appends::check(&recorder.append_events(), logs, run.world.cluster.base_time_ms));
     v
+}
+
+/// The recoveries' choice of checkpoint, and what garbage collection deleted and left behind
+/// (judged once the job finished and the cluster was quiet).
+fn choice_check(run: &Simulated<'_>) -> Vec<Violation> {
+    let quiet = matches!(run.ending, Ending::Finished { .. });
+    let world = run.world;
+    let retained = world.cluster.job.checkpoints.retained;
+    choice::check(&world.recorder.checkpoint_choices(retained, quiet))
 }
 
 /// The checkpoint triggers' ids, and their cadence when the job takes periodic checkpoints.
@@ -646,7 +664,7 @@ fn judge(
     violations.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
     violations.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
     violations.extend(deploy::check(&world.recorder.deploy_events()));
-    violations.extend(choice::check(&world.recorder.checkpoint_choices()));
+    violations.extend(choice_check(run));
     violations.extend(cadence_check(run));
     violations.extend(failover_check(world));
     let histories = world.recorder.leadership_histories(cluster);

@@ -6,7 +6,7 @@
 //! observer only — nodes write to it and never read it back. Keeping the events (`keep_events`,
 //! for `--trace` and reports) changes nothing of the run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use faultline_engine::checkpoint::{self, CheckpointMeta, StateSnapshot};
@@ -281,21 +281,44 @@ impl Recorder {
         (0..cluster.partitions()).map(|p| (p, history(p))).collect()
     }
 
+    /// Each checkpoint whose completion the store made durable (its `history/` entry), with
+    /// the simulated ms of that sync, in time order: the engine's completions as the store saw
+    /// them, including one whose manager was cut off before it could trace it.
+    pub fn checkpoints_durable(&self) -> Vec<(u64, u64)> {
+        let Some(disk) = self.store.get() else { return Vec::new() };
+        let synced = disk.first_syncs().into_iter();
+        let mut durable: Vec<(u64, u64)> =
+            synced.filter_map(|(ms, file)| Some((ms, checkpoint::history_id(&file)?))).collect();
+        durable.sort_unstable();
+        durable
+    }
+
+    /// The checkpoints with files on the store's disk now.
+    pub fn checkpoints_stored(&self) -> BTreeSet<u64> {
+        let Some(disk) = self.store.get() else { return BTreeSet::new() };
+        let files = disk.list(checkpoint::CHECKPOINTS_PREFIX);
+        files.iter().filter_map(|f| checkpoint::checkpoint_of(f)).collect()
+    }
+
     /// What the checkpoint-choice checker reads: the completions, the recoveries, when each
-    /// job epoch was durable, and every deletion of a checkpoint's file off the store's disk.
-    pub fn checkpoint_choices(&self) -> choice::History {
+    /// job epoch was durable, and every deletion of a checkpoint's file off the store's disk;
+    /// with `quiet` (the job finished and the cluster was left quiet), what the store holds.
+    pub fn checkpoint_choices(&self, retained: u32, quiet: bool) -> choice::History {
         let recoveries = self.recovery_events().into_iter().filter_map(|(ms, e)| match e {
             TraceEvent::RecoveryStarted { epoch, checkpoint } => Some((ms, epoch, checkpoint)),
             _ => None,
         });
         let removals = self.store.get().map(|disk| disk.removals()).unwrap_or_default();
         let deletions =
-            removals.into_iter().filter_map(|(ms, file)| Some((ms, choice::checkpoint_of(&file)?)));
+            removals.into_iter().filter_map(|(ms, file)| Some((ms, checkpoint::checkpoint_of(&file)?)));
         choice::History {
             completed: self.checkpoints_completed(),
             recoveries: recoveries.collect(),
             durable_epochs: self.job_epochs(),
             deletions: deletions.collect(),
+            durable: self.checkpoints_durable(),
+            retained,
+            remaining: quiet.then(|| self.checkpoints_stored()),
         }
     }
 

@@ -170,7 +170,8 @@ impl World {
             if id.role == Role::Store {
                 disk.watch(manager::JOB_KEY);
                 (0..cluster.partitions()).for_each(|p| disk.watch(&broker::metadata::key(p)));
-                disk.watch_removals(crate::checker::choice::CHECKPOINT_FILES);
+                disk.watch_removals(faultline_engine::checkpoint::CHECKPOINTS_PREFIX);
+                disk.watch_first_syncs(faultline_engine::checkpoint::HISTORY_PREFIX);
                 world.recorder.watch_store(disk.clone());
             }
             world.disks.insert(id, disk);

@@ -21,6 +21,7 @@
 //! completed one was cut short by the failover, and is aborted.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
 use std::time::Duration;
 
 use super::{command, current, persisted, step_down, Shared, WorkerCommand};
@@ -28,7 +29,7 @@ use crate::checkpoint::{self, CheckpointMeta, TaskSnapshot};
 use crate::clock;
 use crate::job::{CheckpointSettings, TaskId};
 use crate::observe::TraceEvent;
-use crate::store::Fence;
+use crate::store::{Fence, StoreClient};
 
 struct Pending {
     id: u64,
@@ -227,6 +228,7 @@ async fn complete(manager: Shared, pending: Pending, fence: Fence, tenure: u64) 
         job.map(|j| j.sources.iter().map(|s| j.tasks[s].worker).collect()).unwrap_or_default();
     m.coordinator.finishing = is_final && job.is_some();
     let expired = m.coordinator.retain(id);
+    let retry = Duration::from_millis(m.ctx.cluster.settings.request_timeout_ms);
     drop(m);
     for worker in workers {
         command(&manager, worker, WorkerCommand::Complete { epoch, checkpoint: id });
@@ -237,11 +239,16 @@ async fn complete(manager: Shared, pending: Pending, fence: Fence, tenure: u64) 
         }
     }
     for old in expired {
-        madsim::task::spawn_local(delete_checkpoint(store.clone(), old));
+        madsim::task::spawn_local(delete_checkpoint(store.clone(), old, retry));
     }
 }
 
 impl Coordinator {
+    /// The oldest completed checkpoint this leader keeps, if it keeps any.
+    pub fn oldest_retained(&self) -> Option<u64> {
+        self.retained.front().copied()
+    }
+
     /// Adds a completed checkpoint to the retained ones; returns those that fell out.
     fn retain(&mut self, id: u64) -> Vec<u64> {
         self.retained.push_back(id);
@@ -253,20 +260,63 @@ impl Coordinator {
     }
 }
 
-async fn delete_checkpoint(store: std::rc::Rc<crate::store::StoreClient>, id: u64) {
-    let Ok(keys) = store.list(&checkpoint::checkpoint_prefix(id)).await else { return };
-    for key in keys {
-        _ = store.delete(&key).await;
+/// Deletes checkpoint `id`'s files from the store, asking again after `retry` until the store
+/// has answered every request: a checkpoint that fell out of the retained ones is never kept.
+async fn delete_checkpoint(store: Rc<StoreClient>, id: u64, retry: Duration) {
+    loop {
+        if let Ok(keys) = store.list(&checkpoint::checkpoint_prefix(id)).await {
+            assert!(
+                keys.iter().all(|k| checkpoint::checkpoint_of(k) == Some(id)),
+                "a prefix lists its own files"
+            );
+            let mut deleted = true;
+            for key in keys {
+                deleted &= store.delete(&key).await.is_ok();
+            }
+            if deleted {
+                return;
+            }
+        }
+        madsim::time::sleep(retry).await;
     }
 }
 
-/// A manager taking over: the latest completed checkpoint and the next id from the store.
-/// Returns the checkpoint its predecessor left in progress, if any: it is aborted.
-pub(super) fn restore(c: &mut Coordinator, latest: Option<CheckpointMeta>, next_id: u64) -> Option<u64> {
+/// Deletes the files of every checkpoint below `oldest_kept` from the store: a new leader's
+/// collection of what its predecessors kept (their retained checkpoints past this leader's
+/// window, and the state of checkpoints they aborted), which only they knew to delete.
+pub(super) async fn collect_below(store: Rc<StoreClient>, oldest_kept: u64, retry: Duration) {
+    let files = loop {
+        match store.list(checkpoint::CHECKPOINTS_PREFIX).await {
+            Ok(files) => break files,
+            Err(_) => madsim::time::sleep(retry).await,
+        }
+    };
+    let ids: BTreeSet<u64> = files.iter().filter_map(|f| checkpoint::checkpoint_of(f)).collect();
+    for id in ids.range(..oldest_kept) {
+        delete_checkpoint(store.clone(), *id, retry).await;
+    }
+}
+
+/// A manager taking over: the latest completed checkpoint, the ids of all completed (oldest
+/// first) and the next id from the store. The newest `retained` completed are this leader's
+/// to keep. Returns the checkpoint its predecessor left in progress, if any: it is aborted.
+pub(super) fn restore(
+    c: &mut Coordinator,
+    latest: Option<CheckpointMeta>,
+    completed: &[u64],
+    next_id: u64,
+) -> Option<u64> {
     assert!(c.pending.is_none() && c.latest.is_none(), "restoring a fresh coordinator");
     let latest_id = latest.as_ref().map_or(0, |l| l.id);
     assert!(next_id > latest_id, "the checkpoint counter is past every completed checkpoint");
-    c.retained.extend(latest.as_ref().map(|l| l.id));
+    assert_eq!(
+        completed.last().copied(),
+        latest.as_ref().map(|l| l.id),
+        "the latest is the newest completed"
+    );
+    assert!(completed.is_sorted(), "completed checkpoints come oldest first");
+    let kept = completed.len().saturating_sub(c.settings.retained as usize);
+    c.retained.extend(&completed[kept..]);
     c.latest = latest;
     c.next_id = next_id;
     c.last_trigger_ms = clock::elapsed_ms();
@@ -284,5 +334,50 @@ pub(super) async fn abort_for_recovery(manager: &Shared) {
     m.coordinator.last_trigger_ms = clock::elapsed_ms();
     if let Some(p) = m.coordinator.pending.take() {
         m.ctx.trace(TraceEvent::CheckpointAborted { checkpoint: p.id });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::CheckpointMode;
+
+    fn coordinator(retained: u32) -> Coordinator {
+        let settings = CheckpointSettings {
+            interval_ms: 100,
+            mode: CheckpointMode::Aligned,
+            timeout_ms: 2000,
+            retained,
+        };
+        Coordinator::new(settings)
+    }
+
+    fn meta(id: u64) -> CheckpointMeta {
+        CheckpointMeta { id, epoch: 1, tasks: vec![] }
+    }
+
+    #[test]
+    fn the_newest_retained_checkpoints_stay_and_older_ones_expire() {
+        let mut c = coordinator(3);
+        assert!([1, 2, 3].iter().all(|&id| c.retain(id).is_empty()));
+        assert_eq!(c.retain(4), vec![1]);
+        assert_eq!(c.retain(5), vec![2]);
+        assert_eq!(c.oldest_retained(), Some(3));
+    }
+
+    /// `restore` reads the simulated clock.
+    #[madsim::test]
+    async fn a_new_leader_keeps_its_predecessors_newest_retained_checkpoints() {
+        let mut c = coordinator(3);
+        assert_eq!(restore(&mut c, Some(meta(7)), &[1, 2, 4, 5, 7], 9), Some(8));
+        assert_eq!(c.oldest_retained(), Some(4));
+        assert_eq!(c.retain(9), vec![4], "the predecessor's checkpoints expire in turn");
+
+        let mut fresh = coordinator(3);
+        assert_eq!(restore(&mut fresh, Some(meta(2)), &[1, 2], 3), None);
+        assert_eq!(fresh.oldest_retained(), Some(1));
+        let mut empty = coordinator(3);
+        assert_eq!(restore(&mut empty, None, &[], 1), None);
+        assert_eq!(empty.oldest_retained(), None);
     }
 }

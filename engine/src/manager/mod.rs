@@ -636,9 +636,14 @@ async fn take_over(manager: &Shared, record: lease::Record, valid_until_ms: u64)
             return;
         }
         let timeout_ms = m.ctx.cluster.settings.heartbeat_timeout_ms;
-        let partial = coordinator::restore(&mut m.coordinator, found.latest, found.next_checkpoint);
+        let c = &mut m.coordinator;
+        let partial = coordinator::restore(c, found.latest, &found.completed, found.next_checkpoint);
         if let Some(checkpoint) = partial {
             m.ctx.trace(TraceEvent::CheckpointAborted { checkpoint });
+        }
+        if let Some(oldest_kept) = m.coordinator.oldest_retained() {
+            let retry = Duration::from_millis(m.ctx.cluster.settings.request_timeout_ms);
+            madsim::task::spawn_local(coordinator::collect_below(store.clone(), oldest_kept, retry));
         }
         m.lease.set_loaded();
         match found.job {

@@ -7,7 +7,8 @@
 //!   epoch a predecessor used: the job epoch is the fencing token workers and the sink check;
 //! - `checkpoint-counter`: the next checkpoint id, written before a checkpoint is triggered, so
 //!   a successor never reuses the id of a checkpoint its predecessor began;
-//! - the completed checkpoints themselves (`checkpoint` module): the latest is in `history/`.
+//! - the completed checkpoints themselves (`checkpoint` module): `history/` names every one
+//!   completed, the latest last.
 
 use std::io;
 
@@ -67,6 +68,8 @@ fn decode_counter(bytes: &[u8]) -> u64 {
 pub(super) struct Found {
     pub job: Option<StoredJob>,
     pub latest: Option<CheckpointMeta>,
+    /// Every completed checkpoint's id, oldest first (the latest is the last).
+    pub completed: Vec<u64>,
     /// The checkpoint counter: ids below it may have been used.
     pub next_checkpoint: u64,
 }
@@ -76,7 +79,9 @@ pub(super) struct Found {
 pub(super) async fn load(store: &StoreClient) -> io::Result<Found> {
     let job = store.get(JOB_KEY).await?.map(|b| StoredJob::decode(&b));
     let history = store.list(checkpoint::HISTORY_PREFIX).await?;
-    let latest_id = history.iter().filter_map(|k| checkpoint::history_id(k)).max();
+    let mut completed: Vec<u64> = history.iter().filter_map(|k| checkpoint::history_id(k)).collect();
+    completed.sort_unstable();
+    let latest_id = completed.last().copied();
     let latest = match latest_id {
         Some(id) => {
             // Gone only if a leader garbage-collected it after completing newer ones: this
@@ -91,5 +96,5 @@ pub(super) async fn load(store: &StoreClient) -> io::Result<Found> {
     };
     let counter = store.get(CHECKPOINT_COUNTER_KEY).await?.map_or(1, |b| decode_counter(&b));
     let next_checkpoint = counter.max(latest.as_ref().map_or(1, |c| c.id + 1));
-    Ok(Found { job, latest, next_checkpoint })
+    Ok(Found { job, latest, completed, next_checkpoint })
 }
