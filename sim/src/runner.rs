@@ -43,7 +43,7 @@ use crate::checker::frontier::{self, Frontier};
 use crate::checker::watermark::Bound;
 use crate::checker::{
     appends, cadence, choice, consistency, convergence, delivery, deploy, driver, expected, failover, late,
-    leadership, log, manager, transactions,
+    leadership, lease, log, manager, transactions,
 };
 use crate::disk::FileBytes;
 use crate::draw;
@@ -503,6 +503,34 @@ fn log_checks(
     v
 }
 
+/// Every lease lost against the faults that touched its manager or the store.
+fn lease_check(run: &Simulated<'_>) -> Vec<Violation> {
+    let lost: Vec<(u64, String)> = run
+        .world
+        .recorder
+        .driver_events()
+        .iter()
+        .filter(|(_, _, e)| matches!(e, TraceEvent::LeaseLost { .. }))
+        .map(|(ms, node, _)| (*ms, node.name()))
+        .collect();
+    let touch = |f: &FaultRecord| lease::Touch {
+        from_ms: f.at_ms,
+        to_ms: f.healed_at_ms.unwrap_or(run.sim_time_ms),
+        nodes: std::iter::once(f.target.clone()).chain(f.peer.clone()).collect(),
+    };
+    let faults: Vec<lease::Touch> = run.applied.iter().map(touch).collect();
+    let store = NodeId::new(Role::Store, 0).name();
+    let settings = &run.world.cluster.settings;
+    let (lease_ms, request_timeout_ms) = (settings.manager_lease_ms, settings.request_timeout_ms);
+    lease::check(&lease::Observed {
+        lost: &lost,
+        faults: &faults,
+        store: &store,
+        lease_ms,
+        request_timeout_ms,
+    })
+}
+
 /// The recoveries' choice of checkpoint, and what garbage collection deleted and left behind
 /// (judged once the job finished and the cluster was quiet).
 fn choice_check(run: &Simulated<'_>) -> Vec<Violation> {
@@ -519,7 +547,20 @@ fn cadence_check(run: &Simulated<'_>) -> Vec<Violation> {
     let recorder = &run.world.recorder;
     let spans = recorder.checkpoint_spans();
     let first_read_ms = recorder.fetched().iter().find(|&&(_, records)| records > 0).map(|&(ms, _)| ms);
-    let (disturbances, restarts) = cadence_disturbances(run);
+    let (events, restarts) = cadence_disturbances(run);
+    let faults = run.applied.iter().map(|f| (f.at_ms, f.healed_at_ms.unwrap_or(run.sim_time_ms), f));
+    let control: BTreeSet<String> = cluster
+        .nodes()
+        .into_iter()
+        .filter(|n| matches!(n.role, Role::Manager | Role::Store))
+        .map(NodeId::name)
+        .collect();
+    let touches_manager =
+        |f: &FaultRecord| std::iter::once(&f.target).chain(f.peer.as_ref()).any(|n| control.contains(n));
+    let on_managers = faults.clone().filter(|(_, _, f)| touches_manager(f)).map(|(a, b, _)| (a, b));
+    let manager_disturbances: Vec<(u64, u64)> = on_managers.chain(events.iter().copied()).collect();
+    let disturbances: Vec<(u64, u64)> =
+        faults.map(|(a, b, _)| (a, b)).chain(events.iter().copied()).collect();
     let acks: Vec<(u64, u64)> = recorder
         .manager_events()
         .into_iter()
@@ -534,9 +575,11 @@ fn cadence_check(run: &Simulated<'_>) -> Vec<Violation> {
         disturbances: &disturbances,
         restarts: &restarts,
         acks: &acks,
+        manager_disturbances: &manager_disturbances,
     };
     let margin_ms = cluster.settings.heartbeat_timeout_ms + cluster.settings.request_timeout_ms;
-    cadence::check(&observed, cadence::Settings { interval_ms, margin_ms })
+    let timeout_ms = cluster.job.checkpoints.timeout_ms;
+    cadence::check(&observed, cadence::Settings { interval_ms, timeout_ms, margin_ms })
 }
 
 /// Each worker loss's answer under the job's recovery approach, and each replacement's
@@ -562,14 +605,13 @@ fn failover_check(world: &World) -> Vec<Violation> {
     failover::check(&failover::Observed { approach, events: &events, reads: &reads })
 }
 
-/// What suspends the checkpoint cadence: every fault until it healed, a suspended job until it
-/// recovers, and the recoveries, failovers, lease changes and worker losses (the checker adds
-/// the redeployment's margin); and, of these, the events that restart the coordinator's
-/// count towards the final checkpoint.
+/// What suspends the checkpoint cadence besides the faults: a suspended job until it recovers,
+/// and the recoveries, failovers, lease changes and worker losses (the checker adds the
+/// redeployment's margin); and, of these, the events that restart the coordinator's count
+/// towards the final checkpoint.
 fn cadence_disturbances(run: &Simulated<'_>) -> (Vec<(u64, u64)>, Vec<u64>) {
     let end = run.sim_time_ms;
-    let mut disturbances: Vec<(u64, u64)> =
-        run.applied.iter().map(|f| (f.at_ms, f.healed_at_ms.unwrap_or(end))).collect();
+    let mut disturbances: Vec<(u64, u64)> = Vec::new();
     let mut restarts = Vec::new();
     let recorder = &run.world.recorder;
     let recoveries = recorder.recovery_events().into_iter();
@@ -663,6 +705,7 @@ fn judge(
     let manager_events = world.recorder.manager_events();
     violations.extend(manager::check(&manager_events, world.cluster.settings.manager_lease_ms));
     violations.extend(manager::check_durable(&manager_events, &world.recorder.job_epochs()));
+    violations.extend(lease_check(run));
     violations.extend(deploy::check(&world.recorder.deploy_events()));
     violations.extend(choice_check(run));
     violations.extend(cadence_check(run));
@@ -793,13 +836,14 @@ fn judged_invariants(job: &JobSpec, pipeline: &dyn Pipeline) -> Vec<String> {
     names.push(convergence::INVARIANT);
     names.extend(appends::INVARIANTS);
     names.extend(manager::INVARIANTS);
+    names.extend(lease::INVARIANTS);
     names.extend(driver::INVARIANTS);
     names.extend(deploy::INVARIANTS);
     names.extend(choice::INVARIANTS);
     if job.checkpoints.interval_ms > 0 {
         names.extend(cadence::INVARIANTS);
     } else {
-        names.push(cadence::INVARIANTS[2]);
+        names.extend(&cadence::INVARIANTS[2..]);
     }
     names.extend(failover::INVARIANTS);
     names.extend(leadership::INVARIANTS);

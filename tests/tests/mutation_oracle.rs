@@ -16,7 +16,7 @@ use faultline_tests::{faultline, run_json, scenario};
 /// recovery approaches), each failure class on its own, and the protocols that only some
 /// scenarios reach (leases under a lagging store, zombies, standbys, overlapping failovers,
 /// event time).
-pub const SCENARIOS: [&str; 22] = [
+pub const SCENARIOS: [&str; 23] = [
     "swarm",
     "all-faults",
     "fault-stream",
@@ -27,6 +27,7 @@ pub const SCENARIOS: [&str; 22] = [
     "fault-processor",
     "fault-sink",
     "fault-sink-link",
+    "checkpoint-timeout",
     "fault-manager",
     "fault-driver",
     "driver-restart-job",

@@ -23,14 +23,25 @@
 //! - `checkpoint-cadence-early`: a trigger sooner than `interval` after a completed checkpoint's
 //!   trigger is the final one; it comes once per stretch between recoveries, failovers and
 //!   lease changes (a final checkpoint that aborts is retried at once, after its abort).
+//! - `checkpoint-timeout-overrun`: a checkpoint ends by its timeout, plus two ticks: by then
+//!   every subtask acknowledged it (what is left, the metadata's write, is the store's), or
+//!   the coordinator aborted it, as Flink's does (`execution.checkpointing.timeout`). A stuck
+//!   checkpoint that no one ends holds the next one back for good, and with it every
+//!   transaction the sink has open. Not judged while the manager could not act on it: a fault
+//!   touching a manager or the store, a recovery, a failover, a lease changing hands, a worker
+//!   lost, a suspended job.
 
 use faultline_reports::{CheckpointSpan, Violation};
 
 use super::push_examples as push;
 
 /// The invariants this checker judges, by the names its violations carry.
-pub const INVARIANTS: [&str; 3] =
-    ["checkpoint-cadence-lapsed", "checkpoint-cadence-early", "checkpoint-id-reused"];
+pub const INVARIANTS: [&str; 4] = [
+    "checkpoint-cadence-lapsed",
+    "checkpoint-cadence-early",
+    "checkpoint-id-reused",
+    "checkpoint-timeout-overrun",
+];
 
 /// The coordinator's tick (`manager::TICK`): a trigger falls on the first tick past its time.
 const TICK_MS: u64 = 10;
@@ -39,6 +50,8 @@ const TICK_MS: u64 = 10;
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     pub interval_ms: u64,
+    /// The checkpoint timeout.
+    pub timeout_ms: u64,
     /// How long after a disturbance ends the job may still be redeploying.
     pub margin_ms: u64,
 }
@@ -57,6 +70,10 @@ pub struct Observed<'a> {
     pub restarts: &'a [u64],
     /// Each acknowledgement the coordinators counted: (simulated ms, checkpoint id).
     pub acks: &'a [(u64, u64)],
+    /// Stretches in which a manager could not act on a checkpoint in flight, as (from, to):
+    /// faults touching a manager or the store until they heal, and the point events of
+    /// `disturbances` (not the other faults: a slow subtask or sink is what the timeout is for).
+    pub manager_disturbances: &'a [(u64, u64)],
 }
 
 /// Checks the run's checkpoint triggers: their ids, and their cadence when the job takes
@@ -68,7 +85,36 @@ pub fn check(observed: &Observed<'_>, settings: Settings) -> Vec<Violation> {
         push(&mut v, INVARIANTS[1], &early(observed, settings));
     }
     push(&mut v, INVARIANTS[2], &reused(observed.spans, observed.acks));
+    push(&mut v, INVARIANTS[3], &overruns(observed, settings));
     v
+}
+
+/// Checkpoints still waiting for acknowledgements past their timeout (plus two ticks), with
+/// nothing in the way of the coordinator that should have aborted them.
+fn overruns(o: &Observed<'_>, s: Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    for span in o.spans {
+        let Some(ended) = span.ended_at_ms else { continue };
+        let acked =
+            o.acks.iter().filter(|&&(at, id)| id == span.id && at >= span.started_at_ms && at <= ended);
+        // A completed checkpoint left the coordinator's hands with its last acknowledgement.
+        let settled = match span.outcome.as_str() {
+            "completed" => acked.map(|&(at, _)| at).max().unwrap_or(ended),
+            _ => ended,
+        };
+        let deadline = span.started_at_ms + s.timeout_ms + 2 * TICK_MS;
+        if settled <= deadline
+            || disturbed_until(o.manager_disturbances, span.started_at_ms, deadline).is_some()
+        {
+            continue;
+        }
+        out.push(format!(
+            "checkpoint {} triggered at {} ms was still waiting for acknowledgements at {deadline} ms (timeout {} \
+             ms); it {} at {ended} ms",
+            span.id, span.started_at_ms, s.timeout_ms, span.outcome
+        ));
+    }
+    out
 }
 
 /// Checkpoint ids triggered again after they were issued.
@@ -164,7 +210,7 @@ fn early(o: &Observed<'_>, s: Settings) -> Vec<String> {
 mod tests {
     use super::*;
 
-    const SETTINGS: Settings = Settings { interval_ms: 200, margin_ms: 300 };
+    const SETTINGS: Settings = Settings { interval_ms: 200, timeout_ms: 500, margin_ms: 300 };
 
     fn span(id: u64, started: u64, ended: u64, outcome: &str) -> CheckpointSpan {
         CheckpointSpan {
@@ -190,7 +236,14 @@ mod tests {
         disturbances: &'a [(u64, u64)],
         restarts: &'a [u64],
     ) -> Observed<'a> {
-        Observed { spans, first_read_ms: Some(100), disturbances, restarts, acks: &[(320, 2)] }
+        Observed {
+            spans,
+            first_read_ms: Some(100),
+            disturbances,
+            restarts,
+            acks: &[(320, 2)],
+            manager_disturbances: &[],
+        }
     }
 
     fn names(v: &[Violation]) -> Vec<&str> {
@@ -205,7 +258,8 @@ mod tests {
     #[test]
     fn a_slow_checkpoint_delays_the_next_without_a_lapse() {
         let spans = vec![span(1, 110, 700, "completed"), span(2, 710, 790, "completed")];
-        assert!(check(&observed(&spans, &[], &[]), SETTINGS).is_empty());
+        let patient = Settings { timeout_ms: 2000, ..SETTINGS };
+        assert!(check(&observed(&spans, &[], &[]), patient).is_empty());
     }
 
     #[test]
@@ -247,6 +301,29 @@ mod tests {
             span(3, 400, 480, "completed"),
         ];
         assert!(check(&observed(&spans, &[(300, 340)], &[340]), SETTINGS).is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_past_its_timeout_is_aborted() {
+        // Aborted at the first tick past its 500 ms, then the next one.
+        let spans = vec![span(1, 110, 620, "aborted"), span(2, 630, 700, "completed")];
+        assert!(check(&observed(&spans, &[(100, 700)], &[]), SETTINGS).is_empty());
+        // Never aborted: it completed once the slow subtask answered, 900 ms on.
+        let stuck = vec![span(1, 110, 1010, "completed"), span(2, 1020, 1100, "completed")];
+        let acks = [(1000, 1)];
+        let o = Observed { acks: &acks, ..observed(&stuck, &[(100, 1000)], &[]) };
+        let v = check(&o, SETTINGS);
+        assert_eq!(names(&v), ["checkpoint-timeout-overrun"], "{v:?}");
+        assert!(v[0].detail.contains("checkpoint 1 triggered at 110 ms was still waiting"), "{v:?}");
+        // Acknowledged in time, its metadata slow to write: the store's business.
+        let acks = [(400, 1)];
+        assert!(
+            check(&Observed { acks: &acks, ..observed(&stuck, &[(100, 1000)], &[]) }, SETTINGS).is_empty()
+        );
+        // The manager paused meanwhile: it could not abort.
+        let paused = [(300, 900)];
+        let o = Observed { manager_disturbances: &paused, ..observed(&stuck, &[(100, 1000)], &[]) };
+        assert!(check(&o, SETTINGS).is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! - `convergence`: once the cluster is quiet, every live replica holds its leader's log;
 //! - `manager`: at most one manager acts at a time, each under its own lease, and job epochs
 //!   only move forward across leaderships;
+//! - `lease`: a manager keeps its lease unless a fault touches it or the store;
 //! - `driver`: a silent driver is declared lost, and the job then keeps to its `driver_loss`
 //!   policy;
 //! - `deploy`: a worker starts each copy of a subtask once per job epoch and generation;
@@ -35,6 +36,7 @@ pub mod failover;
 pub mod frontier;
 pub mod late;
 pub mod leadership;
+pub mod lease;
 pub mod log;
 pub mod manager;
 pub mod transactions;
